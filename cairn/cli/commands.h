@@ -1,0 +1,22 @@
+// cairn/cli/commands.h — how subcommands plug into the `cairn` binary.
+//
+// Each subcommand file defines one Register* function. It adds its CLI11
+// subcommand to `app` and, when that subcommand is chosen, stores in *run the
+// function main() calls after parsing. A runner returns the process exit code:
+// 0 on success, 1 when the work failed (after printing a one-line reason to
+// stderr), 2 for bad usage.
+#pragma once
+
+#include <functional>
+
+#include <CLI/CLI.hpp>
+
+namespace cairn::cli {
+
+using Runner = std::function<int()>;
+
+void RegisterDemo(CLI::App& app, Runner* run);
+void RegisterSketch(CLI::App& app, Runner* run);
+void RegisterBench(CLI::App& app, Runner* run);
+
+}  // namespace cairn::cli
