@@ -5,6 +5,7 @@
 #   *_test.cc                unit tests -> one executable `cairn_<NAME>_test`, each test registered with ctest
 #   *_bench.cc               Google Benchmark micro benchmarks -> `cairn_<NAME>_bench`
 #   *_fuzz.cc                libFuzzer targets -> `fuzz_<file>` (only with CAIRN_FUZZ)
+set(CAIRN_FUZZ_SECONDS 8 CACHE STRING "Seconds each fuzz target runs under ctest")
 set(CAIRN_WARNINGS -Wall -Wextra -Werror -Wno-missing-field-initializers)
 
 function(cairn_subsystem NAME)
@@ -63,6 +64,13 @@ function(cairn_subsystem NAME)
       target_link_libraries(fuzz_${base} PRIVATE ${lib})
       target_link_options(fuzz_${base} PRIVATE -fsanitize=fuzzer)
       target_compile_options(fuzz_${base} PRIVATE ${CAIRN_WARNINGS})
+      # A short run of each target in CI; crashes leave their input in fuzz-artifacts/.
+      file(MAKE_DIRECTORY ${CMAKE_BINARY_DIR}/fuzz-artifacts ${CMAKE_BINARY_DIR}/fuzz-corpus/${base})
+      add_test(NAME fuzz_${base}
+               COMMAND fuzz_${base} -max_total_time=${CAIRN_FUZZ_SECONDS} -timeout=10
+                       -artifact_prefix=${CMAKE_BINARY_DIR}/fuzz-artifacts/
+                       ${CMAKE_BINARY_DIR}/fuzz-corpus/${base})
+      set_tests_properties(fuzz_${base} PROPERTIES LABELS "fuzz")
     endforeach()
   endif()
 endfunction()

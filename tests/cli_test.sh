@@ -1,24 +1,84 @@
 #!/usr/bin/env bash
-# End-to-end checks of the cairn binary: usage errors, help, version.
+# End-to-end checks of the cairn binary as a user runs it: usage errors, help,
+# version, every `cairn sketch` subcommand on small files, and smoke runs of
+# `cairn demo` and `cairn bench sketch` on tiny inputs.
 set -u
 CAIRN="$1"
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+T="$(mktemp -d)"
+trap 'rm -rf "$T"' EXIT
+OUT="$T/out"
 fail=0
-check() {  # check NAME EXPECTED_RC COMMAND...
+
+check() {  # check NAME EXPECTED_RC COMMAND...   (stdout+stderr -> $OUT)
   local name="$1" want="$2"; shift 2
-  "$@" >/tmp/cairn_cli_test.out 2>&1
+  "$@" >"$OUT" 2>&1
   local rc=$?
   if [ "$rc" -ne "$want" ]; then
-    echo "FAIL $name: exit $rc, expected $want"; cat /tmp/cairn_cli_test.out; fail=1
+    echo "FAIL $name: exit $rc, expected $want"; sed 's/^/     /' "$OUT"; fail=1
   else
     echo "ok   $name"
   fi
 }
+expect() {  # expect NAME REGEX   (against the last $OUT)
+  if grep -Eq -- "$2" "$OUT"; then echo "ok   $1"; else
+    echo "FAIL $1: output lacks /$2/"; sed 's/^/     /' "$OUT"; fail=1; fi
+}
+
+# --- usage ---
 check version 0 "$CAIRN" --version
-grep -q '^cairn [0-9]' /tmp/cairn_cli_test.out || { echo "FAIL version text"; fail=1; }
+expect version_text '^cairn [0-9]+\.[0-9]+'
 check help 0 "$CAIRN" --help
 check no_subcommand 2 "$CAIRN"
 check unknown_subcommand 2 "$CAIRN" frobnicate
-grep -q '^cairn: ' /tmp/cairn_cli_test.out || { echo "FAIL one-line reason"; fail=1; }
-[ "$(wc -l </tmp/cairn_cli_test.out)" -eq 1 ] || { echo "FAIL reason is not one line"; fail=1; }
-for sub in demo sketch bench; do check "help_$sub" 0 "$CAIRN" "$sub" --help; done
+expect one_line_reason '^cairn: '
+[ "$(wc -l <"$OUT")" -eq 1 ] && echo "ok   reason_is_one_line" || { echo "FAIL reason is not one line"; fail=1; }
+for sub in demo sketch bench "sketch distinct" "sketch top" "sketch quantiles" "sketch contains" "bench sketch"; do
+  # shellcheck disable=SC2086
+  check "help_${sub// /_}" 0 "$CAIRN" $sub --help
+done
+check bad_option 2 "$CAIRN" sketch distinct --precision 30
+expect bad_option_reason 'precision'
+
+# --- inputs ---
+seq 1 100000 > "$T/ids.txt"
+awk 'BEGIN { for (i = 0; i < 20000; i++) print "s" (i % 7 == 0 ? 0 : i % 50) }' > "$T/zipfish.txt"
+printf 'time,temp\n1,10.5\n2,abc\n3,11.5\n4\n5,12.5\n' > "$T/readings.csv"
+seq 1 1000 > "$T/build.txt"
+seq 500 1500 > "$T/query.txt"
+
+# --- cairn sketch distinct ---
+check distinct 0 "$CAIRN" sketch distinct "$T/ids.txt"
+expect distinct_estimate 'distinct values +~(9[89]|10[01]),[0-9]{3}'
+check distinct_stdin 0 sh -c "cat '$T/ids.txt' | '$CAIRN' sketch distinct --json"
+expect distinct_json '"distinct": (9[89]|10[01])[0-9]{3}'
+check distinct_missing_file 1 "$CAIRN" sketch distinct "$T/nope.txt"
+expect distinct_missing_reason "cannot open .*nope.txt"
+
+# --- cairn sketch top ---
+check top 0 "$CAIRN" sketch top 3 "$T/zipfish.txt"
+expect top_first '^ +1 +2,858 +exact +14\.29% +s0$'
+
+# --- cairn sketch quantiles: bad lines reported with their number, skipped ---
+check quantiles 0 "$CAIRN" sketch quantiles --column 2 --header -q 0.5 "$T/readings.csv"
+expect quantiles_bad_line 'readings.csv:3: .abc. is not a number \(skipped\)'
+expect quantiles_missing_column 'readings.csv:5: has no column 2'
+expect quantiles_p50 'p50 +11.5'
+check quantiles_strict 1 "$CAIRN" sketch quantiles --column 2 --header --strict "$T/readings.csv"
+expect quantiles_strict_reason 'stopped at the first bad line'
+
+# --- cairn sketch contains ---
+check contains 0 "$CAIRN" sketch contains --build "$T/build.txt" --count "$T/query.txt"
+expect contains_summary '1,001 tested: (50[1-9]|51[0-9]) possibly present'
+check contains_lines 0 "$CAIRN" sketch contains --build "$T/build.txt" "$T/query.txt"
+grep -qx 1000 "$OUT" && ! grep -qx 400 "$OUT" && echo "ok   contains_prints_members" || { echo "FAIL contains lines"; fail=1; }
+
+# --- demo and bench, tiny ---
+check demo_small 0 "$CAIRN" demo --data "$ROOT/data" --events 20000 --sensors 1000
+expect demo_nab 'Machine temperature, 22,695 real readings'
+expect demo_stream 'distinct sensors'
+check bench_sketch_small 0 "$CAIRN" bench sketch -n 2000 --repeats 1 --json-out "$T/bench.json"
+expect bench_table 'sketch vs exact baseline'
+grep -q '"benchmark": "sketch"' "$T/bench.json" && echo "ok   bench_json" || { echo "FAIL bench json"; fail=1; }
+
 exit $fail
