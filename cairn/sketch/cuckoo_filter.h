@@ -110,8 +110,10 @@ class CuckooFilter {
     const uint32_t fp = Fingerprint(h);
     const uint64_t i1 = Index(h);
     const uint64_t i2 = AltIndex(i1, fp);
-    // `|`, not `||`: issue both bucket loads before either result is known.
-    return (BucketHas(i1, fp) | BucketHas(i2, fp)) || StashHas(fp, i1, i2);
+    // Both buckets tested with integer ops, no branch between the two loads.
+    const uint64_t pattern = fp * lane_low_;
+    const uint64_t hits = ZeroSlots(LoadBucket(i1) ^ pattern) | ZeroSlots(LoadBucket(i2) ^ pattern);
+    return hits != 0 || StashHas(fp, i1, i2);
   }
 
   // Removes one copy of the key's fingerprint; false if none was found.
@@ -184,9 +186,6 @@ class CuckooFilter {
   // Nonzero iff some slot of `w` is zero: the classic SWAR zero-lane test,
   // exact for "any" (borrows only run upward from the lowest zero lane).
   uint64_t ZeroSlots(uint64_t w) const { return (w - lane_low_) & ~w & lane_high_; }
-  bool BucketHas(uint64_t i, uint32_t fp) const {
-    return ZeroSlots(LoadBucket(i) ^ (fp * lane_low_)) != 0;
-  }
   bool StashHas(uint32_t fp, uint64_t i1, uint64_t i2) const {
     return stash_used_ && stash_fp_ == fp && (stash_index_ == i1 || stash_index_ == i2);
   }
