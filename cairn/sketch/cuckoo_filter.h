@@ -9,14 +9,15 @@
 //
 // Contract details:
 //   * Insert adds one fingerprint per call, also for a key already present
-//     (multiset): a key inserted twice must be erased twice. At most 8 copies
-//     of one fingerprint fit (two buckets of four).
+//     (multiset): a key inserted twice must be erased twice. At most 9 copies
+//     of one fingerprint fit (two buckets of four, plus the stash).
 //   * Erase only keys that were inserted: erasing a never-inserted key that
 //     happens to be a false positive removes another key's fingerprint and
 //     creates a false negative for that key.
 //   * Insert fails with ResourceExhausted "cuckoo filter is full (load X%)"
 //     when no room can be found. A failed Insert leaves the filter unchanged:
-//     when the bounded kick-out walk (kMaxKicks moves) ends with a homeless
+//     when the bounded eviction walk (kMaxKicks steps, each looking one move
+//     ahead from the current bucket; see the .cc) ends with a homeless
 //     fingerprint, that fingerprint is parked in a one-entry victim stash
 //     (still found by Contains/Erase), and while the stash is occupied any
 //     insert that would need to kick fails. Erase re-homes the stash entry.
