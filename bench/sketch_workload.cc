@@ -336,7 +336,7 @@ std::string FormatSketchBench(const std::vector<SketchBenchRow>& rows) {
     if (!e.exact) continue;
     for (const auto& r : rows) {
       if (r.sketch == e.sketch && !r.exact && r.keys == "u64") {
-        out += fmt::format("  {:<10} {:>6.1fx} faster, {:>8.1fx} less memory\n", r.sketch,
+        out += fmt::format("  {:<10} {:>6.1f}x faster, {:>8.1f}x less memory\n", r.sketch,
                            r.updates_per_sec / e.updates_per_sec, e.bytes / r.bytes);
         break;
       }

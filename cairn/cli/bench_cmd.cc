@@ -54,6 +54,7 @@ void RegisterBench(CLI::App& app, Runner* run) {
   sk->add_option("--seed", f->sketch.seed, "Random seed")->capture_default_str();
   sk->add_option("--only", f->sketch.only, "Only these: bloom, cuckoo, hll, count-min, top-k, kll")
       ->delimiter(',')
+      ->allow_extra_args(false)
       ->check(CLI::IsMember({"bloom", "cuckoo", "hll", "count-min", "top-k", "kll"}));
   sk->add_flag("--json", f->json, "Print one JSON object instead of the table");
   sk->add_option("--json-out", f->json_out, "Also write the JSON object to this file");

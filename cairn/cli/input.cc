@@ -138,7 +138,7 @@ FieldReader::Result FieldReader::Next(std::string_view* field) {
 }
 
 void FieldReader::MaybeShowProgress() {
-  if (!options_.progress) return;
+  if (!options_.progress || !isatty(STDERR_FILENO)) return;
   int64_t now = SystemClock::Get().MonotonicNanos();
   if (now - last_progress_ns_ < kProgressIntervalNs) return;
   if (file_size_ != 0 && file_size_ < kProgressMinBytes) return;

@@ -354,6 +354,7 @@ void RegisterSketch(CLI::App& app, Runner* run) {
     AddInputFlags(cmd, f.get());
     cmd->add_option("-q,--quantiles", *qs, "Quantiles to report, in [0, 1]")
         ->delimiter(',')
+        ->allow_extra_args(false)
         ->capture_default_str();
     cmd->add_option("-k,--k", *k, "KLL accuracy parameter (k=200: ±1.33% rank error)")
         ->capture_default_str();
