@@ -254,6 +254,7 @@ absl::StatusOr<HyperLogLog> HyperLogLog::Reduce(int lower_precision) const {
   if (dense_) {
     out.registers_.assign(size_t{1} << lower_precision, 0);
     out.dense_ = true;
+    std::vector<uint32_t>().swap(out.sparse_);
     FoldRegisters(registers_.data(), precision_, out.registers_.data(), lower_precision);
   } else {
     // Sparse entries do not depend on the precision; only the size limit does.
