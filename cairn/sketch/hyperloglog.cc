@@ -52,12 +52,19 @@ void FoldRegisters(const uint8_t* src, int src_p, uint8_t* dst, int dst_p) {
     for (size_t i = 0; i < dst_m; ++i) dst[i] = std::max(dst[i], src[i]);
     return;
   }
+  // In a group of 2^d source registers only the first (low bits 0) keeps its
+  // rank; any other non-empty one gives a rank that only falls as its low bits
+  // grow, so the first non-empty one after the first decides.
   const uint32_t group = uint32_t{1} << d;
   for (size_t j = 0; j < dst_m; ++j) {
     const uint8_t* in = src + (j << d);
     uint8_t best = dst[j];
-    for (uint32_t low = 0; low < group; ++low) {
-      if (in[low] != 0) best = std::max(best, FoldedRank(low, d, in[low]));
+    if (in[0] != 0) best = std::max(best, FoldedRank(0, d, in[0]));
+    for (uint32_t low = 1; low < group; ++low) {
+      if (in[low] != 0) {
+        best = std::max(best, FoldedRank(low, d, in[low]));
+        break;
+      }
     }
     dst[j] = best;
   }
@@ -254,6 +261,7 @@ absl::StatusOr<HyperLogLog> HyperLogLog::Reduce(int lower_precision) const {
   if (dense_) {
     out.registers_.assign(size_t{1} << lower_precision, 0);
     out.dense_ = true;
+    std::vector<uint32_t>().swap(out.sparse_);
     FoldRegisters(registers_.data(), precision_, out.registers_.data(), lower_precision);
   } else {
     // Sparse entries do not depend on the precision; only the size limit does.
