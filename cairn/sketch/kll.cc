@@ -76,6 +76,30 @@ void HalveUp(T* items, uint32_t begin, uint32_t len, uint32_t offset) {
   for (uint32_t i = 0; i < half; ++i) dst[-static_cast<int64_t>(i)] = src[-2 * static_cast<int64_t>(i)];
 }
 
+// Sorts level 0 before it is compacted. Under lazy compaction level 0 is
+// mostly compacted at a few times the minimum width (8..30 items), where
+// std::sort's insertion sort mispredicts a branch per item. Below kSmallSort
+// items each item's final position is counted instead: n² comparisons, but
+// branch-free and vectorizable, and ties keep their input order.
+constexpr uint32_t kSmallSort = 32;
+
+template <typename T>
+void SortLevelZero(T* items, uint32_t n) {
+  if (n > kSmallSort) {
+    std::sort(items, items + n);
+    return;
+  }
+  T in[kSmallSort];
+  std::copy(items, items + n, in);
+  for (uint32_t i = 0; i < n; ++i) {
+    const T x = in[i];
+    uint32_t pos = 0;
+    for (uint32_t j = 0; j < i; ++j) pos += in[j] <= x;
+    for (uint32_t j = i + 1; j < n; ++j) pos += in[j] < x;
+    items[pos] = x;
+  }
+}
+
 }  // namespace
 
 template <typename T>
@@ -110,6 +134,9 @@ uint32_t KllSketch<T>::TotalCapacity(uint16_t k, uint32_t num_levels) {
 
 template <typename T>
 KllSketch<T>::KllSketch(uint16_t k, uint64_t seed) : k_(k), min_k_(k), rng_state_(seed) {
+  for (uint32_t d = 0; d < depth_caps_.size(); ++d) {
+    depth_caps_[d] = static_cast<uint16_t>(LevelCapacity(k, d + 1, 0));
+  }
   items_.resize(k);
   levels_[0] = k;
   levels_[1] = k;
@@ -136,7 +163,7 @@ bool KllSketch<T>::NextRandomBit() {
 template <typename T>
 void KllSketch<T>::MakeRoom() {
   uint32_t level = 0;
-  while (levels_[level + 1] - levels_[level] < LevelCapacity(k_, num_levels_, level)) {
+  while (levels_[level + 1] - levels_[level] < CachedCapacity(level)) {
     ++level;
     assert(level < num_levels_);
   }
@@ -178,7 +205,7 @@ void KllSketch<T>::CompactLevel(uint32_t level) {
   const uint32_t len = pop - odd;
   const uint32_t half = len / 2;
   const uint32_t pop_above = levels_[level + 2] - raw_end;
-  if (level == 0) std::sort(items + begin, items + raw_end);
+  if (level == 0) SortLevelZero(items + begin, len);
   const uint32_t offset = NextRandomBit() ? 1 : 0;
   if (pop_above == 0) {
     HalveUp(items, begin, len, offset);
@@ -187,20 +214,30 @@ void KllSketch<T>::CompactLevel(uint32_t level) {
     // Merge [begin, begin+half) with [raw_end, raw_end+pop_above) into
     // [begin+half, raw_end+pop_above). The write position never passes an
     // unread item of either run, so no scratch space is needed.
+    // Branch-free steps: which run supplies the next item is a coin flip for
+    // the branch predictor.
     const T* a = items + begin;
     const T* a_end = a + half;
     const T* b = items + raw_end;
     const T* b_end = b + pop_above;
     T* out = items + begin + half;
-    while (a != a_end && b != b_end) *out++ = (*b < *a) ? *b++ : *a++;
+    while (a != a_end && b != b_end) {
+      const T x = *a;
+      const T y = *b;
+      const bool take_b = y < x;
+      *out++ = take_b ? y : x;
+      a += !take_b;
+      b += take_b;
+    }
     while (a != a_end) *out++ = *a++;
     // The rest of b is already in place.
   }
   levels_[level + 1] -= half;
   const uint32_t below_begin = levels_[0];
   const uint32_t below_end = raw_begin + odd;
-  std::memmove(items + below_begin + half, items + below_begin,
-               (below_end - below_begin) * sizeof(T));
+  // Usually a handful of items (the levels below are under capacity): a
+  // backward copy loop beats a memmove call.
+  for (uint32_t i = below_end; i-- > below_begin;) items[i + half] = items[i];
   for (uint32_t h = 0; h <= level; ++h) levels_[h] += half;
 }
 

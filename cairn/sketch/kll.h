@@ -137,6 +137,11 @@ class KllSketch {
 
   static uint32_t LevelCapacity(uint16_t k, uint32_t num_levels, uint32_t level);
   static uint32_t TotalCapacity(uint16_t k, uint32_t num_levels);
+  // LevelCapacity(k_, num_levels_, level) without the division.
+  uint32_t CachedCapacity(uint32_t level) const {
+    const uint32_t depth = num_levels_ - 1 - level;
+    return depth < depth_caps_.size() ? depth_caps_[depth] : 8;
+  }
 
   bool NextRandomBit();
   void MakeRoom();  // called by Update when the buffer is full
@@ -147,6 +152,9 @@ class KllSketch {
 
   uint16_t k_;
   uint16_t min_k_;
+  // Capacity of a level by its depth below the top; from depth 23 on every k
+  // gives the minimum width 8.
+  std::array<uint16_t, 23> depth_caps_;
   uint32_t num_levels_ = 1;
   uint64_t rng_state_;
   uint64_t n_ = 0;
