@@ -6,7 +6,6 @@
 #include <cassert>
 #include <cmath>
 #include <cstdlib>
-#include <cstring>
 #include <utility>
 
 #include "cairn/base/codec.h"
@@ -354,7 +353,7 @@ absl::Status KllSketch<T>::Merge(const KllSketch& other) {
     nan_count_ += other.nan_count_;
     return absl::OkStatus();
   }
-  if (other.n_ > kMaxN - n_) {
+  if (n_ > kMaxN || other.n_ > kMaxN - n_) {
     return absl::OutOfRangeError(fmt::format(
         "KLL sketch merge: {} + {} items exceeds the limit of {}", n_, other.n_, kMaxN));
   }

@@ -48,7 +48,11 @@ void Exercise(std::string_view bytes) {
     if (!fresh.ok() || !fresh->Merge(s).ok()) std::abort();
     if (!KllSketch<T>::Deserialize(fresh->Serialize()).ok()) std::abort();
   }
-  if (!KllSketch<T>::Deserialize(s.Serialize()).ok()) std::abort();
+  // (Update may carry a blob decoded at the n limit past it; such a sketch
+  // serializes to a blob that is refused, as documented.)
+  if (s.n() <= KllSketch<T>::kMaxN && !KllSketch<T>::Deserialize(s.Serialize()).ok()) {
+    std::abort();
+  }
 }
 
 }  // namespace

@@ -692,6 +692,31 @@ TEST(KllSerializeTest, HandBuiltValidPayloadDecodes) {
   EXPECT_EQ(s->n(), 1011u);
 }
 
+// A sketch at the n limit (two items of weight 2^61 on level 61) decodes,
+// merges into an empty sketch, and refuses to grow past the limit by merging.
+TEST(KllMergeTest, RefusesToExceedMaxN) {
+  Payload p;
+  p.num_levels = 62;
+  p.counts.assign(62, 0);
+  p.counts[61] = 2;
+  p.items = {1, 2};
+  p.min = 1;
+  p.max = 2;
+  p.n = uint64_t{1} << 62;
+  absl::StatusOr<KllSketch<float>> big = KllSketch<float>::Deserialize(p.Seal());
+  ASSERT_TRUE(big.ok()) << big.status();
+  EXPECT_EQ(big->Quantile(0.5), 1.0f);
+  KllSketch<float> empty = Make<float>(8);
+  ASSERT_TRUE(empty.Merge(*big).ok());
+  EXPECT_EQ(empty.n(), KllSketch<float>::kMaxN);
+  KllSketch<float> one = Make<float>(8);
+  one.Update(3);
+  absl::Status st = big->Merge(one);
+  EXPECT_EQ(st.code(), absl::StatusCode::kOutOfRange);
+  EXPECT_THAT(st.message(), HasSubstr("exceeds the limit"));
+  EXPECT_EQ(big->n(), KllSketch<float>::kMaxN);
+}
+
 TEST(KllSerializeTest, RejectsInconsistentPayloads) {
   auto expect_error = [](const Payload& p, const std::string& text) {
     absl::Status st = Decode(p);
