@@ -6,7 +6,6 @@
 #include <cassert>
 #include <cmath>
 #include <cstdlib>
-#include <cstring>
 #include <utility>
 
 #include "cairn/base/codec.h"
@@ -57,23 +56,62 @@ uint64_t SplitMix64(uint64_t* state) {
   return z ^ (z >> 31);
 }
 
-// Keeps every other item of the sorted run [begin, begin + len) (len even),
-// starting at `offset` (0 or 1), packed into [begin, begin + len/2).
+// Items per compaction are few: under lazy compaction level 0 is mostly
+// compacted at one to two times the minimum width (8..30 items), into a level
+// above holding a handful. At those sizes the usual sort and merge loops
+// mispredict a branch per item, so small cases instead count each item's final
+// position (more comparisons, but branch-free, independent and vectorizable).
+constexpr uint32_t kSmallSort = 32;
+
+// Sorts items[0, n) into out[0, n), n <= kSmallSort; ties keep input order.
 template <typename T>
-void HalveDown(T* items, uint32_t begin, uint32_t len, uint32_t offset) {
-  const uint32_t half = len / 2;
-  const T* src = items + begin + offset;
-  T* dst = items + begin;
-  for (uint32_t i = 0; i < half; ++i) dst[i] = src[2 * i];
+void SmallSortInto(const T* items, uint32_t n, T* out) {
+  for (uint32_t i = 0; i < n; ++i) {
+    const T x = items[i];
+    uint32_t pos = 0;
+    for (uint32_t j = 0; j < i; ++j) pos += items[j] <= x;
+    for (uint32_t j = i + 1; j < n; ++j) pos += items[j] < x;
+    out[pos] = x;
+  }
 }
 
-// The same, packed into the upper half [begin + len/2, begin + len).
+// Merges the sorted run a[0, na) (outside `out`) with the sorted run that sits
+// at out[na, na + nb) into out[0, na + nb). Equal items: a's come first.
 template <typename T>
-void HalveUp(T* items, uint32_t begin, uint32_t len, uint32_t offset) {
-  const uint32_t half = len / 2;
-  const T* src = items + begin + len - 1 - offset;  // walks down by 2
-  T* dst = items + begin + len - 1;                 // walks down by 1
-  for (uint32_t i = 0; i < half; ++i) dst[-static_cast<int64_t>(i)] = src[-2 * static_cast<int64_t>(i)];
+void MergeIntoPlace(const T* a, uint32_t na, T* out, uint32_t nb) {
+  T* b = out + na;
+  if (nb <= kSmallSort && na * nb <= 128) {
+    T b_copy[kSmallSort];
+    for (uint32_t j = 0; j < nb; ++j) b_copy[j] = b[j];  // tiny: no memmove call
+    for (uint32_t i = 0; i < na; ++i) {
+      const T x = a[i];
+      uint32_t pos = i;
+      for (uint32_t j = 0; j < nb; ++j) pos += b_copy[j] < x;
+      out[pos] = x;
+    }
+    for (uint32_t j = 0; j < nb; ++j) {
+      const T y = b_copy[j];
+      uint32_t pos = j;
+      for (uint32_t i = 0; i < na; ++i) pos += a[i] <= y;
+      out[pos] = y;
+    }
+    return;
+  }
+  // Forward merge: the write position out + ia + ib never passes b's read
+  // position out + na + ib, so b needs no scratch copy. The steps are
+  // branch-free: which run supplies the next item is a coin flip.
+  const T* a_end = a + na;
+  const T* b_end = b + nb;
+  while (a != a_end && b != b_end) {
+    const T x = *a;
+    const T y = *b;
+    const bool take_b = y < x;
+    *out++ = take_b ? y : x;
+    a += !take_b;
+    b += take_b;
+  }
+  while (a != a_end) *out++ = *a++;
+  // The rest of b is already in place.
 }
 
 }  // namespace
@@ -110,6 +148,9 @@ uint32_t KllSketch<T>::TotalCapacity(uint16_t k, uint32_t num_levels) {
 
 template <typename T>
 KllSketch<T>::KllSketch(uint16_t k, uint64_t seed) : k_(k), min_k_(k), rng_state_(seed) {
+  for (uint32_t d = 0; d < depth_caps_.size(); ++d) {
+    depth_caps_[d] = static_cast<uint16_t>(LevelCapacity(k, d + 1, 0));
+  }
   items_.resize(k);
   levels_[0] = k;
   levels_[1] = k;
@@ -136,7 +177,7 @@ bool KllSketch<T>::NextRandomBit() {
 template <typename T>
 void KllSketch<T>::MakeRoom() {
   uint32_t level = 0;
-  while (levels_[level + 1] - levels_[level] < LevelCapacity(k_, num_levels_, level)) {
+  while (levels_[level + 1] - levels_[level] < CachedCapacity(level)) {
     ++level;
     assert(level < num_levels_);
   }
@@ -161,11 +202,12 @@ void KllSketch<T>::AddEmptyTopLevel() {
   ++num_levels_;
 }
 
-// Halves `level` into level + 1. With an odd population the first item stays
+// Halves `level` into level + 1: sorts it if it is level 0 (the only level
+// kept unsorted), keeps every other item from a random offset, and merges those
+// into the sorted level above. With an odd population the first item stays
 // behind (for level 0 an arbitrary one; sorted levels keep their smallest).
-// Level 0 is sorted here, only when it is compacted; the surviving half is then
-// merged into the (sorted) level above in place, and the levels below are slid
-// up over the freed gap so the free space stays at the front.
+// The merged level grows downwards over the compacted items, and the levels
+// below are slid up over the freed gap so the free space stays at the front.
 template <typename T>
 void KllSketch<T>::CompactLevel(uint32_t level) {
   assert(level + 1 < num_levels_);
@@ -178,29 +220,27 @@ void KllSketch<T>::CompactLevel(uint32_t level) {
   const uint32_t len = pop - odd;
   const uint32_t half = len / 2;
   const uint32_t pop_above = levels_[level + 2] - raw_end;
-  if (level == 0) std::sort(items + begin, items + raw_end);
   const uint32_t offset = NextRandomBit() ? 1 : 0;
-  if (pop_above == 0) {
-    HalveUp(items, begin, len, offset);
-  } else {
-    HalveDown(items, begin, len, offset);
-    // Merge [begin, begin+half) with [raw_end, raw_end+pop_above) into
-    // [begin+half, raw_end+pop_above). The write position never passes an
-    // unread item of either run, so no scratch space is needed.
-    const T* a = items + begin;
-    const T* a_end = a + half;
-    const T* b = items + raw_end;
-    const T* b_end = b + pop_above;
-    T* out = items + begin + half;
-    while (a != a_end && b != b_end) *out++ = (*b < *a) ? *b++ : *a++;
-    while (a != a_end) *out++ = *a++;
-    // The rest of b is already in place.
+
+  // The kept half, sorted, goes to kept[0, half), which lies outside the merge
+  // output [raw_end - half, raw_end + pop_above).
+  T small_sorted[kSmallSort];
+  T* kept = items + begin;
+  if (level == 0 && len <= kSmallSort) {
+    SmallSortInto(items + begin, len, small_sorted);
+    kept = small_sorted;
+  } else if (level == 0) {
+    std::sort(items + begin, items + raw_end);
   }
+  for (uint32_t i = 0; i < half; ++i) kept[i] = kept[offset + 2 * i];
+  MergeIntoPlace(kept, half, items + raw_end - half, pop_above);
+
   levels_[level + 1] -= half;
+  // Usually a handful of items (the levels below are under capacity): a
+  // backward copy loop beats a memmove call.
   const uint32_t below_begin = levels_[0];
   const uint32_t below_end = raw_begin + odd;
-  std::memmove(items + below_begin + half, items + below_begin,
-               (below_end - below_begin) * sizeof(T));
+  for (uint32_t i = below_end; i-- > below_begin;) items[i + half] = items[i];
   for (uint32_t h = 0; h <= level; ++h) levels_[h] += half;
 }
 
@@ -313,7 +353,7 @@ absl::Status KllSketch<T>::Merge(const KllSketch& other) {
     nan_count_ += other.nan_count_;
     return absl::OkStatus();
   }
-  if (other.n_ > kMaxN - n_) {
+  if (n_ > kMaxN || other.n_ > kMaxN - n_) {
     return absl::OutOfRangeError(fmt::format(
         "KLL sketch merge: {} + {} items exceeds the limit of {}", n_, other.n_, kMaxN));
   }

@@ -577,9 +577,9 @@ TEST(KllSerializeTest, GoldenBlobFloat) {
   const std::string blob = GoldenBlob<float>();
   EXPECT_EQ(ToHex(blob),
       "434b4c4c010000007200000000000000010800080003280000000000000001000000000000007ef0"
-      "29fde5e6dd780000003f0000a0410200000009000000050000000000884100005841000020400000"
-      "b0400000d04000001841000040410000504100008041000098410000a0410000803f000090400000"
-      "00410000604100009041215c0bbb8d421140");
+      "29fde5e6dd780000003f0000a0410200000009000000050000000000884100005841000000400000"
+      "40400000c040000010410000204100004841000078410000844100009c410000803f000090400000"
+      "00410000304100008c417cd232c90d6de827");
   absl::StatusOr<KllSketch<float>> s = KllSketch<float>::Deserialize(blob);
   ASSERT_TRUE(s.ok()) << s.status();
   EXPECT_EQ(s->n(), 40u);
@@ -592,10 +592,10 @@ TEST(KllSerializeTest, GoldenBlobDouble) {
   EXPECT_EQ(ToHex(blob),
       "434b4c4c01000000ba00000000000000020800080003280000000000000001000000000000007ef0"
       "29fde5e6dd78000000000000e03f0000000000003440020000000900000005000000000000000000"
-      "31400000000000002b40000000000000044000000000000016400000000000001a40000000000000"
-      "234000000000000028400000000000002a4000000000000030400000000000003340000000000000"
-      "3440000000000000f03f000000000000124000000000000020400000000000002c40000000000000"
-      "3240b43f05e06f5f638f");
+      "31400000000000002b40000000000000004000000000000008400000000000001840000000000000"
+      "2240000000000000244000000000000029400000000000002f400000000000803040000000000080"
+      "3340000000000000f03f000000000000124000000000000020400000000000002640000000000080"
+      "3140123dcf335fb32158");
   absl::StatusOr<KllSketch<double>> s = KllSketch<double>::Deserialize(blob);
   ASSERT_TRUE(s.ok()) << s.status();
   EXPECT_EQ(s->n(), 40u);
@@ -690,6 +690,31 @@ TEST(KllSerializeTest, HandBuiltValidPayloadDecodes) {
   // It keeps working after decoding.
   for (int i = 0; i < 1000; ++i) s->Update(static_cast<float>(i));
   EXPECT_EQ(s->n(), 1011u);
+}
+
+// A sketch at the n limit (two items of weight 2^61 on level 61) decodes,
+// merges into an empty sketch, and refuses to grow past the limit by merging.
+TEST(KllMergeTest, RefusesToExceedMaxN) {
+  Payload p;
+  p.num_levels = 62;
+  p.counts.assign(62, 0);
+  p.counts[61] = 2;
+  p.items = {1, 2};
+  p.min = 1;
+  p.max = 2;
+  p.n = uint64_t{1} << 62;
+  absl::StatusOr<KllSketch<float>> big = KllSketch<float>::Deserialize(p.Seal());
+  ASSERT_TRUE(big.ok()) << big.status();
+  EXPECT_EQ(big->Quantile(0.5), 1.0f);
+  KllSketch<float> empty = Make<float>(8);
+  ASSERT_TRUE(empty.Merge(*big).ok());
+  EXPECT_EQ(empty.n(), KllSketch<float>::kMaxN);
+  KllSketch<float> one = Make<float>(8);
+  one.Update(3);
+  absl::Status st = big->Merge(one);
+  EXPECT_EQ(st.code(), absl::StatusCode::kOutOfRange);
+  EXPECT_THAT(st.message(), HasSubstr("exceeds the limit"));
+  EXPECT_EQ(big->n(), KllSketch<float>::kMaxN);
 }
 
 TEST(KllSerializeTest, RejectsInconsistentPayloads) {
