@@ -153,17 +153,19 @@ bool CuckooFilter::RemoveFingerprint(uint64_t i1, uint32_t fp) {
     --size_;
     return true;
   }
-  bool removed = false;
-  for (uint64_t i : {i1, i2}) {
-    const uint64_t w = LoadBucket(i);
-    const uint64_t match = ZeroSlots(w ^ (fp * lane_low_));
-    if (match != 0) {
-      StoreBucket(i, w & ~(fp_range_ << FirstLaneShift(match)));
-      removed = true;
-      break;
-    }
-  }
-  if (!removed) return false;
+  // Load both buckets before looking at either: two misses in parallel.
+  const uint64_t pattern = fp * lane_low_;
+  const uint64_t w1 = LoadBucket(i1);
+  const uint64_t w2 = LoadBucket(i2);
+  const uint64_t match1 = ZeroSlots(w1 ^ pattern);
+  const uint64_t match2 = ZeroSlots(w2 ^ pattern);
+  // Which bucket holds the key is a coin flip: select rather than branch.
+  const bool first = match1 != 0;
+  const uint64_t match = first ? match1 : match2;
+  if (match == 0) return false;
+  const uint64_t i = first ? i1 : i2;
+  const uint64_t w = first ? w1 : w2;
+  StoreBucket(i, w & ~(fp_range_ << FirstLaneShift(match)));
   --size_;
   if (stash_used_) {
     // A slot is free now: try to bring the stashed fingerprint home. It
