@@ -16,6 +16,9 @@ constexpr uint16_t kVersion = 1;
 constexpr uint8_t kKeyTypeU64 = 1;
 constexpr uint8_t kKeyTypeString = 2;
 constexpr size_t kMinTableSize = 16;
+// Table slots per monitored key (at least): a load of 1/4 keeps probe sequences and
+// backward shifts short on the eviction path, which runs for every miss.
+constexpr size_t kTableSlotsPerKey = 4;
 
 const char* KeyTypeName(uint8_t type) {
   switch (type) {
@@ -62,22 +65,25 @@ size_t TopK<Key>::FindEmpty(uint32_t tag) const {
 
 template <typename Key>
 void TopK<Key>::EraseEntry(uint32_t tag, uint32_t slot) {
+  // Locals: stores into the table could otherwise alias mask_ and force reloads.
+  uint64_t* const table = table_.data();
+  const size_t mask = mask_;
   const uint64_t target = Entry(tag, slot);
-  size_t hole = tag & mask_;
-  while (table_[hole] != target) hole = (hole + 1) & mask_;
+  size_t hole = tag & mask;
+  while (table[hole] != target) hole = (hole + 1) & mask;
   // Backward-shift deletion: pull later entries of the cluster into the hole when
   // their home position does not lie cyclically after it, so that no lookup meets
   // an empty position before reaching its key (no tombstones needed).
-  for (size_t j = (hole + 1) & mask_;; j = (j + 1) & mask_) {
-    const uint64_t e = table_[j];
+  for (size_t j = (hole + 1) & mask;; j = (j + 1) & mask) {
+    const uint64_t e = table[j];
     if (e == 0) break;
-    const size_t home = static_cast<uint32_t>(e >> 32) & mask_;
-    if (((j - home) & mask_) >= ((j - hole) & mask_)) {
-      table_[hole] = e;
+    const size_t home = static_cast<uint32_t>(e >> 32) & mask;
+    if (((j - home) & mask) >= ((j - hole) & mask)) {
+      table[hole] = e;
       hole = j;
     }
   }
-  table_[hole] = 0;
+  table[hole] = 0;
 }
 
 template <typename Key>
@@ -91,34 +97,29 @@ void TopK<Key>::Rehash(size_t table_size) {
 }
 
 template <typename Key>
-uint32_t TopK<Key>::PopMinimum() {
-  for (;;) {
-    while (!min_slots_.empty()) {
-      const uint32_t s = min_slots_.back();
-      min_slots_.pop_back();
-      // Counts only grow and a replaced key starts above min_count_, so a slot still
-      // at min_count_ is a true minimum; the others were bumped since the rebuild.
-      if (slots_[s].count == min_count_) return s;
-    }
-    // Rebuild: the list ran dry, so every slot is now above the old minimum.
-    min_count_ = ~uint64_t{0};
-    for (uint32_t i = 0; i < slots_.size(); ++i) {
-      const uint64_t c = slots_[i].count;
-      if (c < min_count_) {
-        min_count_ = c;
-        min_slots_.clear();
-      }
-      if (c == min_count_) min_slots_.push_back(i);
-    }
-    // Pop in ascending slot order (deterministic, and friendlier to the cache).
-    std::reverse(min_slots_.begin(), min_slots_.end());
+void TopK<Key>::RebuildMinimum() {
+  // Runs only when every slot has risen above the previous minimum, so the minimum
+  // grows by at least one per rebuild: at most N / capacity rebuilds of O(capacity).
+  const Slot* const slots = slots_.data();
+  const uint32_t n = static_cast<uint32_t>(slots_.size());
+  uint64_t m = ~uint64_t{0};
+  for (uint32_t i = 0; i < n; ++i) m = std::min(m, slots[i].count);
+  if (min_slots_.size() < n) min_slots_.resize(n);
+  // Branch-free collection, highest index first, so that slots pop in ascending order.
+  uint32_t* const out = min_slots_.data();
+  uint32_t k = 0;
+  for (uint32_t i = n; i-- > 0;) {
+    out[k] = i;
+    k += slots[i].count == m;
   }
+  min_top_ = k;
+  min_count_ = m;
 }
 
 template <typename Key>
 void TopK<Key>::Insert(KeyView key, uint32_t tag, size_t pos, uint64_t count) {
   if (slots_.size() < capacity_) {
-    if ((slots_.size() + 1) * 2 > table_.size()) {
+    if ((slots_.size() + 1) * kTableSlotsPerKey > table_.size()) {
       Rehash(table_.size() * 2);
       pos = FindEmpty(tag);
     }
@@ -132,6 +133,9 @@ void TopK<Key>::Insert(KeyView key, uint32_t tag, size_t pos, uint64_t count) {
   }
   const uint32_t victim = PopMinimum();
   Slot& s = slots_[victim];
+  // The new entry goes where the failed lookup ended; then the victim's old entry
+  // leaves. (Equal tags make the two entries identical and interchangeable.)
+  table_[pos] = Entry(tag, victim);
   EraseEntry(s.tag, victim);
   const uint64_t floor = s.count;
   if constexpr (kStringKey) {
@@ -142,8 +146,6 @@ void TopK<Key>::Insert(KeyView key, uint32_t tag, size_t pos, uint64_t count) {
   s.count = SaturatingAdd(floor, count);
   s.error = floor;
   s.tag = tag;
-  // The erase may have opened a hole before `pos` on this key's probe path.
-  table_[FindEmpty(tag)] = Entry(tag, victim);
 }
 
 template <typename Key>
@@ -238,8 +240,8 @@ absl::Status TopK<Key>::Merge(const TopK& other) {
   }
   slots_ = std::move(merged);
   total_ = SaturatingAdd(total_, other.total_);
-  min_slots_.clear();
-  Rehash(std::max(kMinTableSize, std::bit_ceil(slots_.size() * 2)));
+  min_top_ = 0;
+  Rehash(std::max(kMinTableSize, std::bit_ceil(slots_.size() * kTableSlotsPerKey)));
   return absl::OkStatus();
 }
 
@@ -312,7 +314,7 @@ absl::StatusOr<TopK<Key>> TopK<Key>::Deserialize(std::string_view bytes) {
   sketch.seed_ = seed;
   sketch.total_ = total;
   sketch.slots_.reserve(size);
-  sketch.Rehash(std::max(kMinTableSize, std::bit_ceil(static_cast<size_t>(size) * 2)));
+  sketch.Rehash(std::max(kMinTableSize, std::bit_ceil(static_cast<size_t>(size) * kTableSlotsPerKey)));
   uint64_t sum = 0;
   for (uint64_t i = 0; i < size; ++i) {
     KeyView key;

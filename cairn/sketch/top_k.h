@@ -139,7 +139,18 @@ class TopK {
   // The miss path: monitor a new key, evicting the minimum when full. `pos` is the
   // empty table position where the lookup ended.
   void Insert(KeyView key, uint32_t tag, size_t pos, uint64_t count);
-  uint32_t PopMinimum();
+  uint32_t PopMinimum() {
+    for (;;) {
+      while (min_top_ > 0) {
+        const uint32_t s = min_slots_[--min_top_];
+        // Counts only grow and a replacing key starts above min_count_, so a slot
+        // still at min_count_ is a true minimum; the others rose since the rebuild.
+        if (slots_[s].count == min_count_) return s;
+      }
+      RebuildMinimum();
+    }
+  }
+  void RebuildMinimum();
   // Slot index of the key, or -1.
   int64_t FindSlot(KeyView key, uint32_t tag) const;
   size_t FindEmpty(uint32_t tag) const;
@@ -153,8 +164,10 @@ class TopK {
   // Open addressing, linear probing, load <= 1/2. Entry: tag << 32 | (slot + 1); 0 = empty.
   std::vector<uint64_t> table_;
   size_t mask_ = 0;
-  // Slots whose count was min_count_ at the last rebuild; stale ones are skipped.
+  // min_slots_[0, min_top_): slots whose count was min_count_ at the last rebuild
+  // (stale ones are skipped when popped).
   std::vector<uint32_t> min_slots_;
+  uint32_t min_top_ = 0;
   uint64_t min_count_ = 0;
 };
 
