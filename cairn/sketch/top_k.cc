@@ -64,33 +64,11 @@ size_t TopK<Key>::FindEmpty(uint32_t tag) const {
 }
 
 template <typename Key>
-void TopK<Key>::EraseEntry(uint32_t tag, uint32_t slot) {
-  // Locals: stores into the table could otherwise alias mask_ and force reloads.
-  uint64_t* const table = table_.data();
-  const size_t mask = mask_;
-  const uint64_t target = Entry(tag, slot);
-  size_t hole = tag & mask;
-  while (table[hole] != target) hole = (hole + 1) & mask;
-  // Backward-shift deletion: pull later entries of the cluster into the hole when
-  // their home position does not lie cyclically after it, so that no lookup meets
-  // an empty position before reaching its key (no tombstones needed).
-  for (size_t j = (hole + 1) & mask;; j = (j + 1) & mask) {
-    const uint64_t e = table[j];
-    if (e == 0) break;
-    const size_t home = static_cast<uint32_t>(e >> 32) & mask;
-    if (((j - home) & mask) >= ((j - hole) & mask)) {
-      table[hole] = e;
-      hole = j;
-    }
-  }
-  table[hole] = 0;
-}
-
-template <typename Key>
 void TopK<Key>::Rehash(size_t table_size) {
   assert(std::has_single_bit(table_size));
   table_.assign(table_size, 0);
   mask_ = table_size - 1;
+  table_entries_ = slots_.size();
   for (uint32_t i = 0; i < slots_.size(); ++i) {
     table_[FindEmpty(slots_[i].tag)] = Entry(slots_[i].tag, i);
   }
@@ -129,14 +107,11 @@ void TopK<Key>::Insert(KeyView key, uint32_t tag, size_t pos, uint64_t count) {
     const uint32_t index = static_cast<uint32_t>(slots_.size());
     slots_.push_back(Slot{Key(key), count, 0, tag});
     table_[pos] = Entry(tag, index);
+    ++table_entries_;
     return;
   }
   const uint32_t victim = PopMinimum();
   Slot& s = slots_[victim];
-  // The new entry goes where the failed lookup ended; then the victim's old entry
-  // leaves. (Equal tags make the two entries identical and interchangeable.)
-  table_[pos] = Entry(tag, victim);
-  EraseEntry(s.tag, victim);
   const uint64_t floor = s.count;
   if constexpr (kStringKey) {
     s.key.assign(key.data(), key.size());  // reuses the evicted key's buffer
@@ -146,6 +121,13 @@ void TopK<Key>::Insert(KeyView key, uint32_t tag, size_t pos, uint64_t count) {
   s.count = SaturatingAdd(floor, count);
   s.error = floor;
   s.tag = tag;
+  // The victim's old entry stays in the table: it points at a slot that now holds
+  // another key, so lookups skip it by the key comparison they make anyway. Stale
+  // entries are purged by a rehash once live and stale entries fill half the table
+  // (every ~capacity evictions), which costs less than erasing with backward shifts
+  // on every eviction.
+  table_[pos] = Entry(tag, victim);
+  if (++table_entries_ * 2 > table_.size()) Rehash(table_.size());
 }
 
 template <typename Key>
@@ -338,6 +320,7 @@ absl::StatusOr<TopK<Key>> TopK<Key>::Deserialize(std::string_view bytes) {
     const uint32_t index = static_cast<uint32_t>(sketch.slots_.size());
     sketch.slots_.push_back(Slot{Key(key), count, error, tag});
     sketch.table_[sketch.FindEmpty(tag)] = Entry(tag, index);
+    ++sketch.table_entries_;
     sum = SaturatingAdd(sum, count);
   }
   if (absl::Status s = r.Finish(); !s.ok()) return s;

@@ -154,7 +154,6 @@ class TopK {
   // Slot index of the key, or -1.
   int64_t FindSlot(KeyView key, uint32_t tag) const;
   size_t FindEmpty(uint32_t tag) const;
-  void EraseEntry(uint32_t tag, uint32_t slot);
   void Rehash(size_t table_size);
 
   size_t capacity_;
@@ -164,6 +163,7 @@ class TopK {
   // Open addressing, linear probing, load <= 1/2. Entry: tag << 32 | (slot + 1); 0 = empty.
   std::vector<uint64_t> table_;
   size_t mask_ = 0;
+  size_t table_entries_ = 0;  // non-empty entries, live and stale
   // min_slots_[0, min_top_): slots whose count was min_count_ at the last rebuild
   // (stale ones are skipped when popped).
   std::vector<uint32_t> min_slots_;
