@@ -14,7 +14,8 @@
 // counter comes from a lazily rebuilt list of the counters sharing the minimum count
 // (the minimum only grows, so the O(m) rebuild happens at most once per unit of
 // growth, at most N / m times). Memory grows with the number of distinct keys seen, up
-// to about m * (sizeof(Key) + 40) bytes plus string contents (MemoryBytes()).
+// to about m * (sizeof(Key) + 60) bytes (m * (sizeof(Key) + 90) when 4m is just above a
+// power of two) plus string contents (MemoryBytes()).
 //
 // Key types: uint64_t and std::string (both instantiated in top_k.cc). TopK<std::string>
 // also takes std::string_view (and C strings) and does not allocate when the key is
@@ -160,7 +161,8 @@ class TopK {
   uint64_t seed_ = kSeed;
   uint64_t total_ = 0;
   std::vector<Slot> slots_;
-  // Open addressing, linear probing, load <= 1/2. Entry: tag << 32 | (slot + 1); 0 = empty.
+  // Open addressing, linear probing; live keys fill at most 1/4, live and stale
+  // entries at most 1/2. Entry: tag << 32 | (slot + 1); 0 = empty.
   std::vector<uint64_t> table_;
   size_t mask_ = 0;
   size_t table_entries_ = 0;  // non-empty entries, live and stale
