@@ -75,14 +75,12 @@ class TopK {
 
   // Adds `count` occurrences of the key (count 0 is a no-op).
   void Add(const Key& key, uint64_t count = 1) { AddView(KeyView(key), count); }
-  void Add(std::string_view key, uint64_t count = 1)
-    requires kStringKey
-  {
-    AddView(key, count);
-  }
-  void Add(const char* key, uint64_t count = 1)
-    requires kStringKey
-  {
+  // TopK<std::string> only: adds a std::string_view, C string or anything else that
+  // converts to std::string_view, without allocating when the key is monitored.
+  template <typename S>
+    requires(kStringKey && !std::is_same_v<std::remove_cvref_t<S>, Key> &&
+             std::is_convertible_v<const S&, std::string_view>)
+  void Add(const S& key, uint64_t count = 1) {
     AddView(std::string_view(key), count);
   }
 
