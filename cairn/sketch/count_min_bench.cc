@@ -5,6 +5,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "cairn/sketch/count_min.h"
 #include "cairn/sketch/internal/zipf.h"
 
@@ -91,6 +92,20 @@ void BM_CountMinEstimate(benchmark::State& state) {
   state.counters["bytes"] = static_cast<double>(sketch.MemoryBytes());
 }
 BENCHMARK(BM_CountMinEstimate);
+
+// Baseline: exact counting of the same keys in a hash map.
+void BM_CountMinBaseline_ExactMap_u64(benchmark::State& state) {
+  absl::flat_hash_map<uint64_t, uint64_t> counts;
+  const auto keys = RandomKeys();
+  size_t i = 0;
+  for (auto _ : state) {
+    ++counts[keys[i++ & (kKeys - 1)]];
+  }
+  state.SetItemsProcessed(state.iterations());
+  state.counters["bytes"] = static_cast<double>(
+      counts.capacity() * (sizeof(std::pair<uint64_t, uint64_t>) + 1));
+}
+BENCHMARK(BM_CountMinBaseline_ExactMap_u64);
 
 void BM_CountMinMerge(benchmark::State& state) {
   auto a = *CountMinSketch::CreateWithShape(4, 2048);

@@ -6,6 +6,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "cairn/base/hash.h"
 #include "cairn/sketch/internal/zipf.h"
 #include "cairn/sketch/top_k.h"
@@ -76,6 +77,21 @@ void BM_TopKAdd_string(benchmark::State& state) {
       one_pass, [](uint64_t k) { return "sensor/" + std::to_string(k % 100000000); });
 }
 BENCHMARK(BM_TopKAdd_string)->ArgName("capacity")->Arg(1000)->Arg(10000);
+
+// Baseline: exact counting of the same stream in a hash map (memory grows with the
+// number of distinct keys; recall is 1 by construction).
+void BM_TopKBaseline_ExactMap_Zipf11_u64(benchmark::State& state) {
+  absl::flat_hash_map<uint64_t, uint64_t> counts;
+  const auto& keys = ZipfKeys();
+  size_t i = 0;
+  for (auto _ : state) {
+    ++counts[keys[i++ & (kStream - 1)]];
+  }
+  state.SetItemsProcessed(state.iterations());
+  state.counters["bytes"] = static_cast<double>(
+      counts.capacity() * (sizeof(std::pair<uint64_t, uint64_t>) + 1));
+}
+BENCHMARK(BM_TopKBaseline_ExactMap_Zipf11_u64);
 
 void BM_TopKMerge(benchmark::State& state) {
   const auto& keys = ZipfKeys();
