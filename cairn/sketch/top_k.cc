@@ -16,8 +16,9 @@ constexpr uint16_t kVersion = 1;
 constexpr uint8_t kKeyTypeU64 = 1;
 constexpr uint8_t kKeyTypeString = 2;
 constexpr size_t kMinTableSize = 16;
-// Table slots per monitored key (at least): a load of 1/4 keeps probe sequences and
-// backward shifts short on the eviction path, which runs for every miss.
+// Table entries per monitored key (at least): live keys fill at most 1/4 of the table
+// and live plus stale entries at most 1/2, which keeps probe sequences short — a miss
+// probes to an empty entry, and on skewed streams misses are frequent.
 constexpr size_t kTableSlotsPerKey = 4;
 
 const char* KeyTypeName(uint8_t type) {
