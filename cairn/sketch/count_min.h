@@ -148,12 +148,15 @@ inline void CountMinSketch::AddHash(uint64_t h, uint64_t count) {
   }
   // Conservative update: new estimate = old estimate + count; raise each of the
   // key's counters to it, never lower any.
-  const uint64_t target = SaturatingAdd(EstimateHash(h), count);
+  uint64_t* cells[kMaxDepth];
+  uint64_t estimate = ~uint64_t{0};
   uint32_t g = h1;
   for (uint32_t i = 0; i < depth_; ++i, row += width_, g += h2) {
-    uint64_t& c = row[Column(g)];
-    if (c < target) c = target;
+    cells[i] = row + Column(g);
+    estimate = *cells[i] < estimate ? *cells[i] : estimate;
   }
+  const uint64_t target = SaturatingAdd(estimate, count);
+  for (uint32_t i = 0; i < depth_; ++i) *cells[i] = *cells[i] < target ? target : *cells[i];
 }
 
 inline uint64_t CountMinSketch::EstimateHash(uint64_t h) const {

@@ -16,6 +16,10 @@ constexpr uint16_t kVersion = 1;
 constexpr uint8_t kKeyTypeU64 = 1;
 constexpr uint8_t kKeyTypeString = 2;
 constexpr size_t kMinTableSize = 16;
+// Table entries per monitored key (at least): live keys fill at most 1/4 of the table
+// and live plus stale entries at most 1/2, which keeps probe sequences short — a miss
+// probes to an empty entry, and on skewed streams misses are frequent.
+constexpr size_t kTableSlotsPerKey = 4;
 
 const char* KeyTypeName(uint8_t type) {
   switch (type) {
@@ -61,64 +65,40 @@ size_t TopK<Key>::FindEmpty(uint32_t tag) const {
 }
 
 template <typename Key>
-void TopK<Key>::EraseEntry(uint32_t tag, uint32_t slot) {
-  const uint64_t target = Entry(tag, slot);
-  size_t hole = tag & mask_;
-  while (table_[hole] != target) hole = (hole + 1) & mask_;
-  // Backward-shift deletion: pull later entries of the cluster into the hole when
-  // their home position does not lie cyclically after it, so that no lookup meets
-  // an empty position before reaching its key (no tombstones needed).
-  for (size_t j = (hole + 1) & mask_;; j = (j + 1) & mask_) {
-    const uint64_t e = table_[j];
-    if (e == 0) break;
-    const size_t home = static_cast<uint32_t>(e >> 32) & mask_;
-    if (((j - home) & mask_) >= ((j - hole) & mask_)) {
-      table_[hole] = e;
-      hole = j;
-    }
-  }
-  table_[hole] = 0;
-}
-
-template <typename Key>
 void TopK<Key>::Rehash(size_t table_size) {
   assert(std::has_single_bit(table_size));
   table_.assign(table_size, 0);
   mask_ = table_size - 1;
+  table_entries_ = slots_.size();
   for (uint32_t i = 0; i < slots_.size(); ++i) {
     table_[FindEmpty(slots_[i].tag)] = Entry(slots_[i].tag, i);
   }
 }
 
 template <typename Key>
-uint32_t TopK<Key>::PopMinimum() {
-  for (;;) {
-    while (!min_slots_.empty()) {
-      const uint32_t s = min_slots_.back();
-      min_slots_.pop_back();
-      // Counts only grow and a replaced key starts above min_count_, so a slot still
-      // at min_count_ is a true minimum; the others were bumped since the rebuild.
-      if (slots_[s].count == min_count_) return s;
-    }
-    // Rebuild: the list ran dry, so every slot is now above the old minimum.
-    min_count_ = ~uint64_t{0};
-    for (uint32_t i = 0; i < slots_.size(); ++i) {
-      const uint64_t c = slots_[i].count;
-      if (c < min_count_) {
-        min_count_ = c;
-        min_slots_.clear();
-      }
-      if (c == min_count_) min_slots_.push_back(i);
-    }
-    // Pop in ascending slot order (deterministic, and friendlier to the cache).
-    std::reverse(min_slots_.begin(), min_slots_.end());
+void TopK<Key>::RebuildMinimum() {
+  // Runs only when every slot has risen above the previous minimum, so the minimum
+  // grows by at least one per rebuild: at most N / capacity rebuilds of O(capacity).
+  const Slot* const slots = slots_.data();
+  const uint32_t n = static_cast<uint32_t>(slots_.size());
+  uint64_t m = ~uint64_t{0};
+  for (uint32_t i = 0; i < n; ++i) m = std::min(m, slots[i].count);
+  if (min_slots_.size() < n) min_slots_.resize(n);
+  // Branch-free collection, highest index first, so that slots pop in ascending order.
+  uint32_t* const out = min_slots_.data();
+  uint32_t k = 0;
+  for (uint32_t i = n; i-- > 0;) {
+    out[k] = i;
+    k += slots[i].count == m;
   }
+  min_top_ = k;
+  min_count_ = m;
 }
 
 template <typename Key>
 void TopK<Key>::Insert(KeyView key, uint32_t tag, size_t pos, uint64_t count) {
   if (slots_.size() < capacity_) {
-    if ((slots_.size() + 1) * 2 > table_.size()) {
+    if ((slots_.size() + 1) * kTableSlotsPerKey > table_.size()) {
       Rehash(table_.size() * 2);
       pos = FindEmpty(tag);
     }
@@ -128,11 +108,11 @@ void TopK<Key>::Insert(KeyView key, uint32_t tag, size_t pos, uint64_t count) {
     const uint32_t index = static_cast<uint32_t>(slots_.size());
     slots_.push_back(Slot{Key(key), count, 0, tag});
     table_[pos] = Entry(tag, index);
+    ++table_entries_;
     return;
   }
   const uint32_t victim = PopMinimum();
   Slot& s = slots_[victim];
-  EraseEntry(s.tag, victim);
   const uint64_t floor = s.count;
   if constexpr (kStringKey) {
     s.key.assign(key.data(), key.size());  // reuses the evicted key's buffer
@@ -142,8 +122,13 @@ void TopK<Key>::Insert(KeyView key, uint32_t tag, size_t pos, uint64_t count) {
   s.count = SaturatingAdd(floor, count);
   s.error = floor;
   s.tag = tag;
-  // The erase may have opened a hole before `pos` on this key's probe path.
-  table_[FindEmpty(tag)] = Entry(tag, victim);
+  // The victim's old entry stays in the table: it points at a slot that now holds
+  // another key, so lookups skip it by the key comparison they make anyway. Stale
+  // entries are purged by a rehash once live and stale entries fill half the table
+  // (every ~capacity evictions), which costs less than erasing with backward shifts
+  // on every eviction.
+  table_[pos] = Entry(tag, victim);
+  if (++table_entries_ * 2 > table_.size()) Rehash(table_.size());
 }
 
 template <typename Key>
@@ -238,8 +223,8 @@ absl::Status TopK<Key>::Merge(const TopK& other) {
   }
   slots_ = std::move(merged);
   total_ = SaturatingAdd(total_, other.total_);
-  min_slots_.clear();
-  Rehash(std::max(kMinTableSize, std::bit_ceil(slots_.size() * 2)));
+  min_top_ = 0;
+  Rehash(std::max(kMinTableSize, std::bit_ceil(slots_.size() * kTableSlotsPerKey)));
   return absl::OkStatus();
 }
 
@@ -312,7 +297,7 @@ absl::StatusOr<TopK<Key>> TopK<Key>::Deserialize(std::string_view bytes) {
   sketch.seed_ = seed;
   sketch.total_ = total;
   sketch.slots_.reserve(size);
-  sketch.Rehash(std::max(kMinTableSize, std::bit_ceil(static_cast<size_t>(size) * 2)));
+  sketch.Rehash(std::max(kMinTableSize, std::bit_ceil(static_cast<size_t>(size) * kTableSlotsPerKey)));
   uint64_t sum = 0;
   for (uint64_t i = 0; i < size; ++i) {
     KeyView key;
@@ -336,6 +321,7 @@ absl::StatusOr<TopK<Key>> TopK<Key>::Deserialize(std::string_view bytes) {
     const uint32_t index = static_cast<uint32_t>(sketch.slots_.size());
     sketch.slots_.push_back(Slot{Key(key), count, error, tag});
     sketch.table_[sketch.FindEmpty(tag)] = Entry(tag, index);
+    ++sketch.table_entries_;
     sum = SaturatingAdd(sum, count);
   }
   if (absl::Status s = r.Finish(); !s.ok()) return s;

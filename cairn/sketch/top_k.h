@@ -14,7 +14,8 @@
 // counter comes from a lazily rebuilt list of the counters sharing the minimum count
 // (the minimum only grows, so the O(m) rebuild happens at most once per unit of
 // growth, at most N / m times). Memory grows with the number of distinct keys seen, up
-// to about m * (sizeof(Key) + 40) bytes plus string contents (MemoryBytes()).
+// to about m * (sizeof(Key) + 60) bytes (m * (sizeof(Key) + 90) when 4m is just above a
+// power of two) plus string contents (MemoryBytes()).
 //
 // Key types: uint64_t and std::string (both instantiated in top_k.cc). TopK<std::string>
 // also takes std::string_view (and C strings) and does not allocate when the key is
@@ -74,14 +75,12 @@ class TopK {
 
   // Adds `count` occurrences of the key (count 0 is a no-op).
   void Add(const Key& key, uint64_t count = 1) { AddView(KeyView(key), count); }
-  void Add(std::string_view key, uint64_t count = 1)
-    requires kStringKey
-  {
-    AddView(key, count);
-  }
-  void Add(const char* key, uint64_t count = 1)
-    requires kStringKey
-  {
+  // TopK<std::string> only: adds a std::string_view, C string or anything else that
+  // converts to std::string_view, without allocating when the key is monitored.
+  template <typename S>
+    requires(kStringKey && !std::is_same_v<std::remove_cvref_t<S>, Key> &&
+             std::is_convertible_v<const S&, std::string_view>)
+  void Add(const S& key, uint64_t count = 1) {
     AddView(std::string_view(key), count);
   }
 
@@ -139,22 +138,36 @@ class TopK {
   // The miss path: monitor a new key, evicting the minimum when full. `pos` is the
   // empty table position where the lookup ended.
   void Insert(KeyView key, uint32_t tag, size_t pos, uint64_t count);
-  uint32_t PopMinimum();
+  uint32_t PopMinimum() {
+    for (;;) {
+      while (min_top_ > 0) {
+        const uint32_t s = min_slots_[--min_top_];
+        // Counts only grow and a replacing key starts above min_count_, so a slot
+        // still at min_count_ is a true minimum; the others rose since the rebuild.
+        if (slots_[s].count == min_count_) return s;
+      }
+      RebuildMinimum();
+    }
+  }
+  void RebuildMinimum();
   // Slot index of the key, or -1.
   int64_t FindSlot(KeyView key, uint32_t tag) const;
   size_t FindEmpty(uint32_t tag) const;
-  void EraseEntry(uint32_t tag, uint32_t slot);
   void Rehash(size_t table_size);
 
   size_t capacity_;
   uint64_t seed_ = kSeed;
   uint64_t total_ = 0;
   std::vector<Slot> slots_;
-  // Open addressing, linear probing, load <= 1/2. Entry: tag << 32 | (slot + 1); 0 = empty.
+  // Open addressing, linear probing; live keys fill at most 1/4, live and stale
+  // entries at most 1/2. Entry: tag << 32 | (slot + 1); 0 = empty.
   std::vector<uint64_t> table_;
   size_t mask_ = 0;
-  // Slots whose count was min_count_ at the last rebuild; stale ones are skipped.
+  size_t table_entries_ = 0;  // non-empty entries, live and stale
+  // min_slots_[0, min_top_): slots whose count was min_count_ at the last rebuild
+  // (stale ones are skipped when popped).
   std::vector<uint32_t> min_slots_;
+  uint32_t min_top_ = 0;
   uint64_t min_count_ = 0;
 };
 

@@ -6,6 +6,7 @@
 #include <string>
 #include <string_view>
 
+#include "cairn/base/codec.h"
 #include "cairn/sketch/top_k.h"
 
 namespace {
@@ -34,9 +35,14 @@ void Exercise(std::string_view bytes) {
 
 }  // namespace
 
+// The input is tried as a whole blob and, so that mutations get past the checksum,
+// as a payload sealed into a valid envelope.
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::string_view bytes(reinterpret_cast<const char*>(data), size);
-  Exercise<uint64_t>(bytes);
-  Exercise<std::string>(bytes);
+  const std::string sealed = cairn::SealEnvelope(cairn::MakeMagic("CTPK"), 1, bytes);
+  for (std::string_view b : {bytes, std::string_view(sealed)}) {
+    Exercise<uint64_t>(b);
+    Exercise<std::string>(b);
+  }
   return 0;
 }

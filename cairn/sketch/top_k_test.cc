@@ -30,6 +30,14 @@ std::string ToHex(std::string_view bytes) {
   return out;
 }
 
+std::string FromHex(std::string_view hex) {
+  std::string out;
+  for (size_t i = 0; i + 1 < hex.size(); i += 2) {
+    out.push_back(static_cast<char>(std::stoi(std::string(hex.substr(i, 2)), nullptr, 16)));
+  }
+  return out;
+}
+
 std::string Reseal(std::string_view payload) {
   return SealEnvelope(MakeMagic("CTPK"), 1, payload);
 }
@@ -316,15 +324,29 @@ TEST(TopK, SerializationRoundTripsAndContinuesIdentically) {
   EXPECT_EQ(str_back->Top(4), str.Top(4));
 }
 
+constexpr std::string_view kGoldenU64Hex =
+    "4354504b0100000031000000000000000102eeffc0314b50540308000000000000000301000000000000"
+    "000302020000000000000002000300000000000000030064f79b2ed673a780";
+constexpr std::string_view kGoldenStringHex =
+    "4354504b0100000023000000000000000202eeffc0314b5054020400000000000000020770726573732d"
+    "3702000366616e0201ff5c9bbf9de81715";
+
 TEST(TopK, GoldenBlobs) {
   auto u = Make<TopKU64>(3);
   for (uint64_t k : {1, 2, 2, 3, 3, 3, 4, 1}) u.Add(k);
-  EXPECT_EQ(ToHex(u.Serialize()), "4354504b0100000031000000000000000102eeffc0314b50540308000000000000000301000000000000"
-            "000302020000000000000002000300000000000000030064f79b2ed673a780");
+  EXPECT_EQ(ToHex(u.Serialize()), kGoldenU64Hex);
   auto s = Make<TopKStr>(2);
   for (const char* k : {"press-7", "press-7", "pump", "fan"}) s.Add(k);
-  EXPECT_EQ(ToHex(s.Serialize()), "4354504b0100000023000000000000000202eeffc0314b5054020400000000000000020770726573732d"
-            "3702000366616e0201ff5c9bbf9de81715");
+  EXPECT_EQ(ToHex(s.Serialize()), kGoldenStringHex);
+
+  // Blobs of this format version keep decoding to the same sketches.
+  auto u_back = TopKU64::Deserialize(FromHex(kGoldenU64Hex));
+  ASSERT_TRUE(u_back.ok()) << u_back.status();
+  EXPECT_EQ(u_back->Top(3), (std::vector<TopKU64::Item>{{1, 3, 2}, {3, 3, 0}, {2, 2, 0}}));
+  EXPECT_EQ(u_back->TotalCount(), 8u);
+  auto s_back = TopKStr::Deserialize(FromHex(kGoldenStringHex));
+  ASSERT_TRUE(s_back.ok()) << s_back.status();
+  EXPECT_EQ(s_back->Top(2), (std::vector<TopKStr::Item>{{"fan", 2, 1}, {"press-7", 2, 0}}));
 }
 
 TEST(TopK, KeyTypeTagKeepsStringAndIntegerBlobsApart) {
