@@ -9,7 +9,7 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "cairn/sketch/count_min.h"
-#include "cairn/sketch/internal/zipf.h"
+#include "cairn/base/random.h"
 
 namespace cairn::sketch {
 namespace {
@@ -17,14 +17,14 @@ namespace {
 constexpr size_t kKeys = 1 << 16;  // a power of two: the loops wrap with a mask
 
 std::vector<uint64_t> RandomKeys() {
-  internal::SplitMix64 rng(1);
+  SplitMix64 rng(1);
   std::vector<uint64_t> keys(kKeys);
   for (auto& k : keys) k = rng.Next();
   return keys;
 }
 
 std::vector<uint64_t> ZipfKeys(size_t n, uint64_t seed) {
-  internal::ZipfGenerator zipf(1000000, 1.1, seed);
+  ZipfGenerator zipf(1000000, 1.1, seed);
   std::vector<uint64_t> keys(n);
   for (auto& k : keys) k = zipf.Next();
   return keys;
@@ -72,7 +72,7 @@ BENCHMARK(BM_CountMinAdd_u64_conservative)->ArgNames({"d", "w"})->Args({4, 2048}
 void BM_CountMinAdd_string(benchmark::State& state) {
   auto sketch = *CountMinSketch::CreateWithShape(4, 2048);
   std::vector<std::string> keys;
-  internal::SplitMix64 rng(2);
+  SplitMix64 rng(2);
   for (size_t i = 0; i < 4096; ++i) keys.push_back("sensor/press-" + std::to_string(rng.Next() % 100000));
   size_t i = 0;
   for (auto _ : state) {

@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "cairn/base/codec.h"
-#include "cairn/sketch/internal/zipf.h"
+#include "cairn/base/random.h"
 
 namespace cairn::sketch {
 namespace {
@@ -43,7 +43,7 @@ CountMinSketch MakeSketch(double epsilon, double delta, bool conservative = fals
 }
 
 std::vector<uint64_t> ZipfStream(size_t n_items, uint64_t universe, double s, uint64_t seed) {
-  internal::ZipfGenerator zipf(universe, s, seed);
+  ZipfGenerator zipf(universe, s, seed);
   std::vector<uint64_t> out(n_items);
   // Scramble ranks so keys are not small consecutive integers.
   for (auto& k : out) k = Mix64(zipf.Next());
@@ -136,7 +136,7 @@ void CheckErrorBound(const std::vector<uint64_t>& stream, double epsilon, double
     ++queried;
     if (static_cast<double>(est - count) > bound) ++over_bound;
   }
-  internal::SplitMix64 rng(99);
+  SplitMix64 rng(99);
   for (size_t i = 0; i < truth.size(); ++i) {
     const uint64_t key = rng.Next();
     if (truth.count(key)) continue;
@@ -398,7 +398,7 @@ TEST(CountMinSketch, RejectsInconsistentPayloads) {
 TEST(CountMinZipfGenerator, FollowsZipfLaw) {
   for (double s : {0.8, 1.0, 1.1, 2.0}) {
     const uint64_t n = 1000;
-    internal::ZipfGenerator zipf(n, s, 42);
+    ZipfGenerator zipf(n, s, 42);
     std::vector<uint64_t> hist(n + 1, 0);
     const int draws = 200000;
     for (int i = 0; i < draws; ++i) {
@@ -414,9 +414,9 @@ TEST(CountMinZipfGenerator, FollowsZipfLaw) {
       EXPECT_NEAR(hist[k], expected, 5 * std::sqrt(expected) + 1) << "s=" << s << " k=" << k;
     }
   }
-  internal::ZipfGenerator a(100, 1.1, 7), b(100, 1.1, 7);
+  ZipfGenerator a(100, 1.1, 7), b(100, 1.1, 7);
   for (int i = 0; i < 100; ++i) ASSERT_EQ(a.Next(), b.Next());
-  internal::ZipfGenerator one(1, 1.5, 1);
+  ZipfGenerator one(1, 1.5, 1);
   EXPECT_EQ(one.Next(), 1u);
 }
 

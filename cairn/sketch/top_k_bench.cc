@@ -9,7 +9,7 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "cairn/base/hash.h"
-#include "cairn/sketch/internal/zipf.h"
+#include "cairn/base/random.h"
 #include "cairn/sketch/top_k.h"
 
 namespace cairn::sketch {
@@ -20,7 +20,7 @@ constexpr size_t kStream = 1 << 20;  // a power of two: the loops wrap with a ma
 // Zipf(1.1) over a million ranks, scrambled into 64-bit keys.
 const std::vector<uint64_t>& ZipfKeys() {
   static const std::vector<uint64_t> keys = [] {
-    internal::ZipfGenerator zipf(1000000, 1.1, 1);
+    ZipfGenerator zipf(1000000, 1.1, 1);
     std::vector<uint64_t> v(kStream);
     for (auto& k : v) k = Mix64(zipf.Next());
     return v;

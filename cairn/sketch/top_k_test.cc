@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "cairn/base/codec.h"
-#include "cairn/sketch/internal/zipf.h"
+#include "cairn/base/random.h"
 
 namespace cairn::sketch {
 namespace {
@@ -54,7 +54,7 @@ T Make(size_t capacity) {
 }
 
 std::vector<uint64_t> ZipfStream(size_t n_items, uint64_t universe, double s, uint64_t seed) {
-  internal::ZipfGenerator zipf(universe, s, seed);
+  ZipfGenerator zipf(universe, s, seed);
   std::vector<uint64_t> out(n_items);
   for (auto& k : out) k = Mix64(zipf.Next());
   return out;
@@ -172,7 +172,7 @@ TEST(TopK, BoundsHoldForWeightedAndAdversarialStreams) {
   {
     auto s = Make<TopKU64>(64);
     std::mt19937_64 rng(5);
-    internal::ZipfGenerator zipf(5000, 0.9, 5);
+    ZipfGenerator zipf(5000, 0.9, 5);
     Counts truth;
     uint64_t n = 0;
     for (int i = 0; i < 50000; ++i) {
@@ -283,7 +283,7 @@ TEST(TopK, StringKeysAcceptViewsAndLiterals) {
 
 TEST(TopK, StringKeysKeepBoundsOnZipf) {
   auto s = Make<TopKStr>(200);
-  internal::ZipfGenerator zipf(100000, 1.1, 13);
+  ZipfGenerator zipf(100000, 1.1, 13);
   std::unordered_map<std::string, uint64_t> truth;
   for (int i = 0; i < 50000; ++i) {
     const std::string key = "sensor/" + std::to_string(zipf.Next());
