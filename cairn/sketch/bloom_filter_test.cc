@@ -106,7 +106,12 @@ TEST_P(BloomFilterFpr, MeasuredFprMeetsTarget) {
 INSTANTIATE_TEST_SUITE_P(BloomFilter, BloomFilterFpr,
                          ::testing::Values(FprCase{100'000, 0.01}, FprCase{1'000'000, 0.01},
                                            FprCase{100'000, 0.001},
-                                           FprCase{1'000'000, 0.001}));
+                                           FprCase{1'000'000, 0.001}),
+                         [](const ::testing::TestParamInfo<FprCase>& info) {
+                           return fmt::format("keys{}_fpr{}", info.param.keys,
+                                              static_cast<int>(info.param.target * 10000)) +
+                                  "bp";
+                         });
 
 // The sizing model is exact for ideal hashing; check that XXH3 + these salts
 // follow it at loads well away from the sizing point too.

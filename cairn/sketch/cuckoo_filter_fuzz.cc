@@ -6,12 +6,14 @@
 #include <string>
 #include <string_view>
 
+#include "cairn/base/codec.h"
 #include "cairn/sketch/cuckoo_filter.h"
 
-extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  std::string_view bytes(reinterpret_cast<const char*>(data), size);
+namespace {
+
+void Exercise(std::string_view bytes) {
   auto filter = cairn::sketch::CuckooFilter::Deserialize(bytes);
-  if (!filter.ok()) return 0;
+  if (!filter.ok()) return;
   for (uint64_t k = 0; k < 64; ++k) (void)filter->Contains(k);
   (void)filter->EstimatedFalsePositiveRate();
   const std::string again = filter->Serialize();
@@ -31,5 +33,15 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   (void)filter->Merge(*copy);
   auto after = cairn::sketch::CuckooFilter::Deserialize(filter->Serialize());
   if (!after.ok()) std::abort();
+}
+
+}  // namespace
+
+// Each input is tried as a whole blob and as a payload sealed in a valid
+// envelope, so mutations also reach the field checks behind the checksum.
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  std::string_view bytes(reinterpret_cast<const char*>(data), size);
+  Exercise(bytes);
+  Exercise(cairn::SealEnvelope(cairn::MakeMagic("CCKO"), 1, bytes));
   return 0;
 }
