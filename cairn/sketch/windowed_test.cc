@@ -8,6 +8,7 @@
 #include <string>
 
 #include "cairn/sketch/count_min.h"
+#include "cairn/sketch/hyperloglog.h"
 #include "cairn/sketch/top_k.h"
 
 namespace cairn::sketch {
@@ -167,6 +168,28 @@ TEST(TimeWindowed, TopKOfIntegersAndMemory) {
   const size_t one = WideCountMin()->MemoryBytes();
   EXPECT_GE(cms.MemoryBytes(), 5 * one - 5 * sizeof(CountMinSketch));
   EXPECT_LE(cms.MemoryBytes(), 5 * one + 1024);
+}
+
+TEST(TimeWindowed, HyperLogLogCountsDistinctKeysOfTheWindowOnly) {
+  // A 60 s window of 6 buckets: 1000 distinct sources per 10 s, a new set each time.
+  auto w = TimeWindowed<HyperLogLog>::Create(60 * kSecond, 6, [] { return HyperLogLog::Create(12); });
+  ASSERT_TRUE(w.ok()) << w.status();
+  for (int64_t step = 0; step < 12; ++step) {
+    for (uint64_t i = 0; i < 1000; ++i) w->Add(step * 10 * kSecond + static_cast<int64_t>(i), step * 1000 + i);
+  }
+  // At t = 119 s the window holds steps 6..11: 6000 distinct keys.
+  auto snap = w->Snapshot(119 * kSecond);
+  ASSERT_TRUE(snap.ok()) << snap.status();
+  EXPECT_NEAR(snap->Estimate(), 6000, 6000 * 3 * snap->RelativeStandardError());
+  // Merging a window snapshot of the same keys changes nothing: no double counting.
+  auto again = w->Snapshot(119 * kSecond);
+  ASSERT_TRUE(snap->Merge(*again).ok());
+  EXPECT_NEAR(snap->Estimate(), 6000, 6000 * 3 * snap->RelativeStandardError());
+  // Later, with no new events, the old keys leave the window.
+  auto later = w->Snapshot(165 * kSecond);  // buckets 11..16: step 11 only
+  ASSERT_TRUE(later.ok());
+  EXPECT_NEAR(later->Estimate(), 1000, 1000 * 3 * later->RelativeStandardError());
+  EXPECT_EQ(w->late_dropped(), 0u);
 }
 
 TEST(DecayedCountMin, HalvesPerHalfLife) {
