@@ -204,6 +204,13 @@ int RunTop(const InputFlags& f, int k, int capacity) {
              Thousands(loop.used()),
              loop.bad() ? fmt::format(" ({} bad lines skipped)", Thousands(loop.bad())) : "");
   fmt::print("sketch: SpaceSaving top-k, capacity {}, {}\n", capacity, HumanBytes(top->MemoryBytes()));
+  bool uncertain = false;
+  for (const auto& it : items) uncertain = uncertain || it.error * 2 > it.count;
+  if (uncertain) {
+    fmt::print("note: some counts are mostly error: no value stands out at this capacity; "
+               "raise --capacity (error <= N/capacity = {})\n",
+               Thousands(top->TotalCount() / static_cast<uint64_t>(capacity)));
+  }
   return 0;
 }
 
