@@ -30,7 +30,8 @@ struct SketchBenchRow {
   double bytes;            // memory held by the structure
   std::string accuracy_metric;  // "fpr", "relative error", ...
   double accuracy;
-  double target_updates_per_sec;  // 0 when the issue sets no target
+  double target_updates_per_sec;  // 0 when no speed goal is set
+  double target_queries_per_sec;  // 0 when no speed goal is set
   bool exact;              // the exact baseline row
 };
 
