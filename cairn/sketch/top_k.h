@@ -30,6 +30,7 @@
 // (u64, or varint length + bytes), count varint, error varint.
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <optional>
@@ -98,7 +99,7 @@ class TopK {
   uint64_t TotalCount() const { return total_; }
   size_t capacity() const { return capacity_; }
   // Number of monitored keys (<= capacity).
-  size_t size() const { return slots_.size(); }
+  size_t size() const { return keys_.size(); }
   uint64_t seed() const { return seed_; }
 
   // Merges other into this (P. K. Agarwal et al., "Mergeable summaries", 2012): each
@@ -116,58 +117,91 @@ class TopK {
   static absl::StatusOr<TopK> Deserialize(std::string_view bytes);
 
  private:
-  struct Slot {
-    Key key;
-    uint64_t count;
-    uint64_t error;
-    uint32_t tag;  // high 32 bits of the key's hash: table position and quick compare
-  };
-
   explicit TopK(size_t capacity);
 
   static uint64_t SaturatingAdd(uint64_t a, uint64_t b) {
-    uint64_t s;
-    return __builtin_add_overflow(a, b, &s) ? ~uint64_t{0} : s;
+    const uint64_t s = a + b;
+    return s | (uint64_t{0} - static_cast<uint64_t>(s < a));  // branch-free
   }
-  static uint64_t Entry(uint32_t tag, uint32_t slot) {
-    return (static_cast<uint64_t>(tag) << 32) | (slot + 1);
-  }
+  // High 32 bits of the key's hash: its home position in the table (tag & mask_); for
+  // string keys also a quick compare before the string compare.
   uint32_t TagOf(KeyView key) const { return static_cast<uint32_t>(HashKey(key, seed_) >> 32); }
+  bool SlotHolds(uint32_t slot, KeyView key, uint32_t tag) const {
+    if constexpr (kStringKey) {
+      return tags_[slot] == tag && keys_[slot] == key;
+    } else {
+      (void)tag;
+      return keys_[slot] == key;
+    }
+  }
 
   void AddView(KeyView key, uint64_t count);
-  // The miss path: monitor a new key, evicting the minimum when full. `pos` is the
-  // empty table position where the lookup ended.
-  void Insert(KeyView key, uint32_t tag, size_t pos, uint64_t count);
+  // The miss path: monitors a new key at the empty table position `pos` where its
+  // lookup ended, evicting the minimum when full.
+  void Insert(KeyView key, uint32_t tag, size_t pos, uint64_t count) {
+    if (keys_.size() < capacity_) [[unlikely]] {
+      Append(key, tag, pos, count);
+    } else {
+      Replace(PopMinimum(), key, tag, pos, count);
+    }
+  }
+  void Append(KeyView key, uint32_t tag, size_t pos, uint64_t count);
+  void Replace(uint32_t victim, KeyView key, uint32_t tag, size_t pos, uint64_t count);
+  void AppendSlot(KeyView key, uint64_t count, uint64_t error, uint32_t tag);
+  // The lowest-index slot among those with the smallest count.
   uint32_t PopMinimum() {
     for (;;) {
-      while (min_top_ > 0) {
-        const uint32_t s = min_slots_[--min_top_];
-        // Counts only grow and a replacing key starts above min_count_, so a slot
-        // still at min_count_ is a true minimum; the others rose since the rebuild.
-        if (slots_[s].count == min_count_) return s;
+      while (min_bits_now_ == 0) [[unlikely]] {
+        if (++min_word_ < min_bits_.size()) {
+          min_bits_now_ = min_bits_[min_word_];
+        } else {
+          RebuildMinimum();
+        }
       }
-      RebuildMinimum();
+      const uint32_t s = static_cast<uint32_t>(min_word_ * 64 + __builtin_ctzll(min_bits_now_));
+      min_bits_now_ &= min_bits_now_ - 1;
+      // Counts only grow and a replacing key starts above min_count_, so a slot still
+      // at min_count_ is a true minimum; the others rose since the rebuild.
+      if (counts_[s] == min_count_) [[likely]] return s;
     }
   }
   void RebuildMinimum();
+  // Forgets the minimum's slots (after the counts changed other than by Add).
+  void ResetMinimum() {
+    min_bits_.clear();
+    min_word_ = 0;
+    min_bits_now_ = 0;
+    min_count_ = 0;
+  }
   // Slot index of the key, or -1.
   int64_t FindSlot(KeyView key, uint32_t tag) const;
   size_t FindEmpty(uint32_t tag) const;
+  // Empties table position `hole` and shifts later entries of its run back so that
+  // every key stays reachable from its home without tombstones.
+  void EraseAt(size_t hole);
   void Rehash(size_t table_size);
 
   size_t capacity_;
   uint64_t seed_ = kSeed;
   uint64_t total_ = 0;
-  std::vector<Slot> slots_;
-  // Open addressing, linear probing; live keys fill at most 1/4, live and stale
-  // entries at most 1/2. Entry: tag << 32 | (slot + 1); 0 = empty.
-  std::vector<uint64_t> table_;
+  // Slot i (0 <= i < size()) monitors keys_[i] with counts_[i], errors_[i], and
+  // tags_[i] = TagOf(keys_[i]). Slots keep their index for life: a replacing key
+  // takes over the evicted slot, and the serialized order is the slot order.
+  std::vector<Key> keys_;
+  std::vector<uint64_t> counts_;
+  std::vector<uint64_t> errors_;
+  std::vector<uint32_t> tags_;
+  // Open addressing, linear probing, deletion by backward shift (no tombstones);
+  // keys fill at most 1/8. Entry: slot + 1; 0 = empty.
+  std::vector<uint32_t> table_;
   size_t mask_ = 0;
-  size_t table_entries_ = 0;  // non-empty entries, live and stale
-  // min_slots_[0, min_top_): slots whose count was min_count_ at the last rebuild
-  // (stale ones are skipped when popped).
-  std::vector<uint32_t> min_slots_;
-  uint32_t min_top_ = 0;
+  // Bit i of min_bits_: slot i had count min_count_ at the last rebuild. Pops go
+  // through the bits in ascending order: min_bits_now_ holds the unpopped bits of
+  // word min_word_ (earlier words are spent). Invariant: once every bit is spent,
+  // every count exceeds min_count_.
+  std::vector<uint64_t> min_bits_;
+  size_t min_word_ = 0;
+  uint64_t min_bits_now_ = 0;
   uint64_t min_count_ = 0;
 };
 
@@ -176,20 +210,72 @@ inline void TopK<Key>::AddView(KeyView key, uint64_t count) {
   if (count == 0) return;
   total_ = SaturatingAdd(total_, count);
   const uint32_t tag = TagOf(key);
-  size_t pos = tag & mask_;
-  for (;;) {
-    const uint64_t e = table_[pos];
-    if (e == 0) break;
-    if (static_cast<uint32_t>(e >> 32) == tag) {
-      Slot& s = slots_[static_cast<uint32_t>(e) - 1];
-      if (s.key == key) {
-        s.count = SaturatingAdd(s.count, count);
-        return;
-      }
+  const uint32_t* const table = table_.data();
+  const size_t mask = mask_;
+  size_t pos = tag & mask;
+  for (uint32_t e; (e = table[pos]) != 0; pos = (pos + 1) & mask) {
+    if (SlotHolds(e - 1, key, tag)) {
+      counts_[e - 1] = SaturatingAdd(counts_[e - 1], count);
+      return;
     }
-    pos = (pos + 1) & mask_;
   }
   Insert(key, tag, pos, count);
+}
+
+template <typename Key>
+inline void TopK<Key>::EraseAt(size_t hole) {
+  uint32_t* const table = table_.data();
+  const uint32_t* const tags = tags_.data();
+  const size_t mask = mask_;
+  const size_t j1 = (hole + 1) & mask;
+  const uint32_t e1 = table[j1];
+  const uint32_t e2 = table[(hole + 2) & mask];
+  if (std::min(e1, e2) == 0) [[likely]] {  // one branch, not two
+    // The common case, without a data-dependent branch: at most one entry follows
+    // the hole in its run, and it moves into the hole unless it sits at its home.
+    const uint32_t s1 = e1 - (e1 != 0);  // any valid slot if e1 is empty
+    const uint32_t move =
+        static_cast<uint32_t>(e1 != 0) & static_cast<uint32_t>((tags[s1] & mask) != j1);
+    table[hole] = e1 & (0u - move);
+    table[j1] = e1 & (move - 1u);
+    return;
+  }
+  for (size_t j = j1;; j = (j + 1) & mask) {
+    const uint32_t e = table[j];
+    if (e == 0) break;
+    // The entry at j may fill the hole unless its home lies cyclically in (hole, j]:
+    // moving it before its home would hide it from lookups.
+    const size_t home = tags[e - 1] & mask;
+    if (((j - home) & mask) >= ((j - hole) & mask)) {
+      table[hole] = e;
+      hole = j;
+    }
+  }
+  table[hole] = 0;
+}
+
+template <typename Key>
+inline void TopK<Key>::Replace(uint32_t victim, KeyView key, uint32_t tag, size_t pos,
+                               uint64_t count) {
+  // Find the victim's entry before the new key's entry (also victim + 1) is written;
+  // the probe from the victim's home reaches it without passing `pos`, which was empty.
+  uint32_t* const table = table_.data();
+  const size_t mask = mask_;
+  size_t old = tags_[victim] & mask;
+  while (table[old] != victim + 1) old = (old + 1) & mask;
+  const uint64_t floor = counts_[victim];
+  if constexpr (kStringKey) {
+    keys_[victim].assign(key.data(), key.size());  // reuses the evicted key's buffer
+  } else {
+    keys_[victim] = key;
+  }
+  counts_[victim] = SaturatingAdd(floor, count);
+  errors_[victim] = floor;
+  tags_[victim] = tag;
+  // The new entry goes in first: the shift that closes the old entry's hole may then
+  // move it like any other entry (its home comes from the updated tag).
+  table[pos] = victim + 1;
+  EraseAt(old);
 }
 
 extern template class TopK<uint64_t>;

@@ -1,5 +1,6 @@
 #include "cairn/sketch/top_k.h"
 
+#include <fmt/format.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -420,6 +421,115 @@ TEST(TopK, RejectsInconsistentPayloads) {
   std::string bad_type = U64Payload(2, 0, {});
   bad_type[0] = 7;
   EXPECT_THAT(decode(bad_type).message(), HasSubstr("unknown keys"));
+}
+
+// SpaceSaving written out directly: slots in the order keys first arrived; a new key
+// takes over the lowest-index slot among those with the smallest count. The sketch
+// must match it exactly (slot order, counts, errors), which the serialized form shows.
+struct ModelTopK {
+  size_t capacity;
+  uint64_t total = 0;
+  std::vector<TopKU64::Item> slots;
+
+  void Add(uint64_t key, uint64_t count) {
+    if (count == 0) return;
+    total += count;
+    for (auto& s : slots) {
+      if (s.key == key) {
+        s.count += count;
+        return;
+      }
+    }
+    if (slots.size() < capacity) {
+      slots.push_back({key, count, 0});
+      return;
+    }
+    size_t v = 0;
+    for (size_t i = 1; i < slots.size(); ++i) {
+      if (slots[i].count < slots[v].count) v = i;
+    }
+    slots[v] = {key, slots[v].count + count, slots[v].count};
+  }
+  std::string Serialize() const { return Reseal(U64Payload(capacity, total, slots)); }
+  // Takes over a sketch's state from its serialized form.
+  static ModelTopK From(const TopKU64& s) {
+    ModelTopK m{s.capacity(), s.TotalCount(), {}};
+    const std::string payload = PayloadOf(s.Serialize());
+    ByteReader r(payload);
+    r.U8();
+    r.U64();
+    r.Varint();
+    r.U64();
+    const uint64_t n = r.Varint();
+    for (uint64_t i = 0; i < n; ++i) {
+      const uint64_t key = r.U64();
+      const uint64_t count = r.Varint();
+      m.slots.push_back({key, count, r.Varint()});
+    }
+    EXPECT_TRUE(r.Finish().ok());
+    return m;
+  }
+};
+
+void ExpectSameAsModel(const TopKU64& s, const ModelTopK& m, const std::string& where) {
+  ASSERT_EQ(ToHex(s.Serialize()), ToHex(m.Serialize())) << where;
+  for (const auto& item : m.slots) {
+    const auto found = s.Find(item.key);
+    ASSERT_TRUE(found.has_value()) << where << " key " << item.key;
+    ASSERT_EQ(*found, item) << where;
+  }
+  uint64_t expected_min = ~uint64_t{0};
+  for (const auto& item : m.slots) expected_min = std::min(expected_min, item.count);
+  ASSERT_EQ(s.MinCount(), m.slots.size() < m.capacity ? 0 : expected_min) << where;
+}
+
+TEST(TopK, MatchesDirectSpaceSavingExactly) {
+  for (size_t capacity : {1, 2, 3, 7, 64, 300}) {
+    for (uint64_t seed : {1, 2}) {
+      const std::string where = fmt::format("capacity {} seed {}", capacity, seed);
+      auto s = Make<TopKU64>(capacity);
+      ModelTopK m{capacity};
+      std::mt19937_64 rng(seed);
+      internal::ZipfGenerator zipf(20 * capacity + 50, 0.8, seed);
+      for (int i = 0; i < 20000; ++i) {
+        // Mostly unit adds on a skewed stream, some weighted, some fresh keys.
+        const uint64_t r = rng() % 16;
+        const uint64_t key = r == 0 ? rng() : Mix64(zipf.Next());
+        const uint64_t count = r == 1 ? rng() % 5 : r == 2 ? 1 + rng() % 100 : 1;
+        s.Add(key, count);
+        m.Add(key, count);
+        if (i % 2500 == 0) {
+          ExpectSameAsModel(s, m, where);
+          if (HasFatalFailure()) return;
+        }
+      }
+      ExpectSameAsModel(s, m, where);
+      if (HasFatalFailure()) return;
+    }
+  }
+}
+
+TEST(TopK, MatchesDirectSpaceSavingAfterMergeAndDecode) {
+  auto a = Make<TopKU64>(50), b = Make<TopKU64>(80);
+  std::mt19937_64 rng(21);
+  for (int i = 0; i < 5000; ++i) {
+    a.Add(Mix64(rng() % 300));
+    b.Add(Mix64(rng() % 200), 1 + rng() % 3);
+  }
+  ASSERT_TRUE(a.Merge(b).ok());
+  // The merged sketch, and a decoded copy of it, keep evicting like the direct
+  // algorithm started from the merged state.
+  auto decoded = TopKU64::Deserialize(a.Serialize());
+  ASSERT_TRUE(decoded.ok()) << decoded.status();
+  ModelTopK m = ModelTopK::From(a);
+  for (int i = 0; i < 5000; ++i) {
+    const uint64_t key = Mix64(rng() % 400), count = 1 + (rng() % 8 == 0);
+    a.Add(key, count);
+    decoded->Add(key, count);
+    m.Add(key, count);
+  }
+  ExpectSameAsModel(a, m, "merged");
+  ExpectSameAsModel(*decoded, m, "decoded");
 }
 
 TEST(TopK, MemoryGrowsWithKeysUpToCapacity) {
