@@ -120,12 +120,17 @@ class TopK {
   explicit TopK(size_t capacity);
 
   static uint64_t SaturatingAdd(uint64_t a, uint64_t b) {
-    const uint64_t s = a + b;
-    return s | (uint64_t{0} - static_cast<uint64_t>(s < a));  // branch-free
+    uint64_t s;
+    if (__builtin_add_overflow(a, b, &s)) [[unlikely]] return ~uint64_t{0};
+    return s;
   }
   // High 32 bits of the key's hash: its home position in the table (tag & mask_); for
   // string keys also a quick compare before the string compare.
-  uint32_t TagOf(KeyView key) const { return static_cast<uint32_t>(HashKey(key, seed_) >> 32); }
+  uint32_t TagOf(KeyView key) const {
+    // The default seed as a constant lets the compiler fold the hash's seed setup.
+    if (seed_ == kSeed) [[likely]] return static_cast<uint32_t>(HashKey(key, kSeed) >> 32);
+    return static_cast<uint32_t>(HashKey(key, seed_) >> 32);
+  }
   bool SlotHolds(uint32_t slot, KeyView key, uint32_t tag) const {
     if constexpr (kStringKey) {
       return tags_[slot] == tag && keys_[slot] == key;
