@@ -5,6 +5,9 @@
 #include <algorithm>
 #include <bit>
 #include <cassert>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 #include "cairn/base/codec.h"
 
@@ -23,6 +26,29 @@ constexpr size_t kMinTableSize = 16;
 #define TOPK_SLOTS_PER_KEY 8
 #endif
 constexpr size_t kTableSlotsPerKey = TOPK_SLOTS_PER_KEY;
+
+// Bit i of the result: counts[i] == m, for i < n <= 64.
+uint64_t EqualBits(const uint64_t* counts, size_t n, uint64_t m) {
+  uint64_t bits = 0;
+  size_t i = 0;
+#if defined(__SSE2__)
+  // Four counts per step with SSE2 (x86-64 baseline): a 64-bit lane is equal when
+  // both of its 32-bit halves are.
+  const __m128i mv = _mm_set1_epi64x(static_cast<long long>(m));
+  for (; i + 4 <= n; i += 4) {
+    __m128i a = _mm_cmpeq_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(counts + i)), mv);
+    __m128i b =
+        _mm_cmpeq_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(counts + i + 2)), mv);
+    a = _mm_and_si128(a, _mm_shuffle_epi32(a, _MM_SHUFFLE(2, 3, 0, 1)));
+    b = _mm_and_si128(b, _mm_shuffle_epi32(b, _MM_SHUFFLE(2, 3, 0, 1)));
+    const __m128 lanes =
+        _mm_shuffle_ps(_mm_castsi128_ps(a), _mm_castsi128_ps(b), _MM_SHUFFLE(2, 0, 2, 0));
+    bits |= static_cast<uint64_t>(_mm_movemask_ps(lanes)) << i;
+  }
+#endif
+  for (; i < n; ++i) bits |= static_cast<uint64_t>(counts[i] == m) << i;
+  return bits;
+}
 
 const char* KeyTypeName(uint8_t type) {
   switch (type) {
@@ -85,11 +111,9 @@ void TopK<Key>::RebuildMinimum() {
   auto mark = [&](uint64_t m) {
     uint64_t any = 0;
     for (size_t w = 0; w < min_bits_.size(); ++w) {
-      const size_t base = w * 64, end = std::min(n, base + 64);
-      uint64_t bits = 0;
-      for (size_t i = base; i < end; ++i) bits |= static_cast<uint64_t>(counts[i] == m) << (i - base);
-      min_bits_[w] = bits;
-      any |= bits;
+      const size_t base = w * 64;
+      min_bits_[w] = EqualBits(counts + base, std::min<size_t>(64, n - base), m);
+      any |= min_bits_[w];
     }
     return any != 0;
   };
