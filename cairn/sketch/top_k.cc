@@ -19,13 +19,6 @@ constexpr uint16_t kVersion = 1;
 constexpr uint8_t kKeyTypeU64 = 1;
 constexpr uint8_t kKeyTypeString = 2;
 constexpr size_t kMinTableSize = 16;
-// Table entries per monitored key (at least): keys fill at most 1/4 of the table, which
-// keeps probe sequences short — a miss probes to an empty entry, and on skewed streams
-// misses are frequent.
-#ifndef TOPK_SLOTS_PER_KEY
-#define TOPK_SLOTS_PER_KEY 8
-#endif
-constexpr size_t kTableSlotsPerKey = TOPK_SLOTS_PER_KEY;
 
 // Bit i of the result: counts[i] == m, for i < n <= 64.
 uint64_t EqualBits(const uint64_t* counts, size_t n, uint64_t m) {
@@ -61,7 +54,7 @@ const char* KeyTypeName(uint8_t type) {
 }  // namespace
 
 template <typename Key>
-TopK<Key>::TopK(size_t capacity) : capacity_(capacity) {
+TopK<Key>::TopK(size_t capacity) : capacity_(capacity), wide_(capacity > kWideCapacity) {
   Rehash(kMinTableSize);
 }
 
@@ -75,27 +68,57 @@ absl::StatusOr<TopK<Key>> TopK<Key>::Create(size_t capacity) {
 }
 
 template <typename Key>
-int64_t TopK<Key>::FindSlot(KeyView key, uint32_t tag) const {
+template <typename Entry>
+int64_t TopK<Key>::FindSlotIn(KeyView key, uint32_t tag) const {
+  const Entry* const table = Table<Entry>();
   for (size_t pos = tag & mask_;; pos = (pos + 1) & mask_) {
-    const uint32_t e = table_[pos];
+    const uint32_t e = table[pos];
     if (e == 0) return -1;
     if (SlotHolds(e - 1, key, tag)) return e - 1;
   }
 }
 
 template <typename Key>
-size_t TopK<Key>::FindEmpty(uint32_t tag) const {
-  size_t pos = tag & mask_;
-  while (table_[pos] != 0) pos = (pos + 1) & mask_;
-  return pos;
+int64_t TopK<Key>::FindSlot(KeyView key, uint32_t tag) const {
+  return wide_ ? FindSlotIn<uint32_t>(key, tag) : FindSlotIn<uint16_t>(key, tag);
+}
+
+template <typename Key>
+void TopK<Key>::AddWide(KeyView key, uint32_t tag, uint64_t count) {
+  AddIn<uint32_t>(key, tag, count);
+}
+
+template <typename Key>
+size_t TopK<Key>::TableSizeFor(size_t n) const {
+  // Misses probe to an empty entry, and on skewed streams misses are frequent: a
+  // sparse table keeps most probes at one entry (and the branches predictable).
+  return std::max(kMinTableSize, std::bit_ceil(n * (wide_ ? 8 : 16)));
+}
+
+template <typename Key>
+void TopK<Key>::Enter(uint32_t slot, uint32_t tag) {
+  auto enter = [&](auto* table) {
+    size_t pos = tag & mask_;
+    while (table[pos] != 0) pos = (pos + 1) & mask_;
+    table[pos] = static_cast<std::remove_reference_t<decltype(*table)>>(slot + 1);
+  };
+  if (wide_) {
+    enter(wide_table_.data());
+  } else {
+    enter(narrow_table_.data());
+  }
 }
 
 template <typename Key>
 void TopK<Key>::Rehash(size_t table_size) {
   assert(std::has_single_bit(table_size));
-  table_.assign(table_size, 0);
+  if (wide_) {
+    wide_table_.assign(table_size, 0);
+  } else {
+    narrow_table_.assign(table_size, 0);
+  }
   mask_ = table_size - 1;
-  for (uint32_t i = 0; i < keys_.size(); ++i) table_[FindEmpty(tags_[i])] = i + 1;
+  for (uint32_t i = 0; i < keys_.size(); ++i) Enter(i, tags_[i]);
 }
 
 template <typename Key>
@@ -143,11 +166,18 @@ void TopK<Key>::AppendSlot(KeyView key, uint64_t count, uint64_t error, uint32_t
 
 template <typename Key>
 void TopK<Key>::Append(KeyView key, uint32_t tag, size_t pos, uint64_t count) {
-  if ((size() + 1) * kTableSlotsPerKey > table_.size()) {
-    Rehash(table_.size() * 2);
-    pos = FindEmpty(tag);
+  const uint32_t slot = static_cast<uint32_t>(size());
+  if (TableSizeFor(slot + 1) > mask_ + 1) {
+    Rehash(TableSizeFor(slot + 1));
+    AppendSlot(key, count, 0, tag);
+    Enter(slot, tag);
+    return;
   }
-  table_[pos] = static_cast<uint32_t>(size()) + 1;
+  if (wide_) {
+    wide_table_[pos] = slot + 1;
+  } else {
+    narrow_table_[pos] = static_cast<uint16_t>(slot + 1);
+  }
   AppendSlot(key, count, 0, tag);
 }
 
@@ -255,7 +285,7 @@ absl::Status TopK<Key>::Merge(const TopK& other) {
   tags_ = std::move(tags);
   total_ = SaturatingAdd(total_, other.total_);
   ResetMinimum();
-  Rehash(std::max(kMinTableSize, std::bit_ceil(size() * kTableSlotsPerKey)));
+  Rehash(TableSizeFor(size()));
   return absl::OkStatus();
 }
 
@@ -263,7 +293,8 @@ template <typename Key>
 size_t TopK<Key>::MemoryBytes() const {
   size_t bytes = sizeof(*this) + keys_.capacity() * sizeof(Key) +
                  (counts_.capacity() + errors_.capacity()) * sizeof(uint64_t) +
-                 (tags_.capacity() + table_.capacity()) * sizeof(uint32_t) +
+                 (tags_.capacity() + wide_table_.capacity()) * sizeof(uint32_t) +
+                 narrow_table_.capacity() * sizeof(uint16_t) +
                  min_bits_.capacity() * sizeof(uint64_t);
   if constexpr (kStringKey) {
     const size_t inline_capacity = std::string().capacity();
@@ -333,7 +364,7 @@ absl::StatusOr<TopK<Key>> TopK<Key>::Deserialize(std::string_view bytes) {
   sketch.counts_.reserve(size);
   sketch.errors_.reserve(size);
   sketch.tags_.reserve(size);
-  sketch.Rehash(std::max(kMinTableSize, std::bit_ceil(static_cast<size_t>(size) * kTableSlotsPerKey)));
+  sketch.Rehash(sketch.TableSizeFor(static_cast<size_t>(size)));
   uint64_t sum = 0;
   for (uint64_t i = 0; i < size; ++i) {
     KeyView key;
@@ -354,7 +385,7 @@ absl::StatusOr<TopK<Key>> TopK<Key>::Deserialize(std::string_view bytes) {
     if (sketch.FindSlot(key, tag) >= 0) {
       return absl::InvalidArgumentError(fmt::format("TopK blob: item {} repeats a key", i));
     }
-    sketch.table_[sketch.FindEmpty(tag)] = static_cast<uint32_t>(sketch.size()) + 1;
+    sketch.Enter(static_cast<uint32_t>(sketch.size()), tag);
     sketch.AppendSlot(key, count, error, tag);
     sum = SaturatingAdd(sum, count);
   }

@@ -10,12 +10,14 @@
 // every key with true frequency > N / m is present; an absent key's frequency is at
 // most MinCount() <= N / m. The guarantees survive Merge (see there).
 //
-// Cost: Add is O(1) amortized — a hash-table lookup on a hit; on a miss, the minimum
-// counter comes from a lazily rebuilt list of the counters sharing the minimum count
-// (the minimum only grows, so the O(m) rebuild happens at most once per unit of
-// growth, at most N / m times). Memory grows with the number of distinct keys seen, up
-// to about m * (sizeof(Key) + 60) bytes (m * (sizeof(Key) + 90) when 4m is just above a
-// power of two) plus string contents (MemoryBytes()).
+// Cost: Add is O(1) amortized — one hash and usually one table probe. On a miss, the
+// minimum counter comes from a lazily rebuilt bitmap of the counters sharing the
+// minimum count (the minimum only grows, so the O(m) rebuild happens at most once per
+// unit of growth, at most N / m times), and the evicted key leaves the hash table by
+// backward shift. Ties for the minimum go to the counter first used earliest, so a
+// decoded sketch evicts exactly as the original would. Memory grows with the number
+// of distinct keys seen, up to about m * (sizeof(Key) + 52) bytes (m * (sizeof(Key) +
+// 84) when 16m is just above a power of two) plus string contents (MemoryBytes()).
 //
 // Key types: uint64_t and std::string (both instantiated in top_k.cc). TopK<std::string>
 // also takes std::string_view (and C strings) and does not allocate when the key is
@@ -119,6 +121,12 @@ class TopK {
  private:
   explicit TopK(size_t capacity);
 
+  // x += b, saturating: an add to memory and a branch never taken in practice (a
+  // call, so that the compiler does not turn it into a conditional move).
+  static void AddTo(uint64_t& x, uint64_t b) {
+    if (__builtin_add_overflow(x, b, &x)) [[unlikely]] Saturate(x);
+  }
+  [[gnu::noinline, gnu::cold]] static void Saturate(uint64_t& x) { x = ~uint64_t{0}; }
   static uint64_t SaturatingAdd(uint64_t a, uint64_t b) {
     uint64_t s;
     if (__builtin_add_overflow(a, b, &s)) [[unlikely]] return ~uint64_t{0};
@@ -140,17 +148,37 @@ class TopK {
     }
   }
 
+  // The table's entries are uint16_t below kWideCapacity slots, else uint32_t; the
+  // code that touches them is written once, for Entry = either.
+  template <typename Entry>
+  Entry* Table() {
+    if constexpr (sizeof(Entry) == 2) {
+      return narrow_table_.data();
+    } else {
+      return wide_table_.data();
+    }
+  }
+  template <typename Entry>
+  const Entry* Table() const {
+    return const_cast<TopK*>(this)->Table<Entry>();
+  }
+
   void AddView(KeyView key, uint64_t count);
+  template <typename Entry>
+  void AddIn(KeyView key, uint32_t tag, uint64_t count);
+  void AddWide(KeyView key, uint32_t tag, uint64_t count);
   // The miss path: monitors a new key at the empty table position `pos` where its
   // lookup ended, evicting the minimum when full.
+  template <typename Entry>
   void Insert(KeyView key, uint32_t tag, size_t pos, uint64_t count) {
     if (keys_.size() < capacity_) [[unlikely]] {
       Append(key, tag, pos, count);
     } else {
-      Replace(PopMinimum(), key, tag, pos, count);
+      Replace<Entry>(PopMinimum(), key, tag, pos, count);
     }
   }
   void Append(KeyView key, uint32_t tag, size_t pos, uint64_t count);
+  template <typename Entry>
   void Replace(uint32_t victim, KeyView key, uint32_t tag, size_t pos, uint64_t count);
   void AppendSlot(KeyView key, uint64_t count, uint64_t error, uint32_t tag);
   // The lowest-index slot among those with the smallest count.
@@ -180,11 +208,18 @@ class TopK {
   }
   // Slot index of the key, or -1.
   int64_t FindSlot(KeyView key, uint32_t tag) const;
-  size_t FindEmpty(uint32_t tag) const;
+  template <typename Entry>
+  int64_t FindSlotIn(KeyView key, uint32_t tag) const;
   // Empties table position `hole` and shifts later entries of its run back so that
   // every key stays reachable from its home without tombstones.
+  template <typename Entry>
   void EraseAt(size_t hole);
+  // Sets the table to `table_size` entries and enters every slot.
   void Rehash(size_t table_size);
+  // The table size for n keys.
+  size_t TableSizeFor(size_t n) const;
+  // Enters slot `slot` (holding `tag`) at the first empty position of its probe.
+  void Enter(uint32_t slot, uint32_t tag);
 
   size_t capacity_;
   uint64_t seed_ = kSeed;
@@ -196,10 +231,14 @@ class TopK {
   std::vector<uint64_t> counts_;
   std::vector<uint64_t> errors_;
   std::vector<uint32_t> tags_;
-  // Open addressing, linear probing, deletion by backward shift (no tombstones);
-  // keys fill at most 1/8. Entry: slot + 1; 0 = empty.
-  std::vector<uint32_t> table_;
+  // Open addressing, linear probing, deletion by backward shift (no tombstones).
+  // Entry: slot + 1; 0 = empty. One of the two is used (wide_ says which); keys fill
+  // at most 1/16 of a narrow table, 1/8 of a wide one (32 bytes per key either way).
+  static constexpr size_t kWideCapacity = 65535;
+  std::vector<uint16_t> narrow_table_;
+  std::vector<uint32_t> wide_table_;
   size_t mask_ = 0;
+  bool wide_;
   // Bit i of min_bits_: slot i had count min_count_ at the last rebuild. Pops go
   // through the bits in ascending order: min_bits_now_ holds the unpopped bits of
   // word min_word_ (earlier words are spent). Invariant: once every bit is spent,
@@ -213,23 +252,34 @@ class TopK {
 template <typename Key>
 inline void TopK<Key>::AddView(KeyView key, uint64_t count) {
   if (count == 0) return;
-  total_ = SaturatingAdd(total_, count);
+  AddTo(total_, count);
   const uint32_t tag = TagOf(key);
-  const uint32_t* const table = table_.data();
+  if (!wide_) [[likely]] {
+    AddIn<uint16_t>(key, tag, count);
+  } else {
+    AddWide(key, tag, count);
+  }
+}
+
+template <typename Key>
+template <typename Entry>
+inline void TopK<Key>::AddIn(KeyView key, uint32_t tag, uint64_t count) {
+  const Entry* const table = Table<Entry>();
   const size_t mask = mask_;
   size_t pos = tag & mask;
   for (uint32_t e; (e = table[pos]) != 0; pos = (pos + 1) & mask) {
     if (SlotHolds(e - 1, key, tag)) {
-      counts_[e - 1] = SaturatingAdd(counts_[e - 1], count);
+      AddTo(counts_[e - 1], count);
       return;
     }
   }
-  Insert(key, tag, pos, count);
+  Insert<Entry>(key, tag, pos, count);
 }
 
 template <typename Key>
+template <typename Entry>
 inline void TopK<Key>::EraseAt(size_t hole) {
-  uint32_t* const table = table_.data();
+  Entry* const table = Table<Entry>();
   const uint32_t* const tags = tags_.data();
   const size_t mask = mask_;
   const size_t j1 = (hole + 1) & mask;
@@ -241,8 +291,8 @@ inline void TopK<Key>::EraseAt(size_t hole) {
     const uint32_t s1 = e1 - (e1 != 0);  // any valid slot if e1 is empty
     const uint32_t move =
         static_cast<uint32_t>(e1 != 0) & static_cast<uint32_t>((tags[s1] & mask) != j1);
-    table[hole] = e1 & (0u - move);
-    table[j1] = e1 & (move - 1u);
+    table[hole] = static_cast<Entry>(e1 & (0u - move));
+    table[j1] = static_cast<Entry>(e1 & (move - 1u));
     return;
   }
   for (size_t j = j1;; j = (j + 1) & mask) {
@@ -252,7 +302,7 @@ inline void TopK<Key>::EraseAt(size_t hole) {
     // moving it before its home would hide it from lookups.
     const size_t home = tags[e - 1] & mask;
     if (((j - home) & mask) >= ((j - hole) & mask)) {
-      table[hole] = e;
+      table[hole] = static_cast<Entry>(e);
       hole = j;
     }
   }
@@ -260,11 +310,12 @@ inline void TopK<Key>::EraseAt(size_t hole) {
 }
 
 template <typename Key>
+template <typename Entry>
 inline void TopK<Key>::Replace(uint32_t victim, KeyView key, uint32_t tag, size_t pos,
                                uint64_t count) {
   // Find the victim's entry before the new key's entry (also victim + 1) is written;
   // the probe from the victim's home reaches it without passing `pos`, which was empty.
-  uint32_t* const table = table_.data();
+  Entry* const table = Table<Entry>();
   const size_t mask = mask_;
   size_t old = tags_[victim] & mask;
   while (table[old] != victim + 1) old = (old + 1) & mask;
@@ -279,8 +330,8 @@ inline void TopK<Key>::Replace(uint32_t victim, KeyView key, uint32_t tag, size_
   tags_[victim] = tag;
   // The new entry goes in first: the shift that closes the old entry's hole may then
   // move it like any other entry (its home comes from the updated tag).
-  table[pos] = victim + 1;
-  EraseAt(old);
+  table[pos] = static_cast<Entry>(victim + 1);
+  EraseAt<Entry>(old);
 }
 
 extern template class TopK<uint64_t>;
