@@ -5,6 +5,9 @@
 #include <algorithm>
 #include <bit>
 #include <cassert>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 #include "cairn/base/codec.h"
 
@@ -16,10 +19,29 @@ constexpr uint16_t kVersion = 1;
 constexpr uint8_t kKeyTypeU64 = 1;
 constexpr uint8_t kKeyTypeString = 2;
 constexpr size_t kMinTableSize = 16;
-// Table entries per monitored key (at least): live keys fill at most 1/4 of the table
-// and live plus stale entries at most 1/2, which keeps probe sequences short — a miss
-// probes to an empty entry, and on skewed streams misses are frequent.
-constexpr size_t kTableSlotsPerKey = 4;
+
+// Bit i of the result: counts[i] == m, for i < n <= 64.
+uint64_t EqualBits(const uint64_t* counts, size_t n, uint64_t m) {
+  uint64_t bits = 0;
+  size_t i = 0;
+#if defined(__SSE2__)
+  // Four counts per step with SSE2 (x86-64 baseline): a 64-bit lane is equal when
+  // both of its 32-bit halves are.
+  const __m128i mv = _mm_set1_epi64x(static_cast<long long>(m));
+  for (; i + 4 <= n; i += 4) {
+    __m128i a = _mm_cmpeq_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(counts + i)), mv);
+    __m128i b =
+        _mm_cmpeq_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(counts + i + 2)), mv);
+    a = _mm_and_si128(a, _mm_shuffle_epi32(a, _MM_SHUFFLE(2, 3, 0, 1)));
+    b = _mm_and_si128(b, _mm_shuffle_epi32(b, _MM_SHUFFLE(2, 3, 0, 1)));
+    const __m128 lanes =
+        _mm_shuffle_ps(_mm_castsi128_ps(a), _mm_castsi128_ps(b), _MM_SHUFFLE(2, 0, 2, 0));
+    bits |= static_cast<uint64_t>(_mm_movemask_ps(lanes)) << i;
+  }
+#endif
+  for (; i < n; ++i) bits |= static_cast<uint64_t>(counts[i] == m) << i;
+  return bits;
+}
 
 const char* KeyTypeName(uint8_t type) {
   switch (type) {
@@ -32,7 +54,7 @@ const char* KeyTypeName(uint8_t type) {
 }  // namespace
 
 template <typename Key>
-TopK<Key>::TopK(size_t capacity) : capacity_(capacity) {
+TopK<Key>::TopK(size_t capacity) : capacity_(capacity), wide_(capacity > kWideCapacity) {
   Rehash(kMinTableSize);
 }
 
@@ -46,105 +68,133 @@ absl::StatusOr<TopK<Key>> TopK<Key>::Create(size_t capacity) {
 }
 
 template <typename Key>
-int64_t TopK<Key>::FindSlot(KeyView key, uint32_t tag) const {
+template <typename Entry>
+int64_t TopK<Key>::FindSlotIn(KeyView key, uint32_t tag) const {
+  const Entry* const table = Table<Entry>();
   for (size_t pos = tag & mask_;; pos = (pos + 1) & mask_) {
-    const uint64_t e = table_[pos];
+    const uint32_t e = table[pos];
     if (e == 0) return -1;
-    if (static_cast<uint32_t>(e >> 32) == tag) {
-      const uint32_t slot = static_cast<uint32_t>(e) - 1;
-      if (slots_[slot].key == key) return slot;
-    }
+    if (SlotHolds(e - 1, key, tag)) return e - 1;
   }
 }
 
 template <typename Key>
-size_t TopK<Key>::FindEmpty(uint32_t tag) const {
-  size_t pos = tag & mask_;
-  while (table_[pos] != 0) pos = (pos + 1) & mask_;
-  return pos;
+int64_t TopK<Key>::FindSlot(KeyView key, uint32_t tag) const {
+  return wide_ ? FindSlotIn<uint32_t>(key, tag) : FindSlotIn<uint16_t>(key, tag);
+}
+
+template <typename Key>
+void TopK<Key>::AddWide(KeyView key, uint32_t tag, uint64_t count) {
+  AddIn<uint32_t>(key, tag, count);
+}
+
+template <typename Key>
+size_t TopK<Key>::TableSizeFor(size_t n) const {
+  // Misses probe to an empty entry, and on skewed streams misses are frequent: a
+  // sparse table keeps most probes at one entry (and the branches predictable).
+  return std::max(kMinTableSize, std::bit_ceil(n * (wide_ ? 8 : 16)));
+}
+
+template <typename Key>
+void TopK<Key>::Enter(uint32_t slot, uint32_t tag) {
+  auto enter = [&](auto* table) {
+    size_t pos = tag & mask_;
+    while (table[pos] != 0) pos = (pos + 1) & mask_;
+    table[pos] = static_cast<std::remove_reference_t<decltype(*table)>>(slot + 1);
+  };
+  if (wide_) {
+    enter(wide_table_.data());
+  } else {
+    enter(narrow_table_.data());
+  }
 }
 
 template <typename Key>
 void TopK<Key>::Rehash(size_t table_size) {
   assert(std::has_single_bit(table_size));
-  table_.assign(table_size, 0);
-  mask_ = table_size - 1;
-  table_entries_ = slots_.size();
-  for (uint32_t i = 0; i < slots_.size(); ++i) {
-    table_[FindEmpty(slots_[i].tag)] = Entry(slots_[i].tag, i);
+  if (wide_) {
+    wide_table_.assign(table_size, 0);
+  } else {
+    narrow_table_.assign(table_size, 0);
   }
+  mask_ = table_size - 1;
+  for (uint32_t i = 0; i < keys_.size(); ++i) Enter(i, tags_[i]);
 }
 
 template <typename Key>
 void TopK<Key>::RebuildMinimum() {
-  // Runs only when every slot has risen above the previous minimum, so the minimum
-  // grows by at least one per rebuild: at most N / capacity rebuilds of O(capacity).
-  const Slot* const slots = slots_.data();
-  const uint32_t n = static_cast<uint32_t>(slots_.size());
-  uint64_t m = ~uint64_t{0};
-  for (uint32_t i = 0; i < n; ++i) m = std::min(m, slots[i].count);
-  if (min_slots_.size() < n) min_slots_.resize(n);
-  // Branch-free collection, highest index first, so that slots pop in ascending order.
-  uint32_t* const out = min_slots_.data();
-  uint32_t k = 0;
-  for (uint32_t i = n; i-- > 0;) {
-    out[k] = i;
-    k += slots[i].count == m;
+  // Runs once every slot has risen above min_count_, so the minimum grows by at least
+  // one per rebuild: at most N / capacity rebuilds of O(capacity). The new minimum is
+  // usually min_count_ + 1 (replacing keys start there on unit adds): marking the
+  // slots that hold it needs no separate pass for the minimum. When no slot holds it
+  // (or it wrapped to 0: counts saturated), the true minimum is marked instead.
+  const uint64_t* const counts = counts_.data();
+  const size_t n = counts_.size();
+  min_bits_.resize((n + 63) / 64);
+  auto mark = [&](uint64_t m) {
+    uint64_t any = 0;
+    for (size_t w = 0; w < min_bits_.size(); ++w) {
+      const size_t base = w * 64;
+      min_bits_[w] = EqualBits(counts + base, std::min<size_t>(64, n - base), m);
+      any |= min_bits_[w];
+    }
+    return any != 0;
+  };
+  min_count_ += 1;
+  if (!mark(min_count_)) {
+    min_count_ = *std::min_element(counts, counts + n);
+    mark(min_count_);
   }
-  min_top_ = k;
-  min_count_ = m;
+  min_word_ = 0;
+  min_bits_now_ = min_bits_[0];
 }
 
 template <typename Key>
-void TopK<Key>::Insert(KeyView key, uint32_t tag, size_t pos, uint64_t count) {
-  if (slots_.size() < capacity_) {
-    if ((slots_.size() + 1) * kTableSlotsPerKey > table_.size()) {
-      Rehash(table_.size() * 2);
-      pos = FindEmpty(tag);
-    }
-    if (slots_.size() == slots_.capacity()) {
-      slots_.reserve(std::min(capacity_, std::max<size_t>(16, slots_.size() * 2)));
-    }
-    const uint32_t index = static_cast<uint32_t>(slots_.size());
-    slots_.push_back(Slot{Key(key), count, 0, tag});
-    table_[pos] = Entry(tag, index);
-    ++table_entries_;
+void TopK<Key>::AppendSlot(KeyView key, uint64_t count, uint64_t error, uint32_t tag) {
+  if (keys_.size() == keys_.capacity()) {
+    const size_t n = std::min(capacity_, std::max<size_t>(16, keys_.size() * 2));
+    keys_.reserve(n);
+    counts_.reserve(n);
+    errors_.reserve(n);
+    tags_.reserve(n);
+  }
+  keys_.emplace_back(key);
+  counts_.push_back(count);
+  errors_.push_back(error);
+  tags_.push_back(tag);
+}
+
+template <typename Key>
+void TopK<Key>::Append(KeyView key, uint32_t tag, size_t pos, uint64_t count) {
+  const uint32_t slot = static_cast<uint32_t>(size());
+  if (TableSizeFor(slot + 1) > mask_ + 1) {
+    Rehash(TableSizeFor(slot + 1));
+    AppendSlot(key, count, 0, tag);
+    Enter(slot, tag);
     return;
   }
-  const uint32_t victim = PopMinimum();
-  Slot& s = slots_[victim];
-  const uint64_t floor = s.count;
-  if constexpr (kStringKey) {
-    s.key.assign(key.data(), key.size());  // reuses the evicted key's buffer
+  if (wide_) {
+    wide_table_[pos] = slot + 1;
   } else {
-    s.key = key;
+    narrow_table_[pos] = static_cast<uint16_t>(slot + 1);
   }
-  s.count = SaturatingAdd(floor, count);
-  s.error = floor;
-  s.tag = tag;
-  // The victim's old entry stays in the table: it points at a slot that now holds
-  // another key, so lookups skip it by the key comparison they make anyway. Stale
-  // entries are purged by a rehash once live and stale entries fill half the table
-  // (every ~capacity evictions), which costs less than erasing with backward shifts
-  // on every eviction.
-  table_[pos] = Entry(tag, victim);
-  if (++table_entries_ * 2 > table_.size()) Rehash(table_.size());
+  AppendSlot(key, count, 0, tag);
 }
 
 template <typename Key>
 std::vector<typename TopK<Key>::Item> TopK<Key>::Top(size_t k) const {
-  std::vector<uint32_t> order(slots_.size());
+  std::vector<uint32_t> order(keys_.size());
   for (uint32_t i = 0; i < order.size(); ++i) order[i] = i;
   k = std::min(k, order.size());
   std::partial_sort(order.begin(), order.begin() + k, order.end(), [&](uint32_t a, uint32_t b) {
-    if (slots_[a].count != slots_[b].count) return slots_[a].count > slots_[b].count;
-    return slots_[a].key < slots_[b].key;
+    if (counts_[a] != counts_[b]) return counts_[a] > counts_[b];
+    return keys_[a] < keys_[b];
   });
   std::vector<Item> items;
   items.reserve(k);
   for (size_t i = 0; i < k; ++i) {
-    const Slot& s = slots_[order[i]];
-    items.push_back(Item{s.key, s.count, s.error});
+    const uint32_t s = order[i];
+    items.push_back(Item{keys_[s], counts_[s], errors_[s]});
   }
   return items;
 }
@@ -153,15 +203,14 @@ template <typename Key>
 std::optional<typename TopK<Key>::Item> TopK<Key>::Find(KeyView key) const {
   const int64_t slot = FindSlot(key, TagOf(key));
   if (slot < 0) return std::nullopt;
-  const Slot& s = slots_[slot];
-  return Item{s.key, s.count, s.error};
+  return Item{keys_[slot], counts_[slot], errors_[slot]};
 }
 
 template <typename Key>
 uint64_t TopK<Key>::MinCount() const {
-  if (slots_.size() < capacity_) return 0;
+  if (keys_.size() < capacity_) return 0;
   uint64_t m = ~uint64_t{0};
-  for (const Slot& s : slots_) m = std::min(m, s.count);
+  for (uint64_t c : counts_) m = std::min(m, c);
   return m;
 }
 
@@ -191,51 +240,66 @@ absl::Status TopK<Key>::Merge(const TopK& other) {
   const uint64_t min_this = MinCount();
   const uint64_t min_other = other.MinCount();
   struct Candidate {
-    const Slot* slot;
-    bool from_other;
+    const TopK* from;
+    uint32_t slot;
     uint64_t count;
     uint64_t error;
   };
   std::vector<Candidate> candidates;
-  candidates.reserve(slots_.size() + other.slots_.size());
-  for (const Slot& s : slots_) {
-    const int64_t j = other.FindSlot(KeyView(s.key), s.tag);
-    const uint64_t oc = j >= 0 ? other.slots_[j].count : min_other;
-    const uint64_t oe = j >= 0 ? other.slots_[j].error : min_other;
-    candidates.push_back({&s, false, SaturatingAdd(s.count, oc), SaturatingAdd(s.error, oe)});
-  }
-  for (const Slot& s : other.slots_) {
-    if (FindSlot(KeyView(s.key), s.tag) >= 0) continue;
+  candidates.reserve(size() + other.size());
+  for (uint32_t i = 0; i < size(); ++i) {
+    const int64_t j = other.FindSlot(KeyView(keys_[i]), tags_[i]);
+    const uint64_t oc = j >= 0 ? other.counts_[j] : min_other;
+    const uint64_t oe = j >= 0 ? other.errors_[j] : min_other;
     candidates.push_back(
-        {&s, true, SaturatingAdd(min_this, s.count), SaturatingAdd(min_this, s.error)});
+        {this, i, SaturatingAdd(counts_[i], oc), SaturatingAdd(errors_[i], oe)});
+  }
+  for (uint32_t i = 0; i < other.size(); ++i) {
+    if (FindSlot(KeyView(other.keys_[i]), other.tags_[i]) >= 0) continue;
+    candidates.push_back({&other, i, SaturatingAdd(min_this, other.counts_[i]),
+                          SaturatingAdd(min_this, other.errors_[i])});
   }
   const size_t keep = std::min(capacity_, candidates.size());
   std::partial_sort(candidates.begin(), candidates.begin() + keep, candidates.end(),
                     [](const Candidate& a, const Candidate& b) {
                       if (a.count != b.count) return a.count > b.count;
-                      return a.slot->key < b.slot->key;
+                      return a.from->keys_[a.slot] < b.from->keys_[b.slot];
                     });
-  std::vector<Slot> merged;
-  merged.reserve(keep);
+  std::vector<Key> keys;
+  std::vector<uint64_t> counts, errors;
+  std::vector<uint32_t> tags;
+  keys.reserve(keep);
+  counts.reserve(keep);
+  errors.reserve(keep);
+  tags.reserve(keep);
   for (size_t i = 0; i < keep; ++i) {
     const Candidate& c = candidates[i];
-    merged.push_back(Slot{c.slot->key, c.count, c.error, c.slot->tag});
+    keys.push_back(c.from->keys_[c.slot]);
+    counts.push_back(c.count);
+    errors.push_back(c.error);
+    tags.push_back(c.from->tags_[c.slot]);
   }
-  slots_ = std::move(merged);
+  keys_ = std::move(keys);
+  counts_ = std::move(counts);
+  errors_ = std::move(errors);
+  tags_ = std::move(tags);
   total_ = SaturatingAdd(total_, other.total_);
-  min_top_ = 0;
-  Rehash(std::max(kMinTableSize, std::bit_ceil(slots_.size() * kTableSlotsPerKey)));
+  ResetMinimum();
+  Rehash(TableSizeFor(size()));
   return absl::OkStatus();
 }
 
 template <typename Key>
 size_t TopK<Key>::MemoryBytes() const {
-  size_t bytes = sizeof(*this) + slots_.capacity() * sizeof(Slot) +
-                 table_.capacity() * sizeof(uint64_t) + min_slots_.capacity() * sizeof(uint32_t);
+  size_t bytes = sizeof(*this) + keys_.capacity() * sizeof(Key) +
+                 (counts_.capacity() + errors_.capacity()) * sizeof(uint64_t) +
+                 (tags_.capacity() + wide_table_.capacity()) * sizeof(uint32_t) +
+                 narrow_table_.capacity() * sizeof(uint16_t) +
+                 min_bits_.capacity() * sizeof(uint64_t);
   if constexpr (kStringKey) {
     const size_t inline_capacity = std::string().capacity();
-    for (const Slot& s : slots_) {
-      if (s.key.capacity() > inline_capacity) bytes += s.key.capacity() + 1;
+    for (const std::string& key : keys_) {
+      if (key.capacity() > inline_capacity) bytes += key.capacity() + 1;
     }
   }
   return bytes;
@@ -248,15 +312,15 @@ std::string TopK<Key>::Serialize() const {
   w.U64(seed_);
   w.Varint(capacity_);
   w.U64(total_);
-  w.Varint(slots_.size());
-  for (const Slot& s : slots_) {
+  w.Varint(size());
+  for (size_t i = 0; i < size(); ++i) {
     if constexpr (kStringKey) {
-      w.String(s.key);
+      w.String(keys_[i]);
     } else {
-      w.U64(s.key);
+      w.U64(keys_[i]);
     }
-    w.Varint(s.count);
-    w.Varint(s.error);
+    w.Varint(counts_[i]);
+    w.Varint(errors_[i]);
   }
   return SealEnvelope(kMagic, kVersion, w.data());
 }
@@ -296,8 +360,11 @@ absl::StatusOr<TopK<Key>> TopK<Key>::Deserialize(std::string_view bytes) {
   TopK sketch(capacity);
   sketch.seed_ = seed;
   sketch.total_ = total;
-  sketch.slots_.reserve(size);
-  sketch.Rehash(std::max(kMinTableSize, std::bit_ceil(static_cast<size_t>(size) * kTableSlotsPerKey)));
+  sketch.keys_.reserve(size);
+  sketch.counts_.reserve(size);
+  sketch.errors_.reserve(size);
+  sketch.tags_.reserve(size);
+  sketch.Rehash(sketch.TableSizeFor(static_cast<size_t>(size)));
   uint64_t sum = 0;
   for (uint64_t i = 0; i < size; ++i) {
     KeyView key;
@@ -318,10 +385,8 @@ absl::StatusOr<TopK<Key>> TopK<Key>::Deserialize(std::string_view bytes) {
     if (sketch.FindSlot(key, tag) >= 0) {
       return absl::InvalidArgumentError(fmt::format("TopK blob: item {} repeats a key", i));
     }
-    const uint32_t index = static_cast<uint32_t>(sketch.slots_.size());
-    sketch.slots_.push_back(Slot{Key(key), count, error, tag});
-    sketch.table_[sketch.FindEmpty(tag)] = Entry(tag, index);
-    ++sketch.table_entries_;
+    sketch.Enter(static_cast<uint32_t>(sketch.size()), tag);
+    sketch.AppendSlot(key, count, error, tag);
     sum = SaturatingAdd(sum, count);
   }
   if (absl::Status s = r.Finish(); !s.ok()) return s;
@@ -334,11 +399,11 @@ absl::StatusOr<TopK<Key>> TopK<Key>::Deserialize(std::string_view bytes) {
         "TopK blob: counts sum to {}, more than the total count {}: corrupted", sum, total));
   }
   const uint64_t min_count = sketch.MinCount();
-  for (size_t i = 0; i < sketch.slots_.size(); ++i) {
-    if (sketch.slots_[i].error > min_count) {
+  for (size_t i = 0; i < sketch.size(); ++i) {
+    if (sketch.errors_[i] > min_count) {
       return absl::InvalidArgumentError(fmt::format(
           "TopK blob: item {} has error {} above the minimum count {}: corrupted", i,
-          sketch.slots_[i].error, min_count));
+          sketch.errors_[i], min_count));
     }
   }
   return sketch;

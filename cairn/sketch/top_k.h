@@ -10,12 +10,14 @@
 // every key with true frequency > N / m is present; an absent key's frequency is at
 // most MinCount() <= N / m. The guarantees survive Merge (see there).
 //
-// Cost: Add is O(1) amortized — a hash-table lookup on a hit; on a miss, the minimum
-// counter comes from a lazily rebuilt list of the counters sharing the minimum count
-// (the minimum only grows, so the O(m) rebuild happens at most once per unit of
-// growth, at most N / m times). Memory grows with the number of distinct keys seen, up
-// to about m * (sizeof(Key) + 60) bytes (m * (sizeof(Key) + 90) when 4m is just above a
-// power of two) plus string contents (MemoryBytes()).
+// Cost: Add is O(1) amortized — one hash and usually one table probe. On a miss, the
+// minimum counter comes from a lazily rebuilt bitmap of the counters sharing the
+// minimum count (the minimum only grows, so the O(m) rebuild happens at most once per
+// unit of growth, at most N / m times), and the evicted key leaves the hash table by
+// backward shift. Ties for the minimum go to the counter first used earliest, so a
+// decoded sketch evicts exactly as the original would. Memory grows with the number
+// of distinct keys seen, up to about m * (sizeof(Key) + 52) bytes (m * (sizeof(Key) +
+// 84) when 16m is just above a power of two) plus string contents (MemoryBytes()).
 //
 // Key types: uint64_t and std::string (both instantiated in top_k.cc). TopK<std::string>
 // also takes std::string_view (and C strings) and does not allocate when the key is
@@ -30,6 +32,7 @@
 // (u64, or varint length + bytes), count varint, error varint.
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <optional>
@@ -98,7 +101,7 @@ class TopK {
   uint64_t TotalCount() const { return total_; }
   size_t capacity() const { return capacity_; }
   // Number of monitored keys (<= capacity).
-  size_t size() const { return slots_.size(); }
+  size_t size() const { return keys_.size(); }
   uint64_t seed() const { return seed_; }
 
   // Merges other into this (P. K. Agarwal et al., "Mergeable summaries", 2012): each
@@ -116,80 +119,219 @@ class TopK {
   static absl::StatusOr<TopK> Deserialize(std::string_view bytes);
 
  private:
-  struct Slot {
-    Key key;
-    uint64_t count;
-    uint64_t error;
-    uint32_t tag;  // high 32 bits of the key's hash: table position and quick compare
-  };
-
   explicit TopK(size_t capacity);
 
+  // x += b, saturating: an add to memory and a branch never taken in practice (a
+  // call, so that the compiler does not turn it into a conditional move).
+  static void AddTo(uint64_t& x, uint64_t b) {
+    if (__builtin_add_overflow(x, b, &x)) [[unlikely]] Saturate(x);
+  }
+  [[gnu::noinline, gnu::cold]] static void Saturate(uint64_t& x) { x = ~uint64_t{0}; }
   static uint64_t SaturatingAdd(uint64_t a, uint64_t b) {
     uint64_t s;
-    return __builtin_add_overflow(a, b, &s) ? ~uint64_t{0} : s;
+    if (__builtin_add_overflow(a, b, &s)) [[unlikely]] return ~uint64_t{0};
+    return s;
   }
-  static uint64_t Entry(uint32_t tag, uint32_t slot) {
-    return (static_cast<uint64_t>(tag) << 32) | (slot + 1);
+  // High 32 bits of the key's hash: its home position in the table (tag & mask_); for
+  // string keys also a quick compare before the string compare.
+  uint32_t TagOf(KeyView key) const {
+    // The default seed as a constant lets the compiler fold the hash's seed setup.
+    if (seed_ == kSeed) [[likely]] return static_cast<uint32_t>(HashKey(key, kSeed) >> 32);
+    return static_cast<uint32_t>(HashKey(key, seed_) >> 32);
   }
-  uint32_t TagOf(KeyView key) const { return static_cast<uint32_t>(HashKey(key, seed_) >> 32); }
+  bool SlotHolds(uint32_t slot, KeyView key, uint32_t tag) const {
+    if constexpr (kStringKey) {
+      return tags_[slot] == tag && keys_[slot] == key;
+    } else {
+      (void)tag;
+      return keys_[slot] == key;
+    }
+  }
+
+  // The table's entries are uint16_t below kWideCapacity slots, else uint32_t; the
+  // code that touches them is written once, for Entry = either.
+  template <typename Entry>
+  Entry* Table() {
+    if constexpr (sizeof(Entry) == 2) {
+      return narrow_table_.data();
+    } else {
+      return wide_table_.data();
+    }
+  }
+  template <typename Entry>
+  const Entry* Table() const {
+    return const_cast<TopK*>(this)->Table<Entry>();
+  }
 
   void AddView(KeyView key, uint64_t count);
-  // The miss path: monitor a new key, evicting the minimum when full. `pos` is the
-  // empty table position where the lookup ended.
-  void Insert(KeyView key, uint32_t tag, size_t pos, uint64_t count);
+  template <typename Entry>
+  void AddIn(KeyView key, uint32_t tag, uint64_t count);
+  void AddWide(KeyView key, uint32_t tag, uint64_t count);
+  // The miss path: monitors a new key at the empty table position `pos` where its
+  // lookup ended, evicting the minimum when full.
+  template <typename Entry>
+  void Insert(KeyView key, uint32_t tag, size_t pos, uint64_t count) {
+    if (keys_.size() < capacity_) [[unlikely]] {
+      Append(key, tag, pos, count);
+    } else {
+      Replace<Entry>(PopMinimum(), key, tag, pos, count);
+    }
+  }
+  void Append(KeyView key, uint32_t tag, size_t pos, uint64_t count);
+  template <typename Entry>
+  void Replace(uint32_t victim, KeyView key, uint32_t tag, size_t pos, uint64_t count);
+  void AppendSlot(KeyView key, uint64_t count, uint64_t error, uint32_t tag);
+  // The lowest-index slot among those with the smallest count.
   uint32_t PopMinimum() {
     for (;;) {
-      while (min_top_ > 0) {
-        const uint32_t s = min_slots_[--min_top_];
-        // Counts only grow and a replacing key starts above min_count_, so a slot
-        // still at min_count_ is a true minimum; the others rose since the rebuild.
-        if (slots_[s].count == min_count_) return s;
+      while (min_bits_now_ == 0) [[unlikely]] {
+        if (++min_word_ < min_bits_.size()) {
+          min_bits_now_ = min_bits_[min_word_];
+        } else {
+          RebuildMinimum();
+        }
       }
-      RebuildMinimum();
+      const uint32_t s = static_cast<uint32_t>(min_word_ * 64 + __builtin_ctzll(min_bits_now_));
+      min_bits_now_ &= min_bits_now_ - 1;
+      // Counts only grow and a replacing key starts above min_count_, so a slot still
+      // at min_count_ is a true minimum; the others rose since the rebuild.
+      if (counts_[s] == min_count_) [[likely]] return s;
     }
   }
   void RebuildMinimum();
+  // Forgets the minimum's slots (after the counts changed other than by Add).
+  void ResetMinimum() {
+    min_bits_.clear();
+    min_word_ = 0;
+    min_bits_now_ = 0;
+    min_count_ = 0;
+  }
   // Slot index of the key, or -1.
   int64_t FindSlot(KeyView key, uint32_t tag) const;
-  size_t FindEmpty(uint32_t tag) const;
+  template <typename Entry>
+  int64_t FindSlotIn(KeyView key, uint32_t tag) const;
+  // Empties table position `hole` and shifts later entries of its run back so that
+  // every key stays reachable from its home without tombstones.
+  template <typename Entry>
+  void EraseAt(size_t hole);
+  // Sets the table to `table_size` entries and enters every slot.
   void Rehash(size_t table_size);
+  // The table size for n keys.
+  size_t TableSizeFor(size_t n) const;
+  // Enters slot `slot` (holding `tag`) at the first empty position of its probe.
+  void Enter(uint32_t slot, uint32_t tag);
 
   size_t capacity_;
   uint64_t seed_ = kSeed;
   uint64_t total_ = 0;
-  std::vector<Slot> slots_;
-  // Open addressing, linear probing; live keys fill at most 1/4, live and stale
-  // entries at most 1/2. Entry: tag << 32 | (slot + 1); 0 = empty.
-  std::vector<uint64_t> table_;
+  // Slot i (0 <= i < size()) monitors keys_[i] with counts_[i], errors_[i], and
+  // tags_[i] = TagOf(keys_[i]). Slots keep their index for life: a replacing key
+  // takes over the evicted slot, and the serialized order is the slot order.
+  std::vector<Key> keys_;
+  std::vector<uint64_t> counts_;
+  std::vector<uint64_t> errors_;
+  std::vector<uint32_t> tags_;
+  // Open addressing, linear probing, deletion by backward shift (no tombstones).
+  // Entry: slot + 1; 0 = empty. One of the two is used (wide_ says which); keys fill
+  // at most 1/16 of a narrow table, 1/8 of a wide one (32 bytes per key either way).
+  static constexpr size_t kWideCapacity = 65535;
+  std::vector<uint16_t> narrow_table_;
+  std::vector<uint32_t> wide_table_;
   size_t mask_ = 0;
-  size_t table_entries_ = 0;  // non-empty entries, live and stale
-  // min_slots_[0, min_top_): slots whose count was min_count_ at the last rebuild
-  // (stale ones are skipped when popped).
-  std::vector<uint32_t> min_slots_;
-  uint32_t min_top_ = 0;
+  bool wide_;
+  // Bit i of min_bits_: slot i had count min_count_ at the last rebuild. Pops go
+  // through the bits in ascending order: min_bits_now_ holds the unpopped bits of
+  // word min_word_ (earlier words are spent). Invariant: once every bit is spent,
+  // every count exceeds min_count_.
+  std::vector<uint64_t> min_bits_;
+  size_t min_word_ = 0;
+  uint64_t min_bits_now_ = 0;
   uint64_t min_count_ = 0;
 };
 
 template <typename Key>
 inline void TopK<Key>::AddView(KeyView key, uint64_t count) {
   if (count == 0) return;
-  total_ = SaturatingAdd(total_, count);
+  AddTo(total_, count);
   const uint32_t tag = TagOf(key);
-  size_t pos = tag & mask_;
-  for (;;) {
-    const uint64_t e = table_[pos];
-    if (e == 0) break;
-    if (static_cast<uint32_t>(e >> 32) == tag) {
-      Slot& s = slots_[static_cast<uint32_t>(e) - 1];
-      if (s.key == key) {
-        s.count = SaturatingAdd(s.count, count);
-        return;
-      }
-    }
-    pos = (pos + 1) & mask_;
+  if (!wide_) [[likely]] {
+    AddIn<uint16_t>(key, tag, count);
+  } else {
+    AddWide(key, tag, count);
   }
-  Insert(key, tag, pos, count);
+}
+
+template <typename Key>
+template <typename Entry>
+inline void TopK<Key>::AddIn(KeyView key, uint32_t tag, uint64_t count) {
+  const Entry* const table = Table<Entry>();
+  const size_t mask = mask_;
+  size_t pos = tag & mask;
+  for (uint32_t e; (e = table[pos]) != 0; pos = (pos + 1) & mask) {
+    if (SlotHolds(e - 1, key, tag)) {
+      AddTo(counts_[e - 1], count);
+      return;
+    }
+  }
+  Insert<Entry>(key, tag, pos, count);
+}
+
+template <typename Key>
+template <typename Entry>
+inline void TopK<Key>::EraseAt(size_t hole) {
+  Entry* const table = Table<Entry>();
+  const uint32_t* const tags = tags_.data();
+  const size_t mask = mask_;
+  const size_t j1 = (hole + 1) & mask;
+  const uint32_t e1 = table[j1];
+  const uint32_t e2 = table[(hole + 2) & mask];
+  if (std::min(e1, e2) == 0) [[likely]] {  // one branch, not two
+    // The common case, without a data-dependent branch: at most one entry follows
+    // the hole in its run, and it moves into the hole unless it sits at its home.
+    const uint32_t s1 = e1 - (e1 != 0);  // any valid slot if e1 is empty
+    const uint32_t move =
+        static_cast<uint32_t>(e1 != 0) & static_cast<uint32_t>((tags[s1] & mask) != j1);
+    table[hole] = static_cast<Entry>(e1 & (0u - move));
+    table[j1] = static_cast<Entry>(e1 & (move - 1u));
+    return;
+  }
+  for (size_t j = j1;; j = (j + 1) & mask) {
+    const uint32_t e = table[j];
+    if (e == 0) break;
+    // The entry at j may fill the hole unless its home lies cyclically in (hole, j]:
+    // moving it before its home would hide it from lookups.
+    const size_t home = tags[e - 1] & mask;
+    if (((j - home) & mask) >= ((j - hole) & mask)) {
+      table[hole] = static_cast<Entry>(e);
+      hole = j;
+    }
+  }
+  table[hole] = 0;
+}
+
+template <typename Key>
+template <typename Entry>
+inline void TopK<Key>::Replace(uint32_t victim, KeyView key, uint32_t tag, size_t pos,
+                               uint64_t count) {
+  // Find the victim's entry before the new key's entry (also victim + 1) is written;
+  // the probe from the victim's home reaches it without passing `pos`, which was empty.
+  Entry* const table = Table<Entry>();
+  const size_t mask = mask_;
+  size_t old = tags_[victim] & mask;
+  while (table[old] != victim + 1) old = (old + 1) & mask;
+  const uint64_t floor = counts_[victim];
+  if constexpr (kStringKey) {
+    keys_[victim].assign(key.data(), key.size());  // reuses the evicted key's buffer
+  } else {
+    keys_[victim] = key;
+  }
+  counts_[victim] = SaturatingAdd(floor, count);
+  errors_[victim] = floor;
+  tags_[victim] = tag;
+  // The new entry goes in first: the shift that closes the old entry's hole may then
+  // move it like any other entry (its home comes from the updated tag).
+  table[pos] = static_cast<Entry>(victim + 1);
+  EraseAt<Entry>(old);
 }
 
 extern template class TopK<uint64_t>;

@@ -1,10 +1,12 @@
 #include "cairn/sketch/top_k.h"
 
+#include <fmt/format.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <random>
+#include <set>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -420,6 +422,127 @@ TEST(TopK, RejectsInconsistentPayloads) {
   std::string bad_type = U64Payload(2, 0, {});
   bad_type[0] = 7;
   EXPECT_THAT(decode(bad_type).message(), HasSubstr("unknown keys"));
+}
+
+// SpaceSaving written out directly: slots in the order keys first arrived; a new key
+// takes over the lowest-index slot among those with the smallest count. The sketch
+// must match it exactly (slot order, counts, errors), which the serialized form shows.
+struct ModelTopK {
+  size_t capacity;
+  uint64_t total = 0;
+  std::vector<TopKU64::Item> slots;
+  std::unordered_map<uint64_t, size_t> slot_of;
+  std::set<std::pair<uint64_t, size_t>> by_count;  // (count, slot): the first is evicted
+
+  explicit ModelTopK(size_t capacity) : capacity(capacity) {}
+
+  void Add(uint64_t key, uint64_t count) {
+    if (count == 0) return;
+    total += count;
+    if (const auto it = slot_of.find(key); it != slot_of.end()) {
+      auto& s = slots[it->second];
+      by_count.erase({s.count, it->second});
+      s.count += count;
+      by_count.insert({s.count, it->second});
+      return;
+    }
+    size_t v = slots.size();
+    if (slots.size() < capacity) {
+      slots.push_back({key, count, 0});
+    } else {
+      v = by_count.begin()->second;
+      by_count.erase(by_count.begin());
+      slot_of.erase(slots[v].key);
+      slots[v] = {key, slots[v].count + count, slots[v].count};
+    }
+    slot_of[key] = v;
+    by_count.insert({slots[v].count, v});
+  }
+  std::string Serialize() const { return Reseal(U64Payload(capacity, total, slots)); }
+  // Takes over a sketch's state from its serialized form.
+  static ModelTopK From(const TopKU64& s) {
+    ModelTopK m(s.capacity());
+    const std::string payload = PayloadOf(s.Serialize());
+    ByteReader r(payload);
+    r.U8();
+    r.U64();
+    r.Varint();
+    m.total = r.U64();
+    const uint64_t n = r.Varint();
+    for (uint64_t i = 0; i < n; ++i) {
+      const uint64_t key = r.U64();
+      const uint64_t count = r.Varint();
+      m.slots.push_back({key, count, r.Varint()});
+      m.slot_of[key] = i;
+      m.by_count.insert({count, i});
+    }
+    EXPECT_TRUE(r.Finish().ok());
+    return m;
+  }
+};
+
+void ExpectSameAsModel(const TopKU64& s, const ModelTopK& m, const std::string& where) {
+  ASSERT_EQ(ToHex(s.Serialize()), ToHex(m.Serialize())) << where;
+  for (const auto& item : m.slots) {
+    const auto found = s.Find(item.key);
+    ASSERT_TRUE(found.has_value()) << where << " key " << item.key;
+    ASSERT_EQ(*found, item) << where;
+  }
+  const uint64_t expected_min =
+      m.slots.size() < m.capacity ? 0 : m.by_count.begin()->first;
+  ASSERT_EQ(s.MinCount(), expected_min) << where;
+}
+
+TEST(TopK, MatchesDirectSpaceSavingExactly) {
+  // Capacities past 65535 use the table with 32-bit entries.
+  for (size_t capacity : {1, 2, 3, 7, 64, 300, 70000}) {
+    for (uint64_t seed : {1, 2}) {
+      if (capacity > 1000 && seed > 1) continue;  // keeps the test quick
+      const std::string where = fmt::format("capacity {} seed {}", capacity, seed);
+      auto s = Make<TopKU64>(capacity);
+      ModelTopK m(capacity);
+      std::mt19937_64 rng(seed);
+      internal::ZipfGenerator zipf(4 * capacity + 50, 0.8, seed);
+      const int n = capacity > 1000 ? 250000 : 20000;
+      for (int i = 0; i < n; ++i) {
+        // Mostly unit adds on a skewed stream, some weighted, some fresh keys.
+        const uint64_t r = rng() % 16;
+        const uint64_t key = r == 0 ? rng() : Mix64(zipf.Next());
+        const uint64_t count = r == 1 ? rng() % 5 : r == 2 ? 1 + rng() % 100 : 1;
+        s.Add(key, count);
+        m.Add(key, count);
+        if (i % (n / 8) == 0) {
+          ExpectSameAsModel(s, m, where);
+          if (HasFatalFailure()) return;
+        }
+      }
+      ExpectSameAsModel(s, m, where);
+      if (HasFatalFailure()) return;
+    }
+  }
+}
+
+TEST(TopK, MatchesDirectSpaceSavingAfterMergeAndDecode) {
+  auto a = Make<TopKU64>(50), b = Make<TopKU64>(80);
+  std::mt19937_64 rng(21);
+  for (int i = 0; i < 5000; ++i) {
+    a.Add(Mix64(rng() % 300));
+    b.Add(Mix64(rng() % 200), 1 + rng() % 3);
+  }
+  ASSERT_TRUE(a.Merge(b).ok());
+  // The merged sketch, and a decoded copy of it, keep evicting like the direct
+  // algorithm started from the merged state.
+  auto decoded = TopKU64::Deserialize(a.Serialize());
+  ASSERT_TRUE(decoded.ok()) << decoded.status();
+  ModelTopK m = ModelTopK::From(a);
+  for (int i = 0; i < 5000; ++i) {
+    const uint64_t key = Mix64(rng() % 400), count = 1 + (rng() % 8 == 0);
+    a.Add(key, count);
+    decoded->Add(key, count);
+    m.Add(key, count);
+  }
+  ExpectSameAsModel(a, m, "merged");
+  ExpectSameAsModel(*decoded, m, "decoded");
 }
 
 TEST(TopK, MemoryGrowsWithKeysUpToCapacity) {
