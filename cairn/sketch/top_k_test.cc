@@ -502,7 +502,7 @@ TEST(TopK, MatchesDirectSpaceSavingExactly) {
       auto s = Make<TopKU64>(capacity);
       ModelTopK m(capacity);
       std::mt19937_64 rng(seed);
-      internal::ZipfGenerator zipf(4 * capacity + 50, 0.8, seed);
+      ZipfGenerator zipf(4 * capacity + 50, 0.8, seed);
       const int n = capacity > 1000 ? 250000 : 20000;
       for (int i = 0; i < n; ++i) {
         // Mostly unit adds on a skewed stream, some weighted, some fresh keys.
