@@ -132,6 +132,15 @@ class TopK {
     if (__builtin_add_overflow(a, b, &s)) [[unlikely]] return ~uint64_t{0};
     return s;
   }
+  // x, hidden from the optimizer, so that arithmetic meant to be branch-free is not
+  // turned back into branches.
+  template <typename T>
+  static T Opaque(T x) {
+#if defined(__GNUC__)
+    asm("" : "+r"(x));
+#endif
+    return x;
+  }
   // High 32 bits of the key's hash: its home position in the table (tag & mask_); for
   // string keys also a quick compare before the string compare.
   uint32_t TagOf(KeyView key) const {
@@ -148,7 +157,7 @@ class TopK {
     }
   }
 
-  // The table's entries are uint16_t below kWideCapacity slots, else uint32_t; the
+  // The table's entries are uint16_t up to kWideCapacity slots, else uint32_t; the
   // code that touches them is written once, for Entry = either.
   template <typename Entry>
   Entry* Table() {
@@ -166,6 +175,10 @@ class TopK {
   void AddView(KeyView key, uint64_t count);
   template <typename Entry>
   void AddIn(KeyView key, uint32_t tag, uint64_t count);
+  // AddIn for a full TopK<uint64_t>, without a branch on hit or miss.
+  template <typename Entry>
+  void AddWhenFull(uint64_t key, uint32_t tag, uint64_t count)
+    requires(!kStringKey);
   void AddWide(KeyView key, uint32_t tag, uint64_t count);
   // The miss path: monitors a new key at the empty table position `pos` where its
   // lookup ended, evicting the minimum when full.
@@ -174,14 +187,36 @@ class TopK {
     if (keys_.size() < capacity_) [[unlikely]] {
       Append(key, tag, pos, count);
     } else {
-      Replace<Entry>(PopMinimum(), key, tag, pos, count);
+      Replace<Entry>(key, tag, pos, count);
     }
   }
   void Append(KeyView key, uint32_t tag, size_t pos, uint64_t count);
   template <typename Entry>
-  void Replace(uint32_t victim, KeyView key, uint32_t tag, size_t pos, uint64_t count);
+  void Replace(KeyView key, uint32_t tag, size_t pos, uint64_t count);
+  // Empties table position `hole` and shifts later entries of its run back so that
+  // every key stays reachable from its home without tombstones.
+  template <typename Entry>
+  void EraseAt(size_t hole);
   void AppendSlot(KeyView key, uint64_t count, uint64_t error, uint32_t tag);
-  // The lowest-index slot among those with the smallest count.
+  // The lowest-index slot among those with the smallest count, left in place: its
+  // bit is the lowest of min_bits_now_.
+  uint32_t PeekMinimum() {
+    for (;;) {
+      while (min_bits_now_ == 0) [[unlikely]] {
+        if (++min_word_ < min_bits_.size()) {
+          min_bits_now_ = min_bits_[min_word_];
+        } else {
+          RebuildMinimum();
+        }
+      }
+      const uint32_t s = static_cast<uint32_t>(min_word_ * 64 + __builtin_ctzll(min_bits_now_));
+      // Counts only grow and a replacing key starts above min_count_, so a slot still
+      // at min_count_ is a true minimum; the others rose since the rebuild.
+      if (counts_[s] == min_count_) [[likely]] return s;
+      min_bits_now_ &= min_bits_now_ - 1;
+    }
+  }
+  // PeekMinimum(), taken out of the minimum's slots.
   uint32_t PopMinimum() {
     for (;;) {
       while (min_bits_now_ == 0) [[unlikely]] {
@@ -193,8 +228,6 @@ class TopK {
       }
       const uint32_t s = static_cast<uint32_t>(min_word_ * 64 + __builtin_ctzll(min_bits_now_));
       min_bits_now_ &= min_bits_now_ - 1;
-      // Counts only grow and a replacing key starts above min_count_, so a slot still
-      // at min_count_ is a true minimum; the others rose since the rebuild.
       if (counts_[s] == min_count_) [[likely]] return s;
     }
   }
@@ -206,15 +239,18 @@ class TopK {
     min_bits_now_ = 0;
     min_count_ = 0;
   }
+  // Counts evictions; every eviction_period_ of them, Reconsider() picks the add path
+  // and purges the stale entries.
+  void CountEvictions(uint32_t n) {
+    evictions_ += n;
+    if (evictions_ > eviction_period_) [[unlikely]] Reconsider();
+  }
+  void Reconsider();
   // Slot index of the key, or -1.
   int64_t FindSlot(KeyView key, uint32_t tag) const;
   template <typename Entry>
   int64_t FindSlotIn(KeyView key, uint32_t tag) const;
-  // Empties table position `hole` and shifts later entries of its run back so that
-  // every key stays reachable from its home without tombstones.
-  template <typename Entry>
-  void EraseAt(size_t hole);
-  // Sets the table to `table_size` entries and enters every slot.
+  // Sets the table to `table_size` entries and enters every slot (no stale entries).
   void Rehash(size_t table_size);
   // The table size for n keys.
   size_t TableSizeFor(size_t n) const;
@@ -231,14 +267,27 @@ class TopK {
   std::vector<uint64_t> counts_;
   std::vector<uint64_t> errors_;
   std::vector<uint32_t> tags_;
-  // Open addressing, linear probing, deletion by backward shift (no tombstones).
-  // Entry: slot + 1; 0 = empty. One of the two is used (wide_ says which); keys fill
-  // at most 1/16 of a narrow table, 1/8 of a wide one (32 bytes per key either way).
+  // Open addressing with linear probing. Entry: slot + 1; 0 = empty. Live keys fill
+  // at most 1/16 of a narrow table and 1/8 of a wide one (32 bytes per key either
+  // way). Replace() deletes the evicted key's entry by backward shift; the branch-
+  // free AddWhenFull() leaves it behind, stale: it points at a slot that now holds
+  // another key, so lookups pass it by the key comparison they make anyway (or find
+  // that slot's key through it, which is as good). Stale entries are at most the
+  // evictions since the last Reconsider(), which purges them: eviction_period_ keeps
+  // the load below 1/8 (narrow) or 1/4 (wide).
   static constexpr size_t kWideCapacity = 65535;
   std::vector<uint16_t> narrow_table_;
   std::vector<uint32_t> wide_table_;
   size_t mask_ = 0;
   bool wide_;
+  // Whether a full TopK<uint64_t> adds through AddWhenFull(): chosen by Reconsider()
+  // from the share of adds that missed in the last period (the branch-free path pays
+  // for a miss's bookkeeping on every add, which only wins when hits and misses are
+  // both common). Only ever true when the sketch is full.
+  bool branch_free_ = false;
+  size_t evictions_ = 0;
+  size_t eviction_period_ = 0;
+  uint64_t total_at_period_ = 0;
   // Bit i of min_bits_: slot i had count min_count_ at the last rebuild. Pops go
   // through the bits in ascending order: min_bits_now_ holds the unpopped bits of
   // word min_word_ (earlier words are spent). Invariant: once every bit is spent,
@@ -254,11 +303,17 @@ inline void TopK<Key>::AddView(KeyView key, uint64_t count) {
   if (count == 0) return;
   AddTo(total_, count);
   const uint32_t tag = TagOf(key);
-  if (!wide_) [[likely]] {
-    AddIn<uint16_t>(key, tag, count);
-  } else {
+  if (wide_) [[unlikely]] {
     AddWide(key, tag, count);
+    return;
   }
+  if constexpr (!kStringKey) {
+    if (branch_free_) [[likely]] {
+      AddWhenFull<uint16_t>(key, tag, count);
+      return;
+    }
+  }
+  AddIn<uint16_t>(key, tag, count);
 }
 
 template <typename Key>
@@ -274,6 +329,48 @@ inline void TopK<Key>::AddIn(KeyView key, uint32_t tag, uint64_t count) {
     }
   }
   Insert<Entry>(key, tag, pos, count);
+}
+
+// On skewed streams hits and misses interleave unpredictably (38% of the adds miss
+// on Zipf(1.1) with capacity 1000), and a mispredicted branch on the outcome costs
+// more than the miss's bookkeeping. So when the key's home entry decides (it is
+// empty, or its slot holds the key: all but a few percent of the adds), both
+// outcomes are computed and one slot is written: the key's on a hit, the minimum's
+// on a miss, where a hit writes back the key, tag and entry already there.
+template <typename Key>
+template <typename Entry>
+inline void TopK<Key>::AddWhenFull(uint64_t key, uint32_t tag, uint64_t count)
+  requires(!kStringKey)
+{
+  Entry* const table = Table<Entry>();
+  uint64_t* const keys = keys_.data();
+  uint64_t* const counts = counts_.data();
+  uint64_t* const errors = errors_.data();
+  const size_t mask = mask_;
+  const size_t pos = tag & mask;
+  const uint32_t e = table[pos];
+  const uint32_t s = e - (e != 0);  // the entry's slot, or slot 0 when it is empty
+  const uint32_t occupied = Opaque(static_cast<uint32_t>(e != 0));
+  const uint32_t hit = occupied & static_cast<uint32_t>(keys[s] == key);
+  if (Opaque(occupied & ~hit) != 0) [[unlikely]] {
+    AddIn<Entry>(key, tag, count);  // the home holds another key: probe on
+    return;
+  }
+  const uint32_t victim = PeekMinimum();
+  const uint32_t miss = hit ^ 1;
+  const uint64_t miss_mask = Opaque(uint64_t{0} - miss);
+  const uint32_t slot = s ^ ((s ^ victim) & static_cast<uint32_t>(miss_mask));
+  const uint64_t hit_count = counts[s];
+  const uint64_t hit_error = errors[s];
+  // On a miss the victim's count is min_count_ (PeekMinimum checked).
+  counts[slot] = SaturatingAdd(hit_count ^ ((hit_count ^ min_count_) & miss_mask), count);
+  errors[slot] = hit_error ^ ((hit_error ^ min_count_) & miss_mask);
+  keys[slot] = key;
+  tags_[slot] = tag;
+  table[pos] = static_cast<Entry>(slot + 1);
+  min_bits_now_ &= min_bits_now_ - miss;  // a miss takes the victim's bit
+  // The victim's old entry stays behind, stale (see table_).
+  CountEvictions(miss);
 }
 
 template <typename Key>
@@ -299,7 +396,8 @@ inline void TopK<Key>::EraseAt(size_t hole) {
     const uint32_t e = table[j];
     if (e == 0) break;
     // The entry at j may fill the hole unless its home lies cyclically in (hole, j]:
-    // moving it before its home would hide it from lookups.
+    // moving it before its home would hide it from lookups. (A stale entry's "home"
+    // is its slot's current key's: it may move anywhere, nothing looks for it.)
     const size_t home = tags[e - 1] & mask;
     if (((j - home) & mask) >= ((j - hole) & mask)) {
       table[hole] = static_cast<Entry>(e);
@@ -311,10 +409,11 @@ inline void TopK<Key>::EraseAt(size_t hole) {
 
 template <typename Key>
 template <typename Entry>
-inline void TopK<Key>::Replace(uint32_t victim, KeyView key, uint32_t tag, size_t pos,
-                               uint64_t count) {
+inline void TopK<Key>::Replace(KeyView key, uint32_t tag, size_t pos, uint64_t count) {
+  const uint32_t victim = PopMinimum();
   // Find the victim's entry before the new key's entry (also victim + 1) is written;
-  // the probe from the victim's home reaches it without passing `pos`, which was empty.
+  // the probe from the victim's home reaches it (or a stale entry of the same slot,
+  // as good to erase) without passing `pos`, which was empty.
   Entry* const table = Table<Entry>();
   const size_t mask = mask_;
   size_t old = tags_[victim] & mask;
@@ -332,6 +431,7 @@ inline void TopK<Key>::Replace(uint32_t victim, KeyView key, uint32_t tag, size_
   // move it like any other entry (its home comes from the updated tag).
   table[pos] = static_cast<Entry>(victim + 1);
   EraseAt<Entry>(old);
+  CountEvictions(1);
 }
 
 extern template class TopK<uint64_t>;
