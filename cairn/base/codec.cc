@@ -89,6 +89,38 @@ std::string MagicToString(uint32_t magic) {
   return s;
 }
 
+std::string HexEncode(std::string_view bytes) {
+  static constexpr char kDigits[] = "0123456789abcdef";
+  std::string out;
+  out.reserve(bytes.size() * 2);
+  for (unsigned char c : bytes) {
+    out.push_back(kDigits[c >> 4]);
+    out.push_back(kDigits[c & 15]);
+  }
+  return out;
+}
+
+absl::StatusOr<std::string> HexDecode(std::string_view hex) {
+  if (hex.size() % 2 != 0) {
+    return absl::InvalidArgumentError(fmt::format("hex string has odd length {}", hex.size()));
+  }
+  auto nibble = [](char c) -> int {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+  };
+  std::string out(hex.size() / 2, '\0');
+  for (size_t i = 0; i < out.size(); ++i) {
+    int hi = nibble(hex[2 * i]), lo = nibble(hex[2 * i + 1]);
+    if (hi < 0 || lo < 0) {
+      return absl::InvalidArgumentError(fmt::format("not a hex digit at offset {}", 2 * i));
+    }
+    out[i] = static_cast<char>(hi << 4 | lo);
+  }
+  return out;
+}
+
 absl::StatusOr<Envelope> OpenEnvelope(std::string_view bytes, uint32_t magic,
                                       uint16_t max_version, std::string_view what) {
   if (bytes.size() < kEnvelopeHeaderSize + kEnvelopeTrailerSize) {

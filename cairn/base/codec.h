@@ -158,4 +158,10 @@ absl::StatusOr<Envelope> OpenEnvelope(std::string_view bytes, uint32_t magic,
 // Renders a magic number as its four characters (non-printables as '?').
 std::string MagicToString(uint32_t magic);
 
+// Lower-case hexadecimal of bytes ("\x01\xab" -> "01ab"), for golden blobs and diagnostics.
+std::string HexEncode(std::string_view bytes);
+// The bytes of a hexadecimal string (either case); InvalidArgument for an odd
+// length or a non-hex character.
+absl::StatusOr<std::string> HexDecode(std::string_view hex);
+
 }  // namespace cairn

@@ -117,5 +117,12 @@ TEST(Envelope, RejectsEveryKindOfBadInput) {
   }
 }
 
+TEST(Hex, RoundTripsAndRejectsBadInput) {
+  EXPECT_EQ(HexEncode(std::string("\x01\xab\x00", 3)), "01ab00");
+  EXPECT_EQ(*HexDecode("01AB00"), std::string("\x01\xab\x00", 3));
+  EXPECT_FALSE(HexDecode("abc").ok());
+  EXPECT_FALSE(HexDecode("zz").ok());
+}
+
 }  // namespace
 }  // namespace cairn

@@ -15,19 +15,7 @@ namespace {
 
 using ::testing::HasSubstr;
 
-std::string ToHex(std::string_view bytes) {
-  std::string out;
-  for (unsigned char c : bytes) out += fmt::format("{:02x}", c);
-  return out;
-}
 
-std::string FromHex(std::string_view hex) {
-  std::string out;
-  for (size_t i = 0; i + 1 < hex.size(); i += 2) {
-    out.push_back(static_cast<char>(std::stoi(std::string(hex.substr(i, 2)), nullptr, 16)));
-  }
-  return out;
-}
 
 // Inserts keys [0, n) and queries n..n+queries (all absent); returns the FP rate.
 double MeasureFpr(const BloomFilter& filter, uint64_t first_absent, uint64_t queries) {
@@ -221,8 +209,8 @@ TEST(BloomFilter, GoldenBlob) {
   const std::string golden =
       "43424c4d0100000034000000000000005b537d3130da753608000000010000000000000091622220"
       "202006c4106390a0300550146401940026002d0091029406141a4c006ebfb14cf0dd2107";
-  EXPECT_EQ(ToHex(f->Serialize()), golden);
-  auto g = BloomFilter::Deserialize(FromHex(golden));
+  EXPECT_EQ(HexEncode(f->Serialize()), golden);
+  auto g = BloomFilter::Deserialize(HexDecode(golden).value());
   ASSERT_TRUE(g.ok()) << g.status();
   EXPECT_TRUE(*f == *g);
   for (uint64_t k = 1; k <= 8; ++k) EXPECT_TRUE(g->Contains(k));

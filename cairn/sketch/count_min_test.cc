@@ -18,23 +18,7 @@ namespace {
 
 using ::testing::HasSubstr;
 
-std::string ToHex(std::string_view bytes) {
-  static constexpr char kDigits[] = "0123456789abcdef";
-  std::string out;
-  for (unsigned char c : bytes) {
-    out.push_back(kDigits[c >> 4]);
-    out.push_back(kDigits[c & 15]);
-  }
-  return out;
-}
 
-std::string FromHex(std::string_view hex) {
-  std::string out;
-  for (size_t i = 0; i + 1 < hex.size(); i += 2) {
-    out.push_back(static_cast<char>(std::stoi(std::string(hex.substr(i, 2)), nullptr, 16)));
-  }
-  return out;
-}
 
 CountMinSketch MakeSketch(double epsilon, double delta, bool conservative = false) {
   auto s = CountMinSketch::Create(epsilon, delta, conservative);
@@ -338,10 +322,10 @@ TEST(CountMinSketch, GoldenBlob) {
   auto s = *CountMinSketch::CreateWithShape(2, 8, true);
   for (uint64_t k = 1; k <= 5; ++k) s.Add(k, k);
   s.Add("cairn", 200);
-  EXPECT_EQ(ToHex(s.Serialize()), kGoldenHex);
+  EXPECT_EQ(HexEncode(s.Serialize()), kGoldenHex);
   EXPECT_EQ(s.Estimate("cairn"), 200u);
   // And a blob of this format version keeps decoding to the same sketch.
-  auto back = CountMinSketch::Deserialize(FromHex(kGoldenHex));
+  auto back = CountMinSketch::Deserialize(HexDecode(kGoldenHex).value());
   ASSERT_TRUE(back.ok()) << back.status();
   EXPECT_EQ(back->counters(), s.counters());
   EXPECT_TRUE(back->conservative_update());

@@ -16,19 +16,7 @@ namespace {
 
 using ::testing::HasSubstr;
 
-std::string ToHex(std::string_view bytes) {
-  std::string out;
-  for (unsigned char c : bytes) out += fmt::format("{:02x}", c);
-  return out;
-}
 
-std::string FromHex(std::string_view hex) {
-  std::string out;
-  for (size_t i = 0; i + 1 < hex.size(); i += 2) {
-    out.push_back(static_cast<char>(std::stoi(std::string(hex.substr(i, 2)), nullptr, 16)));
-  }
-  return out;
-}
 
 CuckooFilter MakeFilter(uint64_t capacity, double fpr = 0.001) {
   auto f = CuckooFilter::Create(capacity, fpr);
@@ -308,10 +296,10 @@ TEST(CuckooFilter, GoldenBlobs) {
       "43434b4f010000003e00000000000000d1ef2096b5d28709100300000000000000080000000000000000"
       "000000000000000000000000faf2156876930000c925e82300000000063ed7378dfc0000c52e17aec94f"
       "89f6";
-  EXPECT_EQ(ToHex(f12.Serialize()), golden12);
-  EXPECT_EQ(ToHex(f16.Serialize()), golden16);
-  auto g12 = CuckooFilter::Deserialize(FromHex(golden12));
-  auto g16 = CuckooFilter::Deserialize(FromHex(golden16));
+  EXPECT_EQ(HexEncode(f12.Serialize()), golden12);
+  EXPECT_EQ(HexEncode(f16.Serialize()), golden16);
+  auto g12 = CuckooFilter::Deserialize(HexDecode(golden12).value());
+  auto g16 = CuckooFilter::Deserialize(HexDecode(golden16).value());
   ASSERT_TRUE(g12.ok()) << g12.status();
   ASSERT_TRUE(g16.ok()) << g16.status();
   EXPECT_TRUE(*g12 == f12);

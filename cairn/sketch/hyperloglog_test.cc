@@ -52,23 +52,7 @@ std::vector<uint64_t> RandomHashes(size_t n, uint64_t seed) {
   return out;
 }
 
-std::string Hex(std::string_view bytes) {
-  static const char* digits = "0123456789abcdef";
-  std::string out;
-  for (unsigned char c : bytes) {
-    out.push_back(digits[c >> 4]);
-    out.push_back(digits[c & 15]);
-  }
-  return out;
-}
 
-std::string Unhex(std::string_view hex) {
-  std::string out;
-  for (size_t i = 0; i + 1 < hex.size(); i += 2) {
-    out.push_back(static_cast<char>(std::stoi(std::string(hex.substr(i, 2)), nullptr, 16)));
-  }
-  return out;
-}
 
 // ---------------------------------------------------------------- basics
 
@@ -457,8 +441,8 @@ TEST(HyperLogLogTest, GoldenSparse) {
   const std::string golden =
       "43484c4c0100000023000000000000000c0061482b7d5e1f3a9c05c28194f007c192ccee01c1c7a602c19b8fbf02"
       "c4e2aad0010b9f4bc42f3f27e2";
-  EXPECT_EQ(Hex(s.Serialize()), golden);
-  absl::StatusOr<HyperLogLog> back = HyperLogLog::Deserialize(Unhex(golden));
+  EXPECT_EQ(HexEncode(s.Serialize()), golden);
+  absl::StatusOr<HyperLogLog> back = HyperLogLog::Deserialize(HexDecode(golden).value());
   ASSERT_TRUE(back.ok()) << back.status();
   EXPECT_EQ(back->Serialize(), s.Serialize());
   EXPECT_TRUE(back->is_sparse());
@@ -474,8 +458,8 @@ TEST(HyperLogLogTest, GoldenDense) {
   const std::string golden =
       "43484c4c010000001a00000000000000040161482b7d5e1f3a9c04040405040603050403040303040404a34744d8"
       "a0a7b6a7";
-  EXPECT_EQ(Hex(s.Serialize()), golden);
-  absl::StatusOr<HyperLogLog> back = HyperLogLog::Deserialize(Unhex(golden));
+  EXPECT_EQ(HexEncode(s.Serialize()), golden);
+  absl::StatusOr<HyperLogLog> back = HyperLogLog::Deserialize(HexDecode(golden).value());
   ASSERT_TRUE(back.ok()) << back.status();
   EXPECT_EQ(back->Serialize(), s.Serialize());
 }

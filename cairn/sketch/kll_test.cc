@@ -27,15 +27,6 @@ KllSketch<T> Make(uint16_t k = 200, uint64_t seed = KllSketch<T>::kDefaultSeed) 
   return *std::move(s);
 }
 
-std::string ToHex(std::string_view bytes) {
-  static const char* kDigits = "0123456789abcdef";
-  std::string out;
-  for (unsigned char c : bytes) {
-    out.push_back(kDigits[c >> 4]);
-    out.push_back(kDigits[c & 15]);
-  }
-  return out;
-}
 
 // ---------------------------------------------------------------------------
 // Streams for the accuracy tests. Values are integers in [0, n), exactly
@@ -575,7 +566,7 @@ std::string GoldenBlob() {
 
 TEST(KllSerializeTest, GoldenBlobFloat) {
   const std::string blob = GoldenBlob<float>();
-  EXPECT_EQ(ToHex(blob),
+  EXPECT_EQ(HexEncode(blob),
       "434b4c4c010000007200000000000000010800080003280000000000000001000000000000007ef0"
       "29fde5e6dd780000003f0000a0410200000009000000050000000000884100005841000000400000"
       "40400000c040000010410000204100004841000078410000844100009c410000803f000090400000"
@@ -589,7 +580,7 @@ TEST(KllSerializeTest, GoldenBlobFloat) {
 
 TEST(KllSerializeTest, GoldenBlobDouble) {
   const std::string blob = GoldenBlob<double>();
-  EXPECT_EQ(ToHex(blob),
+  EXPECT_EQ(HexEncode(blob),
       "434b4c4c01000000ba00000000000000020800080003280000000000000001000000000000007ef0"
       "29fde5e6dd78000000000000e03f0000000000003440020000000900000005000000000000000000"
       "31400000000000002b40000000000000004000000000000008400000000000001840000000000000"
