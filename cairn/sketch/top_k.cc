@@ -84,17 +84,6 @@ int64_t TopK<Key>::FindSlot(KeyView key, uint32_t tag) const {
 }
 
 template <typename Key>
-void TopK<Key>::AddWide(KeyView key, uint32_t tag, uint64_t count) {
-  if constexpr (!kStringKey) {
-    if (branch_free_) {
-      AddWhenFull<uint32_t>(key, tag, count);
-      return;
-    }
-  }
-  AddIn<uint32_t>(key, tag, count);
-}
-
-template <typename Key>
 void TopK<Key>::Reconsider() {
   const bool had_stale = branch_free_;
   if constexpr (!kStringKey) {

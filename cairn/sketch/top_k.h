@@ -179,7 +179,6 @@ class TopK {
   template <typename Entry>
   void AddWhenFull(uint64_t key, uint32_t tag, uint64_t count)
     requires(!kStringKey);
-  void AddWide(KeyView key, uint32_t tag, uint64_t count);
   // The miss path: monitors a new key at the empty table position `pos` where its
   // lookup ended, evicting the minimum when full.
   template <typename Entry>
@@ -304,7 +303,13 @@ inline void TopK<Key>::AddView(KeyView key, uint64_t count) {
   AddTo(total_, count);
   const uint32_t tag = TagOf(key);
   if (wide_) [[unlikely]] {
-    AddWide(key, tag, count);
+    if constexpr (!kStringKey) {
+      if (branch_free_) {
+        AddWhenFull<uint32_t>(key, tag, count);
+        return;
+      }
+    }
+    AddIn<uint32_t>(key, tag, count);
     return;
   }
   if constexpr (!kStringKey) {
