@@ -106,7 +106,6 @@ size_t TopK<Key>::TableSizeFor(size_t n) const {
   // Misses probe to an empty entry, and on skewed streams misses are frequent: a
   // sparse table keeps most probes at one entry (and the branches predictable).
   return std::max(kMinTableSize, std::bit_ceil(n * (wide_ ? 8 : 16)));
-
 }
 
 template <typename Key>
