@@ -84,17 +84,6 @@ int64_t TopK<Key>::FindSlot(KeyView key, uint32_t tag) const {
 }
 
 template <typename Key>
-void TopK<Key>::AddWide(KeyView key, uint32_t tag, uint64_t count) {
-  if constexpr (!kStringKey) {
-    if (branch_free_) {
-      AddWhenFull<uint32_t>(key, tag, count);
-      return;
-    }
-  }
-  AddIn<uint32_t>(key, tag, count);
-}
-
-template <typename Key>
 void TopK<Key>::Reconsider() {
   const bool had_stale = branch_free_;
   if constexpr (!kStringKey) {
@@ -117,7 +106,6 @@ size_t TopK<Key>::TableSizeFor(size_t n) const {
   // Misses probe to an empty entry, and on skewed streams misses are frequent: a
   // sparse table keeps most probes at one entry (and the branches predictable).
   return std::max(kMinTableSize, std::bit_ceil(n * (wide_ ? 8 : 16)));
-
 }
 
 template <typename Key>

@@ -20,11 +20,14 @@ void Exercise(std::string_view bytes) {
   (void)sketch->MinCount();
   (void)sketch->MemoryBytes();
   TopK<Key> copy = *sketch;
-  for (uint64_t i = 0; i < 64; ++i) {
+  // Half repeated keys, half fresh ones: on a small sketch, enough evictions for the
+  // add path to be reconsidered (and the branch-free one taken).
+  for (uint64_t i = 0; i < 512; ++i) {
+    const uint64_t k = i % 2 == 0 ? i % 13 : 1000 + i;
     if constexpr (std::is_same_v<Key, std::string>) {
-      copy.Add(std::to_string(i % 13));
+      copy.Add(std::to_string(k));
     } else {
-      copy.Add(i % 13);
+      copy.Add(k);
     }
   }
   if (!copy.Merge(*sketch).ok()) __builtin_trap();
