@@ -73,6 +73,12 @@ expect contains_summary '1,001 tested: (50[1-9]|51[0-9]) possibly present'
 check contains_lines 0 "$CAIRN" sketch contains --build "$T/build.txt" "$T/query.txt"
 grep -qx 1000 "$OUT" && ! grep -qx 400 "$OUT" && echo "ok   contains_prints_members" || { echo "FAIL contains lines"; fail=1; }
 
+printf 'id,name\n7,a\n8,b\n' > "$T/build.csv"
+printf '7\n9\n' > "$T/probe.txt"
+check contains_build_column 0 "$CAIRN" sketch contains --build "$T/build.csv" --build-column 1 --build-header "$T/probe.txt"
+grep -qx 7 "$OUT" && ! grep -qx 9 "$OUT" && echo "ok   contains_build_column_lines" || { echo "FAIL contains build column"; fail=1; }
+expect contains_build_column_summary '2 tested: 1 possibly present, 1 absent'
+
 # --- demo and bench, tiny ---
 check demo_small 0 "$CAIRN" demo --data "$ROOT/data" --events 20000 --sensors 1000
 expect demo_nab 'Machine temperature, 22,695 real readings'

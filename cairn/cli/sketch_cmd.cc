@@ -269,8 +269,19 @@ int RunQuantiles(const InputFlags& f, std::vector<double> qs, int k) {
 
 // --- contains -------------------------------------------------------------
 
-int RunContains(const InputFlags& f, const std::string& build, double fpr, uint64_t expected,
+struct BuildFlags {
+  std::string path;
+  int column = -1;  // -1: the same as --column
+  bool header = false;
+};
+
+int RunContains(const InputFlags& f, const BuildFlags& b, double fpr, uint64_t expected,
                 bool invert, bool count_only) {
+  const std::string& build = b.path;
+  InputFlags build_flags = f;
+  build_flags.column = b.column >= 0 ? b.column : f.column;
+  build_flags.header = b.header;
+  build_flags.max_warnings = 0;
   if (!(fpr > 0 && fpr < 1)) {
     fmt::print(stderr, "cairn sketch contains: --fpr must be in (0, 1) (got {})\n", fpr);
     return 2;
@@ -285,15 +296,13 @@ int RunContains(const InputFlags& f, const std::string& build, double fpr, uint6
       fmt::print(stderr, "cairn sketch contains: give --expected N when building from stdin\n");
       return 2;
     }
-    FieldLoop counter(f);
+    FieldLoop counter(build_flags);
     int rc = counter.Run(build, "counting", [](std::string_view, std::string*) { return true; });
     if (rc != 0) return rc;
     expected = std::max<uint64_t>(counter.used(), 1);
   }
   auto bloom = sketch::BloomFilter::Create(expected, fpr);
   if (!bloom.ok()) return Fail(bloom.status());
-  InputFlags build_flags = f;
-  build_flags.max_warnings = 0;
   FieldLoop builder(build_flags);
   int rc = builder.Run(build, "building", [&](std::string_view v, std::string*) {
     bloom->Insert(v);
@@ -316,6 +325,7 @@ int RunContains(const InputFlags& f, const std::string& build, double fpr, uint6
                {"sketch", "bloom"}, {"sketch_bytes", bloom->MemoryBytes()}});
     return 0;
   }
+  std::fflush(stdout);
   fmt::print(count_only ? stdout : stderr,
              "{} tested: {} possibly present, {} absent (Bloom filter of {} values, {}, "
              "false-positive rate ~{:.3g}%)\n",
@@ -369,7 +379,7 @@ void RegisterSketch(CLI::App& app, Runner* run) {
   }
   {
     auto f = std::make_shared<InputFlags>();
-    auto build = std::make_shared<std::string>();
+    auto build = std::make_shared<BuildFlags>();
     auto fpr = std::make_shared<double>(0.01);
     auto expected = std::make_shared<uint64_t>(0);
     auto invert = std::make_shared<bool>(false);
@@ -378,7 +388,11 @@ void RegisterSketch(CLI::App& app, Runner* run) {
         "contains",
         "Build a Bloom filter from one file, then print the lines of another that it (probably) "
         "contains");
-    cmd->add_option("--build", *build, "File whose values fill the filter")->required();
+    cmd->add_option("--build", build->path, "File whose values fill the filter")->required();
+    cmd->add_option("--build-column", build->column,
+                    "Field of the --build file to use (default: the same as --column)")
+        ->check(CLI::NonNegativeNumber);
+    cmd->add_flag("--build-header", build->header, "Skip the first line of the --build file");
     AddInputFlags(cmd, f.get());
     cmd->add_option("--fpr", *fpr, "Target false-positive rate")->capture_default_str();
     cmd->add_option("--expected", *expected,
