@@ -44,7 +44,6 @@ function(cairn_subsystem NAME)
     add_executable(${lib}_test ${test_cc})
     target_link_libraries(${lib}_test PRIVATE ${lib} GTest::gtest GTest::gmock GTest::gtest_main)
     target_compile_options(${lib}_test PRIVATE ${CAIRN_WARNINGS})
-    target_compile_definitions(${lib}_test PRIVATE CAIRN_TESTDATA_DIR="${PROJECT_SOURCE_DIR}/tests/data")
     gtest_discover_tests(${lib}_test DISCOVERY_TIMEOUT 60 PROPERTIES LABELS "unit;${NAME}")
   endif()
 
