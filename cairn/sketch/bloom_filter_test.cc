@@ -9,6 +9,7 @@
 #include <string>
 
 #include "cairn/base/codec.h"
+#include "cairn/base/codec_testing.h"
 
 namespace cairn::sketch {
 namespace {
@@ -222,14 +223,8 @@ TEST(BloomFilter, RejectsBadInput) {
   ASSERT_TRUE(f.ok());
   for (uint64_t k = 0; k < 50; ++k) f->Insert(k);
   const std::string blob = f->Serialize();
-  for (size_t n = 0; n < blob.size(); ++n) {
-    EXPECT_FALSE(BloomFilter::Deserialize(blob.substr(0, n)).ok()) << "prefix " << n;
-  }
-  for (size_t i = 0; i < blob.size() * 8; i += 7) {
-    std::string bad = blob;
-    bad[i / 8] = static_cast<char>(bad[i / 8] ^ (1 << (i % 8)));
-    EXPECT_FALSE(BloomFilter::Deserialize(bad).ok()) << "bit " << i;
-  }
+  ExpectEveryTruncationAndBitFlipRejected(
+      blob, [](std::string_view b) { return BloomFilter::Deserialize(b); });
   std::string wrong_magic = blob;
   wrong_magic[0] = 'X';
   EXPECT_THAT(BloomFilter::Deserialize(wrong_magic).status().message(), HasSubstr("magic"));

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "cairn/base/codec.h"
+#include "cairn/base/codec_testing.h"
 
 namespace cairn::sketch {
 namespace {
@@ -315,14 +316,8 @@ TEST(CuckooFilter, RejectsBadInput) {
   CuckooFilter f = MakeFilter(40, 0.01);
   for (uint64_t k = 0; k < 30; ++k) ASSERT_TRUE(f.Insert(k).ok());
   const std::string blob = f.Serialize();
-  for (size_t n = 0; n < blob.size(); ++n) {
-    EXPECT_FALSE(CuckooFilter::Deserialize(blob.substr(0, n)).ok()) << "prefix " << n;
-  }
-  for (size_t i = 0; i < blob.size() * 8; i += 5) {
-    std::string bad = blob;
-    bad[i / 8] = static_cast<char>(bad[i / 8] ^ (1 << (i % 8)));
-    EXPECT_FALSE(CuckooFilter::Deserialize(bad).ok()) << "bit " << i;
-  }
+  ExpectEveryTruncationAndBitFlipRejected(
+      blob, [](std::string_view b) { return CuckooFilter::Deserialize(b); });
   std::string wrong_magic = blob;
   wrong_magic[3] = 'X';
   EXPECT_THAT(CuckooFilter::Deserialize(wrong_magic).status().message(), HasSubstr("magic"));

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "cairn/base/codec.h"
+#include "cairn/base/codec_testing.h"
 #include "cairn/base/random.h"
 
 namespace cairn::sketch {
@@ -350,14 +351,8 @@ TEST(TopK, RejectsTruncatedCorruptedAndForeignBlobs) {
   auto s = Make<TopKStr>(8);
   for (const char* k : {"a", "b", "c", "a", "d", "e", "f", "g", "h", "i", "a"}) s.Add(k);
   const std::string blob = s.Serialize();
-  for (size_t len = 0; len < blob.size(); ++len) {
-    EXPECT_FALSE(TopKStr::Deserialize(blob.substr(0, len)).ok()) << len;
-  }
-  for (size_t bit = 0; bit < blob.size() * 8; ++bit) {
-    std::string bad = blob;
-    bad[bit / 8] ^= static_cast<char>(1 << (bit % 8));
-    EXPECT_FALSE(TopKStr::Deserialize(bad).ok()) << bit;
-  }
+  ExpectEveryTruncationAndBitFlipRejected(
+      blob, [](std::string_view b) { return TopKStr::Deserialize(b); });
   std::string foreign = blob;
   foreign[3] = 'X';
   EXPECT_THAT(TopKStr::Deserialize(foreign).status().message(), HasSubstr("magic"));
