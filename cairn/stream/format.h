@@ -1,0 +1,59 @@
+// Text formats of Rows: JSON objects (one per line or per message) and CSV lines.
+//
+// JSON: a flat object becomes one field per member, in document order; numbers
+// without fraction or exponent that fit int64 become int64, other numbers
+// double; true/false bool; null null; strings string. A nested object or array
+// is kept as its JSON text (a string field). Anything that is not one JSON
+// object is an error naming what is wrong and where.
+//
+// CSV: RFC 4180 quoting (quoted fields may hold the delimiter, doubled quotes;
+// a line never holds a record break here: one line = one record). Field values
+// are typed like JSON scalars when `infer_types` (integers, then doubles, then
+// true/false, an empty field is null); otherwise strings.
+//
+// Thread-safety: the free functions are thread-safe; a parser object is used by
+// one thread at a time.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "cairn/base/status.h"
+#include "cairn/stream/record.h"
+
+namespace cairn::stream {
+
+// Parses one JSON object. Reuses an internal parser per thread (simdjson).
+absl::StatusOr<Row> ParseJsonRow(std::string_view text);
+// One line of JSON (no trailing newline); field order kept.
+std::string FormatJsonRow(const Row& row);
+
+struct CsvOptions {
+  char delimiter = ',';
+  bool header = true;                // the first line names the columns
+  std::vector<std::string> columns;  // names when there is no header (else col0, col1, ...)
+  bool infer_types = true;
+};
+
+class CsvRowParser {
+ public:
+  explicit CsvRowParser(CsvOptions options);
+  // With options.header, the first line given to Parse is taken as the header
+  // and Parse returns an empty Row with `*is_header` = true.
+  absl::StatusOr<Row> Parse(std::string_view line, bool* is_header = nullptr);
+  const std::vector<std::string>& columns() const { return columns_; }
+
+ private:
+  CsvOptions options_;
+  std::vector<std::string> columns_;
+  bool header_seen_ = false;
+};
+
+// CSV line of the row's values (no newline), quoting where needed.
+std::string FormatCsvRow(const Row& row, char delimiter = ',');
+// CSV line of the row's field names.
+std::string FormatCsvHeader(const Row& row, char delimiter = ',');
+
+}  // namespace cairn::stream
