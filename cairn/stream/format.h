@@ -56,4 +56,10 @@ std::string FormatCsvRow(const Row& row, char delimiter = ',');
 // CSV line of the row's field names.
 std::string FormatCsvHeader(const Row& row, char delimiter = ',');
 
+// Event time from a field value. `format`: "epoch_ms", "epoch_s" (may have a
+// fraction), "iso8601" ("2013-12-02 21:15:00", "2013-12-02T21:15:00.250Z",
+// "+hh:mm" offsets; no zone = UTC), or "auto" (numbers: epoch seconds when below
+// 1e11, else milliseconds; strings: ISO 8601). Errors name the value and format.
+absl::StatusOr<EventTime> ParseEventTime(const Value& v, std::string_view format = "auto");
+
 }  // namespace cairn::stream
