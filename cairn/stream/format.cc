@@ -761,15 +761,18 @@ std::string FormatCsvHeader(const Row& row, char delimiter) {
   return out;
 }
 
+absl::Status CheckEventTimeFormat(std::string_view format) {
+  if (format == "epoch_ms" || format == "epoch_s" || format == "iso8601" || format == "auto") return absl::OkStatus();
+  return absl::InvalidArgumentError(fmt::format(
+      "unknown event time format \"{}\" (expected epoch_ms, epoch_s, iso8601 or auto)", Excerpt(format)));
+}
+
 absl::StatusOr<EventTime> ParseEventTime(const Value& v, std::string_view format) {
+  CAIRN_RETURN_IF_ERROR(CheckEventTimeFormat(format));
   const bool ms = format == "epoch_ms";
   const bool s = format == "epoch_s";
   const bool iso = format == "iso8601";
   const bool automatic = format == "auto";
-  if (!ms && !s && !iso && !automatic) {
-    return absl::InvalidArgumentError(fmt::format(
-        "unknown event time format \"{}\" (expected epoch_ms, epoch_s, iso8601 or auto)", Excerpt(format)));
-  }
   Value number = v;
   if (const std::string* str = std::get_if<std::string>(&v)) {
     std::optional<Value> parsed = (iso ? std::nullopt : NumberFromString(*str));

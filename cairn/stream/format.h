@@ -53,6 +53,8 @@ class CsvRowParser {
   // and Parse returns an empty Row with `*is_header` = true.
   absl::StatusOr<Row> Parse(std::string_view line, bool* is_header = nullptr);
   const std::vector<std::string>& columns() const { return columns_; }
+  // Whether the next line given to Parse will be taken as the header.
+  bool expecting_header() const { return options_.header && !header_seen_; }
 
  private:
   // One field of the line being parsed: a view into the line, or a range of
@@ -90,5 +92,7 @@ std::string FormatCsvHeader(const Row& row, char delimiter = ',');
 // epoch_s and auto; ISO 8601 also takes a date alone (midnight UTC), "+hhmm" and
 // "+hh" offsets, and a fraction of any length (cut to milliseconds).
 absl::StatusOr<EventTime> ParseEventTime(const Value& v, std::string_view format = "auto");
+// OK when `format` is one of ParseEventTime's formats, else the error it would give.
+absl::Status CheckEventTimeFormat(std::string_view format);
 
 }  // namespace cairn::stream
