@@ -112,12 +112,13 @@ int Run(const RunArgs& args) {
         if (!args.quiet) fmt::print(stderr, "cairn run: stopping (the newest checkpoint is where a restart resumes)\n");
         p.Stop();
       }
-      if (args.quiet || args.status_every <= 0) continue;
+      if (args.quiet) continue;
       auto st = p.Stats();
       if (!announced && st.restored_checkpoint > 0) {
         fmt::print(stderr, "cairn run: restored checkpoint {}\n", st.restored_checkpoint);
         announced = true;
       }
+      if (args.status_every <= 0) continue;
       auto now = std::chrono::steady_clock::now();
       double secs = std::chrono::duration<double>(now - last).count();
       if (secs < args.status_every) continue;

@@ -4,6 +4,8 @@
 #include "cairn/connect/mqtt.h"
 #include "cairn/stream/file_connector.h"
 #include "fmt/format.h"
+#include "fmt/ranges.h"
+#include "spdlog/spdlog.h"
 
 namespace cairn::pipeline {
 namespace {
