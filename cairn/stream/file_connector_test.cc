@@ -177,6 +177,13 @@ TEST_F(FileSourceTest, HeaderOptions) {
   ASSERT_TRUE(with_bom.Open(Context(), std::nullopt).ok());
   r = ReadToEnd(with_bom);
   EXPECT_THAT(r.rows, ElementsAre(Row{{"id", int64_t{7}}, {"name", std::string("z")}}));
+  // A restore reads that header again.
+  std::string end = with_bom.Position();
+  WriteFile(bom, "\n8,w\n", /*append=*/true);
+  FileSource restored(Options(bom));
+  ASSERT_TRUE(restored.Open(Context(), end).ok());
+  r = ReadToEnd(restored);
+  EXPECT_THAT(r.rows, ElementsAre(Row{{"id", int64_t{8}}, {"name", std::string("w")}}));
 }
 
 TEST_F(FileSourceTest, MalformedHeaderStopsTheSource) {
