@@ -189,32 +189,44 @@ absl::Status FileSource::Open(const SourceContext& ctx, std::optional<std::strin
   return absl::OkStatus();
 }
 
+// The header as the first pass read it: the first line that is not blank,
+// after a byte order mark.
 absl::Status FileSource::ReadHeaderFromStart() {
-  std::string header;
+  std::string line;
   char chunk[4096];
   uint64_t at = 0;
+  bool first_line = true;
   while (true) {
     ssize_t n = ::pread(fd_, chunk, sizeof chunk, static_cast<off_t>(at));
     if (n < 0) {
       if (errno == EINTR) continue;
       return ErrnoError("file source: cannot read the header of", options_.path);
     }
+    at += static_cast<uint64_t>(n);
     std::string_view got(chunk, static_cast<size_t>(n));
-    size_t nl = got.find('\n');
-    header.append(got.substr(0, nl));
-    if (nl != std::string_view::npos || n == 0) break;
-    if (header.size() > options_.max_line_bytes) {
+    while (true) {
+      size_t nl = got.find('\n');
+      line.append(got.substr(0, nl));
+      if (nl == std::string_view::npos && n > 0) break;  // the line goes on in the next chunk
+      std::string_view text = line;
+      if (first_line && text.starts_with("\xEF\xBB\xBF")) text.remove_prefix(3);
+      first_line = false;
+      if (!IsBlank(text, FileFormat::kCsv) || n == 0) {
+        absl::StatusOr<Row> parsed = csv_->Parse(text);
+        if (!parsed.ok()) {
+          return absl::InvalidArgumentError(fmt::format("file source {}: cannot read the CSV header: {}",
+                                                        options_.path, std::string(parsed.status().message())));
+        }
+        return absl::OkStatus();
+      }
+      line.clear();
+      got.remove_prefix(nl + 1);
+    }
+    if (line.size() > options_.max_line_bytes) {
       return absl::InvalidArgumentError(fmt::format("file source {}: the CSV header is longer than {} bytes",
                                                     options_.path, options_.max_line_bytes));
     }
-    at += static_cast<uint64_t>(n);
   }
-  absl::StatusOr<Row> parsed = csv_->Parse(header);
-  if (!parsed.ok()) {
-    return absl::InvalidArgumentError(fmt::format("file source {}:1: cannot read the CSV header: {}", options_.path,
-                                                  std::string(parsed.status().message())));
-  }
-  return absl::OkStatus();
 }
 
 void FileSource::Reject(uint64_t line_no, std::string_view raw, std::string_view error) {

@@ -177,6 +177,13 @@ TEST_F(FileSourceTest, HeaderOptions) {
   ASSERT_TRUE(with_bom.Open(Context(), std::nullopt).ok());
   r = ReadToEnd(with_bom);
   EXPECT_THAT(r.rows, ElementsAre(Row{{"id", int64_t{7}}, {"name", std::string("z")}}));
+  // A restore reads that header again.
+  std::string end = with_bom.Position();
+  WriteFile(bom, "\n8,w\n", /*append=*/true);
+  FileSource restored(Options(bom));
+  ASSERT_TRUE(restored.Open(Context(), end).ok());
+  r = ReadToEnd(restored);
+  EXPECT_THAT(r.rows, ElementsAre(Row{{"id", int64_t{8}}, {"name", std::string("w")}}));
 }
 
 TEST_F(FileSourceTest, MalformedHeaderStopsTheSource) {
@@ -571,6 +578,48 @@ TEST_F(FileSinkTest, RestoringAnOlderStateCutsLaterEpochs) {
     for (const Row& r : Rows(0, (restore + 1) * 10)) want += FormatJsonRow(r) + "\n";
     EXPECT_EQ(ReadFile(path_), want) << restore;
     EXPECT_THAT(DirEntries(dir_.path()), ElementsAre("out.csv"));
+  }
+}
+
+// A crash at every point of three epochs, then a restore from each checkpoint
+// that was prepared by then: the file holds exactly the restored checkpoint's epochs.
+TEST_F(FileSinkTest, CrashAnywhereRestoreAnyPreparedCheckpoint) {
+  enum Crash { kAfterWrite, kAfterPrepare, kMidCommit, kBeforeUnlink, kAfterCommit };
+  const int kEpochs = 3;
+  auto rows_of = [](int epoch) { return std::make_pair((epoch - 1) * 7, epoch * 7); };
+  for (int crash_epoch = 1; crash_epoch <= kEpochs; ++crash_epoch) {
+    for (Crash crash : {kAfterWrite, kAfterPrepare, kMidCommit, kBeforeUnlink, kAfterCommit}) {
+      const int prepared = crash == kAfterWrite ? crash_epoch - 1 : crash_epoch;
+      for (int restore = 0; restore <= prepared; ++restore) {  // 0: a fresh start
+        std::vector<std::string> states;
+        {
+          FileSink sink(Options());
+          ASSERT_TRUE(sink.Open(Context(), std::nullopt).ok());
+          for (int epoch = 1; epoch <= crash_epoch; ++epoch) {
+            auto [from, to] = rows_of(epoch);
+            ASSERT_TRUE(WriteRows(sink, from, to).ok());
+            if (epoch == crash_epoch && crash == kAfterWrite) break;
+            states.push_back(*sink.PrepareCheckpoint(epoch));
+            if (epoch == crash_epoch && crash != kAfterCommit) {
+              if (crash == kMidCommit || crash == kBeforeUnlink) {
+                std::string pending = ReadFile(path_ + fmt::format(".pending-{}", epoch));
+                WriteFile(path_, crash == kMidCommit ? pending.substr(0, pending.size() / 3) : pending, true);
+              }
+              break;
+            }
+            ASSERT_TRUE(sink.CommitCheckpoint(epoch).ok());
+          }
+        }  // the crash
+        ASSERT_EQ(static_cast<int>(states.size()), prepared);
+        FileSink sink(Options());
+        std::optional<std::string> state;
+        if (restore > 0) state = states[restore - 1];
+        ASSERT_TRUE(sink.Open(Context(), state).ok()) << crash_epoch << " " << crash << " " << restore;
+        EXPECT_EQ(ReadFile(path_), restore == 0 ? "" : Csv(0, rows_of(restore).second, true))
+            << "crash in epoch " << crash_epoch << " at point " << crash << ", restoring " << restore;
+        EXPECT_THAT(DirEntries(dir_.path()), ElementsAre("out.csv"));
+      }
+    }
   }
 }
 

@@ -45,18 +45,12 @@ JsonThreadState& ThreadJson() {
 
 const char* JsonTypeName(od::json_type t) {
   switch (t) {
-    case od::json_type::array:
-      return "an array";
-    case od::json_type::object:
-      return "an object";
-    case od::json_type::number:
-      return "a number";
-    case od::json_type::string:
-      return "a string";
-    case od::json_type::boolean:
-      return "a boolean";
-    case od::json_type::null:
-      return "null";
+    case od::json_type::array: return "an array";
+    case od::json_type::object: return "an object";
+    case od::json_type::number: return "a number";
+    case od::json_type::string: return "a string";
+    case od::json_type::boolean: return "a boolean";
+    case od::json_type::null: return "null";
   }
   return "an unknown value";
 }
@@ -522,38 +516,18 @@ void AppendJsonString(std::string& out, std::string_view s) {
       i = run;
       continue;
     }
-    switch (c) {
-      case '"':
-        out += "\\\"";
-        break;
-      case '\\':
-        out += "\\\\";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      case '\r':
-        out += "\\r";
-        break;
-      case '\t':
-        out += "\\t";
-        break;
-      case '\b':
-        out += "\\b";
-        break;
-      case '\f':
-        out += "\\f";
-        break;
-      default:
-        if (c < 0x20) {
-          fmt::format_to(std::back_inserter(out), "\\u{:04x}", c);
-        } else if (size_t n = Utf8SequenceLength(s, i); n > 0) {
-          out.append(s.data() + i, n);
-          i += n;
-          continue;
-        } else {
-          out += "\\ufffd";
-        }
+    static constexpr char kEscaped[] = "\"\\\n\r\t\b\f";
+    static constexpr std::string_view kEscapes[] = {"\\\"", "\\\\", "\\n", "\\r", "\\t", "\\b", "\\f"};
+    if (const char* e = c != 0 ? std::strchr(kEscaped, c) : nullptr; e != nullptr) {
+      out += kEscapes[e - kEscaped];
+    } else if (c < 0x20) {
+      fmt::format_to(std::back_inserter(out), "\\u{:04x}", c);
+    } else if (size_t n = Utf8SequenceLength(s, i); n > 0) {
+      out.append(s.data() + i, n);
+      i += n;
+      continue;
+    } else {
+      out += "\\ufffd";
     }
     ++i;
   }
