@@ -59,6 +59,8 @@ std::string StatusLine(const stream::PipelineStats& st, const stream::PipelineSt
     wm = std::min(wm, st.operators[i].watermark);
   }
   uint64_t out = st.operators.empty() ? 0 : st.operators.back().records_in;
+  for (const auto& o : st.operators)
+    if (o.name == "sink") out = o.records_in;  // the main sink, not the late output
   line = fmt::format("in {} ({}/s) | out {} | queues {:.0f}% | watermark lag {} | state {}", HumanCount(in),
                      HumanCount(static_cast<uint64_t>(rate)), HumanCount(out), fill * 100, Lag(wm), HumanBytes(state));
   if (st.checkpoints_completed > 0)

@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
 #include <thread>
 
 #include <spdlog/spdlog.h>
@@ -88,6 +89,9 @@ const char* FileFormatName(FileFormat format) { return format == FileFormat::kCs
 absl::StatusOr<std::unique_ptr<DeadLetterFile>> DeadLetterFile::Open(const std::string& path) {
   auto sink = std::make_unique<DeadLetterFile>();
   if (path.empty()) return sink;
+  std::error_code ec;
+  if (auto parent = std::filesystem::path(path).parent_path(); !parent.empty())
+    std::filesystem::create_directories(parent, ec);  // a failure shows in open() below
   int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
   if (fd < 0) return ErrnoError("cannot open dead-letter file", path);
   sink->path_ = path;
@@ -431,6 +435,8 @@ absl::Status FileSink::Open(const SinkContext& ctx, std::optional<std::string> r
   dir_ = slash == std::string::npos ? "." : (slash == 0 ? "/" : file_.substr(0, slash));
   base_ = slash == std::string::npos ? file_ : file_.substr(slash + 1);
   if (base_.empty()) return absl::InvalidArgumentError(fmt::format("file sink: {} names a directory", file_));
+  std::error_code ec;
+  std::filesystem::create_directories(dir_, ec);  // a failure shows in open() below
   struct stat st;
   const bool existed = ::stat(file_.c_str(), &st) == 0;
   fd_ = ::open(file_.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
