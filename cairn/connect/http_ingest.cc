@@ -1,7 +1,6 @@
 #include "cairn/connect/http_ingest.h"
 
 #include <httplib.h>
-#include <simdjson.h>
 
 #include <sys/socket.h>
 
@@ -12,27 +11,17 @@
 #include "nlohmann/json.hpp"
 #include "spdlog/spdlog.h"
 #include "cairn/connect/internal/bounded_queue.h"
+#include "cairn/connect/internal/ingest_body.h"
 #include "cairn/stream/format.h"
 
 namespace cairn::connect {
 
 namespace {
 
-struct Item {
-  stream::Row row;
-  stream::EventTime time = 0;
-};
-
-struct BadRecord {
-  size_t number;  // line or element, 1-based
-  std::string raw;
-  std::string error;
-};
-
 std::string_view Trim(std::string_view s) {
   size_t b = 0, e = s.size();
-  while (b < e && (s[b] == ' ' || s[b] == '\t' || s[b] == '\r' || s[b] == '\n')) ++b;
-  while (e > b && (s[e - 1] == ' ' || s[e - 1] == '\t' || s[e - 1] == '\r' || s[e - 1] == '\n')) --e;
+  while (b < e && (s[b] == ' ' || s[b] == '\t')) ++b;
+  while (e > b && (s[e - 1] == ' ' || s[e - 1] == '\t')) --e;
   return s.substr(b, e - b);
 }
 
@@ -83,31 +72,11 @@ struct HttpIngestSource::Shared {
 
   const HttpIngestOptions options;
   EventTimeField time;
-  internal::BoundedQueue<Item> queue;
+  internal::BoundedQueue<internal::IngestRow> queue;
   std::string pipeline;  // set before `open` turns true
   stream::DeadLetterSink* dead_letter = nullptr;
   ConnectorCounters counters;
   std::atomic<bool> open{false};
-
-  // Parses one record's text; on success appends to `items`.
-  void ParseRecord(std::string_view text, size_t number, std::vector<Item>& items, std::vector<BadRecord>& bad) {
-    absl::StatusOr<stream::Row> row = stream::ParseJsonRow(text);
-    if (!row.ok()) {
-      bad.push_back({number, std::string(text), std::string(row.status().message())});
-      return;
-    }
-    Item item;
-    if (time.enabled()) {
-      absl::StatusOr<stream::EventTime> t = time.Extract(*row);
-      if (!t.ok()) {
-        bad.push_back({number, std::string(text), std::string(t.status().message())});
-        return;
-      }
-      item.time = *t;
-    }
-    item.row = *std::move(row);
-    items.push_back(std::move(item));
-  }
 
   void Handle(const httplib::Request& req, httplib::Response& res) {
     if (!open.load(std::memory_order_acquire)) {
@@ -127,46 +96,12 @@ struct HttpIngestSource::Shared {
                              content_type));
       return;
     }
-    std::string_view body = Trim(req.body);
-    if (body.empty()) {
-      ReplyError(res, 400, "the body is empty: send JSON lines or a JSON array of objects");
+    absl::StatusOr<internal::IngestBody> parsed = internal::ParseIngestBody(req.body, time);
+    if (!parsed.ok()) {
+      ReplyError(res, 400, std::string(parsed.status().message()));
       return;
     }
-    std::vector<Item> items;
-    std::vector<BadRecord> bad;
-    const bool array = body.front() == '[';
-    if (array) {
-      simdjson::dom::parser parser;
-      simdjson::dom::array elements;
-      simdjson::error_code err = parser.parse(body.data(), body.size()).get_array().get(elements);
-      if (err) {
-        ReplyError(res, 400, fmt::format("the body starts with '[' but is not a JSON array: {}",
-                                         simdjson::error_message(err)));
-        return;
-      }
-      size_t index = 0;
-      for (simdjson::dom::element e : elements) {
-        ++index;
-        std::string text = simdjson::minify(e);
-        if (!e.is_object()) {
-          bad.push_back({index, text, "the element is not a JSON object"});
-          continue;
-        }
-        ParseRecord(text, index, items, bad);
-      }
-    } else {
-      size_t line = 0, pos = 0;
-      const std::string_view all(req.body);
-      while (pos <= all.size()) {
-        size_t end = all.find('\n', pos);
-        if (end == std::string_view::npos) end = all.size();
-        ++line;
-        std::string_view text = Trim(all.substr(pos, end - pos));
-        if (!text.empty()) ParseRecord(text, line, items, bad);
-        pos = end + 1;
-      }
-    }
-
+    std::vector<internal::IngestRow>& items = parsed->rows;
     const size_t accepted = items.size();
     if (accepted > queue.capacity()) {
       ReplyError(res, 413, fmt::format("the request holds {} rows, more than the queue holds ({}); split it",
@@ -181,13 +116,13 @@ struct HttpIngestSource::Shared {
     }
     counters.Record(accepted);
     nlohmann::json errors = nlohmann::json::array();
-    for (const BadRecord& b : bad) {
+    for (const internal::IngestReject& b : parsed->rejects) {
       RejectRecord(dead_letter, counters, fmt::format("http:{}:{}", pipeline, b.number), b.raw,
                    absl::InvalidArgumentError(b.error));
       if (errors.size() < options.max_reported_errors)
-        errors.push_back({{array ? "element" : "line", b.number}, {"error", b.error}});
+        errors.push_back({{parsed->array ? "element" : "line", b.number}, {"error", b.error}});
     }
-    Reply(res, 200, nlohmann::json{{"accepted", accepted}, {"rejected", bad.size()}, {"errors", errors}});
+    Reply(res, 200, nlohmann::json{{"accepted", accepted}, {"rejected", parsed->rejects.size()}, {"errors", errors}});
   }
 };
 
@@ -280,9 +215,9 @@ absl::Status HttpIngestSource::Open(const stream::SourceContext& ctx, std::optio
 absl::StatusOr<stream::PollStatus> HttpIngestSource::Poll(stream::SourceBatch<stream::Row>& out, size_t max_records,
                                                           std::chrono::milliseconds max_wait) {
   if (!open_) return absl::FailedPreconditionError("http ingest: Poll before Open (or after Close)");
-  std::vector<Item> items;
+  std::vector<internal::IngestRow> items;
   shared_->queue.PopUpTo(items, max_records, max_wait);
-  for (Item& item : items) {
+  for (internal::IngestRow& item : items) {
     out.records.push_back(std::move(item.row));
     if (shared_->time.enabled()) out.times.push_back(item.time);
   }
