@@ -30,6 +30,7 @@ class HttpIngestTest : public ::testing::Test {
     stream::SourceContext ctx;
     ctx.name = "sensors";
     ctx.dead_letter = &dead_letter_;
+    ctx.metrics = &metrics_;
     auto st = source_->Open(ctx, std::nullopt);
     ASSERT_TRUE(st.ok()) << st;
     ASSERT_GT(source_->port(), 0);
@@ -53,6 +54,7 @@ class HttpIngestTest : public ::testing::Test {
   }
   static nlohmann::json Json(const httplib::Result& res) { return nlohmann::json::parse(res->body); }
 
+  MetricsRegistry metrics_;
   std::unique_ptr<HttpIngestSource> source_;
   std::unique_ptr<httplib::Client> client_;
   CollectingDeadLetter dead_letter_;
@@ -82,6 +84,9 @@ TEST_F(HttpIngestTest, JsonLinesAreQueuedAndMalformedLinesDeadLettered) {
   EXPECT_EQ(dl[0].origin, "http:sensors:3");
   EXPECT_EQ(dl[0].raw, "{\"id\":");
   EXPECT_EQ(dl[1].origin, "http:sensors:5");
+  std::string exposition = metrics_.Serialize();
+  EXPECT_THAT(exposition, HasSubstr(R"(cairn_connect_records_total{connector="http",name="sensors",subtask="0"} 3)"));
+  EXPECT_THAT(exposition, HasSubstr(R"(cairn_connect_rejected_total{connector="http",name="sensors",subtask="0"} 2)"));
 }
 
 TEST_F(HttpIngestTest, AJsonArrayOfObjectsIsAcceptedToo) {

@@ -171,6 +171,21 @@ TEST_F(MqttTest, RawPayloadNeedsNoParsing) {
   EXPECT_EQ(dead_letter_.rejected(), 0u);
 }
 
+TEST_F(MqttTest, ASourceCanBeOpenedAgainAfterClose) {
+  auto source = MqttSource::Create(SourceOptions(broker_->port(), {"again"}));
+  ASSERT_TRUE(source.ok());
+  ASSERT_TRUE((*source)->Open(Context(&dead_letter_), std::nullopt).ok());
+  (*source)->Close();
+  ASSERT_TRUE((*source)->Open(Context(&dead_letter_), std::nullopt).ok());
+  EXPECT_EQ((*source)->connections(), 1u);
+  Publisher pub(broker_->port());
+  pub.Publish("again", R"({"x":1})");
+  ASSERT_TRUE(pub.WaitAcked());
+  SourceBatch<Row> all;
+  PollInto(**source, all, 1);
+  EXPECT_EQ(all.records.size(), 1u);
+}
+
 TEST_F(MqttTest, MalformedPayloadsGoToTheDeadLetterAndTheSourceKeepsRunning) {
   auto opts = SourceOptions(broker_->port(), {"in"});
   opts.time_field = "ts";
