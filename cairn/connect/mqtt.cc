@@ -159,6 +159,14 @@ MqttSource::~MqttSource() { Close(); }
 
 absl::Status MqttSource::Open(const stream::SourceContext& ctx, std::optional<std::string> /*restored*/) {
   if (client_) return absl::FailedPreconditionError("mqtt source: already open");
+  queue_.Reopen();
+  {
+    absl::MutexLock lock(&mu_);
+    subscribed_ = false;
+    subscribe_mid_ = -1;
+    connections_ = 0;
+    fatal_.clear();
+  }
   dead_letter_ = ctx.dead_letter;
   counters_.Bind(ctx.metrics, "mqtt", ctx.name, ctx.subtask);
   client_id_ = MakeClientId(options_.client_id, ctx.name, ctx.subtask);

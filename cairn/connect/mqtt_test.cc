@@ -171,6 +171,21 @@ TEST_F(MqttTest, RawPayloadNeedsNoParsing) {
   EXPECT_EQ(dead_letter_.rejected(), 0u);
 }
 
+TEST_F(MqttTest, ASourceCanBeOpenedAgainAfterClose) {
+  auto source = MqttSource::Create(SourceOptions(broker_->port(), {"again"}));
+  ASSERT_TRUE(source.ok());
+  ASSERT_TRUE((*source)->Open(Context(&dead_letter_), std::nullopt).ok());
+  (*source)->Close();
+  ASSERT_TRUE((*source)->Open(Context(&dead_letter_), std::nullopt).ok());
+  EXPECT_EQ((*source)->connections(), 1u);
+  Publisher pub(broker_->port());
+  pub.Publish("again", R"({"x":1})");
+  ASSERT_TRUE(pub.WaitAcked());
+  SourceBatch<Row> all;
+  PollInto(**source, all, 1);
+  EXPECT_EQ(all.records.size(), 1u);
+}
+
 TEST_F(MqttTest, MalformedPayloadsGoToTheDeadLetterAndTheSourceKeepsRunning) {
   auto opts = SourceOptions(broker_->port(), {"in"});
   opts.time_field = "ts";
@@ -307,6 +322,24 @@ TEST_F(MqttTest, SourceReconnectsAndResubscribesAfterABrokerRestart) {
   PollInto(**source, all, 10);
   ASSERT_EQ(all.records.size(), 10u);
   for (int i = 0; i < 10; ++i) EXPECT_EQ(*all.records[i].Get("n"), stream::Value(int64_t{i}));
+}
+
+TEST_F(MqttTest, CloseReturnsPromptlyWhileTheBrokerIsDown) {
+  auto opts = SourceOptions(broker_->port(), {"d/t"});
+  opts.reconnect_min = 2s;
+  opts.reconnect_max = 4s;
+  auto source = MqttSource::Create(opts);
+  ASSERT_TRUE(source.ok());
+  ASSERT_TRUE((*source)->Open(Context(&dead_letter_), std::nullopt).ok());
+  broker_->Stop();
+  ASSERT_TRUE(WaitFor([&] { return !(*source)->subscribed(); }, 2s));
+  SourceBatch<Row> batch;
+  auto st = (*source)->Poll(batch, 10, 20ms);  // a lost connection is not an error
+  ASSERT_TRUE(st.ok()) << st.status();
+  EXPECT_EQ(*st, PollStatus::kIdle);
+  auto start = std::chrono::steady_clock::now();
+  (*source)->Close();
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 1s);
 }
 
 TEST_F(MqttTest, AFullQueueHoldsBackTheBrokerWithoutLosingMessages) {

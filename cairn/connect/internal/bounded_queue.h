@@ -72,6 +72,13 @@ class BoundedQueue {
     not_empty_.SignalAll();
   }
 
+  // Empties the queue and accepts pushes again (a connector opened after a Close).
+  void Reopen() {
+    absl::MutexLock lock(&mu_);
+    items_.clear();
+    closed_ = false;
+  }
+
   size_t size() const {
     absl::MutexLock lock(&mu_);
     return items_.size();
