@@ -3,17 +3,12 @@
 #include "fmt/format.h"
 
 namespace cairn::nexmark {
-namespace {
-
-// Reads a length-prefixed string into `out`; false (and a failed reader) on bad input.
-bool ReadString(ByteReader& r, std::string* out) {
+bool DecodeString(ByteReader& r, std::string* out) {
   std::string_view s = r.String();
   if (!r.ok()) return false;
   out->assign(s.data(), s.size());
   return true;
 }
-
-}  // namespace
 
 void Person::Encode(ByteWriter& w) const {
   w.I64(id);
@@ -28,12 +23,12 @@ void Person::Encode(ByteWriter& w) const {
 
 bool Person::Decode(ByteReader& r, Person* out) {
   out->id = r.I64();
-  if (!ReadString(r, &out->name) || !ReadString(r, &out->email_address) || !ReadString(r, &out->credit_card) ||
-      !ReadString(r, &out->city) || !ReadString(r, &out->state)) {
+  if (!DecodeString(r, &out->name) || !DecodeString(r, &out->email_address) || !DecodeString(r, &out->credit_card) ||
+      !DecodeString(r, &out->city) || !DecodeString(r, &out->state)) {
     return false;
   }
   out->date_time = r.I64();
-  return ReadString(r, &out->extra);
+  return DecodeString(r, &out->extra);
 }
 
 std::string Person::ToString() const {
@@ -56,14 +51,14 @@ void Auction::Encode(ByteWriter& w) const {
 
 bool Auction::Decode(ByteReader& r, Auction* out) {
   out->id = r.I64();
-  if (!ReadString(r, &out->item_name) || !ReadString(r, &out->description)) return false;
+  if (!DecodeString(r, &out->item_name) || !DecodeString(r, &out->description)) return false;
   out->initial_bid = r.I64();
   out->reserve = r.I64();
   out->date_time = r.I64();
   out->expires = r.I64();
   out->seller = r.I64();
   out->category = r.I64();
-  return ReadString(r, &out->extra);
+  return DecodeString(r, &out->extra);
 }
 
 std::string Auction::ToString() const {
@@ -87,9 +82,9 @@ bool Bid::Decode(ByteReader& r, Bid* out) {
   out->auction = r.I64();
   out->bidder = r.I64();
   out->price = r.I64();
-  if (!ReadString(r, &out->channel) || !ReadString(r, &out->url)) return false;
+  if (!DecodeString(r, &out->channel) || !DecodeString(r, &out->url)) return false;
   out->date_time = r.I64();
-  return ReadString(r, &out->extra);
+  return DecodeString(r, &out->extra);
 }
 
 std::string Bid::ToString() const {

@@ -31,6 +31,10 @@ namespace cairn::nexmark {
 
 using ::cairn::stream::EventTime;
 
+// Reads a length-prefixed string (ByteWriter::String) into *out: false, with the
+// reader failed, on truncated input. For the Decode members here and of the query rows.
+bool DecodeString(ByteReader& r, std::string* out);
+
 struct Person {
   int64_t id = 0;
   std::string name;

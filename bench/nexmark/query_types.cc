@@ -3,17 +3,6 @@
 #include "fmt/format.h"
 
 namespace cairn::nexmark {
-namespace {
-
-bool ReadString(ByteReader& r, std::string* out) {
-  std::string_view s = r.String();
-  if (!r.ok()) return false;
-  out->assign(s.data(), s.size());
-  return true;
-}
-
-}  // namespace
-
 absl::Status QueryOptions::Validate() const {
   auto bad = [](std::string msg) { return absl::InvalidArgumentError("nexmark query options: " + msg); };
   if (q1_denominator <= 0) return bad(fmt::format("q1_denominator {} must be positive", q1_denominator));
@@ -83,7 +72,7 @@ void Q3Row::Encode(ByteWriter& w) const {
 }
 bool Q3Row::Decode(ByteReader& r, Q3Row* out) {
   out->seller = r.I64();
-  if (!ReadString(r, &out->name) || !ReadString(r, &out->city) || !ReadString(r, &out->state)) return false;
+  if (!DecodeString(r, &out->name) || !DecodeString(r, &out->city) || !DecodeString(r, &out->state)) return false;
   out->auction = r.I64();
   return r.ok();
 }
@@ -174,7 +163,7 @@ void Q8Row::Encode(ByteWriter& w) const {
 }
 bool Q8Row::Decode(ByteReader& r, Q8Row* out) {
   out->person = r.I64();
-  if (!ReadString(r, &out->name)) return false;
+  if (!DecodeString(r, &out->name)) return false;
   out->window_start = r.I64();
   return r.ok();
 }
