@@ -3,6 +3,7 @@
 #include "fmt/format.h"
 
 namespace cairn::nexmark {
+
 bool DecodeString(ByteReader& r, std::string* out) {
   std::string_view s = r.String();
   if (!r.ok()) return false;

@@ -3,6 +3,7 @@
 #include "fmt/format.h"
 
 namespace cairn::nexmark {
+
 absl::Status QueryOptions::Validate() const {
   auto bad = [](std::string msg) { return absl::InvalidArgumentError("nexmark query options: " + msg); };
   if (q1_denominator <= 0) return bad(fmt::format("q1_denominator {} must be positive", q1_denominator));
