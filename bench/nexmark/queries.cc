@@ -215,11 +215,14 @@ using Q8Acc = std::tuple<bool, std::string, bool>;
 
 }  // namespace
 
-Stream<Event> AddNexmarkSource(stream::Pipeline& pipeline, const GeneratorConfig& config, Op op) {
+Stream<Event> AddNexmarkSource(stream::Pipeline& pipeline, const GeneratorConfig& config, Op op,
+                               double max_events_per_second) {
+  auto watermarks = stream::WatermarkStrategy<Event>::BoundedOutOfOrder(Millis(config.max_out_of_order_ms));
+  watermarks.max_records_per_second = max_events_per_second;
   return pipeline.AddSource<Event>(
       std::move(op),
       [config](int) -> std::unique_ptr<stream::Source<Event>> { return std::make_unique<NexmarkSource>(config); },
-      stream::WatermarkStrategy<Event>::BoundedOutOfOrder(Millis(config.max_out_of_order_ms)));
+      std::move(watermarks));
 }
 
 Stream<Event> AddQ0(Stream<Event> events) {

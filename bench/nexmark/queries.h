@@ -51,8 +51,10 @@ namespace cairn::nexmark {
 
 // The generator as a source; each subtask generates its share of the stream
 // (generator.h). The watermark lags the largest time by config.max_out_of_order_ms.
+// `max_events_per_second` > 0 throttles each subtask to that wall-clock rate
+// (for latency runs); 0 generates as fast as the pipeline takes events.
 stream::Stream<Event> AddNexmarkSource(stream::Pipeline& pipeline, const GeneratorConfig& config,
-                                       stream::Op op = stream::Op("nexmark"));
+                                       stream::Op op = stream::Op("nexmark"), double max_events_per_second = 0);
 
 stream::Stream<Event> AddQ0(stream::Stream<Event> events);
 stream::Stream<ClosedAuction> AddWinningBids(stream::Stream<Event> events);
