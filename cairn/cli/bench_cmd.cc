@@ -4,7 +4,9 @@
 
 #include <fmt/format.h>
 
+#include "bench/nexmark_workload.h"
 #include "bench/sketch_workload.h"
+#include "cairn/pipeline/pipeline_file.h"
 #include "cairn/cli/commands.h"
 
 namespace cairn::cli {
@@ -12,6 +14,8 @@ namespace {
 
 struct BenchFlags {
   bench::SketchBenchOptions sketch;
+  bench::NexmarkOptions nexmark;
+  std::string checkpoint_interval = "1s";
   bool json = false;
   std::string json_out;
 };
@@ -25,6 +29,48 @@ int RunSketchBenchCommand(const BenchFlags& f) {
     fmt::print("{}\n", j.dump(2));
   } else {
     fmt::print("{}", bench::FormatSketchBench(rows));
+  }
+  if (!f.json_out.empty()) {
+    std::ofstream out(f.json_out);
+    out << j.dump(2) << "\n";
+    if (!out) {
+      fmt::print(stderr, "cairn bench: cannot write '{}'\n", f.json_out);
+      return 1;
+    }
+  }
+  return 0;
+}
+
+int RunNexmarkBenchCommand(BenchFlags& f) {
+  if (f.checkpoint_interval == "off" || f.checkpoint_interval == "0") {
+    f.nexmark.checkpoint_interval_ms = 0;
+  } else {
+    auto ms = pipeline::ParseDurationMs(f.checkpoint_interval);
+    if (!ms.ok()) {
+      fmt::print(stderr, "cairn bench nexmark: --checkpoint-interval: {}\n", std::string(ms.status().message()));
+      return 2;
+    }
+    f.nexmark.checkpoint_interval_ms = *ms;
+  }
+  std::vector<std::string> queries;
+  for (const std::string& q : f.nexmark.queries) {
+    if (q == "all") {
+      for (int i = 0; i <= 8; ++i) queries.push_back(fmt::format("q{}", i));
+    } else {
+      queries.push_back(q);
+    }
+  }
+  f.nexmark.queries = queries;
+  auto results = bench::RunNexmarkBench(f.nexmark);
+  if (!results.ok()) {
+    fmt::print(stderr, "cairn bench nexmark: {}\n", std::string(results.status().message()));
+    return 1;
+  }
+  auto j = bench::NexmarkBenchToJson(f.nexmark, *results);
+  if (f.json) {
+    fmt::print("{}\n", j.dump(2));
+  } else {
+    fmt::print("{}", bench::FormatNexmarkBench(f.nexmark, *results));
   }
   if (!f.json_out.empty()) {
     std::ofstream out(f.json_out);
@@ -59,6 +105,34 @@ void RegisterBench(CLI::App& app, Runner* run) {
   sk->add_flag("--json", f->json, "Print one JSON object instead of the table");
   sk->add_option("--json-out", f->json_out, "Also write the JSON object to this file");
   sk->callback([=] { *run = [=] { return RunSketchBenchCommand(*f); }; });
+
+  CLI::App* nx = bench->add_subcommand(
+      "nexmark", "Nexmark queries on the stream engine: events/s, events/s per core, p50/p99 latency");
+  nx->add_option("--query", f->nexmark.queries, "q0..q8, several, or all")
+      ->delimiter(',')
+      ->capture_default_str()
+      ->check(CLI::IsMember({"q0", "q1", "q2", "q3", "q4", "q5", "q6", "q7", "q8", "all"}));
+  nx->add_option("--events", f->nexmark.events, "Events per throughput run")
+      ->capture_default_str()
+      ->check(CLI::Range(uint64_t{1000}, uint64_t{10'000'000'000}));
+  nx->add_option("--parallelism", f->nexmark.parallelism, "Parallelism of every operator")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 64));
+  nx->add_option("--checkpoint-interval", f->checkpoint_interval, "Checkpoint interval (e.g. 1s), or off")
+      ->capture_default_str();
+  nx->add_option("--event-rate", f->nexmark.event_rate, "Events per second of event time")
+      ->capture_default_str()
+      ->check(CLI::Range(uint64_t{1}, uint64_t{1'000'000'000}));
+  nx->add_flag("--latency", f->nexmark.latency, "Also measure latency at half the measured throughput");
+  nx->add_option("--latency-rate", f->nexmark.latency_rate, "Events/s of the latency run (default: half the maximum)")
+      ->check(CLI::Range(0.0, 1e9));
+  nx->add_option("--latency-seconds", f->nexmark.latency_seconds, "Length of the latency run")
+      ->capture_default_str()
+      ->check(CLI::Range(1.0, 3600.0));
+  nx->add_option("--seed", f->nexmark.seed, "Generator seed")->capture_default_str();
+  nx->add_flag("--json", f->json, "Print one JSON object instead of the table");
+  nx->add_option("--json-out", f->json_out, "Also write the JSON object to this file");
+  nx->callback([=] { *run = [=] { return RunNexmarkBenchCommand(*f); }; });
 }
 
 }  // namespace cairn::cli

@@ -87,7 +87,7 @@ bool Chained(const internal::Graph& g, const Edge& e) {
 
 class Pipeline::Runtime {
  public:
-  Runtime(Pipeline* p) : p_(p), g_(p->graph_), opt_(p->options_) {}
+  explicit Runtime(Pipeline* p) : g_(p->graph_), opt_(p->options_) {}
   ~Runtime() { Shutdown(); }
 
   absl::Status Run();
@@ -249,7 +249,6 @@ class Pipeline::Runtime {
     return fmt::format("{}/{}-{}", base, node, subtask);
   }
 
-  Pipeline* p_;
   const internal::Graph& g_;
   PipelineOptions opt_;
   std::vector<std::unique_ptr<Task>> tasks_;
@@ -657,8 +656,6 @@ void Pipeline::Runtime::RunOperator(Task& t) {
 void Pipeline::Runtime::Coordinate() {
   const bool checkpoints = store_.has_value();
   auto next_checkpoint = std::chrono::steady_clock::now() + opt_.checkpoint_interval;
-  int source_tasks = 0;
-  for (auto& t : tasks_) source_tasks += t->source ? 1 : 0;
   while (running_tasks_.load() > 0 && !stop_.load()) {
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
     if (std::chrono::steady_clock::now() - last_publish_ >= std::chrono::seconds(1)) PublishMetrics();
