@@ -1,7 +1,7 @@
 #include "cairn/pipeline/aggregate.h"
 
+#include <algorithm>
 #include <cmath>
-#include <regex>
 
 #include "fmt/format.h"
 
@@ -51,15 +51,22 @@ bool RowAcc::Decode(ByteReader& r, RowAcc* out) {
 
 absl::StatusOr<RowAggregate> RowAggregate::Parse(const Config& spec) {
   RowAggregate agg;
-  static const std::regex kCall(R"(^\s*([a-z_0-9]+)\s*\((.*)\)\s*$)");
   for (const std::string& name : spec.Keys()) {
     CAIRN_ASSIGN_OR_RETURN(std::string text, spec.Get<std::string>(name));
-    std::smatch m;
-    if (!std::regex_match(text, m, kCall))
+    // fn(args): a lower-case name, then everything up to the last ')'.
+    size_t open = text.find('(');
+    size_t close = text.rfind(')');
+    std::string fn = open == std::string::npos ? "" : text.substr(0, open);
+    while (!fn.empty() && fn.back() == ' ') fn.pop_back();
+    while (!fn.empty() && fn.front() == ' ') fn.erase(fn.begin());
+    bool name_ok = !fn.empty() && std::all_of(fn.begin(), fn.end(), [](char ch) {
+      return (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '_';
+    });
+    if (!name_ok || close == std::string::npos || close < open ||
+        text.find_first_not_of(" \t", close + 1) != std::string::npos)
       return absl::InvalidArgumentError(fmt::format("{}: expected fn(field), e.g. avg(temperature), got \"{}\"",
                                                     spec.Describe(name), text));
-    std::string fn = m[1].str();
-    std::string args = m[2].str();
+    std::string args = text.substr(open + 1, close - open - 1);
     Output out;
     out.name = name;
     auto arg_expr = [&](std::string_view a) -> absl::Status {

@@ -1,5 +1,6 @@
 #include "cairn/pipeline/connectors.h"
 
+#include "cairn/connect/http_ingest.h"
 #include "cairn/connect/kafka.h"
 #include "cairn/connect/mqtt.h"
 #include "cairn/stream/file_connector.h"
@@ -150,8 +151,37 @@ absl::StatusOr<SourceSpec> MakeSource(const Config& c) {
     spec.description = fmt::format("kafka {} topic {} (exactly-once: offsets are checkpointed)", o.brokers, o.topic);
     return spec;
   }
+  if (type == "http") {
+    CAIRN_RETURN_IF_ERROR(c.CheckKnownKeys({CAIRN_SOURCE_COMMON_KEYS, "host", "port", "pipeline", "max_body_bytes",
+                                            "queue_capacity"}));
+    connect::HttpIngestOptions o;
+    CAIRN_ASSIGN_OR_RETURN(o.host, c.GetOr<std::string>("host", "127.0.0.1"));
+    CAIRN_ASSIGN_OR_RETURN(o.port, c.GetOr<int>("port", 8080));
+    CAIRN_ASSIGN_OR_RETURN(o.pipeline, c.GetOr<std::string>("pipeline", ""));
+    CAIRN_ASSIGN_OR_RETURN(int64_t body, c.GetOr<int64_t>("max_body_bytes", 8 << 20));
+    CAIRN_ASSIGN_OR_RETURN(int64_t cap, c.GetOr<int64_t>("queue_capacity", 100000));
+    if (body < 1 || cap < 1 || o.port < 0 || o.port > 65535)
+      return absl::InvalidArgumentError(fmt::format("{}: port, max_body_bytes and queue_capacity must be valid",
+                                                    c.Describe("")));
+    o.max_body_bytes = static_cast<size_t>(body);
+    o.queue_capacity = static_cast<size_t>(cap);
+    o.time_field = time_field;
+    o.time_format = time_format;
+    spec.factory = [o](int) -> std::unique_ptr<stream::Source<stream::Row>> {
+      auto s = connect::HttpIngestSource::Create(o);
+      if (!s.ok()) {
+        spdlog::error("http source: {}", s.status().ToString());
+        return nullptr;
+      }
+      return std::move(*s);
+    };
+    spec.description = fmt::format(
+        "http POST {}:{}/v1/pipelines/{}/events (at-most-once: accepted rows in memory are lost on a crash)", o.host,
+        o.port, o.pipeline.empty() ? "<pipeline name>" : o.pipeline);
+    return spec;
+  }
   return absl::InvalidArgumentError(
-      fmt::format("{}: unknown source type \"{}\" (file, stdin, mqtt, kafka)", c.Describe("type"), type));
+      fmt::format("{}: unknown source type \"{}\" (file, stdin, mqtt, kafka, http)", c.Describe("type"), type));
 }
 
 absl::StatusOr<SinkSpec> MakeSink(const Config& c) {

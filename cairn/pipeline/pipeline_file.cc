@@ -161,7 +161,9 @@ class Compiler {
     wm.max_out_of_orderness = stream::Millis(ooo);
     wm.idle_timeout = stream::Millis(idle);
     wm.max_records_per_second = rate;
-    stream::Op op = OpFor(c, "source");
+    // An HTTP source listens on /v1/pipelines/<its name>/events: the pipeline's name by default.
+    auto type = c.GetOr<std::string>("type", "");
+    stream::Op op = OpFor(c, type.ok() && *type == "http" ? p_->options().name : "source");
     out_->summary_.push_back(fmt::format("source {}", spec.description));
     return p_->AddSource<Row>(op, spec.factory, wm);
   }

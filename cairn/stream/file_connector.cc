@@ -593,6 +593,9 @@ absl::Status FileSink::Write(std::span<const Row> records, std::span<const Event
     any_output_ = true;
     if (buffer_.size() >= options_.buffer_bytes) CAIRN_RETURN_IF_ERROR(FlushBuffer());
   }
+  // Standard output is for watching: each batch goes out at once (it is
+  // at-least-once anyway), so nothing waits for a checkpoint or is lost on Ctrl-C.
+  if (stdout_) CAIRN_RETURN_IF_ERROR(FlushBuffer());
   return absl::OkStatus();
 }
 

@@ -1,0 +1,369 @@
+#include "bench/nexmark/queries.h"
+
+#include <algorithm>
+#include <memory>
+#include <optional>
+#include <string>
+#include <tuple>
+#include <utility>
+#include <vector>
+
+#include "bench/nexmark/source.h"
+
+namespace cairn::nexmark {
+namespace {
+
+using stream::Collector;
+using stream::KeyedContext;
+using stream::KeyedProcessFunction;
+using stream::ListState;
+using stream::Millis;
+using stream::Op;
+using stream::Stream;
+using stream::TimeDomain;
+using stream::ValueState;
+using stream::WindowResult;
+
+// ---- Q3 ---------------------------------------------------------------------
+
+// Keyed by person id (persons) / seller (auctions).
+class Q3Join final : public KeyedProcessFunction<int64_t, Event, Q3Row> {
+ public:
+  void Open(KeyedContext<int64_t, Q3Row>& ctx) override {
+    person_ = ctx.state().GetValueState<std::tuple<std::string, std::string, std::string>>("q3-person");
+    waiting_ = ctx.state().GetListState<int64_t>("q3-auctions-before-seller");
+  }
+  void ProcessElement(const Event& e, KeyedContext<int64_t, Q3Row>& ctx) override {
+    if (e.is_person()) {
+      const Person& p = e.person();
+      person_->Update({p.name, p.city, p.state});
+      for (int64_t auction : waiting_->Get()) ctx.Emit(Q3Row{p.id, p.name, p.city, p.state, auction});
+      waiting_->Clear();
+      return;
+    }
+    if (std::optional<std::tuple<std::string, std::string, std::string>> p = person_->Value()) {
+      auto& [name, city, state] = *p;
+      ctx.Emit(Q3Row{ctx.key(), std::move(name), std::move(city), std::move(state), e.auction().id});
+    } else {
+      waiting_->Add(e.auction().id);
+    }
+  }
+
+ private:
+  ValueState<std::tuple<std::string, std::string, std::string>>* person_ = nullptr;
+  ListState<int64_t>* waiting_ = nullptr;
+};
+
+// ---- winning bids -----------------------------------------------------------
+
+// (date_time, expires, reserve, seller, category) of an auction.
+using AuctionTerms = std::tuple<EventTime, EventTime, int64_t, int64_t, int64_t>;
+
+bool Qualifies(const AuctionTerms& a, EventTime bid_time, int64_t price) {
+  const auto& [opened, expires, reserve, seller, category] = a;
+  return bid_time >= opened && bid_time < expires && price >= reserve;
+}
+
+// Keyed by auction id (auctions) / bid.auction (bids).
+class WinningBidsFn final : public KeyedProcessFunction<int64_t, Event, ClosedAuction> {
+ public:
+  void Open(KeyedContext<int64_t, ClosedAuction>& ctx) override {
+    terms_ = ctx.state().GetValueState<AuctionTerms>("winning-terms");
+    best_ = ctx.state().GetValueState<int64_t>("winning-price");
+    early_ = ctx.state().GetListState<std::pair<EventTime, int64_t>>("winning-early-bids");
+  }
+
+  void ProcessElement(const Event& e, KeyedContext<int64_t, ClosedAuction>& ctx) override {
+    if (e.is_auction()) {
+      const Auction& a = e.auction();
+      const AuctionTerms terms{a.date_time, a.expires, a.reserve, a.seller, a.category};
+      terms_->Update(terms);
+      std::optional<int64_t> best;
+      for (const auto& [time, price] : early_->Get()) {
+        if (Qualifies(terms, time, price) && (!best || price > *best)) best = price;
+      }
+      early_->Clear();
+      if (best) best_->Update(*best);
+      ctx.timers().RegisterEventTimeTimer(a.expires - 1);
+      return;
+    }
+    const Bid& b = e.bid();
+    if (std::optional<AuctionTerms> terms = terms_->Value()) {
+      if (!Qualifies(*terms, b.date_time, b.price)) return;
+      std::optional<int64_t> best = best_->Value();
+      if (!best || b.price > *best) best_->Update(b.price);
+      return;
+    }
+    // The auction has not come yet (or is closed). Until the watermark passes the
+    // bid's time an auction that opened no later than the bid may still arrive.
+    early_->Add({b.date_time, b.price});
+    ctx.timers().RegisterEventTimeTimer(b.date_time);
+  }
+
+  void OnTimer(EventTime time, TimeDomain, KeyedContext<int64_t, ClosedAuction>& ctx) override {
+    if (std::optional<AuctionTerms> terms = terms_->Value()) {
+      const auto& [opened, expires, reserve, seller, category] = *terms;
+      if (time < expires - 1) return;  // an early bid's timer; the auction is still open
+      if (std::optional<int64_t> best = best_->Value()) {
+        ctx.EmitAt(ClosedAuction{ctx.key(), seller, category, *best, expires}, expires - 1);
+      }
+      terms_->Clear();
+      best_->Clear();
+      early_->Clear();
+      return;
+    }
+    // No auction: bids up to `time` can no longer be claimed by one.
+    std::vector<std::pair<EventTime, int64_t>> bids = early_->Get();
+    std::erase_if(bids, [time](const auto& b) { return b.first <= time; });
+    if (bids.empty()) {
+      early_->Clear();
+    } else {
+      early_->Update(std::move(bids));
+    }
+  }
+
+ private:
+  ValueState<AuctionTerms>* terms_ = nullptr;
+  ValueState<int64_t>* best_ = nullptr;
+  ListState<std::pair<EventTime, int64_t>>* early_ = nullptr;
+};
+
+// ---- Q4, Q6: closes in order ------------------------------------------------
+
+// Applies each key's closes in (closed_at, auction) order: `step(acc, close)`
+// updates the accumulator and returns the row to emit. Closes arrive before the
+// watermark passes closed_at - 1 (the winning-bids operator emits them from
+// that timer), so when this operator's timer at closed_at - 1 fires, every
+// close due by then is here.
+template <class ACC, class OUT, class Step>
+class OrderedCloses final : public KeyedProcessFunction<int64_t, ClosedAuction, OUT> {
+ public:
+  OrderedCloses(std::string name, Step step) : name_(std::move(name)), step_(std::move(step)) {}
+
+  void Open(KeyedContext<int64_t, OUT>& ctx) override {
+    pending_ = ctx.state().template GetListState<ClosedAuction>(name_ + "-pending");
+    acc_ = ctx.state().template GetValueState<ACC>(name_ + "-acc");
+  }
+  void ProcessElement(const ClosedAuction& c, KeyedContext<int64_t, OUT>& ctx) override {
+    pending_->Add(c);
+    ctx.timers().RegisterEventTimeTimer(c.closed_at - 1);
+  }
+  void OnTimer(EventTime time, TimeDomain, KeyedContext<int64_t, OUT>& ctx) override {
+    std::vector<ClosedAuction> pending = pending_->Get();
+    auto rest = std::partition(pending.begin(), pending.end(),
+                               [time](const ClosedAuction& c) { return c.closed_at - 1 <= time; });
+    std::sort(pending.begin(), rest, [](const ClosedAuction& x, const ClosedAuction& y) {
+      return std::tie(x.closed_at, x.auction) < std::tie(y.closed_at, y.auction);
+    });
+    ACC acc = acc_->Value().value_or(ACC{});
+    for (auto it = pending.begin(); it != rest; ++it) ctx.EmitAt(step_(acc, *it), it->closed_at - 1);
+    acc_->Update(std::move(acc));
+    pending.erase(pending.begin(), rest);
+    if (pending.empty()) {
+      pending_->Clear();
+    } else {
+      pending_->Update(std::move(pending));
+    }
+  }
+
+ private:
+  std::string name_;
+  Step step_;
+  ListState<ClosedAuction>* pending_ = nullptr;
+  ValueState<ACC>* acc_ = nullptr;
+};
+
+template <class ACC, class OUT, class Step>
+Stream<OUT> AddOrderedCloses(Stream<ClosedAuction> closes, const std::string& name,
+                             int64_t (*key)(const ClosedAuction&), Step step) {
+  return closes.KeyBy(key).template Process<OUT>(Op(name), [name, step]() {
+    return std::make_unique<OrderedCloses<ACC, OUT, Step>>(name, step);
+  });
+}
+
+// ---- Q5 ---------------------------------------------------------------------
+
+// Keyed by window end; input: (auction, count) of each auction in the window.
+class HotItems final : public KeyedProcessFunction<int64_t, WindowResult<int64_t, int64_t>, Q5Row> {
+ public:
+  explicit HotItems(EventTime window_ms) : window_ms_(window_ms) {}
+  void Open(KeyedContext<int64_t, Q5Row>& ctx) override {
+    counts_ = ctx.state().GetListState<std::pair<int64_t, int64_t>>("q5-counts");
+  }
+  void ProcessElement(const WindowResult<int64_t, int64_t>& r, KeyedContext<int64_t, Q5Row>& ctx) override {
+    counts_->Add({r.key, r.value});
+    ctx.timers().RegisterEventTimeTimer(r.end - 1);
+  }
+  void OnTimer(EventTime, TimeDomain, KeyedContext<int64_t, Q5Row>& ctx) override {
+    const std::vector<std::pair<int64_t, int64_t>> counts = counts_->Get();
+    int64_t most = 0;
+    for (const auto& [auction, n] : counts) most = std::max(most, n);
+    const EventTime end = ctx.key();
+    for (const auto& [auction, n] : counts) {
+      if (n == most) ctx.EmitAt(Q5Row{end - window_ms_, end, auction, n}, end - 1);
+    }
+    counts_->Clear();
+  }
+
+ private:
+  EventTime window_ms_;
+  ListState<std::pair<int64_t, int64_t>>* counts_ = nullptr;
+};
+
+// (a person was created, the person's name, the person sold something) in one window.
+using Q8Acc = std::tuple<bool, std::string, bool>;
+
+}  // namespace
+
+Stream<Event> AddNexmarkSource(stream::Pipeline& pipeline, const GeneratorConfig& config, Op op,
+                               double max_events_per_second) {
+  auto watermarks = stream::WatermarkStrategy<Event>::BoundedOutOfOrder(Millis(config.max_out_of_order_ms));
+  watermarks.max_records_per_second = max_events_per_second;
+  return pipeline.AddSource<Event>(
+      std::move(op),
+      [config](int) -> std::unique_ptr<stream::Source<Event>> { return std::make_unique<NexmarkSource>(config); },
+      std::move(watermarks));
+}
+
+Stream<Event> AddQ0(Stream<Event> events) {
+  return events.Filter("q0-pass", [](const Event&) { return true; });
+}
+
+absl::StatusOr<Stream<Bid>> AddQ1(Stream<Event> events, const QueryOptions& options) {
+  if (absl::Status s = options.Validate(); !s.ok()) return s;
+  const int64_t num = options.q1_numerator, den = options.q1_denominator;
+  return events.FlatMap<Bid>("q1-convert", [num, den](const Event& e, EventTime, Collector<Bid>& out) {
+    if (!e.is_bid()) return;
+    Bid b = e.bid();
+    b.price = b.price * num / den;
+    out.Emit(std::move(b));
+  });
+}
+
+absl::StatusOr<Stream<Q2Row>> AddQ2(Stream<Event> events, const QueryOptions& options) {
+  if (absl::Status s = options.Validate(); !s.ok()) return s;
+  const int64_t modulus = options.q2_modulus;
+  return events.FlatMap<Q2Row>("q2-select", [modulus](const Event& e, EventTime, Collector<Q2Row>& out) {
+    if (e.is_bid() && e.bid().auction % modulus == 0) out.Emit(Q2Row{e.bid().auction, e.bid().price});
+  });
+}
+
+absl::StatusOr<Stream<Q3Row>> AddQ3(Stream<Event> events, const QueryOptions& options) {
+  if (absl::Status s = options.Validate(); !s.ok()) return s;
+  const std::vector<std::string> states = options.q3_states;
+  const int64_t category = options.q3_category;
+  return events
+      .Filter("q3-filter",
+              [states, category](const Event& e) {
+                if (e.is_person()) return std::find(states.begin(), states.end(), e.person().state) != states.end();
+                return e.is_auction() && e.auction().category == category;
+              })
+      .KeyBy([](const Event& e) { return e.is_person() ? e.person().id : e.auction().seller; })
+      .Process<Q3Row>("q3-join", [] { return std::make_unique<Q3Join>(); });
+}
+
+Stream<ClosedAuction> AddWinningBids(Stream<Event> events) {
+  return events.Filter("winning-bids-filter", [](const Event& e) { return e.is_auction() || e.is_bid(); })
+      .KeyBy([](const Event& e) { return e.is_auction() ? e.auction().id : e.bid().auction; })
+      .Process<ClosedAuction>("winning-bids", [] { return std::make_unique<WinningBidsFn>(); });
+}
+
+absl::StatusOr<Stream<Q4Row>> AddQ4(Stream<Event> events, const QueryOptions& options) {
+  if (absl::Status s = options.Validate(); !s.ok()) return s;
+  auto step = [](std::pair<int64_t, int64_t>& acc, const ClosedAuction& c) {
+    auto& [sum, count] = acc;
+    sum += c.price;
+    ++count;
+    return Q4Row{c.category, c.closed_at, c.auction, sum / count, count};
+  };
+  return AddOrderedCloses<std::pair<int64_t, int64_t>, Q4Row>(
+      AddWinningBids(events), "q4-average", [](const ClosedAuction& c) { return c.category; }, step);
+}
+
+absl::StatusOr<Stream<Q5Row>> AddQ5(Stream<Event> events, const QueryOptions& options) {
+  if (absl::Status s = options.Validate(); !s.ok()) return s;
+  const EventTime window = options.q5_window_ms;
+  auto counts = events
+                    .FlatMap<int64_t>("q5-bids",
+                                      [](const Event& e, EventTime, Collector<int64_t>& out) {
+                                        if (e.is_bid()) out.Emit(e.bid().auction);
+                                      })
+                    .KeyBy([](const int64_t& auction) { return auction; })
+                    .Window(stream::Windows::Sliding(Millis(window), Millis(options.q5_slide_ms)))
+                    .Aggregate(Op("q5-count"), stream::Count<int64_t>());
+  return counts.results.KeyBy([](const WindowResult<int64_t, int64_t>& r) { return r.end; })
+      .Process<Q5Row>("q5-hot-items", [window] { return std::make_unique<HotItems>(window); });
+}
+
+absl::StatusOr<Stream<Q6Row>> AddQ6(Stream<Event> events, const QueryOptions& options) {
+  if (absl::Status s = options.Validate(); !s.ok()) return s;
+  const auto last_n = static_cast<size_t>(options.q6_last_n);
+  auto step = [last_n](std::vector<int64_t>& prices, const ClosedAuction& c) {
+    prices.push_back(c.price);
+    if (prices.size() > last_n) prices.erase(prices.begin());
+    int64_t sum = 0;
+    for (int64_t p : prices) sum += p;
+    return Q6Row{c.seller, c.closed_at, c.auction, sum / static_cast<int64_t>(prices.size())};
+  };
+  return AddOrderedCloses<std::vector<int64_t>, Q6Row>(
+      AddWinningBids(events), "q6-average", [](const ClosedAuction& c) { return c.seller; }, step);
+}
+
+absl::StatusOr<Stream<Q7Row>> AddQ7(Stream<Event> events, const QueryOptions& options) {
+  if (absl::Status s = options.Validate(); !s.ok()) return s;
+  using Rows = std::vector<Q7Row>;
+  stream::AggregateFunction<Q7Row, Rows, Rows> highest;
+  highest.create = [] { return Rows{}; };
+  highest.add = [](Rows& acc, const Q7Row& bid) {
+    if (acc.empty() || bid.price > acc.front().price) {
+      acc.assign(1, bid);
+    } else if (bid.price == acc.front().price) {
+      acc.push_back(bid);
+    }
+  };
+  highest.result = [](const Rows& acc) { return acc; };
+  auto windows = events
+                     .FlatMap<Q7Row>("q7-bids",
+                                     [](const Event& e, EventTime, Collector<Q7Row>& out) {
+                                       if (!e.is_bid()) return;
+                                       const Bid& b = e.bid();
+                                       out.Emit(Q7Row{0, 0, b.auction, b.bidder, b.price, b.date_time});
+                                     })
+                     .KeyBy([](const Q7Row&) { return int64_t{0}; })
+                     .Window(stream::Windows::Tumbling(Millis(options.q7_window_ms)))
+                     .Aggregate(Op("q7-highest"), highest);
+  return windows.results.FlatMap<Q7Row>(
+      "q7-rows", [](const WindowResult<int64_t, Rows>& r, EventTime, Collector<Q7Row>& out) {
+        for (Q7Row row : r.value) {
+          row.window_start = r.start;
+          row.window_end = r.end;
+          out.Emit(std::move(row));
+        }
+      });
+}
+
+absl::StatusOr<Stream<Q8Row>> AddQ8(Stream<Event> events, const QueryOptions& options) {
+  if (absl::Status s = options.Validate(); !s.ok()) return s;
+  stream::AggregateFunction<Event, Q8Acc, Q8Acc> seen;
+  seen.create = [] { return Q8Acc{false, std::string(), false}; };
+  seen.add = [](Q8Acc& acc, const Event& e) {
+    if (e.is_person()) {
+      std::get<0>(acc) = true;
+      std::get<1>(acc) = e.person().name;
+    } else {
+      std::get<2>(acc) = true;
+    }
+  };
+  seen.result = [](const Q8Acc& acc) { return acc; };
+  auto windows = events.Filter("q8-filter", [](const Event& e) { return e.is_person() || e.is_auction(); })
+                     .KeyBy([](const Event& e) { return e.is_person() ? e.person().id : e.auction().seller; })
+                     .Window(stream::Windows::Tumbling(Millis(options.q8_window_ms)))
+                     .Aggregate(Op("q8-window"), seen);
+  return windows.results.FlatMap<Q8Row>(
+      "q8-rows", [](const WindowResult<int64_t, Q8Acc>& r, EventTime, Collector<Q8Row>& out) {
+        const auto& [person, name, sold] = r.value;
+        if (person && sold) out.Emit(Q8Row{r.key, name, r.start});
+      });
+}
+
+}  // namespace cairn::nexmark
