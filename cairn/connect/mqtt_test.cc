@@ -258,6 +258,37 @@ TEST_F(MqttTest, SinkToBrokerToSourceRoundTrip) {
   EXPECT_TRUE((*sink)->Close().ok());
 }
 
+TEST_F(MqttTest, SinkCheckpointWaitsForAcksAcrossABrokerRestart) {
+  MqttSinkOptions kopts;
+  kopts.port = broker_->port();
+  kopts.topic = "later";
+  kopts.reconnect_min = 2s;  // reconnects after the source below has subscribed
+  kopts.reconnect_max = 2s;
+  kopts.ack_timeout = 5s;
+  auto sink = MqttSink::Create(kopts);
+  ASSERT_TRUE(sink.ok());
+  ASSERT_TRUE((*sink)->Open(stream::SinkContext{}, std::nullopt).ok());
+  broker_->Stop();
+  std::this_thread::sleep_for(100ms);
+  std::vector<Row> rows;
+  for (int i = 0; i < 5; ++i) rows.push_back(Row{{"n", int64_t{i}}});
+  std::vector<stream::EventTime> times(rows.size(), 0);
+  ASSERT_TRUE((*sink)->Write(rows, times).ok());  // queued in the client while the broker is away
+  EXPECT_EQ((*sink)->unacknowledged(), 5u);
+
+  ASSERT_TRUE(broker_->Restart().ok());
+  auto source = MqttSource::Create(SourceOptions(broker_->port(), {"later"}));
+  ASSERT_TRUE(source.ok());
+  ASSERT_TRUE((*source)->Open(Context(&dead_letter_), std::nullopt).ok());
+  auto state = (*sink)->PrepareCheckpoint(1);
+  ASSERT_TRUE(state.ok()) << state.status();
+  SourceBatch<Row> all;
+  PollInto(**source, all, 5, 2s);
+  ASSERT_EQ(all.records.size(), 5u);
+  for (int i = 0; i < 5; ++i) EXPECT_EQ(all.records[i], rows[i]);
+  EXPECT_TRUE((*sink)->Close().ok());
+}
+
 TEST_F(MqttTest, TwoSourcesInOneSharedGroupSplitTheMessages) {
   std::vector<std::unique_ptr<MqttSource>> sources;
   for (int i = 0; i < 2; ++i) {

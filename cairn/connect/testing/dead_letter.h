@@ -1,4 +1,4 @@
-// Test helper: a DeadLetterSink that keeps every rejected record in memory.
+// Test utility: a DeadLetterSink that keeps every rejected record in memory.
 //
 // Thread-safety: thread-safe, as the DeadLetterSink contract requires.
 #pragma once

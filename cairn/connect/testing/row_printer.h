@@ -1,4 +1,4 @@
-// Test helper: readable GoogleTest output for Rows ({a=1, b="x"}).
+// Test utility: readable GoogleTest output for Rows ({a=1, b="x"}).
 #pragma once
 
 #include <ostream>
