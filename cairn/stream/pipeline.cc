@@ -61,6 +61,7 @@ using internal::Port;
 namespace fs = std::filesystem;
 
 constexpr uint32_t kSourceMagic = MakeMagic("CSRC");
+constexpr const char* kFinishedMarker = "_finished";
 
 class LoggingDeadLetter final : public DeadLetterSink {
  public:
@@ -769,6 +770,15 @@ absl::Status Pipeline::Runtime::Run() {
   if (opt_.checkpoint_interval.count() > 0 && !opt_.checkpoint_dir.empty()) {
     CAIRN_ASSIGN_OR_RETURN(CheckpointStore store, CheckpointStore::Open(opt_.checkpoint_dir, opt_.checkpoints_to_keep));
     store_.emplace(std::move(store));
+    // A pipeline whose bounded input was read to the end left a marker: running
+    // it again means running it again, not resuming after its last checkpoint.
+    const fs::path finished = fs::path(opt_.checkpoint_dir) / kFinishedMarker;
+    std::error_code ec;
+    if (fs::exists(finished, ec)) {
+      spdlog::info("pipeline '{}' ran to the end before; starting from the beginning", opt_.name);
+      for (int64_t id : store_->CompleteIds()) fs::remove_all(fs::path(opt_.checkpoint_dir) / fmt::format("chk-{}", id), ec);
+      fs::remove(finished, ec);
+    }
     std::vector<int64_t> ids = store_->CompleteIds();
     if (!ids.empty()) next_id_ = ids.back() + 1;
     if (opt_.restore) {
@@ -806,6 +816,11 @@ absl::Status Pipeline::Runtime::Run() {
   Shutdown();
   PublishMetrics();
   std::lock_guard<std::mutex> lock(mu_);
+  int sources = 0;
+  for (auto& t : tasks_) sources += t->source ? 1 : 0;
+  if (error_.ok() && store_ && ended_sources_.load() == sources) {
+    std::ofstream(fs::path(opt_.checkpoint_dir) / kFinishedMarker) << "every source ended and all output was committed\n";
+  }
   return error_;
 }
 

@@ -343,6 +343,15 @@ class Stream {
     p_->AddEdge(internal::RebalanceEdge<T>(node_, port_, n));
     return Stream<T>(p_, n, 0);
   }
+  // Merges this stream with `other` (same type) into one; records of both keep
+  // their event times, and the watermark is the lower of the two.
+  Stream<T> Union(Stream<T> other, Op op = Op("union")) {
+    int n = p_->AddNode(internal::MakeOperatorNode(
+        op.name, p_->ParallelismOf(op), 1, [] { return std::make_unique<internal::FilterOperator<T, PassAll>>(PassAll{}); }));
+    p_->AddEdge(internal::RebalanceEdge<T>(node_, port_, n));
+    p_->AddEdge(internal::RebalanceEdge<T>(other.node_, other.port_, n));
+    return Stream<T>(p_, n, 0);
+  }
   // Writes to a sink; `factory(subtask)` makes one per subtask.
   void AddSink(Op op, std::function<std::unique_ptr<Sink<T>>(int subtask)> factory) {
     internal::Node node = internal::MakeOperatorNode(op.name, p_->ParallelismOf(op), 0, [factory]() {
@@ -361,6 +370,11 @@ class Stream {
   struct Identity {
     const T& operator()(const T& t) const { return t; }
   };
+  struct PassAll {
+    bool operator()(const T&) const { return true; }
+  };
+  template <class U>
+  friend class Stream;
   template <class U>
   Stream<U> Then(const Op& op, std::function<std::unique_ptr<internal::Operator>()> make) {
     int n = p_->AddNode(internal::MakeOperatorNode(op.name, p_->ParallelismOf(op), 1, std::move(make)));

@@ -72,6 +72,9 @@ class ValueState {
   // value of the current entry, or nullptr when absent or not supported. A
   // change through the pointer is the same as Update (it refreshes no TTL).
   virtual V* Mutable() { return nullptr; }
+  // Like Mutable, but creates a value-initialized entry when absent and says so
+  // in *inserted. nullptr when not supported (kRocksDb).
+  virtual V* MutableOrInsert(bool* /*inserted*/) { return nullptr; }
 };
 
 template <class V>

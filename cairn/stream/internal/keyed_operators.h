@@ -260,7 +260,13 @@ class WindowOperator final : public KeyedOperatorBase<K, IN> {
       if (Expired(end)) continue;
       placed = true;
       this->store_->SetCurrentNamespace(end);
-      if (ACC* live = acc_->Mutable()) {  // in-memory state: update in place
+      bool inserted = false;
+      if (ACC* live = acc_->MutableOrInsert(&inserted)) {  // in-memory state: update in place
+        if (inserted) {
+          *live = fn_.create();
+          if (!Fired(end)) this->RegisterEventTimeTimer(end - 1);
+          if (spec_.allowed_lateness_ms > 0) this->RegisterEventTimeTimer(end - 1 + spec_.allowed_lateness_ms);
+        }
         fn_.add(*live, rec);
         if (Fired(end)) Emit(start, end, *live);  // late but within the allowed lateness: an updated result
         continue;

@@ -109,6 +109,16 @@ class MemValueState final : public ValueState<V>, public MemTable<V> {
     auto* e = this->Find();
     return e ? &e->payload : nullptr;
   }
+  V* MutableOrInsert(bool* inserted) override {
+    auto [it, fresh] = this->map_.try_emplace(StoreCurrent(this->store_));
+    if (!fresh && this->ttl_.enabled() && this->Expired(it->second, StoreNowMs(this->store_))) {
+      it->second = typename MemTable<V>::Entry{};
+      fresh = true;
+    }
+    if (fresh || this->ttl_.enabled()) it->second.expire = this->NewExpiry();
+    *inserted = fresh;
+    return &it->second.payload;
+  }
 };
 
 template <class V>
