@@ -37,7 +37,6 @@ inline uint64_t Uniform(SplitMix64& rng, uint64_t n) {
   return static_cast<uint64_t>((static_cast<unsigned __int128>(rng.Next()) * n) >> 64);
 }
 
-
 // Replaces the contents of *s. clear() + append() copies straight into the
 // existing capacity, where assign() goes through the general replace path with
 // its overlap checks: this is the hot path of every generated string.
