@@ -33,7 +33,7 @@ check no_subcommand 2 "$CAIRN"
 check unknown_subcommand 2 "$CAIRN" frobnicate
 expect one_line_reason '^cairn: '
 [ "$(wc -l <"$OUT")" -eq 1 ] && echo "ok   reason_is_one_line" || { echo "FAIL reason is not one line"; fail=1; }
-for sub in demo sketch bench "sketch distinct" "sketch top" "sketch quantiles" "sketch contains" "bench sketch"; do
+for sub in demo sketch bench "sketch distinct" "sketch top" "sketch quantiles" "sketch contains" "bench sketch" run; do
   # shellcheck disable=SC2086
   check "help_${sub// /_}" 0 "$CAIRN" $sub --help
 done
@@ -78,6 +78,17 @@ printf '7\n9\n' > "$T/probe.txt"
 check contains_build_column 0 "$CAIRN" sketch contains --build "$T/build.csv" --build-column 1 --build-header "$T/probe.txt"
 grep -qx 7 "$OUT" && ! grep -qx 9 "$OUT" && echo "ok   contains_build_column_lines" || { echo "FAIL contains build column"; fail=1; }
 expect contains_build_column_summary '2 tested: 1 possibly present, 1 absent'
+
+# --- cairn run ---
+check run_missing_file 1 "$CAIRN" run "$T/nope.yaml"
+expect run_missing_file_text 'nope.yaml'
+printf 'source: {type: file, path: x.csv}\nsink: {type: stdout}\nsteps:\n  - filter: temp >\n' > "$T/bad.yaml"
+check run_bad_pipeline 1 "$CAIRN" run "$T/bad.yaml"
+expect run_bad_pipeline_text "key 'steps\[0\]\.filter' \(line 4\)"
+check run_bad_interval 2 "$CAIRN" run --checkpoint-interval soon "$T/bad.yaml"
+(cd "$ROOT" && "$CAIRN" run -q examples/pipelines/nab_hourly.yaml > "$T/hourly.jsonl" 2> "$T/hourly.err")
+[ "$(wc -l < "$T/hourly.jsonl")" -eq 1891 ] && echo "ok   run_example_nab_hourly" || { echo "FAIL run example: $(wc -l < "$T/hourly.jsonl") rows"; cat "$T/hourly.err"; fail=1; }
+grep -q '"window_start":1386018000000' "$T/hourly.jsonl" && echo "ok   run_example_first_window" || { echo "FAIL run example first window"; fail=1; }
 
 # --- demo and bench, tiny ---
 check demo_small 0 "$CAIRN" demo --data "$ROOT/data" --events 20000 --sensors 1000

@@ -81,6 +81,39 @@ absl::StatusOr<Config> Config::Child(std::string_view key) const {
   return Config(n, source_, FullKey(key));
 }
 
+absl::StatusOr<std::vector<Config>> Config::Items(std::string_view key) const {
+  YAML::Node n = Find(key);
+  if (!n.IsDefined() || n.IsNull()) {
+    return absl::NotFoundError(absl::StrCat(source_, ": missing required key '", FullKey(key), "'"));
+  }
+  if (!n.IsSequence()) {
+    return absl::InvalidArgumentError(absl::StrCat(Where(key, n), ": expected a list, got ", TypeName(n)));
+  }
+  std::vector<Config> out;
+  for (size_t i = 0; i < n.size(); ++i) {
+    YAML::Node item = n[i];
+    std::string path = absl::StrCat(FullKey(key), "[", i, "]");
+    if (!item.IsMap()) {
+      return absl::InvalidArgumentError(absl::StrCat(source_, ": key '", path, "' (line ", item.Mark().line + 1,
+                                                     "): expected a mapping, got ", TypeName(item)));
+    }
+    out.push_back(Config(item, source_, path));
+  }
+  return out;
+}
+
+int Config::Line(std::string_view key) const {
+  YAML::Node n = key.empty() ? node_ : Find(key);
+  return n.IsDefined() ? n.Mark().line + 1 : 0;
+}
+
+std::vector<std::string> Config::Keys() const {
+  std::vector<std::string> keys;
+  if (!node_.IsMap()) return keys;
+  for (const auto& kv : node_) keys.push_back(kv.first.as<std::string>());
+  return keys;
+}
+
 absl::Status Config::CheckKnownKeys(std::initializer_list<std::string_view> allowed) const {
   for (const auto& kv : node_) {
     std::string k = kv.first.as<std::string>();

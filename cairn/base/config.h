@@ -48,6 +48,15 @@ class Config {
   // The mapping at `key` as a Config of its own.
   absl::StatusOr<Config> Child(std::string_view key) const;
 
+  // The list at `key`, each element a mapping (errors name "key[i]" and its line).
+  absl::StatusOr<std::vector<Config>> Items(std::string_view key) const;
+  // Line (1-based) of the value at `key` ("" = this mapping), 0 when absent.
+  int Line(std::string_view key = "") const;
+  // Keys of this mapping, in document order.
+  std::vector<std::string> Keys() const;
+  // "file: key 'a.b' (line N)" for messages about a value this Config holds.
+  std::string Describe(std::string_view key) const { return Where(key, Find(key)); }
+
   // Errors with the first key of this mapping not in `allowed`, so that a
   // misspelt option is reported instead of ignored.
   absl::Status CheckKnownKeys(std::initializer_list<std::string_view> allowed) const;

@@ -18,5 +18,6 @@ using Runner = std::function<int()>;
 void RegisterDemo(CLI::App& app, Runner* run);
 void RegisterSketch(CLI::App& app, Runner* run);
 void RegisterBench(CLI::App& app, Runner* run);
+void RegisterRun(CLI::App& app, Runner* run);
 
 }  // namespace cairn::cli

@@ -25,6 +25,7 @@ int main(int argc, char** argv) {
   cairn::cli::RegisterDemo(app, &run);
   cairn::cli::RegisterSketch(app, &run);
   cairn::cli::RegisterBench(app, &run);
+  cairn::cli::RegisterRun(app, &run);
 
   try {
     app.parse(argc, argv);

@@ -238,6 +238,7 @@ class Pipeline::Runtime {
   }
   void Ack(int64_t id, const absl::Status& s);
   void Coordinate();
+  void PublishMetrics();
   std::string Fingerprint() const;
   void Shutdown() {
     Stop();
@@ -271,6 +272,9 @@ class Pipeline::Runtime {
   std::condition_variable acked_;
   int64_t next_id_ = 1;
   PipelineStats ckpt_stats_;
+  std::vector<std::pair<uint64_t, uint64_t>> published_;  // records in/out already counted, per node
+  std::vector<uint64_t> published_late_;
+  std::chrono::steady_clock::time_point last_publish_;
 };
 
 std::string Pipeline::Runtime::Fingerprint() const {
@@ -657,6 +661,7 @@ void Pipeline::Runtime::Coordinate() {
   for (auto& t : tasks_) source_tasks += t->source ? 1 : 0;
   while (running_tasks_.load() > 0 && !stop_.load()) {
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    if (std::chrono::steady_clock::now() - last_publish_ >= std::chrono::seconds(1)) PublishMetrics();
     if (!checkpoints || ended_sources_.load() > 0) continue;
     auto now = std::chrono::steady_clock::now();
     if (now < next_checkpoint) continue;
@@ -722,6 +727,36 @@ void Pipeline::Runtime::Coordinate() {
   }
 }
 
+void Pipeline::Runtime::PublishMetrics() {
+  last_publish_ = std::chrono::steady_clock::now();
+  PipelineStats st = Stats();
+  auto& reg = *opt_.metrics;
+  published_.resize(st.operators.size());
+  published_late_.resize(st.operators.size());
+  int64_t now_ms = opt_.clock->NowNanos() / 1'000'000;
+  for (size_t n = 0; n < st.operators.size(); ++n) {
+    const OperatorStats& o = st.operators[n];
+    MetricLabels labels{{"pipeline", opt_.name}, {"operator", o.name}};
+    auto& [in, out] = published_[n];
+    reg.Counter("cairn_stream_records_in_total", "Records into an operator", labels)
+        .Increment(static_cast<double>(o.records_in - std::min(in, o.records_in)));
+    reg.Counter("cairn_stream_records_out_total", "Records out of an operator", labels)
+        .Increment(static_cast<double>(o.records_out - std::min(out, o.records_out)));
+    reg.Counter("cairn_stream_late_records_total", "Records later than the allowed lateness", labels)
+        .Increment(static_cast<double>(o.late_records - std::min(published_late_[n], o.late_records)));
+    in = o.records_in;
+    out = o.records_out;
+    published_late_[n] = o.late_records;
+    reg.Gauge("cairn_stream_queue_fill_ratio", "Fill of the fullest input channel (0..1)", labels).Set(o.queue_fill);
+    reg.Gauge("cairn_stream_state_bytes", "Approximate keyed state size", labels).Set(static_cast<double>(o.state_bytes));
+    if (o.watermark != kMinTime && o.watermark != kMaxTime)
+      reg.Gauge("cairn_stream_watermark_lag_seconds", "Processing time minus the operator's watermark", labels)
+          .Set(static_cast<double>(now_ms - o.watermark) / 1000.0);
+  }
+  reg.Gauge("cairn_stream_dead_letters", "Malformed records rejected", {{"pipeline", opt_.name}})
+      .Set(static_cast<double>(st.dead_letters));
+}
+
 absl::Status Pipeline::Runtime::Run() {
   if (!opt_.clock) opt_.clock = &SystemClock::Get();
   if (!opt_.metrics) opt_.metrics = &MetricsRegistry::Default();
@@ -769,8 +804,10 @@ absl::Status Pipeline::Runtime::Run() {
       running_tasks_.fetch_sub(1);
     });
   }
+  last_publish_ = std::chrono::steady_clock::now();
   Coordinate();
   Shutdown();
+  PublishMetrics();
   std::lock_guard<std::mutex> lock(mu_);
   return error_;
 }

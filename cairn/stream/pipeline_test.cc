@@ -505,6 +505,31 @@ TEST(Pipeline, IdleSourcesDoNotHoldBackTheWatermark) {
   EXPECT_GE(out->size(), 19u) << "windows must fire although one source subtask is idle";
 }
 
+TEST(Pipeline, OperatorAndCheckpointFiguresReachTheMetricsRegistry) {
+  MetricsRegistry metrics;
+  std::vector<std::pair<int64_t, EventTime>> data;
+  for (int64_t i = 0; i < 3000; ++i) data.push_back({i, i});
+  PipelineOptions o = Options();
+  o.name = "metered";
+  o.metrics = &metrics;
+  o.checkpoint_dir = TempDir("metrics");
+  o.checkpoint_interval = Millis(2);
+  Pipeline p(o);
+  auto out = Collect(p.AddSource<int64_t>("numbers", FromVector(data, 10))
+                         .KeyBy([](const int64_t& x) { return x % 7; })
+                         .Reduce("sum", [](const int64_t& a, const int64_t& b) { return a + b; }));
+  ASSERT_TRUE(p.Run().ok());
+  std::string text = metrics.Serialize();
+  EXPECT_NE(text.find("cairn_stream_records_in_total{operator=\"sum\",pipeline=\"metered\"} 3000"), std::string::npos)
+      << text;
+  EXPECT_NE(text.find("cairn_stream_state_bytes{operator=\"sum\""), std::string::npos);
+  EXPECT_NE(text.find("cairn_stream_queue_fill_ratio"), std::string::npos);
+  if (p.Stats().checkpoints_completed > 0) {
+    EXPECT_NE(text.find("cairn_stream_checkpoint_duration_ms{pipeline=\"metered\"}"), std::string::npos);
+    EXPECT_NE(text.find("cairn_stream_checkpoint_bytes"), std::string::npos);
+  }
+}
+
 TEST(Pipeline, BadGraphsAndOptionsAreRejected) {
   {
     Pipeline p(Options());

@@ -68,6 +68,10 @@ class ValueState {
   virtual std::optional<V> Value() = 0;
   virtual void Update(V v) = 0;
   virtual void Clear() = 0;
+  // In-place access for backends that hold live objects (kMemory): the stored
+  // value of the current entry, or nullptr when absent or not supported. A
+  // change through the pointer is the same as Update (it refreshes no TTL).
+  virtual V* Mutable() { return nullptr; }
 };
 
 template <class V>

@@ -260,11 +260,16 @@ class WindowOperator final : public KeyedOperatorBase<K, IN> {
       if (Expired(end)) continue;
       placed = true;
       this->store_->SetCurrentNamespace(end);
+      if (ACC* live = acc_->Mutable()) {  // in-memory state: update in place
+        fn_.add(*live, rec);
+        if (Fired(end)) Emit(start, end, *live);  // late but within the allowed lateness: an updated result
+        continue;
+      }
       std::optional<ACC> cur = acc_->Value();
       ACC acc = cur ? std::move(*cur) : fn_.create();
       fn_.add(acc, rec);
       if (Fired(end)) {
-        Emit(start, end, acc);  // late but within the allowed lateness: an updated result
+        Emit(start, end, acc);
       } else if (!cur) {
         this->RegisterEventTimeTimer(end - 1);
       }

@@ -105,6 +105,10 @@ class MemValueState final : public ValueState<V>, public MemTable<V> {
   }
   void Update(V v) override { this->FindOrCreate().payload = std::move(v); }
   void Clear() override { this->Erase(); }
+  V* Mutable() override {
+    auto* e = this->Find();
+    return e ? &e->payload : nullptr;
+  }
 };
 
 template <class V>
