@@ -37,7 +37,6 @@ inline uint64_t Uniform(SplitMix64& rng, uint64_t n) {
   return static_cast<uint64_t>((static_cast<unsigned __int128>(rng.Next()) * n) >> 64);
 }
 
-
 // Replaces the contents of *s. clear() + append() copies straight into the
 // existing capacity, where assign() goes through the general replace path with
 // its overlap checks: this is the hot path of every generated string.
@@ -408,7 +407,8 @@ void Generator::Generate(uint64_t n, Event* event) const {
       const uint64_t events_ahead =
           uint64_t{config_.num_in_flight_auctions} * config_.total_proportion() / config_.auction_proportion;
       const EventTime horizon = NominalTime(n + events_ahead) - time;
-      a.expires = time + 1 + static_cast<EventTime>(Uniform(rng, static_cast<uint64_t>(std::max<EventTime>(2 * horizon, 1))));
+      const auto span = static_cast<uint64_t>(std::max<EventTime>(2 * horizon, 1));
+      a.expires = time + 1 + static_cast<EventTime>(Uniform(rng, span));
       NextText(rng, 20, &a.item_name);
       NextText(rng, 100, &a.description);
       NextExtra(rng, 8 + a.item_name.size() + a.description.size() + 40, config_.avg_auction_bytes, &a.extra);

@@ -18,8 +18,8 @@
 //    one of the last num_active_people persons or up to 10 ahead. Sellers
 //    likewise with hot_sellers_ratio (the first person of the latest block).
 //  * category: 10 + uniform{0..4}; prices: round(100 * 10^(6u)), u uniform in
-//    [0, 1), i.e. log-uniform between 1.00 and 1,000,000.00; reserve = initial
-//    bid + another such price.
+//    [0, 1) with 24 bits, i.e. log-uniform between 1.00 and 1,000,000.00 (in
+//    cents); reserve = initial bid + another such price.
 //  * time: the nominal time of event n is base_time_ms + floor(n * 1000 / rate)
 //    (rate events per second of event time, i.e. an inter-event delay of
 //    1/rate s). With max_out_of_order_ms > 0, a fraction out_of_order_fraction of
@@ -30,19 +30,26 @@
 //    time the stream needs to create num_in_flight_auctions more auctions, so
 //    about num_in_flight_auctions auctions are open at any time.
 //  * strings: names, cities and states from small fixed lists (states AZ, CA,
-//    ID, OR, WA, WY), random lower-case item names (3-19 characters) and
-//    descriptions (3-99), 16-digit card numbers; bid channels are one of 4 hot
-//    channels (with probability 1/2) or one of 10,000 "channel-N" with a fixed
-//    URL each. `extra` pads an event to avg_*_bytes on average (Nexmark's
+//    ID, OR, WA, WY; city and state drawn independently, as in Nexmark), random
+//    lower-case e-mail addresses, item names (3-19 characters) and descriptions
+//    (3-99, with spaces), 16-digit card numbers; bid channels are one of 4 hot
+//    channels (with probability 1/2) or one of 10,000 "channel-N", each with a
+//    fixed URL. `extra` pads an event to avg_*_bytes on average (Nexmark's
 //    200/500/100 bytes); it is empty by default.
+//  * randomness: every event draws from its own SplitMix64 stream seeded by a
+//    mix of (seed, n), so event n can be generated alone, in any order.
 //
 // Parallel split: subtask i of p generates events i, i + p, i + 2p, ... below
 // `events`; the union over subtasks is exactly the single-stream sequence, with
 // the same times.
 //
-// Reproducibility: the stream depends only on the config, except that prices use
-// std::exp, so a price can differ by one unit between platforms with different
-// libm rounding. Events of the same config are identical on one platform.
+// Reproducibility: the stream depends only on the config. Prices multiply
+// powers of ten tabulated with std::pow at startup, so on platforms whose libm
+// rounds differently a rare price may differ by one cent; on one platform events
+// of the same config are identical.
+//
+// Speed: Next() into a reused Event allocates nothing once its strings have
+// grown (std::string keeps its capacity); see generator_bench.cc.
 //
 // Thread-safety: a Generator is used by one thread; separate generators (one
 // per subtask) are independent. Generate() is const and reentrant.

@@ -14,7 +14,8 @@
 //  Q2   FlatMap: (auction, price) of bids on every q2_modulus-th auction.
 //  Q3   Filter (persons in the states, auctions of the category) -> KeyBy(person
 //       id / seller) -> Process: a two-sided join holding each person's name,
-//       city and state and the auctions that came before their seller.
+//       city and state and the auctions that came before their seller. Assumes
+//       person ids are unique (the generator's are).
 //  Winning bids (Q4, Q6): Filter(auctions, bids) -> KeyBy(auction id) ->
 //       Process: keeps the auction's terms and its best qualifying price (bids
 //       that come before their auction wait until the watermark passes their

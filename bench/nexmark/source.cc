@@ -13,7 +13,9 @@ constexpr uint8_t kPositionVersion = 1;
 
 absl::Status NexmarkSource::Open(const stream::SourceContext& ctx, std::optional<std::string> restored) {
   absl::StatusOr<Generator> gen = Generator::Create(config_, ctx.subtask, ctx.parallelism);
-  if (!gen.ok()) return absl::InvalidArgumentError(fmt::format("source '{}': {}", ctx.name, std::string(gen.status().message())));
+  if (!gen.ok()) {
+    return absl::InvalidArgumentError(fmt::format("source '{}': {}", ctx.name, std::string(gen.status().message())));
+  }
   generator_.emplace(std::move(*gen));
   emitted_ = 0;
   if (!restored) return absl::OkStatus();
