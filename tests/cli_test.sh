@@ -33,7 +33,7 @@ check no_subcommand 2 "$CAIRN"
 check unknown_subcommand 2 "$CAIRN" frobnicate
 expect one_line_reason '^cairn: '
 [ "$(wc -l <"$OUT")" -eq 1 ] && echo "ok   reason_is_one_line" || { echo "FAIL reason is not one line"; fail=1; }
-for sub in demo sketch bench "sketch distinct" "sketch top" "sketch quantiles" "sketch contains" "bench sketch" run; do
+for sub in demo sketch bench "sketch distinct" "sketch top" "sketch quantiles" "sketch contains" "bench sketch" "bench nexmark" run; do
   # shellcheck disable=SC2086
   check "help_${sub// /_}" 0 "$CAIRN" $sub --help
 done
@@ -97,5 +97,10 @@ expect demo_stream 'distinct sensors'
 check bench_sketch_small 0 "$CAIRN" bench sketch -n 2000 --repeats 1 --json-out "$T/bench.json"
 expect bench_table 'sketch vs exact baseline'
 grep -q '"benchmark": "sketch"' "$T/bench.json" && echo "ok   bench_json" || { echo "FAIL bench json"; fail=1; }
+check bench_nexmark_small 0 "$CAIRN" bench nexmark --query all --events 20000 --checkpoint-interval 50ms
+expect bench_nexmark_table '^q8 +20000 '
+check bench_nexmark_latency 0 "$CAIRN" bench nexmark --query q0,q7 --events 5000 --latency --latency-rate 20000 --latency-seconds 1 --json
+expect bench_nexmark_latency_json '"latency_p99_ms"'
+check bench_nexmark_bad_query 2 "$CAIRN" bench nexmark --query q9
 
 exit $fail
