@@ -1,6 +1,7 @@
 #include "bench/nexmark/queries.h"
 
 #include <algorithm>
+#include <limits>
 #include <memory>
 #include <optional>
 #include <string>
@@ -8,6 +9,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "bench/nexmark/source.h"
 
 namespace cairn::nexmark {
@@ -183,31 +185,160 @@ Stream<OUT> AddOrderedCloses(Stream<ClosedAuction> closes, const std::string& na
 
 // ---- Q5 ---------------------------------------------------------------------
 
-// Keyed by window end; input: (auction, count) of each auction in the window.
-class HotItems final : public KeyedProcessFunction<int64_t, WindowResult<int64_t, int64_t>, Q5Row> {
- public:
-  explicit HotItems(EventTime window_ms) : window_ms_(window_ms) {}
-  void Open(KeyedContext<int64_t, Q5Row>& ctx) override {
-    counts_ = ctx.state().GetListState<std::pair<int64_t, int64_t>>("q5-counts");
-  }
-  void ProcessElement(const WindowResult<int64_t, int64_t>& r, KeyedContext<int64_t, Q5Row>& ctx) override {
-    counts_->Add({r.key, r.value});
-    ctx.timers().RegisterEventTimeTimer(r.end - 1);
-  }
-  void OnTimer(EventTime, TimeDomain, KeyedContext<int64_t, Q5Row>& ctx) override {
-    const std::vector<std::pair<int64_t, int64_t>> counts = counts_->Get();
-    int64_t most = 0;
-    for (const auto& [auction, n] : counts) most = std::max(most, n);
-    const EventTime end = ctx.key();
-    for (const auto& [auction, n] : counts) {
-      if (n == most) ctx.EmitAt(Q5Row{end - window_ms_, end, auction, n}, end - 1);
+// Q5, first phase, per subtask (records keyed by auction, so each auction's
+// bids all reach one subtask): for every window, each auction's bid count and the
+// running maximum with the auctions that reach it. Counts only grow, so when the
+// window closes its running maximum is final: the subtask emits one partial
+// (window end, maximum, leaders) at once instead of one count per auction.
+// Per-subtask state is kept under a reserved key (kSubtaskKey, which no auction
+// id takes) with the window end as its namespace, so it is checkpointed like any
+// keyed state; one timer per window, not per auction and window.
+constexpr int64_t kSubtaskKey = std::numeric_limits<int64_t>::min();
+
+struct Q5Window {
+  absl::flat_hash_map<int64_t, int64_t> counts;
+  int64_t most = 0;
+  std::vector<int64_t> leaders;
+  void Count(int64_t auction) {
+    int64_t c = ++counts[auction];
+    if (c > most) {
+      most = c;
+      leaders.assign(1, auction);
+    } else if (c == most) {
+      leaders.push_back(auction);
     }
+  }
+  void Encode(ByteWriter& w) const {
+    w.Varint(counts.size());
+    for (const auto& [auction, n] : counts) {
+      w.I64(auction);
+      w.I64(n);
+    }
+    w.I64(most);
+    stream::Serde<std::vector<int64_t>>::Write(w, leaders);
+  }
+  static bool Decode(ByteReader& r, Q5Window* out) {
+    uint64_t n = r.Varint();
+    if (!r.ok() || n > r.remaining() / 16) return false;
+    out->counts.clear();
+    out->counts.reserve(n);
+    for (uint64_t i = 0; i < n; ++i) {
+      int64_t auction = r.I64();
+      out->counts[auction] = r.I64();
+    }
+    out->most = r.I64();
+    return r.ok() && stream::Serde<std::vector<int64_t>>::Read(r, &out->leaders);
+  }
+};
+
+struct Q5Partial {
+  EventTime end = 0;
+  int64_t most = 0;
+  std::vector<int64_t> leaders;
+  void Encode(ByteWriter& w) const {
+    w.I64(end);
+    w.I64(most);
+    stream::Serde<std::vector<int64_t>>::Write(w, leaders);
+  }
+  static bool Decode(ByteReader& r, Q5Partial* out) {
+    out->end = r.I64();
+    out->most = r.I64();
+    return stream::Serde<std::vector<int64_t>>::Read(r, &out->leaders);
+  }
+};
+
+class LocalHotItems final : public KeyedProcessFunction<int64_t, int64_t, Q5Partial> {
+ public:
+  LocalHotItems(EventTime size, EventTime slide) : size_(size), slide_(slide) {}
+  void Open(KeyedContext<int64_t, Q5Partial>& ctx) override {
+    window_ = ctx.state().GetValueState<Q5Window>("q5-window");
+    counts_ = ctx.state().GetMapState<int64_t, int64_t>("q5-counts");
+    leaders_ = ctx.state().GetValueState<std::pair<int64_t, std::vector<int64_t>>>("q5-leaders");
+    subtask_key_ = stream::EncodeToString(kSubtaskKey);
+  }
+  void ProcessElement(const int64_t& auction, KeyedContext<int64_t, Q5Partial>& ctx) override {
+    stream::KeyedStateStore& st = ctx.state();
+    const std::string key = st.current().key;
+    st.SetCurrentKey(subtask_key_);
+    const EventTime t = ctx.timestamp();
+    EventTime last_start = t - (((t % slide_) + slide_) % slide_);
+    for (EventTime start = last_start; start > t - size_; start -= slide_) {
+      const EventTime end = start + size_;
+      if (end - 1 <= ctx.timers().CurrentWatermark()) continue;  // closed (the source's watermark makes this rare)
+      st.SetCurrentNamespace(end);
+      bool inserted = false;
+      if (Q5Window* w = window_->MutableOrInsert(&inserted)) {  // in-memory state
+        if (inserted) ctx.timers().RegisterEventTimeTimer(end - 1);
+        w->Count(auction);
+        continue;
+      }
+      // State outside memory (RocksDB): one entry per auction and window.
+      int64_t c = counts_->Get(auction).value_or(0) + 1;
+      counts_->Put(auction, c);
+      auto lead = leaders_->Value();
+      if (!lead) ctx.timers().RegisterEventTimeTimer(end - 1);
+      std::pair<int64_t, std::vector<int64_t>> l = lead.value_or(std::pair<int64_t, std::vector<int64_t>>{0, {}});
+      if (c > l.first) {
+        l = {c, {auction}};
+      } else if (c == l.first) {
+        l.second.push_back(auction);
+      }
+      leaders_->Update(std::move(l));
+    }
+    st.SetCurrentKey(key);
+    st.SetCurrentNamespace(0);
+  }
+  void OnTimer(EventTime time, TimeDomain, KeyedContext<int64_t, Q5Partial>& ctx) override {
+    const EventTime end = time + 1;  // the store is at (kSubtaskKey, end) already
+    if (Q5Window* w = window_->Mutable()) {
+      ctx.EmitAt(Q5Partial{end, w->most, std::move(w->leaders)}, time);
+      window_->Clear();
+      return;
+    }
+    if (auto lead = leaders_->Value()) ctx.EmitAt(Q5Partial{end, lead->first, std::move(lead->second)}, time);
+    leaders_->Clear();
     counts_->Clear();
   }
 
  private:
-  EventTime window_ms_;
-  ListState<std::pair<int64_t, int64_t>>* counts_ = nullptr;
+  EventTime size_, slide_;
+  std::string subtask_key_;
+  ValueState<Q5Window>* window_ = nullptr;
+  stream::MapState<int64_t, int64_t>* counts_ = nullptr;
+  ValueState<std::pair<int64_t, std::vector<int64_t>>>* leaders_ = nullptr;
+};
+
+// Q5, second phase, keyed by window end: merges the subtasks' partials; the
+// window's timer fires once every subtask's watermark (hence its partial) passed.
+class MergeHotItems final : public KeyedProcessFunction<int64_t, Q5Partial, Q5Row> {
+ public:
+  explicit MergeHotItems(EventTime size) : size_(size) {}
+  void Open(KeyedContext<int64_t, Q5Row>& ctx) override {
+    best_ = ctx.state().GetValueState<std::pair<int64_t, std::vector<int64_t>>>("q5-best");
+  }
+  void ProcessElement(const Q5Partial& p, KeyedContext<int64_t, Q5Row>& ctx) override {
+    auto cur = best_->Value();
+    if (!cur) ctx.timers().RegisterEventTimeTimer(p.end - 1);
+    std::pair<int64_t, std::vector<int64_t>> b = cur.value_or(std::pair<int64_t, std::vector<int64_t>>{0, {}});
+    if (p.most > b.first) {
+      b = {p.most, p.leaders};
+    } else if (p.most == b.first) {
+      b.second.insert(b.second.end(), p.leaders.begin(), p.leaders.end());
+    }
+    best_->Update(std::move(b));
+  }
+  void OnTimer(EventTime time, TimeDomain, KeyedContext<int64_t, Q5Row>& ctx) override {
+    auto b = best_->Value();
+    if (!b) return;
+    std::sort(b->second.begin(), b->second.end());
+    const EventTime end = ctx.key();
+    for (int64_t auction : b->second) ctx.EmitAt(Q5Row{end - size_, end, auction, b->first}, time);
+    best_->Clear();
+  }
+
+ private:
+  EventTime size_;
+  ValueState<std::pair<int64_t, std::vector<int64_t>>>* best_ = nullptr;
 };
 
 // (a person was created, the person's name, the person sold something) in one window.
@@ -281,18 +412,17 @@ absl::StatusOr<Stream<Q4Row>> AddQ4(Stream<Event> events, const QueryOptions& op
 }
 
 absl::StatusOr<Stream<Q5Row>> AddQ5(Stream<Event> events, const QueryOptions& options) {
-  if (absl::Status s = options.Validate(); !s.ok()) return s;
-  const EventTime window = options.q5_window_ms;
-  auto counts = events
-                    .FlatMap<int64_t>("q5-bids",
-                                      [](const Event& e, EventTime, Collector<int64_t>& out) {
-                                        if (e.is_bid()) out.Emit(e.bid().auction);
-                                      })
-                    .KeyBy([](const int64_t& auction) { return auction; })
-                    .Window(stream::Windows::Sliding(Millis(window), Millis(options.q5_slide_ms)))
-                    .Aggregate(Op("q5-count"), stream::Count<int64_t>());
-  return counts.results.KeyBy([](const WindowResult<int64_t, int64_t>& r) { return r.end; })
-      .Process<Q5Row>("q5-hot-items", [window] { return std::make_unique<HotItems>(window); });
+  if (absl::Status st = options.Validate(); !st.ok()) return st;
+  const EventTime size = options.q5_window_ms, slide = options.q5_slide_ms;
+  return events
+      .FlatMap<int64_t>("q5-bids",
+                        [](const Event& e, EventTime, Collector<int64_t>& out) {
+                          if (e.is_bid()) out.Emit(e.bid().auction);
+                        })
+      .KeyBy([](const int64_t& auction) { return auction; })
+      .Process<Q5Partial>("q5-count", [size, slide] { return std::make_unique<LocalHotItems>(size, slide); })
+      .KeyBy([](const Q5Partial& p) { return p.end; })
+      .Process<Q5Row>("q5-hot-items", [size] { return std::make_unique<MergeHotItems>(size); });
 }
 
 absl::StatusOr<Stream<Q6Row>> AddQ6(Stream<Event> events, const QueryOptions& options) {

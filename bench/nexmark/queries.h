@@ -26,9 +26,13 @@
 //       closes, and on a timer at closed_at - 1 applies the due ones in
 //       (closed_at, auction) order to the running average (Q4) or the last
 //       q6_last_n prices (Q6).
-//  Q5   bids -> Map(auction) -> KeyBy(auction) -> sliding Window, Count ->
-//       KeyBy(window end) -> Process: at the window's end, every auction with
-//       the window's highest count.
+//  Q5   bids -> FlatMap(auction) -> KeyBy(auction) -> Process: per subtask and
+//       sliding window, each auction's count and the running maximum with its
+//       auctions (counts only grow, so it is final when the window closes); one
+//       timer per window emits the subtask's partial -> KeyBy(window end) ->
+//       Process: merges the partials when the watermark passes the window's end
+//       and emits every auction with the highest count. (Two-phase, so the end
+//       of a window costs one record per subtask, not one per auction.)
 //  Q7   bids -> Map(Q7Row) -> KeyBy(constant) -> tumbling Window, an aggregate
 //       keeping the bids at the highest price -> FlatMap(rows). One key: a
 //       single subtask does the work whatever the parallelism (as Flink's q7).
