@@ -341,8 +341,99 @@ class MergeHotItems final : public KeyedProcessFunction<int64_t, Q5Partial, Q5Ro
   ValueState<std::pair<int64_t, std::vector<int64_t>>>* best_ = nullptr;
 };
 
-// (a person was created, the person's name, the person sold something) in one window.
-using Q8Acc = std::tuple<bool, std::string, bool>;
+// Q8, per subtask (records keyed by person id / seller): for every tumbling
+// window, what is known of each person: created in it (and the name), sold in
+// it, reported. A row goes out as soon as both halves are seen, rather than when
+// the window closes; one timer per window then drops the window's state. Kept
+// under the reserved key like Q5's state.
+using Q8Entry = std::tuple<bool, std::string, bool, bool>;  // created, name, sold, reported
+
+struct Q8Window {
+  absl::flat_hash_map<int64_t, Q8Entry> people;
+  void Encode(ByteWriter& w) const {
+    w.Varint(people.size());
+    for (const auto& [id, e] : people) {
+      w.I64(id);
+      stream::Serde<Q8Entry>::Write(w, e);
+    }
+  }
+  static bool Decode(ByteReader& r, Q8Window* out) {
+    uint64_t n = r.Varint();
+    if (!r.ok() || n > r.remaining() / 12) return false;
+    out->people.clear();
+    for (uint64_t i = 0; i < n; ++i) {
+      int64_t id = r.I64();
+      Q8Entry e;
+      if (!stream::Serde<Q8Entry>::Read(r, &e)) return false;
+      out->people.emplace(id, std::move(e));
+    }
+    return r.ok();
+  }
+};
+
+class NewUsers final : public KeyedProcessFunction<int64_t, Event, Q8Row> {
+ public:
+  explicit NewUsers(EventTime size) : size_(size) {}
+  void Open(KeyedContext<int64_t, Q8Row>& ctx) override {
+    window_ = ctx.state().GetValueState<Q8Window>("q8-window");
+    people_ = ctx.state().GetMapState<int64_t, Q8Entry>("q8-people");
+    open_ = ctx.state().GetValueState<bool>("q8-open");
+    subtask_key_ = stream::EncodeToString(kSubtaskKey);
+  }
+  void ProcessElement(const Event& e, KeyedContext<int64_t, Q8Row>& ctx) override {
+    const EventTime t = ctx.timestamp();
+    const EventTime start = t - (((t % size_) + size_) % size_);
+    const EventTime end = start + size_;
+    if (end - 1 <= ctx.timers().CurrentWatermark()) return;  // the window has closed
+    const int64_t id = ctx.key();
+    stream::KeyedStateStore& st = ctx.state();
+    const std::string key = st.current().key;
+    st.SetCurrentKey(subtask_key_);
+    st.SetCurrentNamespace(end);
+    bool inserted = false;
+    if (Q8Window* w = window_->MutableOrInsert(&inserted)) {  // in-memory state
+      if (inserted) ctx.timers().RegisterEventTimeTimer(end - 1);
+      Update(w->people[id], e, id, start, ctx);
+    } else {  // RocksDB: one entry per person and window
+      if (!open_->Value()) {
+        open_->Update(true);
+        ctx.timers().RegisterEventTimeTimer(end - 1);
+      }
+      Q8Entry entry = people_->Get(id).value_or(Q8Entry{});
+      Update(entry, e, id, start, ctx);
+      people_->Put(id, std::move(entry));
+    }
+    st.SetCurrentKey(key);
+    st.SetCurrentNamespace(0);
+  }
+  void OnTimer(EventTime, TimeDomain, KeyedContext<int64_t, Q8Row>&) override {
+    window_->Clear();  // the store is at (kSubtaskKey, end)
+    people_->Clear();
+    open_->Clear();
+  }
+
+ private:
+  static void Update(Q8Entry& entry, const Event& e, int64_t id, EventTime start, KeyedContext<int64_t, Q8Row>& ctx) {
+    auto& [created, name, sold, reported] = entry;
+    if (e.is_person()) {
+      created = true;
+      name = e.person().name;
+    } else {
+      sold = true;
+    }
+    if (created && sold && !reported) {
+      reported = true;
+      ctx.Emit(Q8Row{id, name, start});
+    }
+  }
+
+  EventTime size_;
+  std::string subtask_key_;
+  ValueState<Q8Window>* window_ = nullptr;
+  stream::MapState<int64_t, Q8Entry>* people_ = nullptr;
+  ValueState<bool>* open_ = nullptr;
+};
+
 
 }  // namespace
 
@@ -473,27 +564,11 @@ absl::StatusOr<Stream<Q7Row>> AddQ7(Stream<Event> events, const QueryOptions& op
 }
 
 absl::StatusOr<Stream<Q8Row>> AddQ8(Stream<Event> events, const QueryOptions& options) {
-  if (absl::Status s = options.Validate(); !s.ok()) return s;
-  stream::AggregateFunction<Event, Q8Acc, Q8Acc> seen;
-  seen.create = [] { return Q8Acc{false, std::string(), false}; };
-  seen.add = [](Q8Acc& acc, const Event& e) {
-    if (e.is_person()) {
-      std::get<0>(acc) = true;
-      std::get<1>(acc) = e.person().name;
-    } else {
-      std::get<2>(acc) = true;
-    }
-  };
-  seen.result = [](const Q8Acc& acc) { return acc; };
-  auto windows = events.Filter("q8-filter", [](const Event& e) { return e.is_person() || e.is_auction(); })
-                     .KeyBy([](const Event& e) { return e.is_person() ? e.person().id : e.auction().seller; })
-                     .Window(stream::Windows::Tumbling(Millis(options.q8_window_ms)))
-                     .Aggregate(Op("q8-window"), seen);
-  return windows.results.FlatMap<Q8Row>(
-      "q8-rows", [](const WindowResult<int64_t, Q8Acc>& r, EventTime, Collector<Q8Row>& out) {
-        const auto& [person, name, sold] = r.value;
-        if (person && sold) out.Emit(Q8Row{r.key, name, r.start});
-      });
+  if (absl::Status st = options.Validate(); !st.ok()) return st;
+  const EventTime size = options.q8_window_ms;
+  return events.Filter("q8-filter", [](const Event& e) { return e.is_person() || e.is_auction(); })
+      .KeyBy([](const Event& e) { return e.is_person() ? e.person().id : e.auction().seller; })
+      .Process<Q8Row>("q8-new-users", [size] { return std::make_unique<NewUsers>(size); });
 }
 
 }  // namespace cairn::nexmark

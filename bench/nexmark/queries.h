@@ -36,10 +36,12 @@
 //  Q7   bids -> Map(Q7Row) -> KeyBy(constant) -> tumbling Window, an aggregate
 //       keeping the bids at the highest price -> FlatMap(rows). One key: a
 //       single subtask does the work whatever the parallelism (as Flink's q7).
-//  Q8   persons and auctions -> KeyBy(person id / seller) -> tumbling Window,
-//       an aggregate noting the person's name and whether they sold ->
-//       FlatMap(rows for persons who did). Assumes person ids are unique within
-//       a window (the generator's are unique).
+//  Q8   persons and auctions -> KeyBy(person id / seller) -> Process: per
+//       subtask and tumbling window, what is known of each person; a row goes
+//       out as soon as a person created in the window is seen selling in it
+//       (earlier than the reference, which waits for the window's end; the rows
+//       are the same), and one timer per window drops its state. Assumes person
+//       ids are unique within a window (the generator's are unique).
 //
 // Thread-safety: build the pipeline from one thread (stream::Pipeline's rules).
 #pragma once
