@@ -473,7 +473,7 @@ TEST(Pipeline, SlowSinkSlowsTheSourceAndBoundsMemory) {
       .AddSink("slow", [&](int) { return std::make_unique<SlowSink>(consumed); });
   std::atomic<int64_t> max_in_flight{0};
   std::atomic<int64_t> max_rss{0};
-  const int64_t rss_before = ResidentBytes();
+  [[maybe_unused]] const int64_t rss_before = ResidentBytes();
   std::thread watcher([&] {
     for (int i = 0; i < 300; ++i) {
       std::this_thread::sleep_for(Millis(2));
