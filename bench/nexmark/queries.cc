@@ -454,9 +454,10 @@ Stream<Event> AddQ0(Stream<Event> events) {
 absl::StatusOr<Stream<Bid>> AddQ1(Stream<Event> events, const QueryOptions& options) {
   if (absl::Status s = options.Validate(); !s.ok()) return s;
   const int64_t num = options.q1_numerator, den = options.q1_denominator;
-  return events.FlatMap<Bid>("q1-convert", [num, den](const Event& e, EventTime, Collector<Bid>& out) {
+  // The event is moved from (FlatMap hands each operator its own batch): no string copies.
+  return events.FlatMap<Bid>("q1-convert", [num, den](Event& e, EventTime, Collector<Bid>& out) {
     if (!e.is_bid()) return;
-    Bid b = e.bid();
+    Bid& b = e.SetBid();
     b.price = b.price * num / den;
     out.Emit(std::move(b));
   });

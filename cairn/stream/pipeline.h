@@ -325,7 +325,8 @@ class Stream {
   Stream<T> Filter(Op op, F pred) {
     return Then<T>(op, [pred] { return std::make_unique<internal::FilterOperator<T, F>>(pred); });
   }
-  // f(const T&, EventTime, Collector<U>&) emits zero or more records.
+  // f(const T&, EventTime, Collector<U>&) emits zero or more records. f may
+  // also take T& and move from it: each operator owns the batch it is given.
   template <class U, class F>
   Stream<U> FlatMap(Op op, F f) {
     return Then<U>(op, [f] { return std::make_unique<internal::FlatMapOperator<T, U, F>>(f); });
