@@ -257,6 +257,7 @@ class LocalHotItems final : public KeyedProcessFunction<int64_t, int64_t, Q5Part
     subtask_key_ = stream::EncodeToString(kSubtaskKey);
   }
   void ProcessElement(const int64_t& auction, KeyedContext<int64_t, Q5Partial>& ctx) override {
+    if (!retired_.empty()) retired_.clear();
     stream::KeyedStateStore& st = ctx.state();
     const std::string key = st.current().key;
     st.SetCurrentKey(subtask_key_);
@@ -292,6 +293,9 @@ class LocalHotItems final : public KeyedProcessFunction<int64_t, int64_t, Q5Part
     const EventTime end = time + 1;  // the store is at (kSubtaskKey, end) already
     if (Q5Window* w = window_->Mutable()) {
       ctx.EmitAt(Q5Partial{end, w->most, std::move(w->leaders)}, time);
+      // Freeing a window of a million counts takes a while: keep it until the
+      // next record, so the watermark (and the result) move on first.
+      retired_.push_back(std::move(*w));
       window_->Clear();
       return;
     }
@@ -303,6 +307,7 @@ class LocalHotItems final : public KeyedProcessFunction<int64_t, int64_t, Q5Part
  private:
   EventTime size_, slide_;
   std::string subtask_key_;
+  std::vector<Q5Window> retired_;
   ValueState<Q5Window>* window_ = nullptr;
   stream::MapState<int64_t, int64_t>* counts_ = nullptr;
   ValueState<std::pair<int64_t, std::vector<int64_t>>>* leaders_ = nullptr;
@@ -381,6 +386,7 @@ class NewUsers final : public KeyedProcessFunction<int64_t, Event, Q8Row> {
     subtask_key_ = stream::EncodeToString(kSubtaskKey);
   }
   void ProcessElement(const Event& e, KeyedContext<int64_t, Q8Row>& ctx) override {
+    if (!retired_.empty()) retired_.clear();
     const EventTime t = ctx.timestamp();
     const EventTime start = t - (((t % size_) + size_) % size_);
     const EventTime end = start + size_;
@@ -407,7 +413,10 @@ class NewUsers final : public KeyedProcessFunction<int64_t, Event, Q8Row> {
     st.SetCurrentNamespace(0);
   }
   void OnTimer(EventTime, TimeDomain, KeyedContext<int64_t, Q8Row>&) override {
-    window_->Clear();  // the store is at (kSubtaskKey, end)
+    // The store is at (kSubtaskKey, end). Freeing the window waits for the next
+    // record, so the watermark moves on first.
+    if (Q8Window* w = window_->Mutable()) retired_.push_back(std::move(*w));
+    window_->Clear();
     people_->Clear();
     open_->Clear();
   }
@@ -429,6 +438,7 @@ class NewUsers final : public KeyedProcessFunction<int64_t, Event, Q8Row> {
 
   EventTime size_;
   std::string subtask_key_;
+  std::vector<Q8Window> retired_;
   ValueState<Q8Window>* window_ = nullptr;
   stream::MapState<int64_t, Q8Entry>* people_ = nullptr;
   ValueState<bool>* open_ = nullptr;
