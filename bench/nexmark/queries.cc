@@ -269,7 +269,11 @@ class LocalHotItems final : public KeyedProcessFunction<int64_t, int64_t, Q5Part
       st.SetCurrentNamespace(end);
       bool inserted = false;
       if (Q5Window* w = window_->MutableOrInsert(&inserted)) {  // in-memory state
-        if (inserted) ctx.timers().RegisterEventTimeTimer(end - 1);
+        if (inserted) {
+          ctx.timers().RegisterEventTimeTimer(end - 1);
+          // Sized like the last closed window: growing a big map stalls the stream while it rehashes.
+          w->counts.reserve(last_size_ + last_size_ / 8);
+        }
         w->Count(auction);
         continue;
       }
@@ -293,6 +297,7 @@ class LocalHotItems final : public KeyedProcessFunction<int64_t, int64_t, Q5Part
     const EventTime end = time + 1;  // the store is at (kSubtaskKey, end) already
     if (Q5Window* w = window_->Mutable()) {
       ctx.EmitAt(Q5Partial{end, w->most, std::move(w->leaders)}, time);
+      last_size_ = w->counts.size();
       // Freeing a window of a million counts takes a while: keep it until the
       // next record, so the watermark (and the result) move on first.
       retired_.push_back(std::move(*w));
@@ -308,6 +313,7 @@ class LocalHotItems final : public KeyedProcessFunction<int64_t, int64_t, Q5Part
   EventTime size_, slide_;
   std::string subtask_key_;
   std::vector<Q5Window> retired_;
+  size_t last_size_ = 0;
   ValueState<Q5Window>* window_ = nullptr;
   stream::MapState<int64_t, int64_t>* counts_ = nullptr;
   ValueState<std::pair<int64_t, std::vector<int64_t>>>* leaders_ = nullptr;
@@ -398,7 +404,11 @@ class NewUsers final : public KeyedProcessFunction<int64_t, Event, Q8Row> {
     st.SetCurrentNamespace(end);
     bool inserted = false;
     if (Q8Window* w = window_->MutableOrInsert(&inserted)) {  // in-memory state
-      if (inserted) ctx.timers().RegisterEventTimeTimer(end - 1);
+      if (inserted) {
+        ctx.timers().RegisterEventTimeTimer(end - 1);
+        // Sized like the last closed window: growing a big map stalls the stream while it rehashes.
+        w->people.reserve(last_size_ + last_size_ / 8);
+      }
       Update(w->people[id], e, id, start, ctx);
     } else {  // RocksDB: one entry per person and window
       if (!open_->Value()) {
@@ -415,7 +425,10 @@ class NewUsers final : public KeyedProcessFunction<int64_t, Event, Q8Row> {
   void OnTimer(EventTime, TimeDomain, KeyedContext<int64_t, Q8Row>&) override {
     // The store is at (kSubtaskKey, end). Freeing the window waits for the next
     // record, so the watermark moves on first.
-    if (Q8Window* w = window_->Mutable()) retired_.push_back(std::move(*w));
+    if (Q8Window* w = window_->Mutable()) {
+      last_size_ = w->people.size();
+      retired_.push_back(std::move(*w));
+    }
     window_->Clear();
     people_->Clear();
     open_->Clear();
@@ -439,6 +452,7 @@ class NewUsers final : public KeyedProcessFunction<int64_t, Event, Q8Row> {
   EventTime size_;
   std::string subtask_key_;
   std::vector<Q8Window> retired_;
+  size_t last_size_ = 0;
   ValueState<Q8Window>* window_ = nullptr;
   stream::MapState<int64_t, Q8Entry>* people_ = nullptr;
   ValueState<bool>* open_ = nullptr;
