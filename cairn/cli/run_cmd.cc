@@ -61,8 +61,9 @@ std::string StatusLine(const stream::PipelineStats& st, const stream::PipelineSt
   uint64_t out = st.operators.empty() ? 0 : st.operators.back().records_in;
   for (const auto& o : st.operators)
     if (o.name == "sink") out = o.records_in;  // the main sink, not the late output
-  line = fmt::format("in {} ({}/s) | out {} | queues {:.0f}% | watermark lag {} | state {}", HumanCount(in),
-                     HumanCount(static_cast<uint64_t>(rate)), HumanCount(out), fill * 100, Lag(wm), HumanBytes(state));
+  std::string rate_text = seconds > 0 ? fmt::format(" ({}/s)", HumanCount(static_cast<uint64_t>(rate))) : "";
+  line = fmt::format("in {}{} | out {} | queues {:.0f}% | watermark lag {} | state {}", HumanCount(in), rate_text,
+                     HumanCount(out), fill * 100, Lag(wm), HumanBytes(state));
   if (st.checkpoints_completed > 0)
     line += fmt::format(" | checkpoint #{} {:.0f} ms {}", st.last_checkpoint_id, st.last_checkpoint_ms,
                         HumanBytes(st.last_checkpoint_bytes));
