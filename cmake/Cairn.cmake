@@ -44,7 +44,16 @@ function(cairn_subsystem NAME)
     add_executable(${lib}_test ${test_cc})
     target_link_libraries(${lib}_test PRIVATE ${lib} GTest::gtest GTest::gmock GTest::gtest_main)
     target_compile_options(${lib}_test PRIVATE ${CAIRN_WARNINGS})
-    gtest_discover_tests(${lib}_test DISCOVERY_TIMEOUT 60 PROPERTIES LABELS "unit;${NAME}")
+    gtest_discover_tests(${lib}_test DISCOVERY_TIMEOUT 60)
+    # Labels `unit` and the subsystem's name on every discovered test (`ctest -L
+    # stream`). gtest_discover_tests' PROPERTIES would split the list, so a small
+    # include file, run after the discovered tests are added, sets them.
+    set(labels_file ${CMAKE_CURRENT_BINARY_DIR}/${lib}_test_labels.cmake)
+    file(WRITE ${labels_file}
+         "foreach(test IN LISTS ${lib}_test_TESTS)\n"
+         "  set_tests_properties(\"\${test}\" PROPERTIES LABELS \"unit;${NAME}\")\n"
+         "endforeach()\n")
+    set_property(DIRECTORY APPEND PROPERTY TEST_INCLUDE_FILES ${labels_file})
   endif()
 
   if(bench_cc AND CAIRN_BENCHMARKS AND NOT CAIRN_FUZZ AND NOT CAIRN_SANITIZE)
