@@ -20,15 +20,12 @@ struct BenchFlags {
   std::string json_out;
 };
 
-int RunSketchBenchCommand(const BenchFlags& f) {
-  fmt::print(stderr, "cairn bench sketch: {} updates per measurement, median of {} runs, one thread\n",
-             f.sketch.n, f.sketch.repeats);
-  auto rows = bench::RunSketchBench(f.sketch);
-  auto j = bench::SketchBenchToJson(f.sketch, rows);
+// Prints the table (or the JSON with --json) and writes --json-out; the exit code.
+int EmitResults(const BenchFlags& f, const nlohmann::json& j, const std::string& table) {
   if (f.json) {
     fmt::print("{}\n", j.dump(2));
   } else {
-    fmt::print("{}", bench::FormatSketchBench(rows));
+    fmt::print("{}", table);
   }
   if (!f.json_out.empty()) {
     std::ofstream out(f.json_out);
@@ -39,6 +36,14 @@ int RunSketchBenchCommand(const BenchFlags& f) {
     }
   }
   return 0;
+}
+
+int RunSketchBenchCommand(const BenchFlags& f) {
+  fmt::print(stderr, "cairn bench sketch: {} updates per measurement, median of {} runs, one thread\n",
+             f.sketch.n, f.sketch.repeats);
+  auto rows = bench::RunSketchBench(f.sketch);
+  auto j = bench::SketchBenchToJson(f.sketch, rows);
+  return EmitResults(f, j, bench::FormatSketchBench(rows));
 }
 
 int RunNexmarkBenchCommand(BenchFlags& f) {
@@ -67,20 +72,7 @@ int RunNexmarkBenchCommand(BenchFlags& f) {
     return 1;
   }
   auto j = bench::NexmarkBenchToJson(f.nexmark, *results);
-  if (f.json) {
-    fmt::print("{}\n", j.dump(2));
-  } else {
-    fmt::print("{}", bench::FormatNexmarkBench(f.nexmark, *results));
-  }
-  if (!f.json_out.empty()) {
-    std::ofstream out(f.json_out);
-    out << j.dump(2) << "\n";
-    if (!out) {
-      fmt::print(stderr, "cairn bench: cannot write '{}'\n", f.json_out);
-      return 1;
-    }
-  }
-  return 0;
+  return EmitResults(f, j, bench::FormatNexmarkBench(f.nexmark, *results));
 }
 
 }  // namespace

@@ -30,8 +30,6 @@ bool IsNull(const Value& v) { return v.index() == 0; }
 bool IsNumber(const Value& v) { return v.index() == 2 || v.index() == 3; }
 bool IsString(const Value& v) { return v.index() == 4; }
 
-std::optional<double> AsNumber(const Value& v) { return stream::ValueToDouble(v); }
-
 // Ordering of two values: nullopt when they are not comparable.
 std::optional<int> Compare(const Value& a, const Value& b) {
   if (IsNull(a) || IsNull(b)) return std::nullopt;
@@ -43,7 +41,7 @@ std::optional<int> Compare(const Value& a, const Value& b) {
     int64_t x = std::get<int64_t>(a), y = std::get<int64_t>(b);
     return (x > y) - (x < y);
   }
-  auto x = AsNumber(a), y = AsNumber(b);
+  auto x = stream::ValueToDouble(a), y = stream::ValueToDouble(b);
   if (!x || !y) {
     if (a.index() == 1 && b.index() == 1) return int(std::get<bool>(a)) - int(std::get<bool>(b));
     return std::nullopt;
@@ -77,7 +75,7 @@ Value Arith(const std::string& op, const Value& a, const Value& b) {
     }
     return r;
   }
-  auto x = AsNumber(a), y = AsNumber(b);
+  auto x = stream::ValueToDouble(a), y = stream::ValueToDouble(b);
   if (!x || !y) return Value{};
   if (op == "+") return *x + *y;
   if (op == "-") return *x - *y;
@@ -104,7 +102,7 @@ constexpr FunctionInfo kFunctions[] = {
 };
 
 Value Call(const std::string& f, const std::vector<Value>& a) {
-  auto num = [&](size_t i) { return AsNumber(a[i]); };
+  auto num = [&](size_t i) { return stream::ValueToDouble(a[i]); };
   auto str = [&](size_t i) -> std::optional<std::string> {
     if (IsNull(a[i])) return std::nullopt;
     return stream::ValueToString(a[i]);
@@ -167,7 +165,7 @@ Value EvalNode(const Expr::Node& n, const Row& row) {
       Value v = EvalNode(*n.args[0], row);
       if (n.name == "not") return !Expr::Truthy(v);
       if (v.index() == 2 && std::get<int64_t>(v) != INT64_MIN) return -std::get<int64_t>(v);
-      auto x = AsNumber(v);
+      auto x = stream::ValueToDouble(v);
       return x ? Value(-*x) : Value{};
     }
     case Kind::kBinary: {

@@ -137,21 +137,19 @@ class Compiler {
   }
 
  private:
+  // A step's `name` and `parallelism`; CheckOpKeys has validated both first.
   stream::Op OpFor(const Config& c, const std::string& fallback) {
-    auto name = c.GetOr<std::string>("name", fallback);
-    auto par = c.GetOr<int>("parallelism", 0);
-    return stream::Op(name.ok() ? *name : fallback, par.ok() ? *par : 0);
+    return stream::Op(c.GetOr<std::string>("name", fallback).value_or(fallback),
+                      c.GetOr<int>("parallelism", 0).value_or(0));
   }
-  absl::Status CheckParallelism(const Config& c) {
+  absl::Status CheckOpKeys(const Config& c) {
     CAIRN_ASSIGN_OR_RETURN(int par, c.GetOr<int>("parallelism", 1));
     if (par < 1 || par > 256) return absl::InvalidArgumentError(fmt::format("{}: must be 1..256", c.Describe("parallelism")));
-    CAIRN_ASSIGN_OR_RETURN(std::string name, c.GetOr<std::string>("name", ""));
-    (void)name;
-    return absl::OkStatus();
+    return c.GetOr<std::string>("name", "").status();
   }
 
   absl::StatusOr<Stream<Row>> AddSource(const Config& c) {
-    CAIRN_RETURN_IF_ERROR(CheckParallelism(c));
+    CAIRN_RETURN_IF_ERROR(CheckOpKeys(c));
     CAIRN_ASSIGN_OR_RETURN(SourceSpec spec, MakeSource(c));
     stream::WatermarkStrategy<Row> wm;
     CAIRN_ASSIGN_OR_RETURN(int64_t ooo, DurationAt(c, "max_out_of_orderness", 0));
@@ -169,7 +167,7 @@ class Compiler {
   }
 
   absl::Status AddSink(const Config& c, Stream<Row> s, const std::string& what) {
-    CAIRN_RETURN_IF_ERROR(CheckParallelism(c));
+    CAIRN_RETURN_IF_ERROR(CheckOpKeys(c));
     CAIRN_ASSIGN_OR_RETURN(SinkSpec spec, MakeSink(c));
     s.AddSink(OpFor(c, what), spec.factory);
     out_->summary_.push_back(fmt::format("{} {}", what, spec.description));
@@ -179,7 +177,7 @@ class Compiler {
   absl::StatusOr<Stream<Row>> AddStep(const Config& c, Stream<Row> s, int index) {
     CAIRN_RETURN_IF_ERROR(c.CheckKnownKeys(
         {"name", "parallelism", "filter", "set", "drop", "keep", "rename", "key_by", "window", "aggregate"}));
-    CAIRN_RETURN_IF_ERROR(CheckParallelism(c));
+    CAIRN_RETURN_IF_ERROR(CheckOpKeys(c));
     int kinds = c.Has("filter") + c.Has("set") + c.Has("drop") + c.Has("keep") + c.Has("rename") +
                 (c.Has("key_by") || c.Has("window") || c.Has("aggregate"));
     if (kinds != 1)

@@ -53,20 +53,7 @@ absl::Status FsyncDir(const std::string& dir) {
   return absl::OkStatus();
 }
 
-// A log-safe excerpt: control bytes escaped, long input cut.
-std::string Printable(std::string_view s, size_t max = 200) {
-  std::string out;
-  for (size_t i = 0; i < s.size() && i < max; ++i) {
-    unsigned char c = static_cast<unsigned char>(s[i]);
-    if (c < 0x20 || c == 0x7f) {
-      out += fmt::format("\\x{:02x}", c);
-    } else {
-      out += static_cast<char>(c);
-    }
-  }
-  if (s.size() > max) out += "...";
-  return out;
-}
+std::string Printable(std::string_view s, size_t max = 200) { return PrintableExcerpt(s, max); }
 
 bool IsBlank(std::string_view line, FileFormat format) {
   if (format == FileFormat::kCsv) return line.empty() || line == "\r";

@@ -14,20 +14,7 @@ namespace {
 
 namespace od = simdjson::ondemand;
 
-// A short, printable excerpt of outside text for error messages.
-std::string Excerpt(std::string_view s, size_t max = 60) {
-  std::string out;
-  for (size_t i = 0; i < s.size() && i < max; ++i) {
-    unsigned char c = static_cast<unsigned char>(s[i]);
-    if (c < 0x20 || c == 0x7f) {
-      out += fmt::format("\\x{:02x}", c);
-    } else {
-      out += static_cast<char>(c);
-    }
-  }
-  if (s.size() > max) out += "...";
-  return out;
-}
+std::string Excerpt(std::string_view s, size_t max = 60) { return PrintableExcerpt(s, max); }
 
 // ---------------------------------------------------------------------------
 // JSON
@@ -770,6 +757,20 @@ absl::StatusOr<EventTime> ParseEventTime(const Value& v, std::string_view format
     return FromDouble(v, *d, seconds ? 1000.0 : 1.0, format);
   }
   return TimeError(v, format, "not a number or a timestamp string");
+}
+
+std::string PrintableExcerpt(std::string_view s, size_t max) {
+  std::string out;
+  for (size_t i = 0; i < s.size() && i < max; ++i) {
+    unsigned char c = static_cast<unsigned char>(s[i]);
+    if (c < 0x20 || c == 0x7f) {
+      out += fmt::format("\\x{:02x}", c);
+    } else {
+      out += static_cast<char>(c);
+    }
+  }
+  if (s.size() > max) out += "...";
+  return out;
 }
 
 }  // namespace cairn::stream

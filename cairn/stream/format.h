@@ -95,4 +95,8 @@ absl::StatusOr<EventTime> ParseEventTime(const Value& v, std::string_view format
 // OK when `format` is one of ParseEventTime's formats, else the error it would give.
 absl::Status CheckEventTimeFormat(std::string_view format);
 
+// A log-safe excerpt of outside text: control bytes escaped as \xNN, cut to
+// `max` bytes with "..." after.
+std::string PrintableExcerpt(std::string_view s, size_t max);
+
 }  // namespace cairn::stream

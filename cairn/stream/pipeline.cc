@@ -5,6 +5,7 @@
 
 #include <fstream>
 
+#include "cairn/stream/file_connector.h"
 #include "cairn/stream/internal/runtime.h"
 
 namespace cairn::stream {
@@ -20,27 +21,6 @@ const char* DeliveryGuaranteeName(DeliveryGuarantee g) {
   }
   return "unknown";
 }
-
-namespace internal {
-
-absl::Status WriteSealedFile(const std::string& path, uint32_t magic, std::string_view payload) {
-  std::string blob = SealEnvelope(magic, 1, payload);
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out.write(blob.data(), static_cast<std::streamsize>(blob.size()));
-  out.close();
-  if (!out) return absl::InternalError(fmt::format("cannot write {}", path));
-  return absl::OkStatus();
-}
-
-absl::StatusOr<std::string> ReadSealedFile(const std::string& path, uint32_t magic, std::string_view what) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return absl::NotFoundError(fmt::format("{} is missing", path));
-  std::string blob((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  CAIRN_ASSIGN_OR_RETURN(Envelope env, OpenEnvelope(blob, magic, 1, what));
-  return std::string(env.payload);
-}
-
-}  // namespace internal
 
 std::string Pipeline::Runtime::Fingerprint() const {
   std::string s;
@@ -154,7 +134,7 @@ absl::Status Pipeline::Runtime::Run() {
   if (!opt_.clock) opt_.clock = &SystemClock::Get();
   if (!opt_.metrics) opt_.metrics = &MetricsRegistry::Default();
   if (!opt_.dead_letter) {
-    default_dead_letter_ = std::make_unique<LoggingDeadLetter>();
+    default_dead_letter_ = std::make_unique<DeadLetterFile>();  // counts and logs samples
     opt_.dead_letter = default_dead_letter_.get();
   }
   if (opt_.batch_size == 0 || opt_.queue_batches == 0)

@@ -340,7 +340,7 @@ class Stream {
   // Spreads records round-robin over the next operator's subtasks.
   Stream<T> Rebalance(Op op = Op("rebalance")) {
     int n = p_->AddNode(internal::MakeOperatorNode(
-        op.name, p_->ParallelismOf(op), 1, [] { return std::make_unique<internal::MapOperator<T, T, Identity>>(Identity{}); }));
+        op.name, p_->ParallelismOf(op), 1, [] { return std::make_unique<internal::FilterOperator<T, PassAll>>(PassAll{}); }));
     p_->AddEdge(internal::RebalanceEdge<T>(node_, port_, n));
     return Stream<T>(p_, n, 0);
   }
@@ -355,11 +355,9 @@ class Stream {
   }
   // Writes to a sink; `factory(subtask)` makes one per subtask.
   void AddSink(Op op, std::function<std::unique_ptr<Sink<T>>(int subtask)> factory) {
-    internal::Node node = internal::MakeOperatorNode(op.name, p_->ParallelismOf(op), 0, [factory]() {
+    int n = p_->AddNode(internal::MakeOperatorNode(op.name, p_->ParallelismOf(op), 0, [factory]() {
       return std::make_unique<internal::SinkOperator<T>>(factory);
-    });
-    node.is_sink = true;
-    int n = p_->AddNode(std::move(node));
+    }));
     Connect(n);
   }
 
@@ -368,9 +366,6 @@ class Stream {
   int port() const { return port_; }
 
  private:
-  struct Identity {
-    const T& operator()(const T& t) const { return t; }
-  };
   struct PassAll {
     bool operator()(const T&) const { return true; }
   };

@@ -53,7 +53,6 @@ absl::Status Pipeline::Runtime::Build(const std::optional<std::string>& restore_
         const Node& node = g_.nodes[n];
         for (int port = 0; port < std::max(1, node.ports); ++port) oi->ports.push_back(std::make_unique<Port>());
         auto& ctx = oi->ctx;
-        ctx.pipeline = opt_.name;
         ctx.name = node.name;
         ctx.subtask = s;
         ctx.parallelism = node.parallelism;

@@ -6,6 +6,7 @@
 #include "fmt/format.h"
 #include "spdlog/spdlog.h"
 #include "cairn/base/hash.h"
+#include "cairn/stream/internal/sealed_file.h"
 
 namespace cairn::stream {
 namespace internal {
@@ -36,7 +37,6 @@ void RocksFatal(const absl::Status& s) {
 
 namespace {
 constexpr uint32_t kStateMagic = MakeMagic("CSTA");
-constexpr uint16_t kStateVersion = 1;
 }  // namespace
 
 KeyedStateStore::KeyedStateStore(StateBackendOptions options, const Clock* clock)
@@ -80,13 +80,7 @@ absl::Status KeyedStateStore::Snapshot(const std::string& dir) {
     w.String(name);
     w.String(bytes);
   }
-  std::string blob = SealEnvelope(kStateMagic, kStateVersion, w.data());
-  std::string path = dir + "/state.bin";
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out.write(blob.data(), static_cast<std::streamsize>(blob.size()));
-  out.close();
-  if (!out) return absl::InternalError(fmt::format("cannot write {}", path));
-  return absl::OkStatus();
+  return internal::WriteSealedFile(dir + "/state.bin", kStateMagic, w.data());
 }
 
 absl::Status KeyedStateStore::Restore(const std::string& dir) {
@@ -96,11 +90,8 @@ absl::Status KeyedStateStore::Restore(const std::string& dir) {
     return absl::OkStatus();
   }
   std::string path = dir + "/state.bin";
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return absl::NotFoundError(fmt::format("{} is missing", path));
-  std::string blob((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  CAIRN_ASSIGN_OR_RETURN(Envelope env, OpenEnvelope(blob, kStateMagic, kStateVersion, "keyed state"));
-  ByteReader r(env.payload, path);
+  CAIRN_ASSIGN_OR_RETURN(std::string payload, internal::ReadSealedFile(path, kStateMagic, "keyed state"));
+  ByteReader r(payload, path);
   uint64_t tables = r.Varint();
   if (!r.ok() || tables > r.remaining()) return absl::DataLossError(fmt::format("{}: bad table count", path));
   for (uint64_t i = 0; i < tables; ++i) {

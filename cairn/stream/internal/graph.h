@@ -72,7 +72,6 @@ class Port {
 };
 
 struct OperatorContext {
-  std::string pipeline;
   std::string name;
   int subtask = 0;
   int parallelism = 1;
@@ -146,7 +145,6 @@ struct Edge {
   int to = -1;
   PartitionKind kind = PartitionKind::kForward;
   std::function<std::unique_ptr<Partitioner>(int channels)> partitioner;  // for kHash / kRebalance
-  std::function<std::unique_ptr<BatchBase>()> new_batch;
 };
 
 struct Node {
@@ -154,7 +152,6 @@ struct Node {
   std::string name;
   int parallelism = 1;
   bool is_source = false;
-  bool is_sink = false;
   int ports = 1;  // output ports
   std::function<std::unique_ptr<Operator>()> make_operator;
   std::function<std::unique_ptr<SourceDriver>()> make_source;

@@ -15,6 +15,7 @@
 
 #include "cairn/base/hash.h"
 #include "cairn/stream/internal/graph.h"
+#include "cairn/stream/internal/sealed_file.h"
 #include "cairn/stream/internal/timers.h"
 #include "spdlog/spdlog.h"
 
@@ -39,10 +40,6 @@ namespace cairn::stream::internal {
 
 // ---- small helpers ------------------------------------------------------------
 
-// Writes `payload` sealed in the codec envelope to `path`.
-absl::Status WriteSealedFile(const std::string& path, uint32_t magic, std::string_view payload);
-// Reads and checks a file written by WriteSealedFile.
-absl::StatusOr<std::string> ReadSealedFile(const std::string& path, uint32_t magic, std::string_view what);
 inline constexpr uint32_t kOperatorMagic = MakeMagic("COPS");
 
 template <class K>
@@ -58,11 +55,6 @@ uint64_t KeyHashOf(const K& k) {
 
 inline int ChannelOf(uint64_t hash, int channels) {
   return static_cast<int>((static_cast<unsigned __int128>(hash) * static_cast<unsigned>(channels)) >> 64);
-}
-
-template <class T>
-std::function<std::unique_ptr<BatchBase>()> BatchFactory() {
-  return [] { return std::make_unique<Batch<T>>(); };
 }
 
 // Buffers records for one output port and pushes them on in batches.
@@ -168,7 +160,6 @@ Edge ForwardEdge(int from, int port, int to) {
   e.port = port;
   e.to = to;
   e.kind = PartitionKind::kForward;
-  e.new_batch = BatchFactory<T>();
   e.partitioner = [](int) -> std::unique_ptr<Partitioner> { return std::make_unique<RoundRobinPartitioner<T>>(); };
   return e;
 }
@@ -187,7 +178,6 @@ Edge HashEdge(int from, int port, int to, std::function<K(const T&)> key_fn) {
   e.port = port;
   e.to = to;
   e.kind = PartitionKind::kHash;
-  e.new_batch = BatchFactory<T>();
   e.partitioner = [key_fn](int) -> std::unique_ptr<Partitioner> {
     return std::make_unique<HashPartitioner<K, T>>(key_fn);
   };

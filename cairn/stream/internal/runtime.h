@@ -23,7 +23,6 @@
 namespace cairn::stream {
 namespace runtime_detail {
 
-
 using internal::BatchBase;
 using internal::Downstream;
 using internal::Edge;
@@ -36,20 +35,6 @@ namespace fs = std::filesystem;
 
 inline constexpr uint32_t kSourceMagic = MakeMagic("CSRC");
 inline constexpr const char* kFinishedMarker = "_finished";
-
-class LoggingDeadLetter final : public DeadLetterSink {
- public:
-  void Reject(std::string_view origin, std::string_view raw, std::string_view error) override {
-    uint64_t n = count_.fetch_add(1) + 1;
-    if (n <= 5 || n % 10000 == 0)
-      spdlog::warn("malformed record #{} from {}: {} (record: {})", n, std::string(origin), std::string(error),
-                   std::string(raw.substr(0, 200)));
-  }
-  uint64_t rejected() const override { return count_.load(); }
-
- private:
-  std::atomic<uint64_t> count_{0};
-};
 
 inline bool Chained(const internal::Graph& g, const Edge& e) {
   return e.kind == PartitionKind::kForward && g.nodes[e.from].parallelism == g.nodes[e.to].parallelism &&
