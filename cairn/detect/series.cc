@@ -1,57 +1,298 @@
 #include "cairn/detect/series.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "fmt/format.h"
 
 namespace cairn::detect {
+namespace {
+
+// z with P(Z > z) = p for p in (0, 0.5]: Abramowitz & Stegun 26.2.23 (|error| < 4.5e-4).
+double NormalTailInverse(double p) {
+  if (p >= 0.5) return 0.0;
+  const double t = std::sqrt(-2.0 * std::log(p));
+  return t - (2.515517 + 0.802853 * t + 0.010328 * t * t) / (1.0 + 1.432788 * t + 0.189269 * t * t + 0.001308 * t * t * t);
+}
+
+uint64_t NextRandom(uint64_t& s) {  // SplitMix64 step
+  uint64_t z = (s += 0x9e3779b97f4a7c15ull);
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  return z ^ (z >> 31);
+}
+
+// Calibrated score for a standardized surprise z: 1 − 2·Q(z). Beyond 7 sigma
+// the normal tail underflows double precision next to 1, so the tail continues
+// as a slow hyperbola: scores stay strictly ordered for any finite z.
+double ScoreOf(double z) {
+  if (!(z > 0.0)) return 0.0;
+  constexpr double kKnee = 7.0;
+  const double p = z <= kKnee ? std::erfc(z / std::sqrt(2.0)) : std::erfc(kKnee / std::sqrt(2.0)) / (1.0 + z - kKnee);
+  return 1.0 - p;
+}
+
+constexpr double kLevelExtrapolation = 30.0;   // sigmas per IQR beyond the extremes
+constexpr double kSeasonExtrapolation = 10.0;
+constexpr double kChangeExtrapolation = 3.0;
+constexpr double kSpreadFloor = 0.3;           // sigma floor of the surprise standardization
+constexpr double kWinsorSigmas = 3.0;
+constexpr int64_t kChangeStart = 100;          // records before the CUSUM is ranked
+
+}  // namespace
+
+double RankReservoir::Quantile(double q) const {
+  if (size <= 0 || size > kSize) return 0.0;
+  const double pos = q * size;
+  size_t i = pos <= 0.0 ? 0 : static_cast<size_t>(pos);
+  if (i >= static_cast<size_t>(size)) i = static_cast<size_t>(size) - 1;
+  return sorted[i];
+}
+
+double RankReservoir::TailZ(double x, double extrapolate) const {
+  if (count < 10 || size == 0) return 0.0;
+  const float* b = sorted.data();
+  const float* e = b + size;
+  const auto fx = static_cast<float>(x);
+  const double lo = static_cast<double>(std::lower_bound(b, e, fx) - b);
+  const double hi = static_cast<double>(std::upper_bound(b, e, fx) - b);
+  const double r = (lo + hi) / 2.0 / size;
+  double tail = std::min(r, 1.0 - r);
+  const double sample_floor = 0.5 / size;
+  const double floor = 0.5 / static_cast<double>(count);
+  if (tail < sample_floor) {
+    // Beyond the sample's extreme: interpolate (in log tail) toward the exact
+    // extreme, whose tail is one record in `count`.
+    const double edge = r < 0.5 ? sorted[0] : sorted[size - 1];
+    const double ext = r < 0.5 ? min : max;
+    const double f = ext == edge ? 1.0 : std::min(1.0, std::fabs(x - edge) / std::fabs(ext - edge));
+    tail = std::exp(std::log(sample_floor) + f * (std::log(floor) - std::log(sample_floor)));
+  }
+  tail = std::max(tail, floor);
+  double z = NormalTailInverse(tail);
+  const double iqr = Quantile(0.75) - Quantile(0.25) + 1e-9;
+  if (x > max) z += (x - max) / iqr * extrapolate;
+  if (x < min) z += (min - x) / iqr * extrapolate;
+  return z;
+}
+
+void RankReservoir::Add(double x, uint64_t random) {
+  ++count;
+  if (count == 1) {
+    min = max = x;
+  } else {
+    min = std::min(min, x);
+    max = std::max(max, x);
+  }
+  const auto fx = static_cast<float>(x);
+  if (size < kSize) {
+    float* pos = std::upper_bound(sorted.data(), sorted.data() + size, fx);
+    std::move_backward(pos, sorted.data() + size, sorted.data() + size + 1);
+    *pos = fx;
+    ++size;
+    return;
+  }
+  const uint64_t j = random % static_cast<uint64_t>(count);
+  if (j >= static_cast<uint64_t>(kSize)) return;
+  // Replace a uniformly chosen member: remove it, insert x in order.
+  float* victim = sorted.data() + j;
+  std::move(victim + 1, sorted.data() + size, victim);
+  float* pos = std::upper_bound(sorted.data(), sorted.data() + size - 1, fx);
+  std::move_backward(pos, sorted.data() + size - 1, sorted.data() + size);
+  *pos = fx;
+}
+
+namespace {
+void EncodeReservoir(ByteWriter& w, const RankReservoir& r) {
+  w.U32(static_cast<uint32_t>(r.size));
+  w.I64(r.count);
+  w.F64(r.min);
+  w.F64(r.max);
+  w.Array(std::span<const float>(r.sorted.data(), static_cast<size_t>(r.size)));
+}
+bool DecodeReservoir(ByteReader& r, RankReservoir* out) {
+  const uint32_t size = r.U32();
+  out->count = r.I64();
+  out->min = r.F64();
+  out->max = r.F64();
+  if (!r.ok() || size > static_cast<uint32_t>(RankReservoir::kSize) || out->count < static_cast<int64_t>(size)) return false;
+  std::vector<float> v;
+  if (!r.Array(size, &v)) return false;
+  if (!std::is_sorted(v.begin(), v.end())) return false;
+  out->size = static_cast<int32_t>(size);
+  std::copy(v.begin(), v.end(), out->sorted.begin());
+  return true;
+}
+}  // namespace
 
 void SeriesState::Encode(ByteWriter& w) const {
+  w.U8(1);  // layout version
   w.I64(n);
   w.I64(last_time);
-  w.F64(mean);
-  w.F64(var);
+  w.U64(rng);
+  EncodeReservoir(w, level);
+  EncodeReservoir(w, season);
+  EncodeReservoir(w, change);
+  w.Array(std::span<const float>(hour_mean));
+  w.Array(std::span<const uint8_t>(hour_seen));
+  w.F64(cusum_up);
+  w.F64(cusum_down);
+  w.F64(cal_mean);
+  w.F64(cal_var);
+  w.I64(cal_n);
+  w.I64(alarm_at);
+  w.F64(alarm_z);
+  w.U8(cause);
+  w.U8(hour);
+  w.U8(beyond ? 1 : 0);
+  w.F64(cause_z);
   w.F64(expected);
-  w.F64(sigma);
+  w.F64(previous_extreme);
 }
 
 bool SeriesState::Decode(ByteReader& r, SeriesState* out) {
+  if (r.U8() != 1) return false;
   out->n = r.I64();
   out->last_time = r.I64();
-  out->mean = r.F64();
-  out->var = r.F64();
-  out->expected = r.F64();
-  out->sigma = r.F64();
-  return r.ok();
-}
-
-absl::StatusOr<SeriesDetector> SeriesDetector::Create(SeriesConfig config) {
-  if (config.warmup < 0) return absl::InvalidArgumentError(fmt::format("series warmup {} must be >= 0", config.warmup));
-  return SeriesDetector(std::move(config));
-}
-
-// Placeholder baseline (EWMA z-score); replaced by the full detector.
-Scored SeriesDetector::Update(SeriesState& st, const Observation& obs) const {
-  if (!std::isfinite(obs.value)) return {};
-  Scored out;
-  st.expected = st.mean;
-  st.sigma = std::sqrt(st.var) + 1e-9;
-  if (st.n >= config_.warmup) {
-    out.raw = std::fabs(obs.value - st.mean) / st.sigma;
-    out.score = std::erf(out.raw / std::sqrt(2.0));
+  out->rng = r.U64();
+  if (!DecodeReservoir(r, &out->level) || !DecodeReservoir(r, &out->season) || !DecodeReservoir(r, &out->change)) {
+    return false;
   }
-  const double a = st.n == 0 ? 1.0 : 0.01;
-  const double d = obs.value - st.mean;
-  st.mean += a * d;
-  st.var = (1 - a) * (st.var + a * d * d);
+  std::vector<float> hm;
+  std::vector<uint8_t> hs;
+  if (!r.Array(kHours, &hm) || !r.Array(kHours, &hs)) return false;
+  std::copy(hm.begin(), hm.end(), out->hour_mean.begin());
+  std::copy(hs.begin(), hs.end(), out->hour_seen.begin());
+  out->cusum_up = r.F64();
+  out->cusum_down = r.F64();
+  out->cal_mean = r.F64();
+  out->cal_var = r.F64();
+  out->cal_n = r.I64();
+  out->alarm_at = r.I64();
+  out->alarm_z = r.F64();
+  out->cause = r.U8();
+  out->hour = r.U8();
+  out->beyond = r.U8() != 0;
+  out->cause_z = r.F64();
+  out->expected = r.F64();
+  out->previous_extreme = r.F64();
+  return r.ok() && out->cause <= 3 && out->hour < kHours;
+}
+
+absl::StatusOr<SeriesDetector> SeriesDetector::Create(SeriesConfig c) {
+  auto bad = [](std::string what) { return absl::InvalidArgumentError("series detector: " + what); };
+  if (c.warmup < 0) return bad(fmt::format("warmup {} must be >= 0", c.warmup));
+  if (!(c.season_weight >= 0) || !(c.change_weight >= 0)) return bad("season_weight and change_weight must be >= 0");
+  if (!(c.season_alpha > 0 && c.season_alpha <= 1)) return bad(fmt::format("season_alpha {} must be in (0, 1]", c.season_alpha));
+  if (!(c.cusum_slack >= 0)) return bad(fmt::format("cusum_slack {} must be >= 0", c.cusum_slack));
+  if (!(c.cusum_decay > 0 && c.cusum_decay <= 1)) return bad(fmt::format("cusum_decay {} must be in (0, 1]", c.cusum_decay));
+  if (!(c.calibration_alpha > 0 && c.calibration_alpha < 1)) {
+    return bad(fmt::format("calibration_alpha {} must be in (0, 1)", c.calibration_alpha));
+  }
+  if (!(c.alarm_sigma > 0)) return bad(fmt::format("alarm_sigma {} must be > 0", c.alarm_sigma));
+  if (c.suppress_records < 0) return bad(fmt::format("suppress_records {} must be >= 0", c.suppress_records));
+  if (!(c.escalation >= 1)) return bad(fmt::format("escalation {} must be >= 1", c.escalation));
+  return SeriesDetector(std::move(c));
+}
+
+Scored SeriesDetector::Update(SeriesState& st, const Observation& obs) const {
+  st.cause = 0;
+  const double x = obs.value;
+  if (!std::isfinite(x)) return {};
+  const SeriesConfig& c = config_;
+  const int64_t i = st.n;
+  const int64_t hour_index = obs.time >= 0 ? obs.time / 3600000 : (obs.time - 3599999) / 3600000;
+  const int h = static_cast<int>(((hour_index % 24) + 24) % 24);
+
+  // The three measures, against the history before this record.
+  const double z_level = st.level.TailZ(x, kLevelExtrapolation);
+  const bool hour_known = st.hour_seen[h] >= 2;
+  const double residual = x - st.hour_mean[h];
+  const double z_season = hour_known ? st.season.TailZ(residual, kSeasonExtrapolation) : 0.0;
+  double up = st.cusum_up, down = st.cusum_down, z_change = 0.0;
+  const double median = st.level.Quantile(0.5);
+  if (st.level.size > 20) {
+    const double robust_sd = (st.level.Quantile(0.75) - st.level.Quantile(0.25)) / 1.349 + 1e-9;
+    const double u = std::clamp((x - median) / robust_sd, -10.0, 10.0);
+    up = std::max(0.0, up * c.cusum_decay + u - c.cusum_slack);
+    down = std::max(0.0, down * c.cusum_decay - u - c.cusum_slack);
+    if (i > kChangeStart) z_change = st.change.TailZ(std::max(up, down), kChangeExtrapolation);
+  }
+  double raw = z_level;
+  uint8_t cause = 1;
+  if (c.season_weight * z_season > raw) raw = c.season_weight * z_season, cause = 2;
+  if (c.change_weight * z_change > raw) raw = c.change_weight * z_change, cause = 3;
+
+  // Standardize the surprise against its own running distribution.
+  double z = 0.0;
+  const double spread = std::sqrt(st.cal_var) + kSpreadFloor;
+  if (i >= c.warmup && st.cal_n > 10) z = (raw - st.cal_mean) / spread;
+  if (i >= 10) {
+    const double a = std::max(c.calibration_alpha, 1.0 / static_cast<double>(st.cal_n + 1));
+    const double w = st.cal_n > 10 ? std::min(raw, st.cal_mean + kWinsorSigmas * spread) : raw;
+    const double d = w - st.cal_mean;
+    st.cal_mean += a * d;
+    st.cal_var = (1 - a) * (st.cal_var + a * d * d);
+    st.cal_n++;
+  }
+
+  // Remember what this record was compared with, for Explain.
+  st.cause = cause;
+  st.hour = static_cast<uint8_t>(h);
+  st.beyond = st.level.count >= 10 && (x > st.level.max || x < st.level.min);
+  st.previous_extreme = x > st.level.max ? st.level.max : st.level.min;
+  st.cause_z = cause == 1 ? z_level : cause == 2 ? z_season : z_change;
+  st.expected = cause == 2 ? st.hour_mean[h] : median;
+
+  // Learn.
+  st.level.Add(x, NextRandom(st.rng));
+  if (i > kChangeStart) st.change.Add(std::max(up, down), NextRandom(st.rng));
+  st.cusum_up = up;
+  st.cusum_down = down;
+  if (hour_known) st.season.Add(residual, NextRandom(st.rng));
+  st.hour_mean[h] = st.hour_seen[h] == 0 ? static_cast<float>(x)
+                                         : static_cast<float>(st.hour_mean[h] + c.season_alpha * residual);
+  if (st.hour_seen[h] < 255) st.hour_seen[h]++;
+
+  // One incident, one alert.
+  if (i - st.alarm_at < c.suppress_records) {
+    if (z < st.alarm_z * c.escalation) {
+      z = 0.0;
+    } else {
+      st.alarm_at = i;
+      st.alarm_z = z;
+    }
+  } else if (z > c.alarm_sigma) {
+    st.alarm_at = i;
+    st.alarm_z = z;
+  }
   st.n++;
   st.last_time = obs.time;
-  return out;
+  return {.score = ScoreOf(z), .raw = z};
 }
 
 std::string SeriesDetector::Explain(const SeriesState& st, const Observation& obs, const Scored& s) const {
-  return fmt::format("{} {:.4g} is {:.1f} sigma {} its baseline of {:.4g}", config_.value_name, obs.value, s.raw,
-                     obs.value >= st.expected ? "above" : "below", st.expected);
+  const std::string& name = config_.value_name;
+  const double x = obs.value;
+  const char* dir = x >= st.expected ? "above" : "below";
+  switch (st.cause) {
+    case 1:
+      if (st.beyond) {
+        return fmt::format("{} {:.4g} is {} anything seen before ({} so far {:.4g}, median {:.4g}); {:.1f} sigma",
+                           name, x, x >= st.expected ? "above" : "below", x >= st.expected ? "highest" : "lowest",
+                           st.previous_extreme, st.expected, s.raw);
+      }
+      return fmt::format("{} {:.4g} is {:.1f} sigma {} its usual range (median {:.4g}, middle half {:.4g} to {:.4g})",
+                         name, x, s.raw, dir, st.expected, st.level.Quantile(0.25), st.level.Quantile(0.75));
+    case 2:
+      return fmt::format("{} {:.4g} is {:.1f} sigma {} its usual level of {:.4g} at {:02d}:00 UTC", name, x, s.raw, dir,
+                         st.expected, st.hour);
+    case 3:
+      return fmt::format("{} has stayed {} its median of {:.4g} (now {:.4g}): a sustained shift, {:.1f} sigma", name,
+                         dir, st.expected, x, s.raw);
+    default:
+      return fmt::format("{} {:.4g} is not a number", name, x);
+  }
 }
 
 std::vector<Scored> ScoreSeries(const SeriesDetector& d, std::span<const EventTime> times,
@@ -59,7 +300,8 @@ std::vector<Scored> ScoreSeries(const SeriesDetector& d, std::span<const EventTi
   std::vector<Scored> out;
   out.reserve(values.size());
   SeriesState st;
-  for (size_t i = 0; i < values.size(); ++i) out.push_back(d.Update(st, {.value = values[i], .time = times[i]}));
+  const size_t n = std::min(times.size(), values.size());
+  for (size_t i = 0; i < n; ++i) out.push_back(d.Update(st, {.value = values[i], .time = times[i]}));
   return out;
 }
 

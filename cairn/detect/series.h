@@ -1,20 +1,27 @@
 #pragma once
 // Per-key numeric time-series detector (sensor values, metrics).
 //
-// Combines, per key, in O(1) state:
-//  * a robust online baseline of level and spread,
-//  * seasonality (per time-of-day baselines) when the series shows it,
-//  * change detection (level shifts and trend changes),
-// and maps the combined surprise to a calibrated score (see detect.h).
+// Per record, three surprise measures, each turned into a tail z-score
+// ("sigma") against the series' own history, so one configuration fits
+// series of any scale:
+//  * level: how extreme the value is among all values seen so far (rank in a
+//    uniform reservoir sample, refined toward the exact min/max, plus a linear
+//    extrapolation in IQR units beyond the extremes);
+//  * season: how far the value is from the usual level at this time of day
+//    (24 hourly baselines, robust to series without a daily pattern because
+//    the residual is ranked against the series' own past residuals);
+//  * change: a two-sided CUSUM of the robustly standardized value (median,
+//    IQR), which grows on sustained shifts that no single point reveals.
+// The largest (weighted) of the three is the record's surprise. The surprise
+// is standardized against its own running mean and spread (winsorized, so one
+// incident does not blind the detector) and mapped to a calibrated score
+// score = 1 − 2·Q(z) (Q the normal tail). After an alarm (z above
+// `alarm_sigma`) the same episode is not re-reported for `suppress_records`
+// records unless it becomes `escalation` times more surprising: one incident,
+// one alert.
 //
-// Usage:
-//   SeriesDetector d;                       // defaults: one configuration for all series
-//   SeriesState st;                         // one per key
-//   Scored s = d.Update(st, {.key = "m7", .value = 87.1, .time = t});
-//   if (s.score >= ThresholdFor(0.001)) log(d.Explain(st, obs, s));
-// Thread-safety: the detector is immutable and shareable; a State is used by
-// one thread at a time.
-
+// Memory: fixed, SeriesState::MemoryBytes() (about 1.7 KB) per key.
+#include <array>
 #include <cstdint>
 #include <span>
 #include <string>
@@ -30,17 +37,60 @@ struct SeriesConfig {
   std::string value_name = "value";
   // Records before the detector scores (it returns 0 while it learns).
   int64_t warmup = 150;
+  // Weights of the season and change measures relative to the level measure.
+  double season_weight = 0.5;
+  double change_weight = 0.7;
+  // Smoothing of the hourly baselines (per visit of an hour of the day).
+  double season_alpha = 0.4;
+  // CUSUM slack (in robust sigmas) and per-record decay.
+  double cusum_slack = 1.0;
+  double cusum_decay = 0.98;
+  // Weight of a record in the running standardization of the surprise.
+  double calibration_alpha = 0.01;
+  // Alarm level (standardized surprise), suppression length and escalation factor.
+  double alarm_sigma = 4.0;
+  int64_t suppress_records = 300;
+  double escalation = 2.0;
+};
+
+// A uniform sample of a series' history (Vitter's reservoir), kept sorted for
+// rank queries, plus the exact extremes and count.
+struct RankReservoir {
+  static constexpr int kSize = 128;
+  std::array<float, kSize> sorted{};
+  int32_t size = 0;
+  int64_t count = 0;
+  double min = 0.0;
+  double max = 0.0;
+
+  // Tail z-score ("sigma") of x among the values seen; `extrapolate` sigmas per
+  // IQR beyond the extremes. 0 until 10 values were seen.
+  double TailZ(double x, double extrapolate) const;
+  double Quantile(double q) const;
+  void Add(double x, uint64_t random);
 };
 
 // Per-key state; fixed size (no per-record growth).
 struct SeriesState {
+  static constexpr int kHours = 24;
   int64_t n = 0;
   EventTime last_time = 0;
-  double mean = 0.0;
-  double var = 0.0;
-  // Set by Update for Explain: what the record was compared with.
-  double expected = 0.0;
-  double sigma = 0.0;
+  uint64_t rng = 0x5eed5eed5eedull;
+  RankReservoir level, season, change;
+  std::array<float, kHours> hour_mean{};
+  std::array<uint8_t, kHours> hour_seen{};
+  double cusum_up = 0.0, cusum_down = 0.0;
+  double cal_mean = 0.0, cal_var = 0.0;
+  int64_t cal_n = 0;
+  int64_t alarm_at = -(int64_t{1} << 40);
+  double alarm_z = 0.0;
+  // What the last Update saw, for Explain.
+  uint8_t cause = 0;  // 0 none, 1 level, 2 season, 3 change
+  uint8_t hour = 0;
+  bool beyond = false;     // the value was outside everything seen before
+  double cause_z = 0.0;    // the winning measure's tail z
+  double expected = 0.0;   // what the value was compared with (median or hourly baseline)
+  double previous_extreme = 0.0;
 
   size_t MemoryBytes() const { return sizeof(*this); }
   void Encode(ByteWriter& w) const;
