@@ -46,9 +46,9 @@ struct SeriesConfig {
   double cusum_slack = 1.0;
   double cusum_decay = 0.98;
   // Weight of a record in the running standardization of the surprise.
-  double calibration_alpha = 0.01;
+  double calibration_alpha = 0.02;
   // Alarm level (standardized surprise), suppression length and escalation factor.
-  double alarm_sigma = 4.0;
+  double alarm_sigma = 5.0;
   int64_t suppress_records = 300;
   double escalation = 2.0;
 };
