@@ -133,8 +133,11 @@ void SeriesState::Encode(ByteWriter& w) const {
   EncodeReservoir(w, level);
   EncodeReservoir(w, season);
   EncodeReservoir(w, change);
+  EncodeReservoir(w, week);
   w.Array(std::span<const float>(hour_mean));
   w.Array(std::span<const uint8_t>(hour_seen));
+  w.Array(std::span<const float>(week_mean));
+  w.Array(std::span<const uint8_t>(week_seen));
   w.F64(cusum_up);
   w.F64(cusum_down);
   w.F64(cal_mean);
@@ -144,6 +147,7 @@ void SeriesState::Encode(ByteWriter& w) const {
   w.F64(alarm_z);
   w.U8(cause);
   w.U8(hour);
+  w.U8(week_hour);
   w.U8(beyond ? 1 : 0);
   w.F64(cause_z);
   w.F64(expected);
@@ -155,7 +159,8 @@ bool SeriesState::Decode(ByteReader& r, SeriesState* out) {
   out->n = r.I64();
   out->last_time = r.I64();
   out->rng = r.U64();
-  if (!DecodeReservoir(r, &out->level) || !DecodeReservoir(r, &out->season) || !DecodeReservoir(r, &out->change)) {
+  if (!DecodeReservoir(r, &out->level) || !DecodeReservoir(r, &out->season) || !DecodeReservoir(r, &out->change) ||
+      !DecodeReservoir(r, &out->week)) {
     return false;
   }
   std::vector<float> hm;
@@ -163,6 +168,11 @@ bool SeriesState::Decode(ByteReader& r, SeriesState* out) {
   if (!r.Array(kHours, &hm) || !r.Array(kHours, &hs)) return false;
   std::copy(hm.begin(), hm.end(), out->hour_mean.begin());
   std::copy(hs.begin(), hs.end(), out->hour_seen.begin());
+  std::vector<float> wm;
+  std::vector<uint8_t> ws;
+  if (!r.Array(kWeekHours, &wm) || !r.Array(kWeekHours, &ws)) return false;
+  std::copy(wm.begin(), wm.end(), out->week_mean.begin());
+  std::copy(ws.begin(), ws.end(), out->week_seen.begin());
   out->cusum_up = r.F64();
   out->cusum_down = r.F64();
   out->cal_mean = r.F64();
@@ -172,11 +182,12 @@ bool SeriesState::Decode(ByteReader& r, SeriesState* out) {
   out->alarm_z = r.F64();
   out->cause = r.U8();
   out->hour = r.U8();
+  out->week_hour = r.U8();
   out->beyond = r.U8() != 0;
   out->cause_z = r.F64();
   out->expected = r.F64();
   out->previous_extreme = r.F64();
-  return r.ok() && out->cause <= 3 && out->hour < kHours;
+  return r.ok() && out->cause <= 4 && out->hour < kHours && out->week_hour < kWeekHours;
 }
 
 absl::StatusOr<SeriesDetector> SeriesDetector::Create(SeriesConfig c) {
@@ -184,6 +195,10 @@ absl::StatusOr<SeriesDetector> SeriesDetector::Create(SeriesConfig c) {
   if (c.warmup < 0) return bad(fmt::format("warmup {} must be >= 0", c.warmup));
   if (!(c.season_weight >= 0) || !(c.change_weight >= 0)) return bad("season_weight and change_weight must be >= 0");
   if (!(c.season_alpha > 0 && c.season_alpha <= 1)) return bad(fmt::format("season_alpha {} must be in (0, 1]", c.season_alpha));
+  if (!(c.season_alpha_week > 0 && c.season_alpha_week <= 1)) {
+    return bad(fmt::format("season_alpha_week {} must be in (0, 1]", c.season_alpha_week));
+  }
+  if (!(c.week_weight >= 0)) return bad("week_weight must be >= 0");
   if (!(c.cusum_slack >= 0)) return bad(fmt::format("cusum_slack {} must be >= 0", c.cusum_slack));
   if (!(c.cusum_decay > 0 && c.cusum_decay <= 1)) return bad(fmt::format("cusum_decay {} must be in (0, 1]", c.cusum_decay));
   if (!(c.calibration_alpha > 0 && c.calibration_alpha < 1)) {
@@ -218,8 +233,15 @@ Scored SeriesDetector::Update(SeriesState& st, const Observation& obs) const {
     down = std::max(0.0, down * c.cusum_decay - u - c.cusum_slack);
     if (i > kChangeStart) z_change = st.change.TailZ(std::max(up, down), kChangeExtrapolation);
   }
+  // Hour of the week; the epoch began on a Thursday, so shift to start weeks on Monday.
+  const int64_t week_index = hour_index + 72;
+  const int wh = static_cast<int>(((week_index % 168) + 168) % 168);
+  const bool week_known = st.week_seen[wh] >= 2;
+  const double week_residual = x - st.week_mean[wh];
+  const double z_week = week_known ? st.week.TailZ(week_residual, kSeasonExtrapolation) : 0.0;
   double raw = z_level;
   uint8_t cause = 1;
+  if (c.week_weight * z_week > raw) raw = c.week_weight * z_week, cause = 4;
   if (c.season_weight * z_season > raw) raw = c.season_weight * z_season, cause = 2;
   if (c.change_weight * z_change > raw) raw = c.change_weight * z_change, cause = 3;
 
@@ -241,8 +263,9 @@ Scored SeriesDetector::Update(SeriesState& st, const Observation& obs) const {
   st.hour = static_cast<uint8_t>(h);
   st.beyond = st.level.count >= 10 && (x > st.level.max || x < st.level.min);
   st.previous_extreme = x > st.level.max ? st.level.max : st.level.min;
-  st.cause_z = cause == 1 ? z_level : cause == 2 ? z_season : z_change;
-  st.expected = cause == 2 ? st.hour_mean[h] : median;
+  st.cause_z = cause == 1 ? z_level : cause == 2 ? z_season : cause == 3 ? z_change : z_week;
+  st.expected = cause == 2 ? st.hour_mean[h] : cause == 4 ? st.week_mean[wh] : median;
+  st.week_hour = static_cast<uint8_t>(wh);
 
   // Learn.
   st.level.Add(x, NextRandom(st.rng));
@@ -253,6 +276,10 @@ Scored SeriesDetector::Update(SeriesState& st, const Observation& obs) const {
   st.hour_mean[h] = st.hour_seen[h] == 0 ? static_cast<float>(x)
                                          : static_cast<float>(st.hour_mean[h] + c.season_alpha * residual);
   if (st.hour_seen[h] < 255) st.hour_seen[h]++;
+  if (week_known) st.week.Add(week_residual, NextRandom(st.rng));
+  st.week_mean[wh] = st.week_seen[wh] == 0 ? static_cast<float>(x)
+                                            : static_cast<float>(st.week_mean[wh] + c.season_alpha_week * week_residual);
+  if (st.week_seen[wh] < 255) st.week_seen[wh]++;
 
   // One incident, one alert.
   if (i - st.alarm_at < c.suppress_records) {
@@ -287,6 +314,12 @@ std::string SeriesDetector::Explain(const SeriesState& st, const Observation& ob
     case 2:
       return fmt::format("{} {:.4g} is {:.1f} sigma {} its usual level of {:.4g} at {:02d}:00 UTC", name, x, s.raw, dir,
                          st.expected, st.hour);
+    case 4: {
+      static constexpr const char* kDays[] = {"Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday",
+                                              "Sunday"};
+      return fmt::format("{} {:.4g} is {:.1f} sigma {} its usual level of {:.4g} on {} at {:02d}:00 UTC", name, x,
+                         s.raw, dir, st.expected, kDays[st.week_hour / 24], st.week_hour % 24);
+    }
     case 3:
       return fmt::format("{} has stayed {} its median of {:.4g} (now {:.4g}): a sustained shift, {:.1f} sigma", name,
                          dir, st.expected, x, s.raw);

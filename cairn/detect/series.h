@@ -7,9 +7,10 @@
 //  * level: how extreme the value is among all values seen so far (rank in a
 //    uniform reservoir sample, refined toward the exact min/max, plus a linear
 //    extrapolation in IQR units beyond the extremes);
-//  * season: how far the value is from the usual level at this time of day
-//    (24 hourly baselines, robust to series without a daily pattern because
-//    the residual is ranked against the series' own past residuals);
+//  * season: how far the value is from the usual level at this hour of the
+//    day (24 baselines) and at this hour of the week (168 baselines), each
+//    residual ranked against the series' own past residuals, so series without
+//    such a pattern are not penalized;
 //  * change: a two-sided CUSUM of the robustly standardized value (median,
 //    IQR), which grows on sustained shifts that no single point reveals.
 // The largest (weighted) of the three is the record's surprise. The surprise
@@ -20,7 +21,7 @@
 // records unless it becomes `escalation` times more surprising: one incident,
 // one alert.
 //
-// Memory: fixed, SeriesState::MemoryBytes() (about 1.7 KB) per key.
+// Memory: fixed, SeriesState::MemoryBytes() (about 3.1 KB) per key.
 #include <array>
 #include <cstdint>
 #include <span>
@@ -39,9 +40,11 @@ struct SeriesConfig {
   int64_t warmup = 150;
   // Weights of the season and change measures relative to the level measure.
   double season_weight = 0.5;
+  double week_weight = 0.5;
   double change_weight = 0.7;
-  // Smoothing of the hourly baselines (per visit of an hour of the day).
+  // Smoothing of the hour-of-day and hour-of-week baselines (per visit).
   double season_alpha = 0.4;
+  double season_alpha_week = 0.6;
   // CUSUM slack (in robust sigmas) and per-record decay.
   double cusum_slack = 1.0;
   double cusum_decay = 0.98;
@@ -73,20 +76,24 @@ struct RankReservoir {
 // Per-key state; fixed size (no per-record growth).
 struct SeriesState {
   static constexpr int kHours = 24;
+  static constexpr int kWeekHours = 168;
   int64_t n = 0;
   EventTime last_time = 0;
   uint64_t rng = 0x5eed5eed5eedull;
-  RankReservoir level, season, change;
+  RankReservoir level, season, change, week;
   std::array<float, kHours> hour_mean{};
   std::array<uint8_t, kHours> hour_seen{};
+  std::array<float, kWeekHours> week_mean{};
+  std::array<uint8_t, kWeekHours> week_seen{};
   double cusum_up = 0.0, cusum_down = 0.0;
   double cal_mean = 0.0, cal_var = 0.0;
   int64_t cal_n = 0;
   int64_t alarm_at = -(int64_t{1} << 40);
   double alarm_z = 0.0;
   // What the last Update saw, for Explain.
-  uint8_t cause = 0;  // 0 none, 1 level, 2 season, 3 change
+  uint8_t cause = 0;  // 0 none, 1 level, 2 daily season, 3 change, 4 weekly season
   uint8_t hour = 0;
+  uint8_t week_hour = 0;  // 0 = Monday 00:00 UTC
   bool beyond = false;     // the value was outside everything seen before
   double cause_z = 0.0;    // the winning measure's tail z
   double expected = 0.0;   // what the value was compared with (median or hourly baseline)
