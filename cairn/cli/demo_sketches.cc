@@ -1,6 +1,6 @@
-// `cairn demo`: the showcase on embedded defaults. For now: sketches on real
-// sensor data (NAB machine temperature) and on a generated 10 M-event stream,
-// each answer printed beside the exact one with the memory both needed.
+// `cairn demo sketches`: sketches on real sensor data (NAB machine temperature)
+// and on a generated 10 M-event stream, each answer printed beside the exact
+// one with the memory both needed.
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -17,7 +17,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
 #include "cairn/base/random.h"
-#include "cairn/cli/commands.h"
+#include "cairn/cli/demo_sketches.h"
 #include "cairn/cli/format.h"
 #include "cairn/cli/input.h"
 #include "cairn/sketch/bloom_filter.h"
@@ -31,13 +31,6 @@ namespace {
 
 constexpr const char* kNabFile = "nab/machine_temperature_system_failure.csv";
 
-struct DemoOptions {
-  std::string data_dir;
-  uint64_t events = 10'000'000;
-  uint64_t sensors = 1'000'000;
-  uint64_t seed = 42;
-};
-
 template <typename Map>
 size_t HashTableBytes(const Map& m) {
   // Swiss tables hold one control byte per slot besides the slot itself.
@@ -46,18 +39,6 @@ size_t HashTableBytes(const Map& m) {
 
 double Seconds(std::chrono::steady_clock::time_point since) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - since).count();
-}
-
-std::string FindDataDir(const std::string& flag) {
-  std::vector<std::string> candidates;
-  if (!flag.empty()) candidates.push_back(flag);
-  if (const char* env = std::getenv("CAIRN_DATA_DIR")) candidates.push_back(env);
-  candidates.push_back("data");
-  candidates.push_back(CAIRN_DATA_DIR);
-  for (const auto& c : candidates) {
-    if (std::filesystem::exists(std::filesystem::path(c) / kNabFile)) return c;
-  }
-  return "";
 }
 
 void Header(const std::string& title) {
@@ -109,7 +90,7 @@ int NabQuantiles(const std::string& data_dir) {
 }
 
 // Part 2: a generated stream of sensor events, summarised by every sketch at once.
-int EventStream(const DemoOptions& o) {
+int EventStream(const SketchesDemoOptions& o) {
   Header(fmt::format("2. A stream of {} events from up to {} sensors (Zipf 1.1 activity, lognormal latencies)",
                      Thousands(o.events), Thousands(o.sensors)));
   auto hll = sketch::HyperLogLog::Create(14);
@@ -217,33 +198,31 @@ int EventStream(const DemoOptions& o) {
   return 0;
 }
 
-int RunDemo(const DemoOptions& o) {
-  std::string dir = FindDataDir(o.data_dir);
+}  // namespace
+
+int RunSketchesDemo(const SketchesDemoOptions& o) {
+  std::string dir = FindDataDir(o.data_dir, kNabFile);
   if (dir.empty()) {
     fmt::print(stderr,
                "cairn demo: cannot find the bundled data ({}); run from the repository root or "
                "pass --data DIR\n", kNabFile);
     return 1;
   }
-  fmt::print("cairn demo — probabilistic sketches beside exact answers\n");
+  fmt::print("cairn demo sketches — probabilistic sketches beside exact answers\n");
   if (int rc = NabQuantiles(dir); rc != 0) return rc;
   return EventStream(o);
 }
 
-}  // namespace
-
-void RegisterDemo(CLI::App& app, Runner* run) {
-  auto o = std::make_shared<DemoOptions>();
-  CLI::App* cmd = app.add_subcommand("demo", "Run the showcase on bundled data, embedded defaults");
-  cmd->add_option("--data", o->data_dir, "Directory of the bundled data (default: ./data)");
-  cmd->add_option("--events", o->events, "Events in the generated stream")
-      ->capture_default_str()
-      ->check(CLI::Range(uint64_t{1000}, uint64_t{1'000'000'000}));
-  cmd->add_option("--sensors", o->sensors, "Distinct sensor ids the stream draws from")
-      ->capture_default_str()
-      ->check(CLI::Range(uint64_t{10}, uint64_t{1'000'000'000}));
-  cmd->add_option("--seed", o->seed, "Random seed")->capture_default_str();
-  cmd->callback([=] { *run = [=] { return RunDemo(*o); }; });
+std::string FindDataDir(const std::string& flag, const std::string& probe) {
+  std::vector<std::string> candidates;
+  if (!flag.empty()) candidates.push_back(flag);
+  if (const char* env = std::getenv("CAIRN_DATA_DIR")) candidates.push_back(env);
+  candidates.push_back("data");
+  candidates.push_back(CAIRN_DATA_DIR);
+  for (const auto& c : candidates) {
+    if (std::filesystem::exists(std::filesystem::path(c) / probe)) return c;
+  }
+  return "";
 }
 
 }  // namespace cairn::cli
