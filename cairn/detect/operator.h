@@ -52,6 +52,7 @@
 // Thread-safety: the detector is shared, immutable, by every subtask; each
 // subtask's function instance and its state are used by one engine thread.
 
+#include <algorithm>
 #include <concepts>
 #include <memory>
 #include <optional>
@@ -61,9 +62,9 @@
 #include <utility>
 
 #include "absl/status/status.h"
-#include "fmt/format.h"
 #include "cairn/detect/detect.h"
 #include "cairn/stream/pipeline.h"
+#include "fmt/format.h"
 
 namespace cairn::detect {
 
@@ -223,8 +224,8 @@ class DetectFunction final : public stream::KeyedProcessFunction<K, IN, OUT> {
       std::optional<int64_t> last = last_report_->Value();
       if (last && obs.time >= *last && obs.time - *last < policy_.cooldown_ms)
         anomalous = false;
-      else
-        last_report_->Update(obs.time);
+      else  // an older record (out of order) reports but does not move the cooldown back
+        last_report_->Update(last ? std::max(*last, obs.time) : obs.time);
     }
     if (!anomalous && !policy_.emit_all) return;
     Anomaly a;
