@@ -289,7 +289,8 @@ std::string DetectSummary(const Config& root) {
 }
 
 void Summary(const Scene& scene, double seconds, uint64_t scored) {
-  fmt::print("\nAgainst the benchmark's labelled anomaly windows (alarms inside a window detect it; others are false):\n");
+  fmt::print(
+      "\nAgainst the benchmark's labelled anomaly windows (alarms inside a window detect it; others are false):\n");
   const char* row = "{:<22} {:>9} {:>8} {:>9} {:>7} {:>7} {:>10} {:>7}\n";
   fmt::print(fmt::runtime(row), "sensor", "readings", "windows", "detected", "alarms", "false", "precision", "recall");
   auto alarms = scene.alarm_times();
@@ -319,7 +320,8 @@ int RunScene(const SceneOptions& o) {
   const auto t0 = Clock::now();
   std::string dir = FindDataDir(o.data_dir, "nab/combined_windows.json");
   if (dir.empty()) {
-    fmt::print(stderr, "cairn demo: cannot find the bundled data (nab/); run from the repository root or pass --data DIR\n");
+    fmt::print(stderr,
+               "cairn demo: cannot find the bundled data (nab/); run from the repository root or pass --data DIR\n");
     return 1;
   }
   std::vector<LabelledSeries> series;
@@ -333,7 +335,8 @@ int RunScene(const SceneOptions& o) {
   }
   std::string pipeline_path = FindPipeline(o.pipeline);
   if (pipeline_path.empty()) {
-    fmt::print(stderr, "cairn demo: cannot find examples/pipelines/{}; run from the repository root or pass --pipeline\n",
+    fmt::print(stderr,
+               "cairn demo: cannot find examples/pipelines/{}; run from the repository root or pass --pipeline\n",
                kPipelineFile);
     return 1;
   }
@@ -412,7 +415,8 @@ int RunScene(const SceneOptions& o) {
   if (broker) fmt::print("broker    mosquitto on 127.0.0.1:{} (private; stopped at the end)\n", broker->port());
   fmt::print("pipeline  {}\n", pipeline_path);
   if (broker)
-    fmt::print("            source mqtt 127.0.0.1:{} {}\n", broker->port(), root.GetOr<std::string>("source.topic", "").value_or(""));
+    fmt::print("            source mqtt 127.0.0.1:{} {}\n", broker->port(),
+               root.GetOr<std::string>("source.topic", "").value_or(""));
   else
     fmt::print("            source the files, on the same schedule (in place of the file's source)\n");
   if (std::string d = DetectSummary(root); !d.empty()) fmt::print("            {}\n", d);
@@ -491,7 +495,8 @@ void RegisterDemo(CLI::App& app, Runner* run) {
   CLI::App* cmd = app.add_subcommand(
       "demo", "Predictive maintenance on real sensor data: MQTT in, live anomaly detection, precision/recall");
   cmd->add_option("--data", scene->data_dir, "Directory of the bundled data (default: ./data)");
-  cmd->add_option("--pipeline", scene->pipeline, "Pipeline file (default: examples/pipelines/predictive_maintenance.yaml)");
+  cmd->add_option("--pipeline", scene->pipeline,
+                  "Pipeline file (default: examples/pipelines/predictive_maintenance.yaml)");
   cmd->add_option("--seconds", scene->seconds, "Wall-clock length of the replay")
       ->capture_default_str()
       ->check(CLI::Range(0.5, 3600.0));

@@ -65,7 +65,8 @@ absl::StatusOr<LabelledSeries> LoadNabSeries(const std::string& dir, const std::
     auto t = ParseUtc(std::string_view(line).substr(0, comma));
     auto v = ParseNumber(std::string_view(line).substr(comma + 1));
     if (!t.ok() || !v)
-      return absl::InvalidArgumentError(fmt::format("{}:{}: expected timestamp,value, got \"{}\"", path, line_no, line));
+      return absl::InvalidArgumentError(
+          fmt::format("{}:{}: expected timestamp,value, got \"{}\"", path, line_no, line));
     s.times.push_back(*t);
     s.values.push_back(*v);
   }

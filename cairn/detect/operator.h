@@ -184,7 +184,8 @@ class DetectFunction final : public stream::KeyedProcessFunction<K, IN, OUT> {
   void Open(stream::KeyedContext<K, OUT>& ctx) override {
     state_ = ctx.state().template GetValueState<State>(policy_.state_name, policy_.state_ttl);
     if (policy_.cooldown_ms > 0)
-      last_report_ = ctx.state().template GetValueState<int64_t>(policy_.state_name + ".last_report", policy_.state_ttl);
+      last_report_ =
+          ctx.state().template GetValueState<int64_t>(policy_.state_name + ".last_report", policy_.state_ttl);
   }
 
   void ProcessElement(const IN& in, stream::KeyedContext<K, OUT>& ctx) override {
@@ -258,8 +259,9 @@ template <class K, class IN, class OUT, Detector D, class X, class S>
 std::function<std::unique_ptr<stream::KeyedProcessFunction<K, IN, OUT>>()> DetectFactory(
     std::shared_ptr<const D> detector, X extract, S shape, ReportPolicy policy,
     std::string name = std::string(kDetectorName<D>)) {
+  using Function = stream::KeyedProcessFunction<K, IN, OUT>;
   return [detector = std::move(detector), extract = std::move(extract), shape = std::move(shape),
-          policy = std::move(policy), name = std::move(name)]() -> std::unique_ptr<stream::KeyedProcessFunction<K, IN, OUT>> {
+          policy = std::move(policy), name = std::move(name)]() -> std::unique_ptr<Function> {
     return std::make_unique<DetectFunction<D, K, IN, OUT, X, S>>(detector, extract, shape, policy, name);
   };
 }

@@ -54,7 +54,8 @@ absl::StatusOr<RowDetector> MakeSeries(const Config& c, const Common& common) {
   CAIRN_ASSIGN_OR_RETURN(std::string text, c.Get<std::string>("value"));
   auto value = Expr::Parse(text);
   if (!value.ok())
-    return absl::InvalidArgumentError(fmt::format("{}: {}", c.Describe("value"), std::string(value.status().message())));
+    return absl::InvalidArgumentError(
+        fmt::format("{}: {}", c.Describe("value"), std::string(value.status().message())));
   detect::SeriesConfig config;
   CAIRN_ASSIGN_OR_RETURN(config.value_name, c.GetOr<std::string>("value_name", text));
   CAIRN_ASSIGN_OR_RETURN(config.warmup, c.GetOr<int64_t>("warmup", config.warmup));

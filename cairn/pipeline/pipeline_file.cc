@@ -178,8 +178,9 @@ class Compiler {
     CAIRN_ASSIGN_OR_RETURN(SinkSpec spec, MakeSink(c));
     if (what == "sink" && overrides_.sink) spec.factory = overrides_.sink(std::move(spec.factory));
     s.AddSink(OpFor(c, what), spec.factory);
-    out_->summary_.push_back(fmt::format("{} {}{}", what, spec.description,
-                                         what == "sink" && overrides_.sink ? " (wrapped or replaced by the program)" : ""));
+    const bool replaced = what == "sink" && overrides_.sink;
+    out_->summary_.push_back(
+        fmt::format("{} {}{}", what, spec.description, replaced ? " (wrapped or replaced by the program)" : ""));
     return absl::OkStatus();
   }
 
@@ -190,9 +191,9 @@ class Compiler {
     int kinds = c.Has("filter") + c.Has("set") + c.Has("drop") + c.Has("keep") + c.Has("rename") +
                 (c.Has("key_by") || c.Has("window") || c.Has("aggregate") || c.Has("detect"));
     if (kinds != 1)
-      return absl::InvalidArgumentError(
-          fmt::format("{}: a step does exactly one of filter, set, drop, keep, rename, or key_by/window/aggregate/detect",
-                      c.Describe("")));
+      return absl::InvalidArgumentError(fmt::format(
+          "{}: a step does exactly one of filter, set, drop, keep, rename, or key_by/window/aggregate/detect",
+          c.Describe("")));
     std::string fallback = fmt::format("step{}", index + 1);
     const bool keyed_step = c.Has("window") || c.Has("aggregate") || c.Has("detect");
     std::optional<std::vector<std::string>> keys;  // from a key_by step just before
