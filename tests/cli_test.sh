@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # End-to-end checks of the cairn binary as a user runs it: usage errors, help,
 # version, every `cairn sketch` subcommand on small files, and smoke runs of
-# `cairn demo` and `cairn bench sketch` on tiny inputs.
+# `cairn demo` (compressed into seconds) and `cairn bench sketch` on tiny inputs.
 set -u
 CAIRN="$1"
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
@@ -33,7 +33,7 @@ check no_subcommand 2 "$CAIRN"
 check unknown_subcommand 2 "$CAIRN" frobnicate
 expect one_line_reason '^cairn: '
 [ "$(wc -l <"$OUT")" -eq 1 ] && echo "ok   reason_is_one_line" || { echo "FAIL reason is not one line"; fail=1; }
-for sub in demo sketch bench "sketch distinct" "sketch top" "sketch quantiles" "sketch contains" "bench sketch" "bench nexmark" run; do
+for sub in demo "demo sketches" sketch bench "sketch distinct" "sketch top" "sketch quantiles" "sketch contains" "bench sketch" "bench nexmark" run; do
   # shellcheck disable=SC2086
   check "help_${sub// /_}" 0 "$CAIRN" $sub --help
 done
@@ -91,7 +91,22 @@ check run_bad_interval 2 "$CAIRN" run --checkpoint-interval soon "$T/bad.yaml"
 grep -q '"window_start":1386018000000' "$T/hourly.jsonl" && echo "ok   run_example_first_window" || { echo "FAIL run example first window"; fail=1; }
 
 # --- demo and bench, tiny ---
-check demo_small 0 "$CAIRN" demo --data "$ROOT/data" --events 20000 --sensors 1000
+# The scene, compressed into 2 s: over MQTT when mosquitto is installed, else from the files.
+check demo_scene 0 "$CAIRN" demo --data "$ROOT/data" --seconds 2
+if [ -x /usr/sbin/mosquitto ] || command -v mosquitto >/dev/null; then
+  expect demo_scene_broker '^broker +mosquitto on 127\.0\.0\.1:[0-9]+'
+else
+  expect demo_scene_no_broker 'replaying from the files instead'
+fi
+expect demo_scene_data 'machine_temperature +22,695 readings'
+expect demo_scene_alarm '^ALARM 20[0-9-]+ [0-9:]+ +[a-z_0-9]+ +score 0?\.?[0-9.]+ +reading [-0-9.e]+ is .* (above|below) .* +\[(labelled window [0-9]+ of [0-9]+|no label)\]$'
+expect demo_scene_progress '^100% \| sent 52,044 \| scored 52,044 \(.*/s\) \| alarms [0-9]+$'
+expect demo_scene_table '^all +52,044 +10 +[0-9]+ +[0-9]+ +[0-9]+ +[0-9.]+% +[0-9.]+%$'
+expect demo_scene_summary '^precision [0-9.]+% = windows detected .* recall [0-9.]+% = windows detected / windows$'
+check demo_scene_files 0 "$CAIRN" demo --data "$ROOT/data" --seconds 1 --no-broker
+expect demo_scene_files_progress '^100% \| sent 52,044 \| scored 52,044'
+check demo_scene_bad_seconds 2 "$CAIRN" demo --seconds 0
+check demo_sketches_small 0 "$CAIRN" demo sketches --data "$ROOT/data" --events 20000 --sensors 1000
 expect demo_nab 'Machine temperature, 22,695 real readings'
 expect demo_stream 'distinct sensors'
 check bench_sketch_small 0 "$CAIRN" bench sketch -n 2000 --repeats 1 --json-out "$T/bench.json"

@@ -4,6 +4,7 @@
 
 #include "cairn/pipeline/aggregate.h"
 #include "cairn/pipeline/connectors.h"
+#include "cairn/pipeline/detect_step.h"
 #include "cairn/pipeline/expr.h"
 #include "cairn/stream/file_connector.h"
 #include "fmt/format.h"
@@ -124,6 +125,10 @@ class Compiler {
         CAIRN_ASSIGN_OR_RETURN(s, AddStep(steps[i], s, static_cast<int>(i)));
       }
     }
+    if (pending_key_by_)
+      return absl::InvalidArgumentError(fmt::format(
+          "{}: a key_by step alone keys the step after it, which must be detect, window or aggregate; there is none",
+          pending_key_by_->where));
     CAIRN_ASSIGN_OR_RETURN(Config sink, root_.Child("sink"));
     CAIRN_RETURN_IF_ERROR(AddSink(sink, s, "sink"));
     if (root_.Has("late")) {
@@ -151,6 +156,7 @@ class Compiler {
   absl::StatusOr<Stream<Row>> AddSource(const Config& c) {
     CAIRN_RETURN_IF_ERROR(CheckOpKeys(c));
     CAIRN_ASSIGN_OR_RETURN(SourceSpec spec, MakeSource(c));
+    if (overrides_.source) spec.factory = overrides_.source(std::move(spec.factory));
     stream::WatermarkStrategy<Row> wm;
     CAIRN_ASSIGN_OR_RETURN(int64_t ooo, DurationAt(c, "max_out_of_orderness", 0));
     CAIRN_ASSIGN_OR_RETURN(int64_t idle, DurationAt(c, "idle_timeout", 0));
@@ -162,28 +168,54 @@ class Compiler {
     // An HTTP source listens on /v1/pipelines/<its name>/events: the pipeline's name by default.
     auto type = c.GetOr<std::string>("type", "");
     stream::Op op = OpFor(c, type.ok() && *type == "http" ? p_->options().name : "source");
-    out_->summary_.push_back(fmt::format("source {}", spec.description));
+    out_->summary_.push_back(
+        fmt::format("source {}{}", spec.description, overrides_.source ? " (wrapped or replaced by the program)" : ""));
     return p_->AddSource<Row>(op, spec.factory, wm);
   }
 
   absl::Status AddSink(const Config& c, Stream<Row> s, const std::string& what) {
     CAIRN_RETURN_IF_ERROR(CheckOpKeys(c));
     CAIRN_ASSIGN_OR_RETURN(SinkSpec spec, MakeSink(c));
+    if (what == "sink" && overrides_.sink) spec.factory = overrides_.sink(std::move(spec.factory));
     s.AddSink(OpFor(c, what), spec.factory);
-    out_->summary_.push_back(fmt::format("{} {}", what, spec.description));
+    const bool replaced = what == "sink" && overrides_.sink;
+    out_->summary_.push_back(
+        fmt::format("{} {}{}", what, spec.description, replaced ? " (wrapped or replaced by the program)" : ""));
     return absl::OkStatus();
   }
 
   absl::StatusOr<Stream<Row>> AddStep(const Config& c, Stream<Row> s, int index) {
-    CAIRN_RETURN_IF_ERROR(c.CheckKnownKeys(
-        {"name", "parallelism", "filter", "set", "drop", "keep", "rename", "key_by", "window", "aggregate"}));
+    CAIRN_RETURN_IF_ERROR(c.CheckKnownKeys({"name", "parallelism", "filter", "set", "drop", "keep", "rename", "key_by",
+                                            "window", "aggregate", "detect"}));
     CAIRN_RETURN_IF_ERROR(CheckOpKeys(c));
     int kinds = c.Has("filter") + c.Has("set") + c.Has("drop") + c.Has("keep") + c.Has("rename") +
-                (c.Has("key_by") || c.Has("window") || c.Has("aggregate"));
+                (c.Has("key_by") || c.Has("window") || c.Has("aggregate") || c.Has("detect"));
     if (kinds != 1)
       return absl::InvalidArgumentError(fmt::format(
-          "{}: a step does exactly one of filter, set, drop, keep, rename, or key_by/window/aggregate", c.Describe("")));
+          "{}: a step does exactly one of filter, set, drop, keep, rename, or key_by/window/aggregate/detect",
+          c.Describe("")));
     std::string fallback = fmt::format("step{}", index + 1);
+    const bool keyed_step = c.Has("window") || c.Has("aggregate") || c.Has("detect");
+    std::optional<std::vector<std::string>> keys;  // from a key_by step just before
+    if (pending_key_by_) {
+      if (!keyed_step || c.Has("key_by"))
+        return absl::InvalidArgumentError(fmt::format(
+            "{}: a key_by step alone keys the step after it, which must be detect, window or aggregate (without a "
+            "key_by of its own)",
+            pending_key_by_->where));
+      keys = std::move(pending_key_by_->keys);
+      pending_key_by_.reset();
+    }
+    if (c.Has("key_by") && !keyed_step) {
+      CAIRN_ASSIGN_OR_RETURN(std::vector<std::string> names, Names(c, "key_by"));
+      if (c.Has("name") || c.Has("parallelism"))
+        return absl::InvalidArgumentError(fmt::format(
+            "{}: a key_by step alone only names the key; set name and parallelism on the step after it",
+            c.Describe("")));
+      pending_key_by_ = PendingKeyBy{std::move(names), c.Describe("key_by")};
+      return s;
+    }
+    if (c.Has("detect")) return AddDetect(c, s, fallback, std::move(keys));
     if (c.Has("filter")) {
       CAIRN_ASSIGN_OR_RETURN(Expr e, ExprAt(c, "filter"));
       return s.Filter(OpFor(c, fallback + ":filter"), [e](const Row& r) { return e.Test(r); });
@@ -228,20 +260,11 @@ class Compiler {
         return r;
       });
     }
-    return AddKeyed(c, s, fallback);
+    return AddKeyed(c, s, fallback, std::move(keys));
   }
 
-  absl::StatusOr<Stream<Row>> AddKeyed(const Config& c, Stream<Row> s, const std::string& fallback) {
-    std::vector<std::string> keys;
-    if (c.Has("key_by")) {
-      CAIRN_ASSIGN_OR_RETURN(keys, Names(c, "key_by"));
-    }
-    if (!c.Has("aggregate"))
-      return absl::InvalidArgumentError(
-          fmt::format("{}: key_by and window need an `aggregate` in the same step", c.Describe("")));
-    CAIRN_ASSIGN_OR_RETURN(Config agg_cfg, c.Child("aggregate"));
-    CAIRN_ASSIGN_OR_RETURN(RowAggregate agg, RowAggregate::Parse(agg_cfg));
-    auto key_fn = [keys](const Row& r) {
+  static std::function<Row(const Row&)> KeyFunction(std::vector<std::string> keys) {
+    return [keys = std::move(keys)](const Row& r) {
       Row k;
       for (const std::string& name : keys) {
         const Value* v = r.Get(name);
@@ -249,7 +272,42 @@ class Compiler {
       }
       return k;
     };
-    auto keyed = s.KeyBy(key_fn);
+  }
+
+  absl::StatusOr<Stream<Row>> AddDetect(const Config& c, Stream<Row> s, const std::string& fallback,
+                                        std::optional<std::vector<std::string>> pending) {
+    if (c.Has("window") || c.Has("aggregate"))
+      return absl::InvalidArgumentError(
+          fmt::format("{}: detect is a step of its own (not with window or aggregate)", c.Describe("detect")));
+    std::vector<std::string> keys = pending.value_or(std::vector<std::string>{});
+    if (c.Has("key_by")) {
+      CAIRN_ASSIGN_OR_RETURN(keys, Names(c, "key_by"));
+    }
+    CAIRN_ASSIGN_OR_RETURN(Config d, c.Child("detect"));
+    CAIRN_ASSIGN_OR_RETURN(RowDetector detector, MakeRowDetector(d, keys));
+    stream::Op op = OpFor(c, fallback + ":detect");
+    if (detector.stream_wide || keys.empty()) {
+      // One state for the whole stream: one subtask sees every row.
+      if (c.Has("parallelism") && op.parallelism != 1)
+        return absl::InvalidArgumentError(fmt::format(
+            "{}: a detector without key_by sees the whole stream and runs as one subtask", c.Describe("parallelism")));
+      op.parallelism = 1;
+    }
+    return s.KeyBy(KeyFunction(keys)).Process<Row>(op, detector.factory);
+  }
+
+  absl::StatusOr<Stream<Row>> AddKeyed(const Config& c, Stream<Row> s, const std::string& fallback,
+                                       std::optional<std::vector<std::string>> pending) {
+    std::vector<std::string> keys = pending.value_or(std::vector<std::string>{});
+    if (c.Has("key_by")) {
+      CAIRN_ASSIGN_OR_RETURN(keys, Names(c, "key_by"));
+    }
+    if (!c.Has("aggregate"))
+      return absl::InvalidArgumentError(
+          fmt::format("{}: a window needs an `aggregate` in the same step", c.Describe("")));
+    CAIRN_ASSIGN_OR_RETURN(Config agg_cfg, c.Child("aggregate"));
+    CAIRN_ASSIGN_OR_RETURN(RowAggregate agg, RowAggregate::Parse(agg_cfg));
+    auto keyed = s.KeyBy(KeyFunction(keys));
     if (!c.Has("window")) {
       // Rolling aggregate: an updated result row for every input row.
       class Rolling final : public stream::KeyedProcessFunction<Row, Row, Row> {
@@ -325,6 +383,12 @@ class Compiler {
   std::unique_ptr<CompiledPipeline> out_;
   stream::Pipeline* p_ = nullptr;
   std::optional<Stream<Row>> late_;
+  // A `key_by` step on its own: the keys of the next step.
+  struct PendingKeyBy {
+    std::vector<std::string> keys;
+    std::string where;
+  };
+  std::optional<PendingKeyBy> pending_key_by_;
 };
 
 absl::StatusOr<std::unique_ptr<CompiledPipeline>> CompilePipeline(const Config& root, const RunOverrides& overrides) {

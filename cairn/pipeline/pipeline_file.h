@@ -19,19 +19,23 @@
 //     - key_by: machine
 //       window: {type: tumbling, size: 1m}     # sliding: size, slide; session: gap; allowed_lateness
 //       aggregate: {n: count(), avg: avg(temperature), p99: p99(temperature)}
+//     - key_by: machine                        # alone: keys the next step
+//     - detect: {type: series, value: temperature, false_alarm_rate: 0.001}
 //   sink: {type: file, path: out.csv}          # file | stdout | mqtt | kafka
 //   late: {type: file, path: late.jsonl}       # records later than the allowed lateness (optional)
 //
 // Steps: filter (expression), set (field: expression), drop / keep (field
 // lists), rename (old: new), key_by (a field, a list of fields, or with
-// `window` and/or `aggregate` in the same step). `aggregate` without `window`
-// is a rolling aggregate per key (an updated row per input row). A window's
-// output row holds the key fields, window_start and window_end (ms) and the
-// aggregates. Every step may carry `name` and `parallelism`.
+// `window`, `aggregate` or `detect` in the same step; alone, it keys the step
+// after it), detect (anomaly detection, see detect_step.h). `aggregate` without
+// `window` is a rolling aggregate per key (an updated row per input row). A
+// window's output row holds the key fields, window_start and window_end (ms)
+// and the aggregates. Every step may carry `name` and `parallelism`.
 // Durations: 250ms, 10s, 5m, 2h, 1d (or a number of milliseconds).
 // Every error names the file, the key and its line.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -48,6 +52,14 @@ struct RunOverrides {
   std::optional<int64_t> checkpoint_interval_ms;
   bool restore = true;
   std::optional<int> parallelism;
+  // Programs that embed a pipeline file (`cairn demo`) may wrap or replace its
+  // source and sink: each function receives the factory the file defines and
+  // returns the one to use. The file's own must still be valid; the source's
+  // watermark settings apply to whatever it returns.
+  using SourceFactory = std::function<std::unique_ptr<stream::Source<stream::Row>>(int subtask)>;
+  using SinkFactory = std::function<std::unique_ptr<stream::Sink<stream::Row>>(int subtask)>;
+  std::function<SourceFactory(SourceFactory)> source;
+  std::function<SinkFactory(SinkFactory)> sink;
 };
 
 class CompiledPipeline {

@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -76,6 +77,112 @@ sink: {{type: file, path: {0}/out.jsonl}}
             std::string::npos)
       << out;
   fs::remove_all(dir);
+}
+
+// Three machines, one reading a minute, a steady wave; m1 jumps by +500 at row 800.
+std::string WriteReadings(const std::string& dir) {
+  std::ofstream in(dir + "/in.csv");
+  in << "ts,machine,temp\n";
+  for (int i = 0; i < 1000; ++i)
+    for (int m = 0; m < 3; ++m)
+      in << 60000 * i << ",m" << m << "," << 20 + std::sin(2 * M_PI * (i + 7 * m) / 48.0) + (m == 1 && i == 800 ? 500 : 0)
+         << "\n";
+  return dir + "/in.csv";
+}
+
+std::vector<std::string> Lines(const std::string& text) {
+  std::vector<std::string> out;
+  std::stringstream ss(text);
+  for (std::string line; std::getline(ss, line);) out.push_back(line);
+  return out;
+}
+
+TEST(PipelineFile, DetectStepAfterAKeyByStepReportsTheSpikeWithItsReason) {
+  std::string dir = TempDir("detect");
+  std::string yaml = fmt::format(R"(
+name: detect
+source: {{type: file, path: {0}, time_field: ts, time_format: epoch_ms}}
+steps:
+  - key_by: machine
+  - detect: {{type: series, value: temp, value_name: temperature, false_alarm_rate: 0.0001}}
+    parallelism: 2
+sink: {{type: file, path: {1}/out.jsonl}}
+)",
+                                 WriteReadings(dir), dir);
+  auto compiled = CompilePipeline(*Config::Parse(yaml, "pipe.yaml"));
+  ASSERT_TRUE(compiled.ok()) << compiled.status();
+  ASSERT_TRUE((*compiled)->pipeline().Run().ok());
+  auto lines = Lines(ReadFile(dir + "/out.jsonl"));
+  ASSERT_FALSE(lines.empty());
+  bool spike = false;
+  for (const std::string& line : lines) {
+    EXPECT_EQ(line.rfind(R"({"machine":"m1","key":"m1","time":)", 0), 0u) << line;
+    EXPECT_NE(line.find(R"("detector":"series")"), std::string::npos) << line;
+    EXPECT_NE(line.find(R"("reason":"temperature )"), std::string::npos) << line;
+    spike |= line.find(R"("time":48000000,)") != std::string::npos;
+  }
+  EXPECT_TRUE(spike) << ReadFile(dir + "/out.jsonl");
+  fs::remove_all(dir);
+}
+
+TEST(PipelineFile, DetectStepWithEmitAllScoresEveryRow) {
+  std::string dir = TempDir("detect-all");
+  std::string yaml = fmt::format(R"(
+source: {{type: file, path: {0}, time_field: ts, time_format: epoch_ms}}
+steps:
+  - filter: machine != "m2"
+  - key_by: [machine]
+    detect: {{type: series, value: temp * 2, emit: all, false_alarm_rate: 0.0001, cooldown: 1h, state_ttl: 1h}}
+sink: {{type: file, path: {1}/out.csv}}
+)",
+                                 WriteReadings(dir), dir);
+  auto compiled = CompilePipeline(*Config::Parse(yaml, "pipe.yaml"));
+  ASSERT_TRUE(compiled.ok()) << compiled.status();
+  ASSERT_TRUE((*compiled)->pipeline().Run().ok());
+  auto lines = Lines(ReadFile(dir + "/out.csv"));
+  ASSERT_EQ(lines.size(), 2001u);
+  EXPECT_EQ(lines[0], "machine,key,time,score,detector,value,reason,anomaly");
+  int anomalies = 0;
+  for (size_t i = 1; i < lines.size(); ++i) {
+    bool anomaly = lines[i].ends_with(",true");
+    anomalies += anomaly;
+    if (lines[i].starts_with("m1,m1,48000000,")) {
+      EXPECT_TRUE(anomaly) << lines[i];
+    }
+  }
+  EXPECT_GE(anomalies, 1);
+  fs::remove_all(dir);
+}
+
+TEST(PipelineFile, DetectErrorsNameTheKeyAndLine) {
+  const std::string head = "source: {type: file, path: x.csv}\nsink: {type: stdout}\nsteps:\n";
+  struct Case {
+    std::string steps, needle;
+  };
+  std::vector<Case> cases = {
+      {"  - key_by: m\n  - detect: {type: tarot, value: t}\n", "key 'steps[1].detect.type' (line 5)"},
+      {"  - detect: {type: series}\n", "steps[0].detect.value"},
+      {"  - detect: {type: series, value: t +}\n", "steps[0].detect.value"},
+      {"  - detect: {type: series, value: t, false_alarm_rate: 2}\n", "steps[0].detect.false_alarm_rate"},
+      {"  - detect: {type: series, value: t, emit: some}\n", "steps[0].detect.emit"},
+      {"  - detect: {type: series, value: t, threshold: 3}\n", "threshold"},
+      {"  - detect: {type: series, value: t, state_ttl: soon}\n", "steps[0].detect.state_ttl"},
+      {"  - detect: {type: series, value: t, cooldown: 0s}\n", "steps[0].detect.cooldown"},
+      {"  - detect: {type: series, value: t}\n    parallelism: 2\n", "steps[0].parallelism"},
+      {"  - key_by: m\n    detect: {type: series, value: t}\n    aggregate: {n: count()}\n", "steps[0].detect"},
+      {"  - key_by: m\n  - filter: t > 1\n", "steps[0].key_by"},
+      {"  - key_by: m\n  - key_by: n\n    detect: {type: series, value: t}\n", "steps[0].key_by"},
+      {"  - key_by: m\n    parallelism: 2\n  - detect: {type: series, value: t}\n", "steps[0]"},
+  };
+  for (auto& c : cases) {
+    absl::Status s = CompileText(head + c.steps);
+    ASSERT_FALSE(s.ok()) << c.steps;
+    std::string msg(s.message());
+    EXPECT_NE(msg.find(c.needle), std::string::npos) << c.needle << " not in: " << msg;
+    EXPECT_NE(msg.find("pipe.yaml"), std::string::npos) << msg;
+  }
+  EXPECT_TRUE(CompileText(head + "  - key_by: m\n  - detect: {type: series, value: t}\n").ok());
+  EXPECT_TRUE(CompileText(head + "  - detect: {type: series, value: t}\n").ok());
 }
 
 TEST(PipelineFile, ErrorsNameTheKeyAndLine) {
