@@ -106,6 +106,9 @@ struct SeriesState {
 
 class SeriesDetector {
  public:
+  using State = SeriesState;
+  static constexpr std::string_view kName = "series";
+
   static absl::StatusOr<SeriesDetector> Create(SeriesConfig config);
   SeriesDetector() = default;
 
