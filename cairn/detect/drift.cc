@@ -124,7 +124,9 @@ absl::StatusOr<DriftDetector> DriftDetector::Create(DriftConfig c) {
 }
 
 void DriftDetector::StartWindow(DriftState& st, int64_t epoch) const {
-  st.current = empty_;
+  // Not an assignment: that would keep the old sketch's buffers (its sorted view).
+  st.current.reset();
+  st.current.emplace(empty_);
   st.epoch = epoch;
   st.window_start = Saturate(epoch, config_.window_ms, 0);
   st.window_end = Saturate(epoch, config_.window_ms, config_.window_ms);

@@ -56,6 +56,7 @@ void HeavyHitterState::Encode(ByteWriter& w) const {
   w.I64(window_end);
   w.U64(window_records);
   w.U64(next_eval);
+  w.U64(evaluated_records);
   w.Varint(past.size());
   for (const auto& s : past) w.String(s.Serialize());
   w.U32(past_next);
@@ -100,6 +101,7 @@ bool HeavyHitterState::Decode(ByteReader& r, HeavyHitterState* out) {
   out->window_end = r.I64();
   out->window_records = r.U64();
   out->next_eval = r.U64();
+  out->evaluated_records = r.U64();
   const uint64_t num_past = r.Varint();
   if (!r.ok()) return false;
   if (num_past > kMaxReferenceWindows) return fail(fmt::format("{} past windows, at most {}", num_past, kMaxReferenceWindows));
@@ -221,6 +223,7 @@ void HeavyHitterDetector::CloseWindow(HeavyHitterState& st, int64_t epoch) const
   st.window_end = Saturate(epoch, config_.window_ms, config_.window_ms);
   st.window_records = 0;
   st.next_eval = 64;
+  st.evaluated_records = 0;
   if (st.num_findings > 0) {
     std::fill(st.findings.begin(), st.findings.end(), HeavyHitterFinding{});
     st.num_findings = 0;
@@ -229,6 +232,7 @@ void HeavyHitterDetector::CloseWindow(HeavyHitterState& st, int64_t epoch) const
 
 void HeavyHitterDetector::Evaluate(HeavyHitterState& st) const {
   const uint64_t n = st.window_records;
+  st.evaluated_records = n;
   const uint64_t every = static_cast<uint64_t>(config_.eval_every);
   st.next_eval = n < every ? std::min(n * 2, every) : n + every;
   if (st.num_findings > 0) {
@@ -316,7 +320,7 @@ std::string HeavyHitterDetector::Explain(const HeavyHitterState& st, const Obser
   past += windows == 1 ? " in the window before)" : fmt::format(" in the {} windows before)", windows);
   return fmt::format("{} '{}' rose to rank {} of the top {} ({} of {} records in this {} window) {}", config_.item_name,
                      obs.item, f->rank, config_.top_k, internal::GroupThousands(f->count),
-                     internal::GroupThousands(st.window_records), internal::FormatDuration(config_.window_ms), past);
+                     internal::GroupThousands(st.evaluated_records), internal::FormatDuration(config_.window_ms), past);
 }
 
 }  // namespace cairn::detect

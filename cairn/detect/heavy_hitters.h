@@ -95,6 +95,7 @@ struct HeavyHitterState {
   EventTime window_end = 0;
   uint64_t window_records = 0;  // N: records of the current window
   uint64_t next_eval = 64;
+  uint64_t evaluated_records = 0;  // N at the latest evaluation
   std::vector<sketch::TopK<uint64_t>> past;  // ring of closed windows
   uint32_t past_next = 0;
   std::vector<RefItem> reference;  // sorted by item
