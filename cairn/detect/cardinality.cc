@@ -177,17 +177,16 @@ void CardinalityDetector::Reset(CardinalityState& st, int64_t epoch) const {
 }
 
 void CardinalityDetector::RebuildUnion(CardinalityState& st) const {
-  uint8_t* u = st.registers.data() + static_cast<size_t>(config_.buckets) * m_;
-  std::memset(u, 0, m_);
-  for (int b = 0; b < config_.buckets; ++b) {
-    const uint8_t* reg = st.registers.data() + static_cast<size_t>(b) * m_;
-    for (uint32_t j = 0; j < m_; ++j) u[j] = std::max(u[j], reg[j]);
-  }
+  const size_t stride = static_cast<size_t>(config_.buckets) + 1;
   uint32_t zeros = 0;
   double sum = 0.0;
   for (uint32_t j = 0; j < m_; ++j) {
-    zeros += u[j] == 0;
-    sum += inv_pow2_[u[j]];
+    uint8_t* reg = st.registers.data() + j * stride;
+    uint8_t u = 0;
+    for (size_t b = 0; b + 1 < stride; ++b) u = std::max(u, reg[b]);
+    reg[stride - 1] = u;
+    zeros += u == 0;
+    sum += inv_pow2_[u];
   }
   st.zeros = zeros;
   st.inv_sum = sum;
@@ -215,6 +214,11 @@ void CardinalityDetector::Rescore(CardinalityState& st) const {
 }
 
 void CardinalityDetector::Rotate(CardinalityState& st, int64_t epoch) const {
+  if (st.history.size() != static_cast<size_t>(config_.history) || st.next >= st.history.size() ||
+      st.samples > st.history.size()) [[unlikely]] {
+    Reset(st, epoch);  // the history has another shape: start afresh
+    return;
+  }
   const int buckets = config_.buckets;
   bool sampled = false;
   // The window ending with the sub-window that closes: a history sample once the
@@ -227,10 +231,11 @@ void CardinalityDetector::Rotate(CardinalityState& st, int64_t epoch) const {
   }
   const uint64_t distance = static_cast<uint64_t>(epoch) - static_cast<uint64_t>(st.epoch);
   const int steps = distance >= static_cast<uint64_t>(buckets) ? buckets : static_cast<int>(distance);
+  const size_t stride = static_cast<size_t>(buckets) + 1;
   for (int k = 0; k < steps; ++k) {
     const int64_t e = epoch - k;
-    const int64_t idx = ((e % buckets) + buckets) % buckets;
-    std::memset(st.registers.data() + static_cast<size_t>(idx) * m_, 0, m_);
+    const auto idx = static_cast<size_t>(((e % buckets) + buckets) % buckets);
+    for (uint32_t j = 0; j < m_; ++j) st.registers[j * stride + idx] = 0;
   }
   st.epoch = epoch;
   st.current = static_cast<uint32_t>(((epoch % buckets) + buckets) % buckets);
@@ -242,34 +247,36 @@ void CardinalityDetector::Rotate(CardinalityState& st, int64_t epoch) const {
 }
 
 Scored CardinalityDetector::UpdateHash(CardinalityState& st, uint64_t h, EventTime time) const {
-  const size_t shape = static_cast<size_t>(config_.buckets + 1) * m_;
-  // A state of another shape (or decoded from damaged bytes) starts afresh.
-  if (st.registers.size() != shape || st.history.size() != static_cast<size_t>(config_.history) ||
-      st.current >= static_cast<uint32_t>(config_.buckets) || st.zeros > m_) [[unlikely]] {
+  const size_t stride = static_cast<size_t>(config_.buckets) + 1;
+  // A state of another shape (or decoded from damaged bytes) starts afresh; the
+  // history's shape is checked where it is used (Rotate), off the hot path.
+  if (st.registers.size() != stride * m_ || st.current >= static_cast<uint32_t>(config_.buckets) ||
+      st.zeros > m_) [[unlikely]] {
     Reset(st, FloorDiv(time, width_));
   }
-  uint8_t* bucket;
+  size_t bucket;
   if (time >= st.bucket_start && time < st.bucket_end) [[likely]] {
-    bucket = st.registers.data() + static_cast<size_t>(st.current) * m_;
+    bucket = st.current;
   } else {
     const int64_t e = FloorDiv(time, width_);
     if (e > st.epoch) {
       Rotate(st, e);
-      bucket = st.registers.data() + static_cast<size_t>(st.current) * m_;
+      bucket = st.current;
     } else if (static_cast<uint64_t>(st.epoch) - static_cast<uint64_t>(e) >=
                static_cast<uint64_t>(config_.buckets)) {
       return {};  // older than the window
     } else {
-      const int64_t idx = ((e % config_.buckets) + config_.buckets) % config_.buckets;
-      bucket = st.registers.data() + static_cast<size_t>(idx) * m_;
+      bucket = static_cast<size_t>(((e % config_.buckets) + config_.buckets) % config_.buckets);
     }
   }
   const int p = config_.precision;
   const uint32_t j = static_cast<uint32_t>(h >> (64 - p));
   const uint8_t rank = static_cast<uint8_t>(std::countl_zero((h << p) | (uint64_t{1} << (p - 1))) + 1);
-  if (rank > bucket[j]) {
-    bucket[j] = rank;
-    uint8_t& u = st.registers[static_cast<size_t>(config_.buckets) * m_ + j];
+  // Register j of every sub-window and of the union lie side by side: one cache line.
+  uint8_t* reg = st.registers.data() + j * stride;
+  if (rank > reg[bucket]) {
+    reg[bucket] = rank;
+    uint8_t& u = reg[stride - 1];
     if (rank > u) {
       st.zeros -= (u == 0) & (st.zeros > 0);
       st.inv_sum += inv_pow2_[rank] - inv_pow2_[u];

@@ -33,8 +33,9 @@
 // Cost: Update is O(1): one hash, a few byte compares; a sub-window rotation
 // costs O(buckets * 2^precision + history) once per sub-window and key. No
 // allocation after a key's first record. Memory per key: (buckets + 1) *
-// 2^precision register bytes + 4 * history bytes + about 100 bytes (550 bytes
-// with the defaults; MemoryBytes()).
+// 2^precision register bytes + 4 * history bytes + 128 bytes (576 bytes with
+// the defaults; MemoryBytes()). A record touches the state's first cache line
+// and one line of registers.
 //
 // Thread-safety: the detector is immutable and shareable; a State is used by
 // one thread at a time.
@@ -70,25 +71,27 @@ struct CardinalityConfig {
   uint64_t seed = 0x63617264696e616cULL;
 };
 
-// One key's state. Default-constructed empty; sized by the first Update.
-struct CardinalityState {
-  int64_t epoch = 0;        // newest sub-window: [epoch * width, (epoch + 1) * width)
-  int64_t first_epoch = 0;  // the key's first sub-window
-  EventTime bucket_start = 0;
+// One key's state. Default-constructed empty; sized by the first Update. The
+// fields a record touches come first, in one cache line.
+struct alignas(64) CardinalityState {
+  EventTime bucket_start = 0;  // newest sub-window: [bucket_start, bucket_end)
   EventTime bucket_end = 0;
+  // 2^precision registers x (buckets + 1) bytes: register j of sub-window b
+  // (by epoch mod buckets) at j * (buckets + 1) + b, the union's at
+  // j * (buckets + 1) + buckets.
+  std::vector<uint8_t> registers;
   double inv_sum = 0.0;     // sum over union registers of 2^-register
+  double score = 0.0;       // cached Scored of the current estimate
   uint32_t zeros = 0;       // empty union registers
-  uint32_t samples = 0;     // counts in the history ring (<= its size)
-  uint32_t next = 0;        // next write position of the ring
   uint32_t current = 0;     // ring index of the newest sub-window
+  float raw = 0.0f;
   float estimate = 0.0f;    // distinct count of the window
   float base_y = 0.0f;      // median of sqrt(count + 3/8) over the history
   float base_s = 0.0f;      // its robust spread
-  float raw = 0.0f;         // cached Scored of the current estimate
-  double score = 0.0;
-  // (buckets + 1) * 2^precision registers: the sub-windows' (by epoch mod
-  // buckets), then the union's.
-  std::vector<uint8_t> registers;
+  int64_t epoch = 0;        // newest sub-window: [epoch * width, (epoch + 1) * width)
+  int64_t first_epoch = 0;  // the key's first sub-window
+  uint32_t samples = 0;     // counts in the history ring (<= its size)
+  uint32_t next = 0;        // next write position of the ring
   std::vector<float> history;
 
   size_t MemoryBytes() const {
