@@ -108,6 +108,12 @@ bool CardinalityState::Decode(ByteReader& r, CardinalityState* out) {
     r.Fail("cardinality state: ring positions out of range");
     return false;
   }
+  const auto bad = [](float v) { return !std::isfinite(v) || v < 0.0f; };
+  if (bad(out->estimate) || bad(out->base_s) || !std::isfinite(out->base_y) || !std::isfinite(out->inv_sum) ||
+      std::any_of(out->history.begin(), out->history.end(), bad)) {
+    r.Fail("cardinality state: counts are not finite");
+    return false;
+  }
   return true;
 }
 
@@ -195,8 +201,15 @@ void CardinalityDetector::RebuildUnion(CardinalityState& st) const {
 
 void CardinalityDetector::RebuildBaseline(CardinalityState& st) const {
   std::array<float, kMaxHistory> y;
-  const size_t n = st.samples;
-  for (size_t i = 0; i < n; ++i) y[i] = std::sqrt(st.history[i] + 0.375f);
+  size_t n = 0;
+  for (size_t i = 0; i < st.samples; ++i) {
+    if (std::isfinite(st.history[i]) && st.history[i] >= 0.0f) y[n++] = std::sqrt(st.history[i] + 0.375f);
+  }
+  if (n == 0) {
+    st.base_y = 0.0f;
+    st.base_s = 1.0f;
+    return;
+  }
   const auto [med, mad] = MedianMad(y.data(), n);
   st.base_y = med;
   st.base_s = std::max(1.4826f * mad, 0.5f) * (1.0f + 1.0f / static_cast<float>(n));
@@ -223,7 +236,8 @@ void CardinalityDetector::Rotate(CardinalityState& st, int64_t epoch) const {
   bool sampled = false;
   // The window ending with the sub-window that closes: a history sample once the
   // key has been seen for a whole window.
-  if (st.epoch - st.first_epoch >= buckets - 1 && st.estimate > 0.0f) {
+  if (static_cast<uint64_t>(st.epoch) - static_cast<uint64_t>(st.first_epoch) >= static_cast<uint64_t>(buckets - 1) &&
+      st.estimate > 0.0f && std::isfinite(st.estimate)) {
     st.history[st.next] = st.estimate;
     st.next = st.next + 1 == st.history.size() ? 0 : st.next + 1;
     st.samples = std::min<uint32_t>(st.samples + 1, static_cast<uint32_t>(st.history.size()));
@@ -291,8 +305,12 @@ Scored CardinalityDetector::UpdateHash(CardinalityState& st, uint64_t h, EventTi
 std::pair<double, double> CardinalityDetector::Baseline(const CardinalityState& st) const {
   if (st.samples == 0) return {0.0, 0.0};
   std::array<float, kMaxHistory> v;
-  std::copy(st.history.begin(), st.history.begin() + st.samples, v.begin());
-  const auto [med, mad] = MedianMad(v.data(), st.samples);
+  size_t n = 0;
+  for (size_t i = 0; i < st.samples && i < st.history.size(); ++i) {
+    if (std::isfinite(st.history[i])) v[n++] = st.history[i];
+  }
+  if (n == 0) return {0.0, 0.0};
+  const auto [med, mad] = MedianMad(v.data(), n);
   return {med, 1.4826 * mad};
 }
 

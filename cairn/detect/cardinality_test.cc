@@ -225,5 +225,26 @@ TEST(Cardinality, Deterministic) {
   EXPECT_EQ(first, second);
 }
 
+// Damaged state bytes: Decode refuses them or yields a state that Update can
+// use (or resets) without reading out of bounds; ASan and UBSan check this.
+TEST(Cardinality, DamagedStateNeverCrashes) {
+  const CardinalityDetector d = MakeDetector({.window_ms = 4000, .buckets = 4, .history = 8, .warmup = 2});
+  CardinalityState valid;
+  for (int i = 0; i < 5000; ++i) d.Update(valid, {.item = std::to_string(i % 300), .time = i * 7});
+  ByteWriter w;
+  valid.Encode(w);
+  const std::string bytes = w.Take();
+  SplitMix64 rng(11);
+  for (int trial = 0; trial < 300; ++trial) {
+    std::string damaged = bytes;
+    const int flips = 1 + static_cast<int>(rng.Next() % 4);
+    for (int f = 0; f < flips; ++f) damaged[rng.Next() % damaged.size()] ^= static_cast<char>(1 + rng.Next() % 255);
+    CardinalityState st;
+    ByteReader r(damaged);
+    if (!CardinalityState::Decode(r, &st)) continue;
+    for (int i = 0; i < 200; ++i) d.Update(st, {.item = std::to_string(i), .time = 40'000 + i * 13});
+  }
+}
+
 }  // namespace
 }  // namespace cairn::detect

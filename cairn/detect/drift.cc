@@ -82,6 +82,7 @@ bool DriftState::Decode(ByteReader& r, DriftState* out) {
   out->window_start = r.I64();
   out->window_end = r.I64();
   out->since_eval = r.I64();
+  if (out->since_eval < 0 || out->since_eval > (int64_t{1} << 62)) return fail("evaluation counter out of range");
   out->shift = r.F64();
   out->sum = r.F64();
   out->sum_sq = r.F64();
@@ -158,8 +159,12 @@ std::optional<Scored> DriftDetector::Evaluate(DriftState& st, bool closed) const
   if (!st.has_reference || st.grid.empty() || st.grid.size() != st.grid_cdf.size()) return std::nullopt;
   const uint64_t n = st.current->n();
   if (n < static_cast<uint64_t>(config_.min_samples)) return std::nullopt;
-  // A copy, so that the sorted view the CDF builds is freed again.
-  const sketch::KllSketch<float> copy = *st.current;
+  // Inside a window, a copy, so that the sorted view the CDF builds does not stay
+  // in the state; a closing window's sketch is dropped (or becomes the reference,
+  // which needs the same view) right after.
+  std::optional<sketch::KllSketch<float>> scratch;
+  if (!closed) scratch.emplace(*st.current);
+  const sketch::KllSketch<float>& copy = closed ? *st.current : *scratch;
   absl::StatusOr<std::vector<double>> cdf = copy.Cdf(st.grid);
   if (!cdf.ok()) return std::nullopt;
   double d = 0.0;
@@ -177,7 +182,7 @@ std::optional<Scored> DriftDetector::Evaluate(DriftState& st, bool closed) const
   st.last.median = copy.Quantile(0.5);
   st.last.reference_median = st.reference_median;
   st.last.closed = closed;
-  st.last.adjacent = st.reference_epoch == st.epoch - 1;
+  st.last.adjacent = static_cast<uint64_t>(st.epoch) - static_cast<uint64_t>(st.reference_epoch) == 1;
   return Scored{internal::ScoreFromP(p), d};
 }
 

@@ -8,6 +8,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include "cairn/base/random.h"
 #include "fmt/format.h"
 
 namespace cairn::detect {
@@ -196,6 +197,27 @@ TEST(Drift, RejectsBadConfig) {
   EXPECT_THAT(msg({.grid = 2000}), HasSubstr("grid 2000 is out of range 8..1024"));
   EXPECT_THAT(msg({.eval_every = 3}), HasSubstr("eval_every 3 values must be at least 16"));
   EXPECT_THAT(msg({.min_samples = 1}), HasSubstr("min_samples 1 must be at least 2"));
+}
+
+// Damaged state bytes: Decode refuses them or yields a state that Update can
+// use (or resets) without reading out of bounds; ASan and UBSan check this.
+TEST(Drift, DamagedStateNeverCrashes) {
+  const DriftDetector d = MakeDetector({.window_ms = 100, .k = 8, .grid = 8, .eval_every = 16, .min_samples = 4});
+  DriftState valid;
+  for (int i = 0; i < 2000; ++i) d.Update(valid, {.value = (i % 17) * 0.5, .time = i / 3});
+  ByteWriter w;
+  valid.Encode(w);
+  const std::string bytes = w.Take();
+  SplitMix64 rng(11);
+  for (int trial = 0; trial < 300; ++trial) {
+    std::string damaged = bytes;
+    const int flips = 1 + static_cast<int>(rng.Next() % 4);
+    for (int f = 0; f < flips; ++f) damaged[rng.Next() % damaged.size()] ^= static_cast<char>(1 + rng.Next() % 255);
+    DriftState st;
+    ByteReader r(damaged);
+    if (!DriftState::Decode(r, &st)) continue;
+    for (int i = 0; i < 200; ++i) d.Update(st, {.value = i * 0.25, .time = 1000 + i});
+  }
 }
 
 }  // namespace

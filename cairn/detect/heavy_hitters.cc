@@ -192,8 +192,12 @@ void HeavyHitterDetector::Reset(HeavyHitterState& st, int64_t epoch) const {
 }
 
 void HeavyHitterDetector::CloseWindow(HeavyHitterState& st, int64_t epoch) const {
+  const size_t ring = static_cast<size_t>(config_.reference_windows);
+  if (st.past.size() > ring || st.past_next >= ring) [[unlikely]] {
+    st.past.clear();  // a ring of another shape (decoded under another config)
+    st.past_next = 0;
+  }
   if (st.window_records > 0) {
-    const size_t ring = static_cast<size_t>(config_.reference_windows);
     if (st.past.size() < ring) {
       st.past.push_back(std::move(*st.current));
       st.past_next = static_cast<uint32_t>(st.past.size() % ring);

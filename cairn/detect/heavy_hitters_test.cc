@@ -177,5 +177,27 @@ TEST(HeavyHitters, RejectsBadConfig) {
   EXPECT_THAT(msg({.min_reference_records = 0}), HasSubstr("min_reference_records 0 must be at least 1"));
 }
 
+// Damaged state bytes: Decode refuses them or yields a state that Update can
+// use (or resets) without reading out of bounds; ASan and UBSan check this.
+TEST(HeavyHitters, DamagedStateNeverCrashes) {
+  const HeavyHitterDetector d =
+      MakeDetector({.window_ms = 100, .top_k = 2, .capacity = 8, .reference_windows = 2, .min_reference_records = 10});
+  HeavyHitterState valid;
+  for (int i = 0; i < 2000; ++i) d.Update(valid, {.item = std::to_string(i % 13 == 0 ? 99 : i % 5), .time = i / 3});
+  ByteWriter w;
+  valid.Encode(w);
+  const std::string bytes = w.Take();
+  SplitMix64 rng(11);
+  for (int trial = 0; trial < 300; ++trial) {
+    std::string damaged = bytes;
+    const int flips = 1 + static_cast<int>(rng.Next() % 4);
+    for (int f = 0; f < flips; ++f) damaged[rng.Next() % damaged.size()] ^= static_cast<char>(1 + rng.Next() % 255);
+    HeavyHitterState st;
+    ByteReader r(damaged);
+    if (!HeavyHitterState::Decode(r, &st)) continue;
+    for (int i = 0; i < 200; ++i) d.Update(st, {.item = std::to_string(i % 7), .time = 1000 + i});
+  }
+}
+
 }  // namespace
 }  // namespace cairn::detect

@@ -150,5 +150,26 @@ TEST(Novelty, RejectsBadConfig) {
   EXPECT_THAT(msg({.expected_items = uint64_t{1} << 50}), HasSubstr("novelty detector: "));
 }
 
+// Damaged state bytes: Decode refuses them or yields a state that Update can
+// use (or resets) without reading out of bounds; ASan and UBSan check this.
+TEST(Novelty, DamagedStateNeverCrashes) {
+  const NoveltyDetector d = MakeDetector({.expected_items = 100, .warmup = 10});
+  NoveltyState valid;
+  for (int i = 0; i < 300; ++i) d.Update(valid, {.item = std::to_string(i % 150)});
+  ByteWriter w;
+  valid.Encode(w);
+  const std::string bytes = w.Take();
+  SplitMix64 rng(11);
+  for (int trial = 0; trial < 300; ++trial) {
+    std::string damaged = bytes;
+    const int flips = 1 + static_cast<int>(rng.Next() % 4);
+    for (int f = 0; f < flips; ++f) damaged[rng.Next() % damaged.size()] ^= static_cast<char>(1 + rng.Next() % 255);
+    NoveltyState st;
+    ByteReader r(damaged);
+    if (!NoveltyState::Decode(r, &st)) continue;
+    for (int i = 0; i < 200; ++i) d.Update(st, {.item = std::to_string(i)});
+  }
+}
+
 }  // namespace
 }  // namespace cairn::detect
