@@ -87,6 +87,7 @@ TEST(Novelty, CalibratedOnSteadyStreams) {
     }
     for (int j = 0; j < 3; ++j) {
       const double rate = static_cast<double>(flagged[j]) / scored;
+      RecordProperty(fmt::format("new{}_at_{}", r, fs[j]), std::to_string(rate));
       EXPECT_LT(rate, 1.5 * fs[j] + 1e-5) << "new rate " << r << ", f " << fs[j];
       if (r < fs[j] / 3) {
         EXPECT_GT(rate, 0.5 * r) << "new rate " << r << ", f " << fs[j];
