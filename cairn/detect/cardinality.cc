@@ -247,7 +247,8 @@ void CardinalityDetector::Rotate(CardinalityState& st, int64_t epoch) const {
   const int steps = distance >= static_cast<uint64_t>(buckets) ? buckets : static_cast<int>(distance);
   const size_t stride = static_cast<size_t>(buckets) + 1;
   for (int k = 0; k < steps; ++k) {
-    const int64_t e = epoch - k;
+    int64_t e;
+    if (__builtin_sub_overflow(epoch, static_cast<int64_t>(k), &e)) break;
     const auto idx = static_cast<size_t>(((e % buckets) + buckets) % buckets);
     for (uint32_t j = 0; j < m_; ++j) st.registers[j * stride + idx] = 0;
   }
