@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # End-to-end checks of the cairn binary as a user runs it: usage errors, help,
 # version, every `cairn sketch` subcommand on small files, and smoke runs of
-# `cairn demo` (compressed into seconds) and `cairn bench sketch` on tiny inputs.
+# `cairn demo` (compressed into seconds), `cairn bench sketch`, `cairn bench nexmark`
+# and `cairn bench detect` on tiny inputs.
 set -u
 CAIRN="$1"
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
@@ -33,7 +34,7 @@ check no_subcommand 2 "$CAIRN"
 check unknown_subcommand 2 "$CAIRN" frobnicate
 expect one_line_reason '^cairn: '
 [ "$(wc -l <"$OUT")" -eq 1 ] && echo "ok   reason_is_one_line" || { echo "FAIL reason is not one line"; fail=1; }
-for sub in demo "demo sketches" sketch bench "sketch distinct" "sketch top" "sketch quantiles" "sketch contains" "bench sketch" "bench nexmark" run; do
+for sub in demo "demo sketches" sketch bench "sketch distinct" "sketch top" "sketch quantiles" "sketch contains" "bench sketch" "bench nexmark" "bench detect" run; do
   # shellcheck disable=SC2086
   check "help_${sub// /_}" 0 "$CAIRN" $sub --help
 done
@@ -117,5 +118,10 @@ expect bench_nexmark_table '^q8 +20000 '
 check bench_nexmark_latency 0 "$CAIRN" bench nexmark --query q0,q7 --events 5000 --latency --latency-rate 20000 --latency-seconds 1 --json
 expect bench_nexmark_latency_json '"latency_p99_ms"'
 check bench_nexmark_bad_query 2 "$CAIRN" bench nexmark --query q9
+check bench_detect_small 0 "$CAIRN" bench detect --records 20000 --keys 100 --repeats 1 --json-out "$T/detect.json"
+expect bench_detect_table '^heavy_hitters +1 '
+expect bench_detect_cardinality '^cardinality +100 '
+grep -q '"benchmark": "detect"' "$T/detect.json" && echo "ok   bench_detect_json" || { echo "FAIL bench detect json"; fail=1; }
+check bench_detect_bad_only 2 "$CAIRN" bench detect --only nonesuch
 
 exit $fail

@@ -4,6 +4,7 @@
 
 #include <fmt/format.h>
 
+#include "bench/detect_workload.h"
 #include "bench/nexmark_workload.h"
 #include "bench/sketch_workload.h"
 #include "cairn/pipeline/pipeline_file.h"
@@ -15,6 +16,7 @@ namespace {
 struct BenchFlags {
   bench::SketchBenchOptions sketch;
   bench::NexmarkOptions nexmark;
+  bench::DetectBenchOptions detect;
   std::string checkpoint_interval = "1s";
   bool json = false;
   std::string json_out;
@@ -44,6 +46,14 @@ int RunSketchBenchCommand(const BenchFlags& f) {
   auto rows = bench::RunSketchBench(f.sketch);
   auto j = bench::SketchBenchToJson(f.sketch, rows);
   return EmitResults(f, j, bench::FormatSketchBench(rows));
+}
+
+int RunDetectBenchCommand(const BenchFlags& f) {
+  fmt::print(stderr, "cairn bench detect: {} records over {} keys, median of {} runs, one thread\n", f.detect.records,
+             f.detect.keys, f.detect.repeats);
+  auto rows = bench::RunDetectBench(f.detect);
+  auto j = bench::DetectBenchToJson(f.detect, rows);
+  return EmitResults(f, j, bench::FormatDetectBench(f.detect, rows));
 }
 
 int RunNexmarkBenchCommand(BenchFlags& f) {
@@ -97,6 +107,26 @@ void RegisterBench(CLI::App& app, Runner* run) {
   sk->add_flag("--json", f->json, "Print one JSON object instead of the table");
   sk->add_option("--json-out", f->json_out, "Also write the JSON object to this file");
   sk->callback([=] { *run = [=] { return RunSketchBenchCommand(*f); }; });
+
+  CLI::App* dt = bench->add_subcommand(
+      "detect", "Anomaly detectors in memory: records/s per core, memory per key, share of alarms");
+  dt->add_option("--records", f->detect.records, "Records per measurement")
+      ->capture_default_str()
+      ->check(CLI::Range(uint64_t{1000}, uint64_t{1'000'000'000}));
+  dt->add_option("--keys", f->detect.keys, "Keys of the per-key detectors (series, cardinality, drift)")
+      ->capture_default_str()
+      ->check(CLI::Range(uint64_t{1}, uint64_t{100'000'000}));
+  dt->add_option("--repeats", f->detect.repeats, "Runs per measurement (the median is reported)")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 100));
+  dt->add_option("--seed", f->detect.seed, "Random seed")->capture_default_str();
+  dt->add_option("--only", f->detect.only, "Only these: series, cardinality, drift, novelty, heavy_hitters")
+      ->delimiter(',')
+      ->allow_extra_args(false)
+      ->check(CLI::IsMember({"series", "cardinality", "drift", "novelty", "heavy_hitters"}));
+  dt->add_flag("--json", f->json, "Print one JSON object instead of the table");
+  dt->add_option("--json-out", f->json_out, "Also write the JSON object to this file");
+  dt->callback([=] { *run = [=] { return RunDetectBenchCommand(*f); }; });
 
   CLI::App* nx = bench->add_subcommand(
       "nexmark", "Nexmark queries on the stream engine: events/s, events/s per core, p50/p99 latency");
