@@ -103,6 +103,7 @@ struct alignas(64) CardinalityState {
 
 class CardinalityDetector {
  public:
+  static constexpr std::string_view kName = "cardinality";
   // InvalidArgument naming the bad field when the config is out of range.
   static absl::StatusOr<CardinalityDetector> Create(CardinalityConfig config);
 

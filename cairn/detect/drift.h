@@ -122,6 +122,7 @@ struct DriftState {
 
 class DriftDetector {
  public:
+  static constexpr std::string_view kName = "drift";
   static absl::StatusOr<DriftDetector> Create(DriftConfig config);
 
   // Adds obs.value at obs.time to its key's current window; returns the

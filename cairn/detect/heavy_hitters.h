@@ -111,6 +111,7 @@ struct HeavyHitterState {
 
 class HeavyHitterDetector {
  public:
+  static constexpr std::string_view kName = "heavy_hitters";
   static absl::StatusOr<HeavyHitterDetector> Create(HeavyHitterConfig config);
 
   // Counts obs.item at obs.time and returns the latest evaluation's score of

@@ -71,6 +71,7 @@ struct NoveltyState {
 
 class NoveltyDetector {
  public:
+  static constexpr std::string_view kName = "novelty";
   static absl::StatusOr<NoveltyDetector> Create(NoveltyConfig config);
 
   // Scores obs.item (1 - recent rate of new items if it is new, else 0) and

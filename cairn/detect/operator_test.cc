@@ -43,9 +43,9 @@ struct Reading {
 constexpr EventTime kStart = 1'700'000'000'000;
 constexpr EventTime kMinute = 60'000;
 
-// A steady signal: a daily-looking wave of amplitude 1 around 20, no noise,
-// so no sane detector finds it surprising.
-double Steady(int i, int phase) { return 20.0 + std::sin(2 * M_PI * (i + phase) / 48.0); }
+// A steady signal: an hourly wave of amplitude 1 around 20, no noise, so no
+// sane detector finds it surprising.
+double Steady(int i, int phase) { return 20.0 + std::sin(2 * M_PI * (i + phase) / 60.0); }
 
 // Readings of several machines, one a minute each, interleaved. `spikes` maps
 // a machine to the indices where its reading jumps by +500.
@@ -84,7 +84,9 @@ TEST(DetectOperator, ReportsAHugeSpikeAfterASteadyWarmupAndNothingOnSteadySeries
   const int n = 2000, spike = 1500;
   auto data = Readings(3, n, {{1, {spike}}});
   Pipeline p(Options(2));
-  auto alarms = Collect(Detect(p.AddSource<Reading>("readings", FromVector(data))
+  // One reader keeps each machine's readings in time order: the series
+  // detector learns from records in the order they arrive.
+  auto alarms = Collect(Detect(p.AddSource<Reading>(Op("readings", 1), FromVector(data))
                                    .KeyBy([](const Reading& r) { return r.machine; }),
                                "temperature", Temperature(), Celsius, {.false_alarm_rate = 1e-4}));
   ASSERT_TRUE(p.Run().ok());

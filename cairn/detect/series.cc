@@ -49,7 +49,7 @@ double RankReservoir::Quantile(double q) const {
   return sorted[i];
 }
 
-double RankReservoir::TailZ(double x, double extrapolate) const {
+double RankReservoir::TailZ(double x, double extrapolate, double scale_floor) const {
   if (count < 10 || size == 0) return 0.0;
   const float* b = sorted.data();
   const float* e = b + size;
@@ -70,7 +70,10 @@ double RankReservoir::TailZ(double x, double extrapolate) const {
   }
   tail = std::max(tail, floor);
   double z = NormalTailInverse(tail);
-  const double iqr = Quantile(0.75) - Quantile(0.25) + 1e-9;
+  // The unit of the extrapolation: the IQR, but never below `scale_floor` nor a
+  // thousandth of the range seen, so quantized or nearly constant histories do
+  // not turn a small step into millions of sigmas.
+  const double iqr = std::max({Quantile(0.75) - Quantile(0.25), scale_floor, 1e-3 * (max - min), 1e-12});
   if (x > max) z += (x - max) / iqr * extrapolate;
   if (x < min) z += (min - x) / iqr * extrapolate;
   return z;
@@ -220,10 +223,12 @@ Scored SeriesDetector::Update(SeriesState& st, const Observation& obs) const {
   const int h = static_cast<int>(((hour_index % 24) + 24) % 24);
 
   // The three measures, against the history before this record.
-  const double z_level = st.level.TailZ(x, kLevelExtrapolation);
+  const double z_level = st.level.TailZ(x, kLevelExtrapolation, 0.0);
+  // A seasonal residual below a tenth of the level's IQR is never news.
+  const double season_floor = 0.1 * (st.level.Quantile(0.75) - st.level.Quantile(0.25));
   const bool hour_known = st.hour_seen[h] >= 2;
   const double residual = x - st.hour_mean[h];
-  const double z_season = hour_known ? st.season.TailZ(residual, kSeasonExtrapolation) : 0.0;
+  const double z_season = hour_known ? st.season.TailZ(residual, kSeasonExtrapolation, season_floor) : 0.0;
   double up = st.cusum_up, down = st.cusum_down, z_change = 0.0;
   const double median = st.level.Quantile(0.5);
   if (st.level.size > 20) {
@@ -231,14 +236,14 @@ Scored SeriesDetector::Update(SeriesState& st, const Observation& obs) const {
     const double u = std::clamp((x - median) / robust_sd, -10.0, 10.0);
     up = std::max(0.0, up * c.cusum_decay + u - c.cusum_slack);
     down = std::max(0.0, down * c.cusum_decay - u - c.cusum_slack);
-    if (i > kChangeStart) z_change = st.change.TailZ(std::max(up, down), kChangeExtrapolation);
+    if (i > kChangeStart) z_change = st.change.TailZ(std::max(up, down), kChangeExtrapolation, c.cusum_slack + 1.0);
   }
   // Hour of the week; the epoch began on a Thursday, so shift to start weeks on Monday.
   const int64_t week_index = hour_index + 72;
   const int wh = static_cast<int>(((week_index % 168) + 168) % 168);
   const bool week_known = st.week_seen[wh] >= 2;
   const double week_residual = x - st.week_mean[wh];
-  const double z_week = week_known ? st.week.TailZ(week_residual, kSeasonExtrapolation) : 0.0;
+  const double z_week = week_known ? st.week.TailZ(week_residual, kSeasonExtrapolation, season_floor) : 0.0;
   double raw = z_level;
   uint8_t cause = 1;
   if (c.week_weight * z_week > raw) raw = c.week_weight * z_week, cause = 4;
@@ -298,6 +303,11 @@ Scored SeriesDetector::Update(SeriesState& st, const Observation& obs) const {
   return {.score = ScoreOf(z), .raw = z};
 }
 
+namespace {
+// "4.2 sigma"; past 100 the number carries no information a person can use.
+std::string Sigma(double z) { return z < 100 ? fmt::format("{:.1f} sigma", z) : std::string("over 100 sigma"); }
+}  // namespace
+
 std::string SeriesDetector::Explain(const SeriesState& st, const Observation& obs, const Scored& s) const {
   const std::string& name = config_.value_name;
   const double x = obs.value;
@@ -305,24 +315,24 @@ std::string SeriesDetector::Explain(const SeriesState& st, const Observation& ob
   switch (st.cause) {
     case 1:
       if (st.beyond) {
-        return fmt::format("{} {:.4g} is {} anything seen before ({} so far {:.4g}, median {:.4g}); {:.1f} sigma",
+        return fmt::format("{} {:.4g} is {} anything seen before ({} so far {:.4g}, median {:.4g}); {}",
                            name, x, x >= st.expected ? "above" : "below", x >= st.expected ? "highest" : "lowest",
-                           st.previous_extreme, st.expected, s.raw);
+                           st.previous_extreme, st.expected, Sigma(s.raw));
       }
-      return fmt::format("{} {:.4g} is {:.1f} sigma {} its usual range (median {:.4g}, middle half {:.4g} to {:.4g})",
-                         name, x, s.raw, dir, st.expected, st.level.Quantile(0.25), st.level.Quantile(0.75));
+      return fmt::format("{} {:.4g} is {} {} its usual range (median {:.4g}, middle half {:.4g} to {:.4g})",
+                         name, x, Sigma(s.raw), dir, st.expected, st.level.Quantile(0.25), st.level.Quantile(0.75));
     case 2:
-      return fmt::format("{} {:.4g} is {:.1f} sigma {} its usual level of {:.4g} at {:02d}:00 UTC", name, x, s.raw, dir,
+      return fmt::format("{} {:.4g} is {} {} its usual level of {:.4g} at {:02d}:00 UTC", name, x, Sigma(s.raw), dir,
                          st.expected, st.hour);
     case 4: {
       static constexpr const char* kDays[] = {"Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday",
                                               "Sunday"};
-      return fmt::format("{} {:.4g} is {:.1f} sigma {} its usual level of {:.4g} on {} at {:02d}:00 UTC", name, x,
-                         s.raw, dir, st.expected, kDays[st.week_hour / 24], st.week_hour % 24);
+      return fmt::format("{} {:.4g} is {} {} its usual level of {:.4g} on {} at {:02d}:00 UTC", name, x,
+                         Sigma(s.raw), dir, st.expected, kDays[st.week_hour / 24], st.week_hour % 24);
     }
     case 3:
-      return fmt::format("{} has stayed {} its median of {:.4g} (now {:.4g}): a sustained shift, {:.1f} sigma", name,
-                         dir, st.expected, x, s.raw);
+      return fmt::format("{} has stayed {} its median of {:.4g} (now {:.4g}): a sustained shift, {}", name, dir,
+                         st.expected, x, Sigma(s.raw));
     default:
       return fmt::format("{} {:.4g} is not a number", name, x);
   }

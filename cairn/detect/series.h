@@ -67,8 +67,8 @@ struct RankReservoir {
   double max = 0.0;
 
   // Tail z-score ("sigma") of x among the values seen; `extrapolate` sigmas per
-  // IQR beyond the extremes. 0 until 10 values were seen.
-  double TailZ(double x, double extrapolate) const;
+  // IQR (at least `scale_floor`) beyond the extremes. 0 until 10 values were seen.
+  double TailZ(double x, double extrapolate, double scale_floor) const;
   double Quantile(double q) const;
   void Add(double x, uint64_t random);
 };

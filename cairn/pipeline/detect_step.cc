@@ -3,6 +3,10 @@
 #include <optional>
 #include <string_view>
 
+#include "cairn/detect/cardinality.h"
+#include "cairn/detect/drift.h"
+#include "cairn/detect/heavy_hitters.h"
+#include "cairn/detect/novelty.h"
 #include "cairn/detect/operator.h"
 #include "cairn/detect/series.h"
 #include "cairn/pipeline/expr.h"
@@ -70,6 +74,113 @@ absl::StatusOr<RowDetector> MakeSeries(const Config& c, const Common& common) {
   return RowDetectorFor("series", false, *std::move(detector), std::move(extract), common);
 }
 
+absl::StatusOr<Expr> ParseExprKey(const Config& c, std::string_view key) {
+  CAIRN_ASSIGN_OR_RETURN(std::string text, c.Get<std::string>(key));
+  auto e = Expr::Parse(text);
+  if (!e.ok()) return absl::InvalidArgumentError(fmt::format("{}: {}", c.Describe(key), std::string(e.status().message())));
+  return *std::move(e);
+}
+
+template <class D>
+absl::StatusOr<D> CreateOrDescribe(const Config& c, absl::StatusOr<D> d) {
+  if (!d.ok()) return absl::InvalidArgumentError(fmt::format("{}: {}", c.Describe(""), std::string(d.status().message())));
+  return d;
+}
+
+absl::StatusOr<stream::EventTime> DurationOr(const Config& c, std::string_view key, stream::EventTime fallback) {
+  if (!c.Has(key)) return fallback;
+  CAIRN_ASSIGN_OR_RETURN(std::string text, c.Get<std::string>(key));
+  auto ms = ParseDurationMs(text);
+  if (!ms.ok() || *ms <= 0)
+    return absl::InvalidArgumentError(
+        fmt::format("{}: {}", c.Describe(key), ms.ok() ? "must be positive" : std::string(ms.status().message())));
+  return *ms;
+}
+
+// An extractor of a text item (from an expression) into a per-instance scratch
+// string, which the Observation views while the detector runs.
+struct ItemExtract {
+  Expr item;
+  std::string scratch;
+  std::optional<detect::Observation> operator()(const Row& row) {
+    stream::Value v = item.Eval(row);
+    if (std::holds_alternative<std::monostate>(v)) return std::nullopt;
+    scratch = stream::ValueToString(v);
+    return detect::Observation{.item = scratch};
+  }
+};
+
+absl::StatusOr<RowDetector> MakeCardinality(const Config& c, const Common& common) {
+  CAIRN_RETURN_IF_ERROR(c.CheckKnownKeys({CAIRN_DETECT_COMMON_KEYS, "item", "window", "buckets", "precision", "history",
+                                          "warmup", "verb", "item_name"}));
+  CAIRN_ASSIGN_OR_RETURN(Expr item, ParseExprKey(c, "item"));
+  detect::CardinalityConfig config;
+  CAIRN_ASSIGN_OR_RETURN(config.window_ms, DurationOr(c, "window", config.window_ms));
+  CAIRN_ASSIGN_OR_RETURN(config.buckets, c.GetOr<int>("buckets", config.buckets));
+  CAIRN_ASSIGN_OR_RETURN(config.precision, c.GetOr<int>("precision", config.precision));
+  CAIRN_ASSIGN_OR_RETURN(config.history, c.GetOr<int>("history", config.history));
+  CAIRN_ASSIGN_OR_RETURN(config.warmup, c.GetOr<int>("warmup", config.warmup));
+  CAIRN_ASSIGN_OR_RETURN(config.verb, c.GetOr<std::string>("verb", config.verb));
+  CAIRN_ASSIGN_OR_RETURN(config.item_name, c.GetOr<std::string>("item_name", config.item_name));
+  CAIRN_ASSIGN_OR_RETURN(auto d, CreateOrDescribe(c, detect::CardinalityDetector::Create(config)));
+  return RowDetectorFor("cardinality", false, std::move(d), ItemExtract{std::move(item), {}}, common);
+}
+
+absl::StatusOr<RowDetector> MakeNovelty(const Config& c, const Common& common) {
+  CAIRN_RETURN_IF_ERROR(c.CheckKnownKeys({CAIRN_DETECT_COMMON_KEYS, "item", "expected_items", "false_positive_rate",
+                                          "half_life", "warmup", "item_name"}));
+  CAIRN_ASSIGN_OR_RETURN(Expr item, ParseExprKey(c, "item"));
+  detect::NoveltyConfig config;
+  CAIRN_ASSIGN_OR_RETURN(int64_t expected, c.GetOr<int64_t>("expected_items", static_cast<int64_t>(config.expected_items)));
+  if (expected <= 0) return absl::InvalidArgumentError(fmt::format("{}: must be positive", c.Describe("expected_items")));
+  config.expected_items = static_cast<uint64_t>(expected);
+  CAIRN_ASSIGN_OR_RETURN(config.false_positive_rate, c.GetOr<double>("false_positive_rate", config.false_positive_rate));
+  CAIRN_ASSIGN_OR_RETURN(config.half_life, c.GetOr<double>("half_life", config.half_life));
+  CAIRN_ASSIGN_OR_RETURN(config.warmup, c.GetOr<int64_t>("warmup", config.warmup));
+  CAIRN_ASSIGN_OR_RETURN(config.item_name, c.GetOr<std::string>("item_name", config.item_name));
+  CAIRN_ASSIGN_OR_RETURN(auto d, CreateOrDescribe(c, detect::NoveltyDetector::Create(config)));
+  return RowDetectorFor("novelty", true, std::move(d), ItemExtract{std::move(item), {}}, common);
+}
+
+absl::StatusOr<RowDetector> MakeHeavyHitters(const Config& c, const Common& common) {
+  CAIRN_RETURN_IF_ERROR(c.CheckKnownKeys({CAIRN_DETECT_COMMON_KEYS, "item", "window", "top_k", "capacity",
+                                          "reference_windows", "min_rank_rise", "eval_every", "min_reference_records",
+                                          "item_name"}));
+  CAIRN_ASSIGN_OR_RETURN(Expr item, ParseExprKey(c, "item"));
+  detect::HeavyHitterConfig config;
+  CAIRN_ASSIGN_OR_RETURN(config.window_ms, DurationOr(c, "window", config.window_ms));
+  CAIRN_ASSIGN_OR_RETURN(config.top_k, c.GetOr<int>("top_k", config.top_k));
+  CAIRN_ASSIGN_OR_RETURN(config.capacity, c.GetOr<int>("capacity", config.capacity));
+  CAIRN_ASSIGN_OR_RETURN(config.reference_windows, c.GetOr<int>("reference_windows", config.reference_windows));
+  CAIRN_ASSIGN_OR_RETURN(config.min_rank_rise, c.GetOr<double>("min_rank_rise", config.min_rank_rise));
+  CAIRN_ASSIGN_OR_RETURN(config.eval_every, c.GetOr<int64_t>("eval_every", config.eval_every));
+  CAIRN_ASSIGN_OR_RETURN(config.min_reference_records,
+                         c.GetOr<int64_t>("min_reference_records", config.min_reference_records));
+  CAIRN_ASSIGN_OR_RETURN(config.item_name, c.GetOr<std::string>("item_name", config.item_name));
+  CAIRN_ASSIGN_OR_RETURN(auto d, CreateOrDescribe(c, detect::HeavyHitterDetector::Create(config)));
+  return RowDetectorFor("heavy_hitters", true, std::move(d), ItemExtract{std::move(item), {}}, common);
+}
+
+absl::StatusOr<RowDetector> MakeDrift(const Config& c, const Common& common) {
+  CAIRN_RETURN_IF_ERROR(c.CheckKnownKeys({CAIRN_DETECT_COMMON_KEYS, "value", "value_name", "window", "k", "grid",
+                                          "eval_every", "min_samples"}));
+  CAIRN_ASSIGN_OR_RETURN(Expr value, ParseExprKey(c, "value"));
+  detect::DriftConfig config;
+  CAIRN_ASSIGN_OR_RETURN(config.value_name, c.GetOr<std::string>("value_name", c.Get<std::string>("value").value()));
+  CAIRN_ASSIGN_OR_RETURN(config.window_ms, DurationOr(c, "window", config.window_ms));
+  CAIRN_ASSIGN_OR_RETURN(config.k, c.GetOr<int>("k", config.k));
+  CAIRN_ASSIGN_OR_RETURN(config.grid, c.GetOr<int>("grid", config.grid));
+  CAIRN_ASSIGN_OR_RETURN(config.eval_every, c.GetOr<int64_t>("eval_every", config.eval_every));
+  CAIRN_ASSIGN_OR_RETURN(config.min_samples, c.GetOr<int64_t>("min_samples", config.min_samples));
+  CAIRN_ASSIGN_OR_RETURN(auto d, CreateOrDescribe(c, detect::DriftDetector::Create(config)));
+  auto extract = [e = std::move(value)](const Row& row) -> std::optional<detect::Observation> {
+    std::optional<double> v = stream::ValueToDouble(e.Eval(row));
+    if (!v) return std::nullopt;
+    return detect::Observation{.value = *v};
+  };
+  return RowDetectorFor("drift", false, std::move(d), std::move(extract), common);
+}
+
 // Detector types by name. Stream-wide types (edges, novelty, heavy hitters)
 // return RowDetectorFor(..., /*stream_wide=*/true, ...).
 struct Kind {
@@ -77,7 +188,8 @@ struct Kind {
   absl::StatusOr<RowDetector> (*make)(const Config&, const Common&);
 };
 constexpr Kind kKinds[] = {
-    {"series", &MakeSeries},
+    {"series", &MakeSeries},           {"cardinality", &MakeCardinality}, {"novelty", &MakeNovelty},
+    {"heavy_hitters", &MakeHeavyHitters}, {"drift", &MakeDrift},
 };
 
 std::string KindNames() {

@@ -154,6 +154,46 @@ sink: {{type: file, path: {1}/out.csv}}
   fs::remove_all(dir);
 }
 
+TEST(PipelineFile, CardinalityAndNoveltyStepsReportTheScanAndTheNewcomer) {
+  std::string dir = TempDir("detect-sketches");
+  // Host h1 talks to 3 peers a minute for an hour, then to 400 in one minute;
+  // device names repeat from a small set until "intruder" appears.
+  std::string csv = "ts,host,peer,device\n";
+  int64_t t = 0;
+  for (int minute = 0; minute < 60; ++minute)
+    for (int i = 0; i < 3; ++i, t += 20'000)
+      csv += fmt::format("{},h1,p{},d{}\n", t, (minute + i) % 5, i % 4);
+  for (int i = 0; i < 400; ++i) csv += fmt::format("{},h1,scan{},d{}\n", t + i * 100, i, i % 4);
+  csv += fmt::format("{},h1,p1,intruder\n", t + 50'000);
+  std::ofstream(dir + "/in.csv") << csv;
+  auto run = [&](const std::string& step) {
+    std::string yaml = fmt::format(R"(
+source: {{type: file, path: {0}/in.csv, time_field: ts, time_format: epoch_ms}}
+steps:
+{1}
+sink: {{type: file, path: {0}/out.jsonl}}
+)",
+                                   dir, step);
+    auto compiled = CompilePipeline(*Config::Parse(yaml, "pipe.yaml"));
+    EXPECT_TRUE(compiled.ok()) << compiled.status();
+    if (!compiled.ok()) return std::string();
+    EXPECT_TRUE((*compiled)->pipeline().Run().ok());
+    std::string out = ReadFile(dir + "/out.jsonl");
+    fs::remove(dir + "/out.jsonl");
+    return out;
+  };
+  std::string scan = run(
+      "  - key_by: host\n  - detect: {type: cardinality, item: peer, window: 1m, warmup: 8, verb: contacted, "
+      "item_name: peers, false_alarm_rate: 0.001}");
+  EXPECT_NE(scan.find(R"("detector":"cardinality")"), std::string::npos) << scan;
+  EXPECT_NE(scan.find("h1 contacted"), std::string::npos) << scan;
+  std::string newcomer = run("  - detect: {type: novelty, item: device, warmup: 50, false_alarm_rate: 0.01}");
+  EXPECT_NE(newcomer.find(R"("detector":"novelty")"), std::string::npos) << newcomer;
+  EXPECT_NE(newcomer.find("intruder"), std::string::npos) << newcomer;
+  EXPECT_EQ(newcomer.find("\"d1\""), std::string::npos) << newcomer;
+  fs::remove_all(dir);
+}
+
 TEST(PipelineFile, DetectErrorsNameTheKeyAndLine) {
   const std::string head = "source: {type: file, path: x.csv}\nsink: {type: stdout}\nsteps:\n";
   struct Case {
@@ -173,6 +213,11 @@ TEST(PipelineFile, DetectErrorsNameTheKeyAndLine) {
       {"  - key_by: m\n  - filter: t > 1\n", "steps[0].key_by"},
       {"  - key_by: m\n  - key_by: n\n    detect: {type: series, value: t}\n", "steps[0].key_by"},
       {"  - key_by: m\n    parallelism: 2\n  - detect: {type: series, value: t}\n", "steps[0]"},
+      {"  - key_by: m\n  - detect: {type: novelty, item: d}\n", "remove key_by"},
+      {"  - key_by: m\n  - detect: {type: cardinality}\n", "steps[1].detect.item"},
+      {"  - key_by: m\n  - detect: {type: cardinality, item: d, window: 1m, buckets: 7}\n", "steps[1].detect"},
+      {"  - detect: {type: heavy_hitters, item: d, top_k: 0}\n", "steps[0].detect"},
+      {"  - key_by: m\n  - detect: {type: drift, value: t, window: never}\n", "steps[1].detect.window"},
   };
   for (auto& c : cases) {
     absl::Status s = CompileText(head + c.steps);
