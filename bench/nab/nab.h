@@ -172,6 +172,11 @@ absl::StatusOr<std::vector<ProfileReport>> Evaluate(const Corpus& corpus, const 
                                                     std::span<const Profile> profiles,
                                                     std::optional<double> threshold = std::nullopt);
 
+// NAB's <detector>_<profile>_scores.csv for a report: a header, one row per file
+// (Detector,Profile,File,Threshold,Score,TP,TN,FP,FN,Total_Count; counts are rows
+// after probation, Total_Count their sum, as in NAB v1.1) and a Totals row.
+std::string ScoresCsv(const Corpus& corpus, const ProfileReport& report, const std::string& detector);
+
 // ---- Detectors and results files -------------------------------------------
 
 // Runs `detector` over every file with a fresh state (files in parallel on

@@ -312,4 +312,19 @@ absl::StatusOr<std::vector<ProfileReport>> Evaluate(const Corpus& corpus, const 
   return reports;
 }
 
+std::string ScoresCsv(const Corpus& corpus, const ProfileReport& report, const std::string& detector) {
+  std::string out = "Detector,Profile,File,Threshold,Score,TP,TN,FP,FN,Total_Count\n";
+  auto row = [&](std::string_view det, std::string_view profile, std::string_view file, std::string threshold,
+                 double score, const Counts& c) {
+    fmt::format_to(std::back_inserter(out), "{},{},{},{},{},{},{},{},{},{}\n", det, profile, file, threshold, score,
+                   c.tp, c.tn, c.fp, c.fn, c.tp + c.tn + c.fp + c.fn);
+  };
+  for (size_t f = 0; f < corpus.files.size() && f < report.files.size(); ++f) {
+    row(detector, report.profile.name, corpus.files[f].name, fmt::format("{}", report.threshold),
+        report.files[f].score, report.files[f].counts);
+  }
+  row("Totals", "", "", "", report.overall.raw, report.overall.counts);
+  return out;
+}
+
 }  // namespace cairn::nab
