@@ -291,7 +291,13 @@ absl::StatusOr<Corpus> LoadCorpus(const std::string& dir) {
   corpus.dir = dir;
   std::vector<std::pair<std::string, fs::path>> found;  // name, path
   for (const auto& cat : fs::directory_iterator(data, ec)) {
-    if (!cat.is_directory()) continue;
+    if (!cat.is_directory()) {
+      if (cat.path().extension() == ".csv") {
+        corpus.problems.push_back(fmt::format("{} is not in a category folder (data/<category>/): not scored",
+                                              cat.path().string()));
+      }
+      continue;
+    }
     for (const auto& f : fs::directory_iterator(cat.path(), ec)) {
       if (!f.is_regular_file() || f.path().extension() != ".csv") continue;
       found.emplace_back(cat.path().filename().string() + "/" + f.path().filename().string(), f.path());

@@ -485,6 +485,7 @@ TEST_F(NabDirTest, LoadsAndReportsUnpairedFiles) {
   Write("data/cat/a.csv", Rows(100));
   Write("data/cat/extra.csv", Rows(10));
   Write("data/cat/notes.txt", "ignored");
+  Write("data/loose.csv", Rows(10));
   Write("combined_windows.json", R"({"cat/a.csv": [["2014-01-01 00:40:00.000000", "2014-01-01 00:49:00.000000"]],
                                      "cat/b.csv": [], "cat/gone.csv": [["2014-01-01 00:40:00", "2014-01-01 00:49:00"]]})");
   auto c = LoadCorpus(dir_.string());
@@ -495,9 +496,10 @@ TEST_F(NabDirTest, LoadsAndReportsUnpairedFiles) {
   EXPECT_EQ(c->files[0].windows[0].last, 49);
   EXPECT_EQ(c->NumWindows(), 1);
   EXPECT_EQ(c->NumRows(), 200);
-  ASSERT_EQ(c->problems.size(), 2u);
-  EXPECT_THAT(c->problems[0], HasSubstr("extra.csv has no entry in"));
-  EXPECT_THAT(c->problems[1], HasSubstr("\"cat/gone.csv\" (1 windows) but"));
+  ASSERT_EQ(c->problems.size(), 3u);
+  EXPECT_THAT(c->problems[0], HasSubstr("loose.csv is not in a category folder"));
+  EXPECT_THAT(c->problems[1], HasSubstr("extra.csv has no entry in"));
+  EXPECT_THAT(c->problems[2], HasSubstr("\"cat/gone.csv\" (1 windows) but"));
 }
 
 TEST_F(NabDirTest, ErrorsNameTheFile) {
