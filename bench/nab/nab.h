@@ -102,7 +102,7 @@ struct Profile {
 std::span<const Profile> NabProfiles();
 const Profile* FindProfile(std::string_view name);
 
-// -1 for positions >= 3 windows past a window, else 2 / (1 + e^(5x)) - 1.
+// NAB's scaled sigmoid: -1 for positions x > 3, else 2 / (1 + e^(5x)) - 1.
 double ScaledSigmoid(double position);
 // min(floor(0.15 n), 0.15 * 5000): rows before it are not scored.
 double ProbationaryLength(int64_t rows);
@@ -143,14 +143,15 @@ ThresholdScore OptimizeThreshold(const Corpus& corpus, const CorpusScores& score
 // The null detector: 0.5 for every row.
 CorpusScores NullScores(const Corpus& corpus);
 
-// A set of files: one category, or the whole corpus ("all").
+// A set of files: one category, or the whole corpus ("all"). Both thresholds are
+// the corpus-wide ones, so a category's raw and null add up to the corpus's.
 struct Summary {
   std::string name;
   int64_t files = 0;
   int64_t windows = 0;
-  double raw = 0.0;      // sum of the files' scores at the detector's threshold
-  double null = 0.0;     // the same for the null detector at its own optimal threshold
-  double perfect = 0.0;  // windows x tp_weight
+  double raw = 0.0;         // sum of the files' scores at the detector's threshold
+  double null = 0.0;        // the same for the null detector at its own optimal threshold
+  double perfect = 0.0;     // windows x tp_weight
   double normalized = 0.0;  // 100 (raw - null) / (perfect - null); NaN when perfect == null
   Counts counts;
   int64_t windows_detected = 0;
