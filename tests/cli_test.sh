@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # End-to-end checks of the cairn binary as a user runs it: usage errors, help,
-# version, every `cairn sketch` subcommand on small files, and smoke runs of
+# version, every `cairn sketch` subcommand on small files, smoke runs of
 # `cairn demo` (compressed into seconds), `cairn bench sketch`, `cairn bench nexmark`
-# and `cairn bench detect` on tiny inputs.
+# and `cairn bench detect` on tiny inputs, and `cairn eval nab` on a tiny synthetic
+# corpus in NAB's layout (tests/data/nab_tiny).
 set -u
 CAIRN="$1"
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
@@ -34,7 +35,7 @@ check no_subcommand 2 "$CAIRN"
 check unknown_subcommand 2 "$CAIRN" frobnicate
 expect one_line_reason '^cairn: '
 [ "$(wc -l <"$OUT")" -eq 1 ] && echo "ok   reason_is_one_line" || { echo "FAIL reason is not one line"; fail=1; }
-for sub in demo "demo sketches" sketch bench "sketch distinct" "sketch top" "sketch quantiles" "sketch contains" "bench sketch" "bench nexmark" "bench detect" run; do
+for sub in demo "demo sketches" sketch bench "sketch distinct" "sketch top" "sketch quantiles" "sketch contains" "bench sketch" "bench nexmark" "bench detect" run eval "eval nab"; do
   # shellcheck disable=SC2086
   check "help_${sub// /_}" 0 "$CAIRN" $sub --help
 done
@@ -123,5 +124,42 @@ expect bench_detect_table '^heavy_hitters +1 '
 expect bench_detect_cardinality '^cardinality +100 '
 grep -q '"benchmark": "detect"' "$T/detect.json" && echo "ok   bench_detect_json" || { echo "FAIL bench detect json"; fail=1; }
 check bench_detect_bad_only 2 "$CAIRN" bench detect --only nonesuch
+
+# --- cairn eval nab (tests/data/nab_tiny: 2 synthetic files, 1 window each) ---
+NAB="$ROOT/tests/data/nab_tiny"
+check eval_nab 0 "$CAIRN" eval nab --corpus "$NAB" --scores-out "$T/nab" --json-out "$T/nab.json"
+expect eval_nab_corpus 'nab_tiny: 2 files in 1 categories, 1,200 rows, 2 windows'
+expect eval_nab_profile 'reward_low_FN_rate \(tp 1, fp 0.11, fn 2\): threshold '
+expect eval_nab_summary '^all +(-?[0-9]+\.[0-9]{2}) +(-?[0-9]+\.[0-9]{2}) +(-?[0-9]+\.[0-9]{2})$'
+grep -E '^all +-?[0-9.]+ +-?[0-9.]+ +-?[0-9.]+$' "$OUT" > "$T/nab_summary"
+head -1 "$T/nab/synthetic/series_spike.csv" | grep -qx 'timestamp,value,anomaly_score,label' &&
+  [ "$(wc -l < "$T/nab/synthetic/series_spike.csv")" -eq 601 ] && echo "ok   eval_nab_results_csv" || { echo "FAIL eval nab results csv"; fail=1; }
+grep -q '^Totals,' "$T/nab/series_standard_scores.csv" && echo "ok   eval_nab_scores_csv" || { echo "FAIL eval nab scores csv"; fail=1; }
+grep -q '"profile": "reward_low_FP_rate"' "$T/nab.json" && echo "ok   eval_nab_json" || { echo "FAIL eval nab json"; fail=1; }
+# Scoring the written results again gives the same scores.
+check eval_nab_rescore 0 "$CAIRN" eval nab --corpus "$NAB" --scores "$T/nab"
+grep -E '^all +-?[0-9.]+ +-?[0-9.]+ +-?[0-9.]+$' "$OUT" | cmp -s - "$T/nab_summary" && echo "ok   eval_nab_rescore_same" || { echo "FAIL eval nab rescore differs"; fail=1; }
+# NAB's baseline scores 0; a detector firing on the first row of each window scores 100.
+check eval_nab_null 0 "$CAIRN" eval nab --corpus "$NAB" --detector null
+expect eval_nab_null_zero '^all +0\.00 +0\.00 +0\.00$'
+mkdir -p "$T/perfect/synthetic"
+for f in spike:'2015-03-02 08:30:00' level_shift:'2015-03-02 12:40:00'; do
+  awk -F, -v s="${f#*:}" 'NR == 1 { print "timestamp,anomaly_score"; next } { print $1 "," ($1 == s ? 1 : 0) }' \
+    "$NAB/data/synthetic/${f%%:*}.csv" > "$T/perfect/synthetic/oracle_${f%%:*}.csv"
+done
+check eval_nab_perfect 0 "$CAIRN" eval nab --corpus "$NAB" --scores "$T/perfect"
+expect eval_nab_perfect_100 '^all +100\.00 +100\.00 +100\.00$'
+check eval_nab_fixed_threshold 0 "$CAIRN" eval nab --corpus "$NAB" --scores "$T/perfect" --threshold 1.1 --profile standard
+expect eval_nab_fixed_threshold_zero '^all +0\.00$'
+# Errors: a missing corpus, a malformed data line (file and line named), bad usage.
+check eval_nab_missing 1 "$CAIRN" eval nab --corpus "$T/none"
+expect eval_nab_missing_reason 'no corpus directory'
+cp -r "$NAB" "$T/bad_corpus" && chmod -R u+w "$T/bad_corpus"
+sed -i '5s/,.*/,oops/' "$T/bad_corpus/data/synthetic/level_shift.csv"
+check eval_nab_bad_line 1 "$CAIRN" eval nab --corpus "$T/bad_corpus"
+expect eval_nab_bad_line_reason "level_shift.csv:5: value 'oops' is not a finite number"
+check eval_nab_missing_results 1 "$CAIRN" eval nab --corpus "$NAB" --scores "$T/none"
+check eval_nab_bad_profile 2 "$CAIRN" eval nab --corpus "$NAB" --profile fancy
+check eval_nab_scores_and_detector 2 "$CAIRN" eval nab --corpus "$NAB" --scores "$T/nab" --detector null
 
 exit $fail
