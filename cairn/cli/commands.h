@@ -19,5 +19,6 @@ void RegisterDemo(CLI::App& app, Runner* run);
 void RegisterSketch(CLI::App& app, Runner* run);
 void RegisterBench(CLI::App& app, Runner* run);
 void RegisterRun(CLI::App& app, Runner* run);
+void RegisterDetect(CLI::App& app, Runner* run);
 
 }  // namespace cairn::cli

@@ -26,6 +26,7 @@ int main(int argc, char** argv) {
   cairn::cli::RegisterSketch(app, &run);
   cairn::cli::RegisterBench(app, &run);
   cairn::cli::RegisterRun(app, &run);
+  cairn::cli::RegisterDetect(app, &run);
 
   try {
     app.parse(argc, argv);
