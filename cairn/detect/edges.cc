@@ -44,6 +44,7 @@ void EdgeState::Encode(ByteWriter& w) const {
   w.I64(first_tick);
   w.I64(base_tick);
   w.U32(now);
+  w.I64(tick_end_ms);
   w.U8(started ? 1 : 0);
   w.F32(inv_history);
   w.U64(records);
@@ -69,6 +70,7 @@ bool EdgeState::Decode(ByteReader& r, EdgeState* out) {
   out->first_tick = r.I64();
   out->base_tick = r.I64();
   out->now = r.U32();
+  out->tick_end_ms = r.I64();
   out->started = r.U8() != 0;
   out->inv_history = r.F32();
   out->records = r.U64();
@@ -127,8 +129,10 @@ EdgeDetector::EdgeDetector(EdgeConfig c) : config_(std::move(c)) {
   log2_history_ = config_.history_half_life_ticks > 0 ? -1.0 / config_.history_half_life_ticks : 0.0;
   for (int k = 0; k <= EdgeState::kBins; ++k) beyond_[k] = static_cast<float>(std::exp2(-(k + 1) / 4.0));
   for (int k = 0; k < kPowTable; ++k) {
-    decay_pow_[k] = static_cast<float>(std::exp2(k * log2_decay_));
-    history_pow_[k] = static_cast<float>(std::exp2(k * log2_history_));
+    steps_[k].cur = static_cast<float>(std::exp2(k * log2_decay_));
+    steps_[k].total = static_cast<float>(std::exp2(k * log2_history_));
+    steps_[k].learn = k == 0 ? 0.0f : static_cast<float>(std::exp2((k - 1) * log2_history_));
+    steps_[k].keep = k == 0 ? 1.0f : 0.0f;
   }
 }
 
@@ -154,9 +158,9 @@ void EdgeDetector::Init(EdgeState& st) const {
 void EdgeDetector::Fold(EdgeCell& c, int64_t k) const {
   float a, b, b1;
   if (k < kPowTable) {
-    a = decay_pow_[k];
-    b = history_pow_[k];
-    b1 = history_pow_[k - 1];
+    a = steps_[k].cur;
+    b = steps_[k].total;
+    b1 = steps_[k].learn;
   } else {
     const double kd = static_cast<double>(k);
     a = static_cast<float>(std::exp2(kd * log2_decay_));
@@ -220,69 +224,88 @@ inline double EdgeDetector::Calibrate(const EdgeState& st, float raw) const {
   return 1.0 - static_cast<double>(lo + (1.0f - frac) * (hi - lo));
 }
 
-// The statistic of one sketch: per row, the one-sided chi-square of the cell
-// (after catching it up to the current tick and counting this record); the
-// smallest over rows. Learns the record into the rows' history unless the
-// statistic reached the filter threshold.
-inline float EdgeDetector::SketchStat(EdgeState& st, size_t offset, uint32_t width, uint64_t h, float filter,
-                                      float* cur, float* mu) const {
-  EdgeCell* row = st.cells.data() + offset;
-  const uint32_t now = st.now;
-  const float scale = st.inv_history * inv_one_minus_decay_;
-  uint32_t g = static_cast<uint32_t>(h);
-  const uint32_t step = static_cast<uint32_t>(h >> 32) | 1;
-  EdgeCell* touched[8];
-  float best = HUGE_VALF;
-  const int rows = config_.rows;
-  for (int r = 0; r < rows; ++r, row += width, g += step) {
-    EdgeCell& c = row[(static_cast<uint64_t>(g) * width) >> 32];
-    if (c.tick != now) {
-      Fold(c, static_cast<int64_t>(now - c.tick));
-      c.tick = now;
-    }
-    c.cur += 1.0f;
-    touched[r] = &c;
-    const float m = c.total * scale;
-    const float d = c.cur - m;
-    const float s = d > 0 ? d * d / std::max(m, min_expected_) : 0.0f;
-    if (s < best) {
-      best = s;
-      *cur = c.cur;
-      *mu = m;
-    }
-  }
-  if (best < filter) {
-    for (int r = 0; r < rows; ++r) touched[r]->learn += 1.0f;
-  }
-  return best;
+Scored EdgeDetector::UpdateHashed(EdgeState& st, uint64_t src_hash, uint64_t dst_hash, EventTime time_ms) const {
+  if (st.cells.size() != cells_ || st.tail.size() != EdgeState::kBins + 1) [[unlikely]] Init(st);
+  // One row (the default) gets its own copy of the loop, unrolled by the compiler.
+  return config_.rows == 1 ? UpdateRows<1>(st, src_hash, dst_hash, time_ms)
+                           : UpdateRows<0>(st, src_hash, dst_hash, time_ms);
 }
 
-Scored EdgeDetector::UpdateHashed(EdgeState& st, uint64_t src_hash, uint64_t dst_hash, EventTime time_ms) const {
-  if (st.cells.size() != cells_ || st.tail.size() != EdgeState::kBins + 1) Init(st);
-  const int64_t tick = FloorDiv(time_ms, config_.tick_ms);
-  if (!st.started) {
-    st.started = true;
-    st.first_tick = st.base_tick = tick;
-    st.now = 0;
-  } else if (tick > st.base_tick + static_cast<int64_t>(st.now)) {
-    Advance(st, tick);
-  }  // else: a late record counts in the current tick
+template <int kRows>
+Scored EdgeDetector::UpdateRows(EdgeState& st, uint64_t src_hash, uint64_t dst_hash, EventTime time_ms) const {
+  int64_t tick = st.base_tick + static_cast<int64_t>(st.now);
+  // Most records fall in the current tick (or are late: counted in it too).
+  if (time_ms >= st.tick_end_ms || !st.started) [[unlikely]] {
+    tick = FloorDiv(time_ms, config_.tick_ms);
+    if (!st.started) {
+      st.started = true;
+      st.first_tick = st.base_tick = tick;
+      st.now = 0;
+    } else {
+      Advance(st, tick);
+    }
+    if (__builtin_mul_overflow(tick + 1, config_.tick_ms, &st.tick_end_ms)) st.tick_end_ms = INT64_MAX;
+  }
   ++st.records;
 
-  const uint64_t edge_hash = Mix64(src_hash ^ (dst_hash * 0x9e3779b97f4a7c15ULL));
-  const uint32_t ew = config_.edge_width, nw = config_.node_width;
-  const size_t rows = static_cast<size_t>(config_.rows);
-  float cur[3], mu[3];
+  // The cells of the three sketches, all addresses first so that their loads
+  // overlap; then, per cell, catching up with the current tick (table-driven,
+  // without branches for the usual gap of under kPowTable ticks) and counting
+  // the record.
+  const uint64_t hashes[3] = {Mix64(src_hash ^ (dst_hash * 0x9e3779b97f4a7c15ULL)), src_hash, dst_hash};
+  const uint32_t widths[3] = {config_.edge_width, config_.node_width, config_.node_width};
+  const int rows = kRows > 0 ? kRows : config_.rows;
+  EdgeCell* cells[3][8];
+  {
+    EdgeCell* base = st.cells.data();
+    for (int k = 0; k < 3; ++k) {
+      const uint32_t w = widths[k];
+      uint32_t g = static_cast<uint32_t>(hashes[k]);
+      const uint32_t step = static_cast<uint32_t>(hashes[k] >> 32) | 1;
+      for (int r = 0; r < rows; ++r, base += w, g += step) cells[k][r] = base + ((static_cast<uint64_t>(g) * w) >> 32);
+    }
+  }
+  const uint32_t now = st.now;
+  const float scale = st.inv_history * inv_one_minus_decay_;
   const int64_t elapsed = tick - st.first_tick;
   // While the history is short everything is learned: it is what "usual" is made of.
   const float filter = elapsed < config_.warmup_ticks ? HUGE_VALF : filter_;
-  const float se = SketchStat(st, 0, ew, edge_hash, filter, &cur[0], &mu[0]);
-  const float ss = SketchStat(st, rows * ew, nw, src_hash, filter, &cur[1], &mu[1]);
-  const float sd = SketchStat(st, rows * (ew + nw), nw, dst_hash, filter, &cur[2], &mu[2]);
-  uint8_t fired = 0;
-  float raw = se;
-  if (ss > raw) raw = ss, fired = 1;
-  if (sd > raw) raw = sd, fired = 2;
+  // Branch-free arithmetic below: which row or sketch wins is data, and
+  // mispredicted branches would serialize the cells' independent loads.
+  float stat[3], cur[3], mu[3];
+  for (int k = 0; k < 3; ++k) {
+    float s_r[8] = {}, c_r[8] = {}, m_r[8] = {};
+    for (int r = 0; r < rows; ++r) {
+      EdgeCell& c = *cells[k][r];
+      const uint32_t gap = now - c.tick;
+      if (gap < kPowTable) [[likely]] {
+        const Step& f = steps_[gap];
+        c.total = c.total * f.total + c.learn * f.learn;
+        c.learn *= f.keep;
+        c.cur = c.cur * f.cur + 1.0f;
+      } else {
+        Fold(c, gap);
+        c.cur += 1.0f;
+      }
+      c.tick = now;
+      // One-sided chi-square of this row.
+      const float m = c.total * scale;
+      const float d = std::max(c.cur - m, 0.0f);
+      s_r[r] = d * d / std::max(m, min_expected_);
+      c_r[r] = c.cur;
+      m_r[r] = m;
+    }
+    int best = 0;  // the row with the smallest statistic
+    for (int r = 1; r < rows; ++r) best = s_r[r] < s_r[best] ? r : best;
+    const float learn = s_r[best] < filter ? 1.0f : 0.0f;
+    for (int r = 0; r < rows; ++r) cells[k][r]->learn += learn;
+    stat[k] = s_r[best];
+    cur[k] = c_r[best];
+    mu[k] = m_r[best];
+  }
+  uint8_t fired = stat[1] > stat[0] ? 1 : 0;
+  fired = stat[2] > stat[fired] ? 2 : fired;
+  const float raw = stat[fired];
   st.fired = fired;
   st.observed = cur[fired];
   st.expected = mu[fired];

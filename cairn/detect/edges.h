@@ -76,9 +76,11 @@ namespace cairn::detect {
 struct EdgeConfig {
   // Count-Min shape: rows per sketch (1..8) and cells per row of the edge
   // sketch and of each node sketch (1..2^24).
-  int rows = 2;
-  uint32_t edge_width = 4096;
-  uint32_t node_width = 2048;
+  // One wide row beats several narrower ones here: a burst diluted by a busy
+  // key in any row is missed when rows are combined (see edges.h's top).
+  int rows = 1;
+  uint32_t edge_width = 16384;
+  uint32_t node_width = 8192;
   // Event time per tick, milliseconds.
   int64_t tick_ms = 1000;
   // Factor applied to recent counts per tick (0 < decay < 1).
@@ -118,6 +120,7 @@ struct EdgeState {
   int64_t first_tick = 0;       // event-time tick of the first record
   int64_t base_tick = 0;        // event-time tick that cell ticks count from
   uint32_t now = 0;             // current tick, relative to base_tick
+  int64_t tick_end_ms = 0;      // event time at which the current tick ends
   bool started = false;
   float inv_history = 0;        // 1 / ticks of history (decayed)
   uint64_t records = 0;
@@ -173,11 +176,16 @@ class EdgeDetector {
   static constexpr int kPowTable = 64;
   explicit EdgeDetector(EdgeConfig c);
   void Init(EdgeState& st) const;
+  template <int kRows>
+  Scored UpdateRows(EdgeState& st, uint64_t src_hash, uint64_t dst_hash, EventTime time_ms) const;
   void Advance(EdgeState& st, int64_t tick) const;
   void Refresh(EdgeState& st) const;
   void Fold(EdgeCell& c, int64_t ticks) const;
-  float SketchStat(EdgeState& st, size_t offset, uint32_t width, uint64_t h, float filter, float* cur,
-                   float* mu) const;
+  // Factors that bring a cell k ticks forward (k < kPowTable): recent count,
+  // history, the pending tick's learned records, and what stays pending.
+  struct Step {
+    float cur, total, learn, keep;
+  };
   double Calibrate(const EdgeState& st, float raw) const;
 
   EdgeConfig config_;
@@ -185,8 +193,7 @@ class EdgeDetector {
   float inv_one_minus_decay_ = 2;
   float min_expected_ = 1;
   float filter_ = 0;
-  std::array<float, kPowTable> decay_pow_{};    // decay^k
-  std::array<float, kPowTable> history_pow_{};  // history factor^k
+  std::array<Step, kPowTable> steps_{};
   std::array<float, EdgeState::kBins + 1> beyond_{};  // tail extrapolation, 2^-(k+1)/4
   double log2_decay_ = -1;
   double log2_history_ = 0;
