@@ -130,6 +130,8 @@ std::vector<EdgeRecord> GenerateEdgeStream(const EdgeStreamOptions& o) {
     return as_source ? src_of_rank[src_zipf.Next() - 1] : dst_of_rank[dst_zipf.Next() - 1];
   };
 
+  // Short streams keep most of their length for bursts.
+  const int64_t quiet = std::min<int64_t>(o.quiet_ticks, std::max<int64_t>(3, o.edges / std::max(o.rate, 1u) / 4));
   std::vector<EdgeRecord> out;
   out.reserve(o.edges + o.edges / 8);
   std::vector<Burst> bursts;
@@ -143,7 +145,7 @@ std::vector<EdgeRecord> GenerateEdgeStream(const EdgeStreamOptions& o) {
                                                     : neighbours[size_t{rank} * kFanout + fan_zipf.Next() - 1];
       batch.push_back({0, {src_of_rank[rank], dst, 0, EdgeKind::kNormal}});
     }
-    if (tick >= o.quiet_ticks && rng.NextDouble() < o.burst_probability) {
+    if (tick >= quiet && rng.NextDouble() < o.burst_probability) {
       Burst b;
       b.kind = static_cast<EdgeKind>(1 + Below(rng, 3));
       b.ticks_left = 1 + static_cast<int>(Below(rng, 4));

@@ -1,13 +1,15 @@
 // bench/edge_workload.h — the `cairn bench edges` workload: a labelled edge
 // stream with injected bursts, and the edge detector measured on it.
 //
-// The generator is seeded and deterministic (same options, same records, on
-// every platform: integer arithmetic and SplitMix64 only). Normal traffic:
+// The generator is seeded and deterministic: the same options give the same
+// records (SplitMix64 and cairn's ZipfGenerator, whose exp/log make streams
+// reproducible per platform's libm, in practice everywhere glibc runs). Normal traffic:
 // `nodes` nodes; sources drawn by a Zipf(1.0) law, each source talking to its
 // own 16 destinations (themselves Zipf-popular) with Zipf(1.0) preference, and
 // 2% of records to a uniformly random destination; about `rate` records per
 // second of event time (±5% per tick), spread uniformly over each second.
-// After a quiet first `quiet_ticks` ticks, each tick starts a burst with
+// After a quiet first `quiet_ticks` ticks (fewer, down to 3, when the stream
+// is shorter than 4 * quiet_ticks ticks), each tick starts a burst with
 // probability `burst_probability`, lasting 1..4 ticks at 50..1000 records per
 // tick (log-uniform), of one of three kinds:
 //   edge burst   one (src, dst) pair, usual or new, repeated;

@@ -42,7 +42,9 @@
 namespace cairn::cli {
 namespace {
 
-constexpr size_t kBufferSize = 4 << 20;
+// Small enough that input and output buffers stay out of the way of the
+// detector's sketches in the core's cache.
+constexpr size_t kBufferSize = 256 << 10;
 constexpr size_t kMaxFields = 256;
 
 // Lines of a file (or stdin) through one buffer; a line stays valid until the
@@ -173,6 +175,20 @@ std::string_view StripSpaces(std::string_view s) {
 }
 
 bool ParseInt(std::string_view s, int64_t* out) {
+  // The common case first: up to 18 plain digits cannot overflow.
+  if (!s.empty() && s.size() <= 18) {
+    uint64_t v = 0;
+    size_t i = 0;
+    for (; i < s.size(); ++i) {
+      const unsigned d = static_cast<unsigned char>(s[i]) - '0';
+      if (d > 9) break;
+      v = v * 10 + d;
+    }
+    if (i == s.size()) {
+      *out = static_cast<int64_t>(v);
+      return true;
+    }
+  }
   s = StripSpaces(s);
   if (!s.empty() && s.front() == '+') s.remove_prefix(1);
   auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), *out);
@@ -227,12 +243,22 @@ bool FastIso8601(std::string_view s, int64_t* ms) {
   return true;
 }
 
-// Event time of a field under `format` (unix, unix_ms, iso8601, auto).
-bool ParseTime(std::string_view field, const std::string& format, int64_t* ms, std::string* problem) {
+enum class TimeFormat { kAuto, kUnix, kUnixMs, kIso8601 };
+
+TimeFormat TimeFormatOf(const std::string& name) {
+  if (name == "unix") return TimeFormat::kUnix;
+  if (name == "unix_ms") return TimeFormat::kUnixMs;
+  if (name == "iso8601") return TimeFormat::kIso8601;
+  return TimeFormat::kAuto;
+}
+
+// Event time of a field under `format`.
+bool ParseTime(std::string_view field, TimeFormat format, int64_t* ms, std::string* problem) {
   field = StripSpaces(field);
   int64_t v;
-  if (format != "iso8601" && ParseInt(field, &v)) {
-    const bool seconds = format == "unix" || (format == "auto" && v > -100'000'000'000 && v < 100'000'000'000);
+  if (format != TimeFormat::kIso8601 && ParseInt(field, &v)) {
+    const bool seconds = format == TimeFormat::kUnix ||
+                         (format == TimeFormat::kAuto && v > -100'000'000'000 && v < 100'000'000'000);
     if (seconds && (v > INT64_MAX / 1000 || v < INT64_MIN / 1000)) {
       *problem = fmt::format("time '{}' is out of range", stream::PrintableExcerpt(field, 40));
       return false;
@@ -240,12 +266,12 @@ bool ParseTime(std::string_view field, const std::string& format, int64_t* ms, s
     *ms = seconds ? v * 1000 : v;
     return true;
   }
-  if (format != "unix_ms" && format != "unix" && FastIso8601(field, ms)) return true;
-  static const char* kFormats[][2] = {{"unix", "epoch_s"}, {"unix_ms", "epoch_ms"}, {"iso8601", "iso8601"}};
-  std::string_view f = "auto";
-  for (auto& p : kFormats) {
-    if (format == p[0]) f = p[1];
-  }
+  if ((format == TimeFormat::kAuto || format == TimeFormat::kIso8601) && FastIso8601(field, ms)) return true;
+  // Everything else (fractions of seconds, zone offsets, ...) the slow general way.
+  const std::string_view f = format == TimeFormat::kUnix     ? "epoch_s"
+                             : format == TimeFormat::kUnixMs ? "epoch_ms"
+                             : format == TimeFormat::kIso8601 ? "iso8601"
+                                                              : "auto";
   auto t = stream::ParseEventTime(stream::Value(std::string(field)), f);
   if (!t.ok()) {
     *problem = std::string(t.status().message());
@@ -256,27 +282,24 @@ bool ParseTime(std::string_view field, const std::string& format, int64_t* ms, s
 }
 
 // Scores as text without the cost of general float formatting: 9 decimals,
-// trailing zeros dropped ("0", "0.5", "0.999931", "1").
-void AppendScore(std::string& out, double score) {
-  if (!(score > 0)) {
-    out += '0';
-    return;
+// trailing zeros dropped ("0", "0.5", "0.999931", "1"), then `end`.
+void AppendScore(std::string& out, double score, char end) {
+  char text[16];
+  size_t len;
+  const uint64_t v = score > 0 ? static_cast<uint64_t>(std::min(score, 1.0) * 1e9 + 0.5) : 0;
+  if (v == 0 || v >= 1'000'000'000) {
+    text[0] = v == 0 ? '0' : '1';
+    len = 1;
+  } else {
+    text[0] = '0';
+    text[1] = '.';
+    uint64_t x = v;
+    for (int i = 10; i >= 2; --i, x /= 10) text[i] = static_cast<char>('0' + x % 10);
+    len = 11;
+    while (text[len - 1] == '0') --len;
   }
-  uint64_t v = static_cast<uint64_t>(std::llround(std::min(score, 1.0) * 1e9));
-  if (v >= 1'000'000'000) {
-    out += '1';
-    return;
-  }
-  if (v == 0) {
-    out += '0';
-    return;
-  }
-  char digits[9];
-  for (int i = 8; i >= 0; --i, v /= 10) digits[i] = static_cast<char>('0' + v % 10);
-  int len = 9;
-  while (digits[len - 1] == '0') --len;
-  out += "0.";
-  out.append(digits, len);
+  text[len++] = end;
+  out.append(text, len);
 }
 
 // Buffered output to a file or stdout.
@@ -403,8 +426,8 @@ struct ErrorPolicy {
   }
   void Report(const char* cmd) const {
     if (skipped == 0) return;
-    fmt::print(stderr, "cairn detect {}: skipped {} bad lines (empty score); the first, line {}: {}\n", cmd,
-               Thousands(skipped), first_line, first_problem);
+    fmt::print(stderr, "cairn detect {}: skipped {} bad line{} (empty score); the first, line {}: {}\n", cmd,
+               Thousands(skipped), skipped == 1 ? "" : "s", first_line, first_problem);
   }
 };
 
@@ -465,6 +488,7 @@ int RunDetectEdges(EdgesFlags f) {
   const size_t need = 1 + static_cast<size_t>(std::max({f.src.index, f.dst.index, f.time.index, f.label.index}));
 
   ErrorPolicy policy{.skip = f.on_error == "skip"};
+  const TimeFormat time_format = TimeFormatOf(f.time_format);
   Progress progress("detect edges", f.progress);
   detect::EdgeState st;
   std::vector<double> scores;
@@ -479,7 +503,7 @@ int RunDetectEdges(EdgesFlags f) {
     problem.clear();
     if (n < need) {
       problem = fmt::format("has {} fields, needs at least {}", n, need);
-    } else if (!ParseTime(fields[f.time.index], f.time_format, &t, &problem)) {
+    } else if (!ParseTime(fields[f.time.index], time_format, &t, &problem)) {
       problem = fmt::format("column {}: {}", f.time.index, problem);
     } else if (labelled && !ParseInt(fields[f.label.index], &label)) {
       problem = fmt::format("column {}: label '{}' is not an integer", f.label.index,
@@ -487,14 +511,16 @@ int RunDetectEdges(EdgesFlags f) {
     }
     if (!problem.empty()) {
       progress.Clear();
-      if (!policy.Handle(cmd, in, problem)) return 1;
+      if (!policy.Handle(cmd, in, problem)) {
+        (void)out.Close();  // the lines before the bad one
+        return 1;
+      }
       out.buf() += '\n';
       continue;
     }
     const detect::Scored s = det->UpdateHashed(st, det->HashNode(fields[f.src.index]),
                                                det->HashNode(fields[f.dst.index]), t);
-    AppendScore(out.buf(), s.score);
-    out.buf() += '\n';
+    AppendScore(out.buf(), s.score, '\n');
     out.MaybeFlush();
     if (labelled) {
       scores.push_back(s.score);
@@ -585,13 +611,14 @@ int RunDetectSeries(SeriesFlags f) {
     problem.clear();
     if (n < need) {
       problem = fmt::format("has {} fields, needs at least {}", n, need);
-    } else if (!ParseTime(fields[f.time.index], "auto", &t, &problem)) {
+    } else if (!ParseTime(fields[f.time.index], TimeFormat::kAuto, &t, &problem)) {
       problem = fmt::format("column {}: {}", f.time.index, problem);
     } else if (!(value = ParseNumber(fields[f.value.index]))) {
       problem = fmt::format("column {}: value '{}' is not a finite number", f.value.index,
                             stream::PrintableExcerpt(fields[f.value.index], 40));
     }
     std::string& o = out.buf();
+    const size_t row_start = o.size();
     if (keyed && n > static_cast<size_t>(f.key.index)) {
       AppendCsvField(o, fields[f.key.index]);
       o += ',';
@@ -604,7 +631,11 @@ int RunDetectSeries(SeriesFlags f) {
     o += ',';
     if (!problem.empty()) {
       progress.Clear();
-      if (!policy.Handle(cmd, in, problem)) return 1;
+      if (!policy.Handle(cmd, in, problem)) {
+        o.resize(row_start);  // not the bad line's partial row
+        (void)out.Close();
+        return 1;
+      }
       o += ",\n";
       continue;
     }
@@ -618,8 +649,7 @@ int RunDetectSeries(SeriesFlags f) {
     detect::SeriesState& st = *stp;
     const detect::Observation obs{.key = key, .value = *value, .time = t};
     const detect::Scored s = det->Update(st, obs);
-    AppendScore(o, s.score);
-    o += ',';
+    AppendScore(o, s.score, ',');
     if (s.score >= threshold) {
       AppendCsvField(o, det->Explain(st, obs, s));
       ++reported;
