@@ -439,6 +439,20 @@ std::vector<std::string> HeaderNames(std::string_view line, char delim) {
   return names;
 }
 
+// A CSV field as written back: quoted when it holds a delimiter, quote or line break.
+void AppendCsvField(std::string& out, std::string_view s) {
+  if (s.find_first_of(",\"\n\r") == std::string_view::npos) {
+    out.append(s);
+    return;
+  }
+  out += '"';
+  for (char c : s) {
+    if (c == '"') out += '"';
+    out += c;
+  }
+  out += '"';
+}
+
 struct EdgesFlags {
   std::string input;
   std::string output;
@@ -447,6 +461,8 @@ struct EdgesFlags {
   std::string tick = "1s";
   bool header = false;
   bool progress = false;
+  bool explain = false;
+  double false_alarm_rate = 0.001;
   std::string on_error = "fail";
   std::string delimiter = ",";
 };
@@ -475,7 +491,7 @@ int RunDetectEdges(EdgesFlags f) {
   if (f.header) {
     if (!in.Next(&line)) return fail(fmt::format("{}: no header line", in.display_name()), 1);
     header = HeaderNames(line, delim);
-    out.buf() += "score\n";
+    out.buf() += f.explain ? "score,reason\n" : "score\n";
   }
   const std::vector<std::string>* h = f.header ? &header : nullptr;
   for (auto [spec, flag] : {std::pair{&f.src, "--src-col"}, {&f.dst, "--dst-col"}, {&f.time, "--time-col"}}) {
@@ -487,6 +503,8 @@ int RunDetectEdges(EdgesFlags f) {
   }
   const size_t need = 1 + static_cast<size_t>(std::max({f.src.index, f.dst.index, f.time.index, f.label.index}));
 
+  if (!(f.false_alarm_rate > 0 && f.false_alarm_rate < 1)) return fail("--false-alarm-rate must be in (0, 1)", 2);
+  const double threshold = detect::ThresholdFor(f.false_alarm_rate);
   ErrorPolicy policy{.skip = f.on_error == "skip"};
   const TimeFormat time_format = TimeFormatOf(f.time_format);
   Progress progress("detect edges", f.progress);
@@ -520,7 +538,16 @@ int RunDetectEdges(EdgesFlags f) {
     }
     const detect::Scored s = det->UpdateHashed(st, det->HashNode(fields[f.src.index]),
                                                det->HashNode(fields[f.dst.index]), t);
-    AppendScore(out.buf(), s.score, '\n');
+    if (f.explain) {
+      AppendScore(out.buf(), s.score, ',');
+      if (s.score >= threshold) {
+        const detect::Observation obs{.key = fields[f.src.index], .item = fields[f.dst.index], .time = t};
+        AppendCsvField(out.buf(), det->Explain(st, obs, s));
+      }
+      out.buf() += '\n';
+    } else {
+      AppendScore(out.buf(), s.score, '\n');
+    }
     out.MaybeFlush();
     if (labelled) {
       scores.push_back(s.score);
@@ -552,20 +579,6 @@ struct SeriesFlags {
   std::string on_error = "fail";
   std::string value_name = "value";
 };
-
-// A CSV field as written back: quoted when it holds a delimiter, quote or line break.
-void AppendCsvField(std::string& out, std::string_view s) {
-  if (s.find_first_of(",\"\n\r") == std::string_view::npos) {
-    out.append(s);
-    return;
-  }
-  out += '"';
-  for (char c : s) {
-    if (c == '"') out += '"';
-    out += c;
-  }
-  out += '"';
-}
 
 int RunDetectSeries(SeriesFlags f) {
   const char* cmd = "series";
@@ -688,6 +701,10 @@ void RegisterDetect(CLI::App& app, Runner* run) {
   ed->add_flag("--header", e->header, "The first line names the columns (the output gets a 'score' header)");
   ed->add_option("--label-col", e->label.text, "0/1 label column: print the ROC-AUC at the end");
   ed->add_option("--output", e->output, "Output file (default: stdout)");
+  ed->add_flag("--explain", e->explain,
+               "Write score,reason: a reason (which edge or node burst) for scores >= 1 - --false-alarm-rate");
+  ed->add_option("--false-alarm-rate", e->false_alarm_rate, "With --explain: the report threshold is 1 - F")
+      ->capture_default_str();
   ed->add_option("--on-error", e->on_error, "A bad line: fail (stop with its line number) or skip (empty score)")
       ->capture_default_str()
       ->check(CLI::IsMember({"fail", "skip"}));

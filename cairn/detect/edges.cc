@@ -57,7 +57,6 @@ void EdgeState::Encode(ByteWriter& w) const {
   w.U8(fired);
   w.F32(observed);
   w.F32(expected);
-  w.F32(usual_rate);
 }
 
 bool EdgeState::Decode(ByteReader& r, EdgeState* out) {
@@ -81,7 +80,6 @@ bool EdgeState::Decode(ByteReader& r, EdgeState* out) {
   out->fired = r.U8();
   out->observed = r.F32();
   out->expected = r.F32();
-  out->usual_rate = r.F32();
   if (!r.ok()) return false;
   const bool empty = out->cells.empty() && out->bins.empty() && out->tail.empty();
   if (!empty && (out->bins.size() != kBins || out->tail.size() != kBins + 1 || out->fired > 2)) {
@@ -309,7 +307,6 @@ Scored EdgeDetector::UpdateRows(EdgeState& st, uint64_t src_hash, uint64_t dst_h
   st.fired = fired;
   st.observed = cur[fired];
   st.expected = mu[fired];
-  st.usual_rate = mu[fired] * (1.0f - 1.0f / inv_one_minus_decay_);
 
   Scored out;
   out.raw = raw;
@@ -337,7 +334,8 @@ std::string EdgeDetector::Explain(const EdgeState& st, const Observation& obs, c
     default: what = fmt::format("destination {} (all edges into it)", obs.item); break;
   }
   return fmt::format("{}: {:.0f} {} in the last {} vs {:.3g} usual ({:.3g}{}); burst statistic {:.3g}", what,
-                     st.observed, config_.record_noun, window, st.expected, st.usual_rate, per, scored.raw);
+                     st.observed, config_.record_noun, window, st.expected, st.expected * (1 - config_.decay), per,
+                     scored.raw);
 }
 
 }  // namespace cairn::detect
