@@ -65,8 +65,8 @@ TEST(EdgeStream, DeterministicLabelledAndOrdered) {
 
 TEST(EdgeStream, DetectorMeetsTheAccuracyTarget) {
   EdgeBenchOptions o;
-  o.stream.edges = 600'000;
-  o.stream.rate = 10'000;
+  o.stream.edges = 400'000;
+  o.stream.rate = 8'000;
   o.speed = false;
   o.baselines = false;
   auto rep = RunEdgeBench(o);

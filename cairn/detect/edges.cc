@@ -16,6 +16,12 @@ constexpr int64_t kRebaseTicks = int64_t{1} << 31;
 // The largest statistic the calibration distinguishes (2^32 - 1).
 constexpr float kMaxRaw = 4.0e9f;
 
+// a - b for a >= b, saturating (ticks span the whole int64 range with 1 ms ticks).
+int64_t TicksBetween(int64_t a, int64_t b) {
+  int64_t d;
+  return __builtin_sub_overflow(a, b, &d) ? INT64_MAX : d;
+}
+
 int64_t FloorDiv(int64_t a, int64_t b) {
   int64_t q = a / b;
   if (a % b != 0 && a < 0) --q;
@@ -174,7 +180,7 @@ void EdgeDetector::Fold(EdgeCell& c, int64_t k) const {
 // catch up lazily; only a base move (every 2^31 ticks, or a jump that far)
 // walks them all.
 void EdgeDetector::Advance(EdgeState& st, int64_t tick) const {
-  int64_t rel = tick - st.base_tick;
+  int64_t rel = TicksBetween(tick, st.base_tick);
   if (rel >= kRebaseTicks) {
     for (EdgeCell& c : st.cells) {
       Fold(c, rel - c.tick);
@@ -185,7 +191,7 @@ void EdgeDetector::Advance(EdgeState& st, int64_t tick) const {
   }
   st.now = static_cast<uint32_t>(rel);
   // Ticks of history before the current one, decayed like the cells' totals.
-  const double n = static_cast<double>(tick - st.first_tick);
+  const double n = static_cast<double>(TicksBetween(tick, st.first_tick));
   const double norm = log2_history_ == 0 ? n : (1 - std::exp2(n * log2_history_)) / (1 - std::exp2(log2_history_));
   st.inv_history = norm > 0 ? static_cast<float>(1.0 / norm) : 0.0f;
 }
@@ -242,7 +248,9 @@ Scored EdgeDetector::UpdateRows(EdgeState& st, uint64_t src_hash, uint64_t dst_h
     } else {
       Advance(st, tick);
     }
-    if (__builtin_mul_overflow(tick + 1, config_.tick_ms, &st.tick_end_ms)) st.tick_end_ms = INT64_MAX;
+    if (tick == INT64_MAX || __builtin_mul_overflow(tick + 1, config_.tick_ms, &st.tick_end_ms)) {
+      st.tick_end_ms = INT64_MAX;
+    }
   }
   ++st.records;
 
@@ -265,7 +273,7 @@ Scored EdgeDetector::UpdateRows(EdgeState& st, uint64_t src_hash, uint64_t dst_h
   }
   const uint32_t now = st.now;
   const float scale = st.inv_history * inv_one_minus_decay_;
-  const int64_t elapsed = tick - st.first_tick;
+  const int64_t elapsed = TicksBetween(tick, st.first_tick);
   // While the history is short everything is learned: it is what "usual" is made of.
   const float filter = elapsed < config_.warmup_ticks ? HUGE_VALF : filter_;
   // Branch-free arithmetic below: which row or sketch wins is data, and

@@ -21,7 +21,7 @@ struct Stream {
 
 const Stream& GetStream() {
   static const Stream s = [] {
-    constexpr size_t kN = 1 << 20;
+    constexpr size_t kN = 1 << 18;
     Stream st;
     ZipfGenerator zs(20'000, 1.0, 1), zd(20'000, 1.0, 2);
     const EdgeDetector d;
@@ -29,7 +29,7 @@ const Stream& GetStream() {
       const uint64_t a = zs.Next(), b = zd.Next();
       st.src.push_back(d.HashNode(a));
       st.dst.push_back(d.HashNode(b));
-      st.time.push_back(static_cast<int64_t>(i / 20));  // 20 records per ms
+      st.time.push_back(static_cast<int64_t>(i / 20));  // 20 records per ms: a tick per 20 000
       st.src_names.push_back(fmt::format("10.0.{}.{}", a >> 8, a & 255));
       st.dst_names.push_back(fmt::format("10.1.{}.{}", b >> 8, b & 255));
     }
