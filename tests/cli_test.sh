@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # End-to-end checks of the cairn binary as a user runs it: usage errors, help,
 # version, every `cairn sketch` subcommand on small files, smoke runs of
-# `cairn demo` (compressed into seconds), `cairn bench sketch`, `cairn bench nexmark`
-# and `cairn bench detect` on tiny inputs, and `cairn eval nab` on a tiny synthetic
-# corpus in NAB's layout (tests/data/nab_tiny).
+# `cairn demo` (compressed into seconds), `cairn bench sketch`, `cairn bench nexmark`,
+# `cairn bench detect` and `cairn bench edges` on tiny inputs, `cairn detect` on small
+# generated files, and `cairn eval nab` on a tiny synthetic corpus in NAB's layout
+# (tests/data/nab_tiny).
 set -u
 CAIRN="$1"
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
@@ -35,7 +36,8 @@ check no_subcommand 2 "$CAIRN"
 check unknown_subcommand 2 "$CAIRN" frobnicate
 expect one_line_reason '^cairn: '
 [ "$(wc -l <"$OUT")" -eq 1 ] && echo "ok   reason_is_one_line" || { echo "FAIL reason is not one line"; fail=1; }
-for sub in demo "demo sketches" sketch bench "sketch distinct" "sketch top" "sketch quantiles" "sketch contains" "bench sketch" "bench nexmark" "bench detect" run eval "eval nab"; do
+for sub in demo "demo sketches" sketch bench "sketch distinct" "sketch top" "sketch quantiles" "sketch contains" \
+    "bench sketch" "bench nexmark" "bench detect" "bench edges" run eval "eval nab" detect "detect edges" "detect series"; do
   # shellcheck disable=SC2086
   check "help_${sub// /_}" 0 "$CAIRN" $sub --help
 done
@@ -161,5 +163,53 @@ expect eval_nab_bad_line_reason "level_shift.csv:5: value 'oops' is not a finite
 check eval_nab_missing_results 1 "$CAIRN" eval nab --corpus "$NAB" --scores "$T/none"
 check eval_nab_bad_profile 2 "$CAIRN" eval nab --corpus "$NAB" --profile fancy
 check eval_nab_scores_and_detector 2 "$CAIRN" eval nab --corpus "$NAB" --scores "$T/nab" --detector null
+
+# --- cairn bench edges and cairn detect, small ---
+check bench_edges_small 0 "$CAIRN" bench edges --edges 100000 --rate 2000 --repeats 1 --write "$T/edges.csv" \
+  --json-out "$T/edges.json"
+expect bench_edges_table '^cairn edges +[01]\.[0-9]{4} '
+expect bench_edges_reference '^MIDAS-F \(reference\) '
+grep -q '"roc_auc"' "$T/edges.json" && echo "ok   bench_edges_json" || { echo "FAIL bench edges json"; fail=1; }
+head -1 "$T/edges.csv" | grep -qx 'src,dst,time,label' && echo "ok   bench_edges_csv" || { echo "FAIL edges csv"; fail=1; }
+check detect_edges 0 "$CAIRN" detect edges --input "$T/edges.csv" --header --src-col src --dst-col dst \
+  --time-col time --time-format unix_ms --label-col label --output "$T/scores.txt"
+expect detect_edges_auc 'ROC-AUC [01]\.[0-9]{4} over [0-9,]+ labelled lines'
+[ "$(wc -l < "$T/scores.txt")" -eq "$(wc -l < "$T/edges.csv")" ] && echo "ok   detect_edges_one_line_each" \
+  || { echo "FAIL detect edges: $(wc -l < "$T/scores.txt") output lines"; fail=1; }
+grep -Evq '^(score|0|1|0\.[0-9]+)$' "$T/scores.txt" && { echo "FAIL detect edges: odd score lines"; fail=1; } \
+  || echo "ok   detect_edges_scores"
+# Column indices, stdin, unix seconds; the same scores as by name from the file.
+tail -n +2 "$T/edges.csv" | awk -F, '{ printf "%s,%d,%s,%s\n", $1, int($3 / 1000), $2, $4 }' > "$T/edges_s.csv"
+check detect_edges_stdin 0 sh -c "'$CAIRN' detect edges --input - --src-col 0 --dst-col 2 --time-col 1 \
+  --time-format unix < '$T/edges_s.csv' > '$T/scores_s.txt'"
+[ "$(wc -l < "$T/scores_s.txt")" -eq "$(wc -l < "$T/edges_s.csv")" ] && echo "ok   detect_edges_stdin_lines" \
+  || { echo "FAIL detect edges stdin lines"; fail=1; }
+# Order and alignment: a bad line in the middle gets an empty line at its place (--on-error skip).
+{ head -201 "$T/edges.csv"; echo "broken"; tail -n +202 "$T/edges.csv"; } > "$T/edges_bad.csv"
+check detect_edges_bad_line 1 "$CAIRN" detect edges --input "$T/edges_bad.csv" --header --time-format unix_ms
+expect detect_edges_bad_line_number 'edges_bad.csv:202: has 1 fields, needs at least 3'
+check detect_edges_skip 0 "$CAIRN" detect edges --input "$T/edges_bad.csv" --header --time-format unix_ms \
+  --on-error skip --output "$T/scores_bad.txt"
+expect detect_edges_skip_count 'skipped 1 bad line'
+[ "$(sed -n 202p "$T/scores_bad.txt")" = "" ] && [ "$(wc -l < "$T/scores_bad.txt")" -eq "$(wc -l < "$T/edges_bad.csv")" ] \
+  && [ "$(sed -n 203p "$T/scores_bad.txt")" = "$(sed -n 202p "$T/scores.txt")" ] \
+  && echo "ok   detect_edges_skip_alignment" || { echo "FAIL detect edges skip alignment"; fail=1; }
+check detect_edges_no_header_name 2 "$CAIRN" detect edges --input "$T/edges.csv" --src-col src
+expect detect_edges_no_header_reason 'needs a header line'
+check detect_edges_missing 1 "$CAIRN" detect edges --input "$T/nope.csv"
+expect detect_edges_missing_reason 'cannot open .*nope.csv'
+# A NAB-layout series: steady, then one spike that gets a reason.
+awk 'BEGIN { print "timestamp,value"; for (i = 0; i < 400; i++) {
+  v = (i == 350) ? 500 : 70 + (i % 5) * 0.1; printf "2013-12-02 %02d:%02d:00,%s\n", int(i / 60) % 24, i % 60, v } }' \
+  > "$T/series.csv"
+check detect_series 0 "$CAIRN" detect series --input "$T/series.csv" --output "$T/series_out.csv"
+head -1 "$T/series_out.csv" | grep -qx 'timestamp,value,score,reason' && echo "ok   detect_series_header" \
+  || { echo "FAIL detect series header"; fail=1; }
+[ "$(wc -l < "$T/series_out.csv")" -eq 401 ] && echo "ok   detect_series_rows" || { echo "FAIL detect series rows"; fail=1; }
+sed -n 352p "$T/series_out.csv" | grep -Eq '^2013-12-02 05:50:00,500,(1|0\.999[0-9]*),.+' \
+  && echo "ok   detect_series_spike_reason" || { echo "FAIL detect series spike: $(sed -n 352p "$T/series_out.csv")"; fail=1; }
+printf 'timestamp,value\n2013-12-02 21:15:00,1\n2013-12-02 21:20:00,oops\n' > "$T/series_bad.csv"
+check detect_series_bad 1 "$CAIRN" detect series --input "$T/series_bad.csv"
+expect detect_series_bad_reason "series_bad.csv:3: column 1: value 'oops' is not a finite number"
 
 exit $fail

@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 
 #include "bench/detect_workload.h"
+#include "bench/edge_workload.h"
 #include "bench/nexmark_workload.h"
 #include "bench/sketch_workload.h"
 #include "cairn/pipeline/pipeline_file.h"
@@ -17,6 +18,7 @@ struct BenchFlags {
   bench::SketchBenchOptions sketch;
   bench::NexmarkOptions nexmark;
   bench::DetectBenchOptions detect;
+  bench::EdgeBenchOptions edges;
   std::string checkpoint_interval = "1s";
   bool json = false;
   std::string json_out;
@@ -83,6 +85,17 @@ int RunNexmarkBenchCommand(BenchFlags& f) {
   }
   auto j = bench::NexmarkBenchToJson(f.nexmark, *results);
   return EmitResults(f, j, bench::FormatNexmarkBench(f.nexmark, *results));
+}
+
+int RunEdgeBenchCommand(const BenchFlags& f) {
+  fmt::print(stderr, "cairn bench edges: {} records, seed {}, median of {} runs, one thread\n", f.edges.stream.edges,
+             f.edges.stream.seed, f.edges.repeats);
+  auto report = bench::RunEdgeBench(f.edges);
+  if (!report.ok()) {
+    fmt::print(stderr, "cairn bench edges: {}\n", std::string(report.status().message()));
+    return 1;
+  }
+  return EmitResults(f, bench::EdgeBenchToJson(f.edges, *report), bench::FormatEdgeBench(*report));
 }
 
 }  // namespace
@@ -155,6 +168,42 @@ void RegisterBench(CLI::App& app, Runner* run) {
   nx->add_flag("--json", f->json, "Print one JSON object instead of the table");
   nx->add_option("--json-out", f->json_out, "Also write the JSON object to this file");
   nx->callback([=] { *run = [=] { return RunNexmarkBenchCommand(*f); }; });
+
+  CLI::App* ed = bench->add_subcommand(
+      "edges", "Edge-stream burst detector on a generated labelled stream: ROC-AUC, records/s per core, memory");
+  ed->add_option("--edges", f->edges.stream.edges, "Records in the generated stream")
+      ->capture_default_str()
+      ->check(CLI::Range(uint64_t{1000}, uint64_t{1'000'000'000}));
+  ed->add_option("--seed", f->edges.stream.seed, "Generator seed")->capture_default_str();
+  ed->add_option("--nodes", f->edges.stream.nodes, "Nodes in the generated network")
+      ->capture_default_str()
+      ->check(CLI::Range(uint32_t{2}, uint32_t{100'000'000}));
+  ed->add_option("--rate", f->edges.stream.rate, "Normal records per second of event time")
+      ->capture_default_str()
+      ->check(CLI::Range(uint32_t{1}, uint32_t{100'000'000}));
+  ed->add_option("--repeats", f->edges.repeats, "Runs per throughput measurement (the median is reported)")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 100));
+  ed->add_option("--rows", f->edges.config.rows, "Detector: Count-Min rows")->capture_default_str();
+  ed->add_option("--edge-width", f->edges.config.edge_width, "Detector: cells per row, edge sketch")
+      ->capture_default_str();
+  ed->add_option("--node-width", f->edges.config.node_width, "Detector: cells per row, node sketches")
+      ->capture_default_str();
+  ed->add_option("--decay", f->edges.config.decay, "Detector: recent-count decay per tick")->capture_default_str();
+  ed->add_option("--history-half-life", f->edges.config.history_half_life_ticks,
+                 "Detector: half-life of the usual rate, ticks (0 = never fades)")
+      ->capture_default_str();
+  ed->add_option("--min-expected", f->edges.config.min_expected, "Detector: floor of the expected count")
+      ->capture_default_str();
+  ed->add_option("--filter", f->edges.config.filter_threshold,
+                 "Detector: statistic from which records are not learned (0 = learn all)")
+      ->capture_default_str();
+  ed->add_flag("!--no-speed", f->edges.speed, "Accuracy only: skip the throughput runs");
+  ed->add_flag("!--no-baselines", f->edges.baselines, "Skip the MIDAS-R / MIDAS-F reference runs");
+  ed->add_option("--write", f->edges.write_path, "Also write the stream as CSV: src,dst,time,label (time in ms)");
+  ed->add_flag("--json", f->json, "Print one JSON object instead of the table");
+  ed->add_option("--json-out", f->json_out, "Also write the JSON object to this file");
+  ed->callback([=] { *run = [=] { return RunEdgeBenchCommand(*f); }; });
 }
 
 }  // namespace cairn::cli

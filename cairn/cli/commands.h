@@ -20,5 +20,6 @@ void RegisterSketch(CLI::App& app, Runner* run);
 void RegisterBench(CLI::App& app, Runner* run);
 void RegisterRun(CLI::App& app, Runner* run);
 void RegisterEval(CLI::App& app, Runner* run);
+void RegisterDetect(CLI::App& app, Runner* run);
 
 }  // namespace cairn::cli

@@ -27,6 +27,7 @@ int main(int argc, char** argv) {
   cairn::cli::RegisterBench(app, &run);
   cairn::cli::RegisterRun(app, &run);
   cairn::cli::RegisterEval(app, &run);
+  cairn::cli::RegisterDetect(app, &run);
 
   try {
     app.parse(argc, argv);

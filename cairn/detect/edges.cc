@@ -1,0 +1,349 @@
+#include "cairn/detect/edges.h"
+
+#include <algorithm>
+#include <bit>
+#include <cmath>
+#include <cstring>
+
+#include "fmt/format.h"
+
+namespace cairn::detect {
+namespace {
+
+constexpr uint8_t kStateVersion = 1;
+// Cells' ticks are uint32 offsets from base_tick; past this the base moves.
+constexpr int64_t kRebaseTicks = int64_t{1} << 31;
+// The largest statistic the calibration distinguishes (2^32 - 1).
+constexpr float kMaxRaw = 4.0e9f;
+
+// a - b for a >= b, saturating (ticks span the whole int64 range with 1 ms ticks).
+int64_t TicksBetween(int64_t a, int64_t b) {
+  int64_t d;
+  return __builtin_sub_overflow(a, b, &d) ? INT64_MAX : d;
+}
+
+int64_t FloorDiv(int64_t a, int64_t b) {
+  int64_t q = a / b;
+  if (a % b != 0 && a < 0) --q;
+  return q;
+}
+
+// Histogram bin of a statistic: log2(1 + raw) in steps of 1/16 octave, read off
+// the float's exponent and top mantissa bits; `frac` is the position inside
+// the bin (linear in 1 + raw), for interpolation.
+inline int BinOf(float raw, float* frac) {
+  if (!(raw < kMaxRaw)) raw = kMaxRaw;  // also NaN
+  if (raw < 0) raw = 0;
+  const uint32_t bits = std::bit_cast<uint32_t>(1.0f + raw);
+  constexpr int kShift = 23 - 4;  // 16 = 2^4 bins per octave
+  static_assert(EdgeState::kBinsPerOctave == 16);
+  *frac = static_cast<float>(bits & ((1u << kShift) - 1)) * (1.0f / (1u << kShift));
+  return static_cast<int>(bits >> kShift) - (127 << 4);
+}
+
+}  // namespace
+
+void EdgeState::Encode(ByteWriter& w) const {
+  w.U8(kStateVersion);
+  w.U64(cells.size());
+  w.Array(std::span<const EdgeCell>(cells));
+  w.I64(first_tick);
+  w.I64(base_tick);
+  w.U32(now);
+  w.I64(tick_end_ms);
+  w.U8(started ? 1 : 0);
+  w.F32(inv_history);
+  w.U64(records);
+  w.U64(bins.size());
+  w.Array(std::span<const uint32_t>(bins));
+  w.U64(tail.size());
+  w.Array(std::span<const float>(tail));
+  w.U64(calibrated);
+  w.U32(since_refresh);
+  w.U8(fired);
+  w.F32(observed);
+  w.F32(expected);
+}
+
+bool EdgeState::Decode(ByteReader& r, EdgeState* out) {
+  const uint8_t version = r.U8();
+  if (r.ok() && version != kStateVersion) {
+    r.Fail(fmt::format("edge detector state version {} is not {}", version, kStateVersion));
+    return false;
+  }
+  r.Array(r.U64(), &out->cells);
+  out->first_tick = r.I64();
+  out->base_tick = r.I64();
+  out->now = r.U32();
+  out->tick_end_ms = r.I64();
+  out->started = r.U8() != 0;
+  out->inv_history = r.F32();
+  out->records = r.U64();
+  r.Array(r.U64(), &out->bins);
+  r.Array(r.U64(), &out->tail);
+  out->calibrated = r.U64();
+  out->since_refresh = r.U32();
+  out->fired = r.U8();
+  out->observed = r.F32();
+  out->expected = r.F32();
+  if (!r.ok()) return false;
+  const bool empty = out->cells.empty() && out->bins.empty() && out->tail.empty();
+  if (!empty && (out->bins.size() != kBins || out->tail.size() != kBins + 1 || out->fired > 2)) {
+    r.Fail("edge detector state has a calibration table of the wrong size");
+    return false;
+  }
+  return true;
+}
+
+absl::StatusOr<EdgeDetector> EdgeDetector::Create(EdgeConfig c) {
+  auto bad = [](std::string what) { return absl::InvalidArgumentError("edge detector: " + what); };
+  if (c.rows < 1 || c.rows > 8) return bad(fmt::format("rows {} is out of range 1..8", c.rows));
+  constexpr uint32_t kMaxWidth = uint32_t{1} << 24;
+  if (c.edge_width < 1 || c.edge_width > kMaxWidth || c.node_width < 1 || c.node_width > kMaxWidth) {
+    return bad(fmt::format("widths {} and {} must be in 1..{}", c.edge_width, c.node_width, kMaxWidth));
+  }
+  if (c.tick_ms < 1) return bad(fmt::format("tick {} ms must be positive", c.tick_ms));
+  if (!(c.decay > 0 && c.decay < 1)) return bad(fmt::format("decay {} must be in (0, 1)", c.decay));
+  if (!(c.history_half_life_ticks >= 0) || !std::isfinite(c.history_half_life_ticks)) {
+    return bad(fmt::format("history half-life {} must be >= 0", c.history_half_life_ticks));
+  }
+  if (!(c.min_expected >= 0) || !std::isfinite(c.min_expected)) {
+    return bad(fmt::format("min_expected {} must be >= 0", c.min_expected));
+  }
+  if (!(c.filter_threshold >= 0) || !std::isfinite(c.filter_threshold)) {
+    return bad(fmt::format("filter threshold {} must be >= 0", c.filter_threshold));
+  }
+  if (c.warmup_ticks < 1) return bad(fmt::format("warmup of {} ticks must be >= 1", c.warmup_ticks));
+  if (c.calibration_warmup < 1) return bad("calibration warmup must be >= 1 record");
+  if (c.calibration_refresh < 1) return bad("calibration refresh must be >= 1 record");
+  if (c.calibration_window < 1024 || c.calibration_window > (uint64_t{1} << 31)) {
+    return bad(fmt::format("calibration window {} is out of range 1024..2^31", c.calibration_window));
+  }
+  return EdgeDetector(std::move(c));
+}
+
+EdgeDetector::EdgeDetector() : EdgeDetector(EdgeConfig{}) {}
+
+EdgeDetector::EdgeDetector(EdgeConfig c) : config_(std::move(c)) {
+  cells_ = static_cast<size_t>(config_.rows) * (config_.edge_width + 2 * size_t{config_.node_width});
+  inv_one_minus_decay_ = static_cast<float>(1.0 / (1.0 - config_.decay));
+  min_expected_ = static_cast<float>(config_.min_expected);
+  filter_ = config_.filter_threshold > 0 ? static_cast<float>(config_.filter_threshold) : HUGE_VALF;
+  log2_decay_ = std::log2(config_.decay);
+  log2_history_ = config_.history_half_life_ticks > 0 ? -1.0 / config_.history_half_life_ticks : 0.0;
+  for (int k = 0; k <= EdgeState::kBins; ++k) beyond_[k] = static_cast<float>(std::exp2(-(k + 1) / 4.0));
+  for (int k = 0; k < kPowTable; ++k) {
+    steps_[k].cur = static_cast<float>(std::exp2(k * log2_decay_));
+    steps_[k].total = static_cast<float>(std::exp2(k * log2_history_));
+    steps_[k].learn = k == 0 ? 0.0f : static_cast<float>(std::exp2((k - 1) * log2_history_));
+    steps_[k].keep = k == 0 ? 1.0f : 0.0f;
+  }
+}
+
+size_t EdgeDetector::StateBytes() const {
+  EdgeState st;
+  Init(st);
+  return st.MemoryBytes();
+}
+
+absl::Status EdgeDetector::Check(const EdgeState& st) const {
+  if (st.cells.empty() || st.cells.size() == cells_) return absl::OkStatus();
+  return absl::InvalidArgumentError(fmt::format(
+      "edge detector state has {} cells, this configuration needs {}", st.cells.size(), cells_));
+}
+
+void EdgeDetector::Init(EdgeState& st) const {
+  st = EdgeState();
+  st.cells.assign(cells_, EdgeCell{});
+  st.bins.assign(EdgeState::kBins, 0);
+  st.tail.assign(EdgeState::kBins + 1, 1.0f);
+}
+
+void EdgeDetector::Fold(EdgeCell& c, int64_t k) const {
+  float a, b, b1;
+  if (k < kPowTable) {
+    a = steps_[k].cur;
+    b = steps_[k].total;
+    b1 = steps_[k].learn;
+  } else {
+    const double kd = static_cast<double>(k);
+    a = static_cast<float>(std::exp2(kd * log2_decay_));
+    b = static_cast<float>(std::exp2(kd * log2_history_));
+    b1 = static_cast<float>(std::exp2((kd - 1) * log2_history_));
+  }
+  c.total = c.total * b + c.learn * b1;
+  c.learn = 0;
+  c.cur *= a;
+}
+
+// Moves the current tick forward to `tick` (absolute, > the current one). Cells
+// catch up lazily; only a base move (every 2^31 ticks, or a jump that far)
+// walks them all.
+void EdgeDetector::Advance(EdgeState& st, int64_t tick) const {
+  int64_t rel = TicksBetween(tick, st.base_tick);
+  if (rel >= kRebaseTicks) {
+    for (EdgeCell& c : st.cells) {
+      Fold(c, rel - c.tick);
+      c.tick = 0;
+    }
+    st.base_tick = tick;
+    rel = 0;
+  }
+  st.now = static_cast<uint32_t>(rel);
+  // Ticks of history before the current one, decayed like the cells' totals.
+  const double n = static_cast<double>(TicksBetween(tick, st.first_tick));
+  const double norm = log2_history_ == 0 ? n : (1 - std::exp2(n * log2_history_)) / (1 - std::exp2(log2_history_));
+  st.inv_history = norm > 0 ? static_cast<float>(1.0 / norm) : 0.0f;
+}
+
+void EdgeDetector::Refresh(EdgeState& st) const {
+  st.since_refresh = 0;
+  if (st.calibrated >= config_.calibration_window) {
+    st.calibrated = 0;
+    for (uint32_t& b : st.bins) {
+      b >>= 1;
+      st.calibrated += b;
+    }
+  }
+  if (st.calibrated == 0) return;
+  const double inv_n = 1.0 / static_cast<double>(st.calibrated);
+  int last = -1;
+  uint64_t above = 0;
+  for (int b = EdgeState::kBins - 1; b >= 0; --b) {
+    above += st.bins[b];
+    if (last < 0 && st.bins[b] != 0) last = b;
+    st.tail[b] = static_cast<float>(static_cast<double>(above) * inv_n);
+  }
+  // Beyond the largest statistic seen: below 1/n and still decreasing, a
+  // quarter octave of the tail per bin, so that scores keep their order.
+  for (int b = last + 1; b <= EdgeState::kBins; ++b) {
+    st.tail[b] = static_cast<float>(0.5 * inv_n) * beyond_[b - last - 1];
+  }
+}
+
+inline double EdgeDetector::Calibrate(const EdgeState& st, float raw) const {
+  float frac;
+  const int b = BinOf(raw, &frac);
+  const float hi = st.tail[b], lo = st.tail[b + 1];
+  return 1.0 - static_cast<double>(lo + (1.0f - frac) * (hi - lo));
+}
+
+Scored EdgeDetector::UpdateHashed(EdgeState& st, uint64_t src_hash, uint64_t dst_hash, EventTime time_ms) const {
+  if (st.cells.size() != cells_ || st.tail.size() != EdgeState::kBins + 1) [[unlikely]] Init(st);
+  // One row (the default) gets its own copy of the loop, unrolled by the compiler.
+  return config_.rows == 1 ? UpdateRows<1>(st, src_hash, dst_hash, time_ms)
+                           : UpdateRows<0>(st, src_hash, dst_hash, time_ms);
+}
+
+template <int kRows>
+Scored EdgeDetector::UpdateRows(EdgeState& st, uint64_t src_hash, uint64_t dst_hash, EventTime time_ms) const {
+  int64_t tick = st.base_tick + static_cast<int64_t>(st.now);
+  // Most records fall in the current tick (or are late: counted in it too).
+  if (time_ms >= st.tick_end_ms || !st.started) [[unlikely]] {
+    tick = FloorDiv(time_ms, config_.tick_ms);
+    if (!st.started) {
+      st.started = true;
+      st.first_tick = st.base_tick = tick;
+      st.now = 0;
+    } else {
+      Advance(st, tick);
+    }
+    if (tick == INT64_MAX || __builtin_mul_overflow(tick + 1, config_.tick_ms, &st.tick_end_ms)) {
+      st.tick_end_ms = INT64_MAX;
+    }
+  }
+  ++st.records;
+
+  // The cells of the three sketches, all addresses first so that their loads
+  // overlap; then, per cell, catching up with the current tick (table-driven,
+  // without branches for the usual gap of under kPowTable ticks) and counting
+  // the record.
+  const uint64_t hashes[3] = {Mix64(src_hash ^ (dst_hash * 0x9e3779b97f4a7c15ULL)), src_hash, dst_hash};
+  const uint32_t widths[3] = {config_.edge_width, config_.node_width, config_.node_width};
+  const int rows = kRows > 0 ? kRows : config_.rows;
+  EdgeCell* cells[3][8];
+  {
+    EdgeCell* base = st.cells.data();
+    for (int k = 0; k < 3; ++k) {
+      const uint32_t w = widths[k];
+      uint32_t g = static_cast<uint32_t>(hashes[k]);
+      const uint32_t step = static_cast<uint32_t>(hashes[k] >> 32) | 1;
+      for (int r = 0; r < rows; ++r, base += w, g += step) cells[k][r] = base + ((static_cast<uint64_t>(g) * w) >> 32);
+    }
+  }
+  const uint32_t now = st.now;
+  const float scale = st.inv_history * inv_one_minus_decay_;
+  const int64_t elapsed = TicksBetween(tick, st.first_tick);
+  // While the history is short everything is learned: it is what "usual" is made of.
+  const float filter = elapsed < config_.warmup_ticks ? HUGE_VALF : filter_;
+  // Branch-free arithmetic below: which row or sketch wins is data, and
+  // mispredicted branches would serialize the cells' independent loads.
+  float stat[3], cur[3], mu[3];
+  for (int k = 0; k < 3; ++k) {
+    float s_r[8] = {}, c_r[8] = {}, m_r[8] = {};
+    for (int r = 0; r < rows; ++r) {
+      EdgeCell& c = *cells[k][r];
+      const uint32_t gap = now - c.tick;
+      if (gap < kPowTable) [[likely]] {
+        const Step& f = steps_[gap];
+        c.total = c.total * f.total + c.learn * f.learn;
+        c.learn *= f.keep;
+        c.cur = c.cur * f.cur + 1.0f;
+      } else {
+        Fold(c, gap);
+        c.cur += 1.0f;
+      }
+      c.tick = now;
+      // One-sided chi-square of this row.
+      const float m = c.total * scale;
+      const float d = std::max(c.cur - m, 0.0f);
+      s_r[r] = d * d / std::max(m, min_expected_);
+      c_r[r] = c.cur;
+      m_r[r] = m;
+    }
+    int best = 0;  // the row with the smallest statistic
+    for (int r = 1; r < rows; ++r) best = s_r[r] < s_r[best] ? r : best;
+    const float learn = s_r[best] < filter ? 1.0f : 0.0f;
+    for (int r = 0; r < rows; ++r) cells[k][r]->learn += learn;
+    stat[k] = s_r[best];
+    cur[k] = c_r[best];
+    mu[k] = m_r[best];
+  }
+  uint8_t fired = stat[1] > stat[0] ? 1 : 0;
+  fired = stat[2] > stat[fired] ? 2 : fired;
+  const float raw = stat[fired];
+  st.fired = fired;
+  st.observed = cur[fired];
+  st.expected = mu[fired];
+
+  Scored out;
+  out.raw = raw;
+  if (elapsed < config_.warmup_ticks) return out;  // history too short to calibrate on
+  if (static_cast<int64_t>(st.calibrated) >= config_.calibration_warmup) out.score = Calibrate(st, raw);
+  float frac;
+  ++st.bins[BinOf(raw, &frac)];
+  ++st.calibrated;
+  if (++st.since_refresh >= config_.calibration_refresh ||
+      static_cast<int64_t>(st.calibrated) == config_.calibration_warmup) {
+    Refresh(st);
+  }
+  return out;
+}
+
+std::string EdgeDetector::Explain(const EdgeState& st, const Observation& obs, const Scored& scored) const {
+  const double window_ms = static_cast<double>(config_.tick_ms) / (1.0 - config_.decay);
+  const std::string window = config_.tick_ms % 1000 == 0 ? fmt::format("{:.3g} s", window_ms / 1000)
+                                                         : fmt::format("{:.3g} ms", window_ms);
+  const std::string per = config_.tick_ms == 1000 ? "/s" : fmt::format(" per {} ms", config_.tick_ms);
+  std::string what;
+  switch (st.fired) {
+    case 0: what = fmt::format("edge {} -> {}", obs.key, obs.item); break;
+    case 1: what = fmt::format("source {} (all its edges)", obs.key); break;
+    default: what = fmt::format("destination {} (all edges into it)", obs.item); break;
+  }
+  return fmt::format("{}: {:.0f} {} in the last {} vs {:.3g} usual ({:.3g}{}); burst statistic {:.3g}", what,
+                     st.observed, config_.record_noun, window, st.expected, st.expected * (1 - config_.decay), per,
+                     scored.raw);
+}
+
+}  // namespace cairn::detect
