@@ -155,6 +155,7 @@ struct EdgeState {
 
 class EdgeDetector {
  public:
+  static constexpr std::string_view kName = "edges";
   static absl::StatusOr<EdgeDetector> Create(EdgeConfig config);
   EdgeDetector();
 

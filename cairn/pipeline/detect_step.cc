@@ -5,6 +5,7 @@
 
 #include "cairn/detect/cardinality.h"
 #include "cairn/detect/drift.h"
+#include "cairn/detect/edges.h"
 #include "cairn/detect/heavy_hitters.h"
 #include "cairn/detect/novelty.h"
 #include "cairn/detect/operator.h"
@@ -181,6 +182,38 @@ absl::StatusOr<RowDetector> MakeDrift(const Config& c, const Common& common) {
   return RowDetectorFor("drift", false, std::move(d), std::move(extract), common);
 }
 
+// An extractor of a (source, destination) pair into per-instance scratch strings.
+struct EdgeExtract {
+  Expr src, dst;
+  std::string src_text, dst_text;
+  std::optional<detect::Observation> operator()(const Row& row) {
+    stream::Value a = src.Eval(row), b = dst.Eval(row);
+    if (std::holds_alternative<std::monostate>(a) || std::holds_alternative<std::monostate>(b)) return std::nullopt;
+    src_text = stream::ValueToString(a);
+    dst_text = stream::ValueToString(b);
+    return detect::Observation{.key = src_text, .item = dst_text};
+  }
+};
+
+absl::StatusOr<RowDetector> MakeEdges(const Config& c, const Common& common) {
+  CAIRN_RETURN_IF_ERROR(c.CheckKnownKeys({CAIRN_DETECT_COMMON_KEYS, "src", "dst", "tick", "edge_width", "node_width",
+                                          "decay", "record_noun"}));
+  CAIRN_ASSIGN_OR_RETURN(Expr src, ParseExprKey(c, "src"));
+  CAIRN_ASSIGN_OR_RETURN(Expr dst, ParseExprKey(c, "dst"));
+  detect::EdgeConfig config;
+  CAIRN_ASSIGN_OR_RETURN(config.tick_ms, DurationOr(c, "tick", config.tick_ms));
+  CAIRN_ASSIGN_OR_RETURN(int64_t ew, c.GetOr<int64_t>("edge_width", config.edge_width));
+  CAIRN_ASSIGN_OR_RETURN(int64_t nw, c.GetOr<int64_t>("node_width", config.node_width));
+  if (ew <= 0 || nw <= 0 || ew > (int64_t{1} << 30) || nw > (int64_t{1} << 30))
+    return absl::InvalidArgumentError(fmt::format("{}: edge_width and node_width must be in 1..2^30", c.Describe("")));
+  config.edge_width = static_cast<uint32_t>(ew);
+  config.node_width = static_cast<uint32_t>(nw);
+  CAIRN_ASSIGN_OR_RETURN(config.decay, c.GetOr<double>("decay", config.decay));
+  CAIRN_ASSIGN_OR_RETURN(config.record_noun, c.GetOr<std::string>("record_noun", config.record_noun));
+  CAIRN_ASSIGN_OR_RETURN(auto d, CreateOrDescribe(c, detect::EdgeDetector::Create(config)));
+  return RowDetectorFor("edges", true, std::move(d), EdgeExtract{std::move(src), std::move(dst), {}, {}}, common);
+}
+
 // Detector types by name. Stream-wide types (edges, novelty, heavy hitters)
 // return RowDetectorFor(..., /*stream_wide=*/true, ...).
 struct Kind {
@@ -189,7 +222,7 @@ struct Kind {
 };
 constexpr Kind kKinds[] = {
     {"series", &MakeSeries},           {"cardinality", &MakeCardinality}, {"novelty", &MakeNovelty},
-    {"heavy_hitters", &MakeHeavyHitters}, {"drift", &MakeDrift},
+    {"heavy_hitters", &MakeHeavyHitters}, {"drift", &MakeDrift},         {"edges", &MakeEdges},
 };
 
 std::string KindNames() {

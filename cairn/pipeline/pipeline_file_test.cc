@@ -194,6 +194,31 @@ sink: {{type: file, path: {0}/out.jsonl}}
   fs::remove_all(dir);
 }
 
+TEST(PipelineFile, EdgesStepReportsABurstOfOneEdge) {
+  std::string dir = TempDir("detect-edges");
+  // Ten machines message each other steadily (5 a second) for 20 minutes;
+  // then press-7 floods plc-2 with 300 messages in one second.
+  std::string csv = "ts,from,to\n";
+  int64_t t = 0;
+  for (int i = 0; i < 6000; ++i, t += 200) csv += fmt::format("{},m{},m{}\n", t, i % 10, (i * 7 + 3) % 10);
+  for (int i = 0; i < 300; ++i) csv += fmt::format("{},press-7,plc-2\n", t + i * 3);
+  std::ofstream(dir + "/in.csv") << csv;
+  std::string yaml = fmt::format(R"(
+source: {{type: file, path: {0}/in.csv, time_field: ts, time_format: epoch_ms}}
+steps:
+  - detect: {{type: edges, src: from, dst: to, record_noun: messages, false_alarm_rate: 0.001}}
+sink: {{type: file, path: {0}/out.jsonl}}
+)",
+                                 dir);
+  auto compiled = CompilePipeline(*Config::Parse(yaml, "pipe.yaml"));
+  ASSERT_TRUE(compiled.ok()) << compiled.status();
+  ASSERT_TRUE((*compiled)->pipeline().Run().ok());
+  std::string out = ReadFile(dir + "/out.jsonl");
+  EXPECT_NE(out.find(R"("detector":"edges")"), std::string::npos) << out;
+  EXPECT_NE(out.find("press-7"), std::string::npos) << out;
+  fs::remove_all(dir);
+}
+
 TEST(PipelineFile, DetectErrorsNameTheKeyAndLine) {
   const std::string head = "source: {type: file, path: x.csv}\nsink: {type: stdout}\nsteps:\n";
   struct Case {
@@ -218,6 +243,8 @@ TEST(PipelineFile, DetectErrorsNameTheKeyAndLine) {
       {"  - key_by: m\n  - detect: {type: cardinality, item: d, window: 1m, buckets: 7}\n", "steps[1].detect"},
       {"  - detect: {type: heavy_hitters, item: d, top_k: 0}\n", "steps[0].detect"},
       {"  - key_by: m\n  - detect: {type: drift, value: t, window: never}\n", "steps[1].detect.window"},
+      {"  - detect: {type: edges, src: a}\n", "steps[0].detect.dst"},
+      {"  - key_by: m\n  - detect: {type: edges, src: a, dst: b}\n", "remove key_by"},
   };
   for (auto& c : cases) {
     absl::Status s = CompileText(head + c.steps);
