@@ -21,7 +21,7 @@
 //  * Normalized score = 100 (raw - null) / (perfect - null), where null is the
 //    same procedure applied to a detector that always says 0.5 and perfect =
 //    windows x tp_weight.
-// See docs/detect_nab.md for the details and NAB's quirks kept here.
+// See docs/detect.md ("Scoring detectors on NAB") for the details and NAB's quirks kept here.
 //
 // Thread-safety: everything is a plain function of its arguments; a Corpus is
 // read-only once loaded and may be shared between threads.
