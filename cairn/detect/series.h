@@ -60,11 +60,12 @@ struct SeriesConfig {
 // rank queries, plus the exact extremes and count.
 struct RankReservoir {
   static constexpr int kSize = 128;
-  std::array<float, kSize> sorted{};
+  // The scalars first: they share a cache line with the start of the sample.
   int32_t size = 0;
   int64_t count = 0;
   double min = 0.0;
   double max = 0.0;
+  std::array<float, kSize> sorted{};
 
   // Tail z-score ("sigma") of x among the values seen; `extrapolate` sigmas per
   // IQR (at least `scale_floor`) beyond the extremes. 0 until 10 values were seen.
@@ -77,19 +78,20 @@ struct RankReservoir {
 struct SeriesState {
   static constexpr int kHours = 24;
   static constexpr int kWeekHours = 168;
+  // Every record touches these: they come first, in two cache lines.
   int64_t n = 0;
   EventTime last_time = 0;
   uint64_t rng = 0x5eed5eed5eedull;
-  RankReservoir level, season, change, week;
-  std::array<float, kHours> hour_mean{};
-  std::array<uint8_t, kHours> hour_seen{};
-  std::array<float, kWeekHours> week_mean{};
-  std::array<uint8_t, kWeekHours> week_seen{};
   double cusum_up = 0.0, cusum_down = 0.0;
   double cal_mean = 0.0, cal_var = 0.0;
   int64_t cal_n = 0;
   int64_t alarm_at = -(int64_t{1} << 40);
   double alarm_z = 0.0;
+  RankReservoir level, season, change, week;
+  std::array<float, kHours> hour_mean{};
+  std::array<uint8_t, kHours> hour_seen{};
+  std::array<float, kWeekHours> week_mean{};
+  std::array<uint8_t, kWeekHours> week_seen{};
   // What the last Update saw, for Explain.
   uint8_t cause = 0;  // 0 none, 1 level, 2 daily season, 3 change, 4 weekly season
   uint8_t hour = 0;
