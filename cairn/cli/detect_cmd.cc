@@ -578,6 +578,7 @@ struct SeriesFlags {
   bool progress = false;
   std::string on_error = "fail";
   std::string value_name = "value";
+  int64_t warmup = detect::SeriesConfig{}.warmup;
 };
 
 int RunDetectSeries(SeriesFlags f) {
@@ -589,6 +590,7 @@ int RunDetectSeries(SeriesFlags f) {
   if (!(f.false_alarm_rate > 0 && f.false_alarm_rate < 1)) return fail("--false-alarm-rate must be in (0, 1)", 2);
   detect::SeriesConfig config;
   config.value_name = f.value_name;
+  config.warmup = f.warmup;
   auto det = detect::SeriesDetector::Create(config);
   if (!det.ok()) return fail(std::string(det.status().message()), 2);
   const double threshold = detect::ThresholdFor(f.false_alarm_rate);
@@ -723,6 +725,9 @@ void RegisterDetect(CLI::App& app, Runner* run) {
                  "Reasons are written for rows scoring at least ThresholdFor(F) = 1 - F")
       ->capture_default_str();
   se->add_option("--value-name", s->value_name, "What the values measure, used in reasons")->capture_default_str();
+  se->add_option("--warmup", s->warmup, "Rows per series scored 0 while the detector learns")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
   se->add_option("--output", s->output, "Output file (default: stdout)");
   se->add_option("--on-error", s->on_error, "A bad line: fail (stop with its line number) or skip (empty score)")
       ->capture_default_str()
