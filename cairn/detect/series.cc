@@ -41,7 +41,8 @@ constexpr int64_t kChangeStart = 100;          // records before the CUSUM is ra
 
 }  // namespace
 
-double RankReservoir::Quantile(double q) const {
+template <int N>
+double RankReservoir<N>::Quantile(double q) const {
   if (size <= 0 || size > kSize) return 0.0;
   const double pos = q * size;
   size_t i = pos <= 0.0 ? 0 : static_cast<size_t>(pos);
@@ -52,17 +53,19 @@ double RankReservoir::Quantile(double q) const {
 namespace {
 // NormalTailInverse(k / (2 kSize)) for k = 0..kSize: the z of every tail a full
 // reservoir's rank can give, so the common case needs no logarithm.
-const std::array<double, RankReservoir::kSize + 1>& FullSampleTailZ() {
+template <int N>
+const std::array<double, N + 1>& FullSampleTailZ() {
   static const auto table = [] {
-    std::array<double, RankReservoir::kSize + 1> t{};
-    for (int k = 1; k <= RankReservoir::kSize; ++k) t[k] = NormalTailInverse(k / (2.0 * RankReservoir::kSize));
+    std::array<double, N + 1> t{};
+    for (int k = 1; k <= N; ++k) t[k] = NormalTailInverse(k / (2.0 * N));
     return t;
   }();
   return table;
 }
 }  // namespace
 
-double RankReservoir::TailZ(double x, double extrapolate, double scale_floor) const {
+template <int N>
+double RankReservoir<N>::TailZ(double x, double extrapolate, double scale_floor) const {
   if (count < 10 || size <= 0 || size > kSize) return 0.0;
   const auto fx = static_cast<float>(x);
   // Rank by counting, not by binary search: a branch-free pass over at most
@@ -78,7 +81,7 @@ double RankReservoir::TailZ(double x, double extrapolate, double scale_floor) co
   double z;
   if (twice_tail >= 1) {
     const double tail = std::max(twice_tail / (2.0 * size), floor);
-    z = size == kSize && tail == twice_tail / (2.0 * size) ? FullSampleTailZ()[twice_tail] : NormalTailInverse(tail);
+    z = size == kSize && tail == twice_tail / (2.0 * size) ? FullSampleTailZ<N>()[twice_tail] : NormalTailInverse(tail);
   } else {
     // Beyond the sample's extreme: interpolate (in log tail) toward the exact
     // extreme, whose tail is one record in `count`.
@@ -100,7 +103,8 @@ double RankReservoir::TailZ(double x, double extrapolate, double scale_floor) co
   return z;
 }
 
-void RankReservoir::Add(double x, uint64_t random) {
+template <int N>
+void RankReservoir<N>::Add(double x, uint64_t random) {
   ++count;
   if (count == 1) {
     min = max = x;
@@ -126,20 +130,25 @@ void RankReservoir::Add(double x, uint64_t random) {
   *pos = fx;
 }
 
+template struct RankReservoir<128>;
+template struct RankReservoir<64>;
+
 namespace {
-void EncodeReservoir(ByteWriter& w, const RankReservoir& r) {
+template <int N>
+void EncodeReservoir(ByteWriter& w, const RankReservoir<N>& r) {
   w.U32(static_cast<uint32_t>(r.size));
   w.I64(r.count);
   w.F64(r.min);
   w.F64(r.max);
   w.Array(std::span<const float>(r.sorted.data(), static_cast<size_t>(r.size)));
 }
-bool DecodeReservoir(ByteReader& r, RankReservoir* out) {
+template <int N>
+bool DecodeReservoir(ByteReader& r, RankReservoir<N>* out) {
   const uint32_t size = r.U32();
   out->count = r.I64();
   out->min = r.F64();
   out->max = r.F64();
-  if (!r.ok() || size > static_cast<uint32_t>(RankReservoir::kSize) || out->count < static_cast<int64_t>(size)) return false;
+  if (!r.ok() || size > static_cast<uint32_t>(N) || out->count < static_cast<int64_t>(size)) return false;
   std::vector<float> v;
   if (!r.Array(size, &v)) return false;
   if (!std::is_sorted(v.begin(), v.end())) return false;

@@ -58,8 +58,9 @@ struct SeriesConfig {
 
 // A uniform sample of a series' history (Vitter's reservoir), kept sorted for
 // rank queries, plus the exact extremes and count.
+template <int N>
 struct RankReservoir {
-  static constexpr int kSize = 128;
+  static constexpr int kSize = N;
   // The scalars first: they share a cache line with the start of the sample.
   int32_t size = 0;
   int64_t count = 0;
@@ -87,7 +88,10 @@ struct SeriesState {
   int64_t cal_n = 0;
   int64_t alarm_at = -(int64_t{1} << 40);
   double alarm_z = 0.0;
-  RankReservoir level, season, change, week;
+  // The level sample decides "never seen before", so it is the larger one; the
+  // residual samples only rank against their own history.
+  RankReservoir<128> level;
+  RankReservoir<64> season, change, week;
   std::array<float, kHours> hour_mean{};
   std::array<uint8_t, kHours> hour_seen{};
   std::array<float, kWeekHours> week_mean{};
