@@ -21,7 +21,7 @@
 // records unless it becomes `escalation` times more surprising: one incident,
 // one alert.
 //
-// Memory: fixed, SeriesState::MemoryBytes() (about 3.2 KB) per key.
+// Memory: fixed, SeriesState::MemoryBytes() (about 2.5 KB) per key.
 #include <array>
 #include <cstdint>
 #include <span>
