@@ -175,15 +175,7 @@ void BenchDrift(const DetectBenchOptions& o, const Common& c, std::vector<Detect
       o, [&] { return std::vector<detect::DriftState>(o.keys); },
       [&](std::vector<detect::DriftState>& st) {
         uint64_t alarms = 0;
-        // States of records a few ahead are fetched while this one is scored: with
-        // 100 K keys every state is a cache miss, and a stream operator fed in
-        // batches can do the same.
-        constexpr uint64_t kAhead = 4;
         for (uint64_t i = 0; i < o.records; ++i) {
-          if (i + kAhead < o.records) {
-            const char* p = reinterpret_cast<const char*>(&st[c.key[i + kAhead]]);
-            for (size_t off = 0; off < sizeof(detect::SeriesState); off += 64) __builtin_prefetch(p + off);
-          }
           alarms += d.Update(st[c.key[i]], {.value = value[i], .time = c.time[i]}).score >= kAlarm;
         }
         return alarms;
