@@ -52,6 +52,16 @@ RowDetector RowDetectorFor(std::string type, bool stream_wide, D detector, X ext
   return out;
 }
 
+// An extractor of a numeric value (from an expression); rows without a number are skipped.
+struct ValueExtract {
+  Expr value;
+  std::optional<detect::Observation> operator()(const Row& row) const {
+    std::optional<double> v = stream::ValueToDouble(value.Eval(row));
+    if (!v) return std::nullopt;
+    return detect::Observation{.value = *v};
+  }
+};
+
 #define CAIRN_DETECT_COMMON_KEYS "type", "false_alarm_rate", "emit", "cooldown", "state_ttl"
 
 absl::StatusOr<RowDetector> MakeSeries(const Config& c, const Common& common) {
@@ -67,12 +77,7 @@ absl::StatusOr<RowDetector> MakeSeries(const Config& c, const Common& common) {
   auto detector = detect::SeriesDetector::Create(config);
   if (!detector.ok())
     return absl::InvalidArgumentError(fmt::format("{}: {}", c.Describe(""), std::string(detector.status().message())));
-  auto extract = [e = *std::move(value)](const Row& row) -> std::optional<detect::Observation> {
-    std::optional<double> v = stream::ValueToDouble(e.Eval(row));
-    if (!v) return std::nullopt;
-    return detect::Observation{.value = *v};
-  };
-  return RowDetectorFor("series", false, *std::move(detector), std::move(extract), common);
+  return RowDetectorFor("series", false, *std::move(detector), ValueExtract{*std::move(value)}, common);
 }
 
 absl::StatusOr<Expr> ParseExprKey(const Config& c, std::string_view key) {
@@ -174,12 +179,7 @@ absl::StatusOr<RowDetector> MakeDrift(const Config& c, const Common& common) {
   CAIRN_ASSIGN_OR_RETURN(config.eval_every, c.GetOr<int64_t>("eval_every", config.eval_every));
   CAIRN_ASSIGN_OR_RETURN(config.min_samples, c.GetOr<int64_t>("min_samples", config.min_samples));
   CAIRN_ASSIGN_OR_RETURN(auto d, CreateOrDescribe(c, detect::DriftDetector::Create(config)));
-  auto extract = [e = std::move(value)](const Row& row) -> std::optional<detect::Observation> {
-    std::optional<double> v = stream::ValueToDouble(e.Eval(row));
-    if (!v) return std::nullopt;
-    return detect::Observation{.value = *v};
-  };
-  return RowDetectorFor("drift", false, std::move(d), std::move(extract), common);
+  return RowDetectorFor("drift", false, std::move(d), ValueExtract{std::move(value)}, common);
 }
 
 // An extractor of a (source, destination) pair into per-instance scratch strings.
@@ -231,16 +231,6 @@ std::string KindNames() {
   return names;
 }
 
-// A duration that must be positive when present; 0 when absent.
-absl::StatusOr<int64_t> PositiveDuration(const Config& c, std::string_view key) {
-  if (!c.Has(key)) return 0;
-  CAIRN_ASSIGN_OR_RETURN(std::string text, c.Get<std::string>(key));
-  auto ms = ParseDurationMs(text);
-  if (!ms.ok() || *ms <= 0)
-    return absl::InvalidArgumentError(
-        fmt::format("{}: {}", c.Describe(key), ms.ok() ? "must be positive" : std::string(ms.status().message())));
-  return *ms;
-}
 
 }  // namespace
 
@@ -261,8 +251,8 @@ absl::StatusOr<RowDetector> MakeRowDetector(const Config& c, const std::vector<s
     return absl::InvalidArgumentError(
         fmt::format("{}: \"{}\" is neither `anomalies` nor `all`", c.Describe("emit"), emit));
   common.policy.emit_all = emit == "all";
-  CAIRN_ASSIGN_OR_RETURN(common.policy.cooldown_ms, PositiveDuration(c, "cooldown"));
-  CAIRN_ASSIGN_OR_RETURN(int64_t ttl, PositiveDuration(c, "state_ttl"));
+  CAIRN_ASSIGN_OR_RETURN(common.policy.cooldown_ms, DurationOr(c, "cooldown", 0));
+  CAIRN_ASSIGN_OR_RETURN(int64_t ttl, DurationOr(c, "state_ttl", 0));
   common.policy.state_ttl.ttl = std::chrono::milliseconds(ttl);
   CAIRN_ASSIGN_OR_RETURN(RowDetector d, kind->make(c, common));
   if (d.stream_wide && !keys.empty())
