@@ -45,6 +45,16 @@ class Filter {
  public:
   virtual ~Filter() = default;
   virtual bool Allows(uint64_t id) const = 0;
+  // Optional hints for the search planner (an attribute index can answer them):
+  // the fraction of ids allowed, in [0, 1], or a negative value when unknown ...
+  virtual double EstimatedSelectivity() const { return -1; }
+  // ... and the allowed ids themselves, when they can be listed cheaply (return
+  // false when not). With both, a very selective filter is answered by an exact
+  // search over the allowed ids instead of a graph traversal.
+  virtual bool ListAllowed(std::vector<uint64_t>* ids) const {
+    (void)ids;
+    return false;
+  }
 };
 
 struct SearchParams {
