@@ -45,9 +45,36 @@ template <int N>
 double RankReservoir<N>::Quantile(double q) const {
   if (size <= 0 || size > kSize) return 0.0;
   const double pos = q * size;
-  size_t i = pos <= 0.0 ? 0 : static_cast<size_t>(pos);
-  if (i >= static_cast<size_t>(size)) i = static_cast<size_t>(size) - 1;
-  return sorted[i];
+  int i = pos <= 0.0 ? 0 : static_cast<int>(pos);
+  if (i >= size) i = size - 1;
+  return Value(i);
+}
+
+template <int N>
+int RankReservoir<N>::Encode(double x) const {
+  const double c = std::nearbyint((x - lo) / step) - 32768.0;
+  return static_cast<int>(std::clamp(c, -32768.0, 32767.0));
+}
+
+template <int N>
+void RankReservoir<N>::Regrid(double x) {
+  // The grid spans the sample and x, with a quarter of that span of headroom on
+  // each side so that a slowly growing range does not re-grid every record.
+  double low = x, high = x;
+  if (size > 0) {
+    low = std::min(low, Value(0));
+    high = std::max(high, Value(size - 1));
+  }
+  double span = high - low;
+  if (!(span > 0.0)) span = std::max(std::fabs(x) * 1e-6, 1e-12);
+  const double new_lo = low - 0.25 * span;
+  const double new_step = 1.5 * span / 65535.0;
+  for (int i = 0; i < size; ++i) {
+    const double v = Value(i);
+    code[i] = static_cast<int16_t>(std::clamp(std::nearbyint((v - new_lo) / new_step) - 32768.0, -32768.0, 32767.0));
+  }
+  lo = new_lo;
+  step = new_step;
 }
 
 namespace {
@@ -66,14 +93,20 @@ const std::array<double, N + 1>& FullSampleTailZ() {
 
 template <int N>
 double RankReservoir<N>::TailZ(double x, double extrapolate, double scale_floor) const {
-  if (count < 10 || size <= 0 || size > kSize) return 0.0;
-  const auto fx = static_cast<float>(x);
+  if (count < 10 || size <= 0 || size > kSize || !(step > 0.0)) return 0.0;
   // Rank by counting, not by binary search: a branch-free pass over at most
-  // 128 floats vectorizes, where the searches' branches mispredict.
+  // 128 codes vectorizes, where the searches' branches mispredict. Values on
+  // the same grid step count as ties.
   int below = 0, at_or_below = 0;
-  for (int i = 0; i < size; ++i) {
-    below += sorted[i] < fx ? 1 : 0;
-    at_or_below += sorted[i] <= fx ? 1 : 0;
+  const double top = lo + 65535.0 * step;
+  if (x > top) {
+    below = at_or_below = size;
+  } else if (x >= lo) {
+    const auto cx = static_cast<int16_t>(Encode(x));
+    for (int i = 0; i < size; ++i) {
+      below += code[i] < cx ? 1 : 0;
+      at_or_below += code[i] <= cx ? 1 : 0;
+    }
   }
   const int twice_rank = below + at_or_below;                          // rank in halves
   const int twice_tail = std::min(twice_rank, 2 * size - twice_rank);  // tail in units of 1 / (2 size)
@@ -87,7 +120,7 @@ double RankReservoir<N>::TailZ(double x, double extrapolate, double scale_floor)
     // extreme, whose tail is one record in `count`.
     const double sample_floor = 0.5 / size;
     const bool low = twice_rank < size;
-    const double edge = low ? sorted[0] : sorted[size - 1];
+    const double edge = low ? Value(0) : Value(size - 1);
     const double ext = low ? min : max;
     const double f = ext == edge ? 1.0 : std::min(1.0, std::fabs(x - edge) / std::fabs(ext - edge));
     z = NormalTailInverse(
@@ -112,22 +145,19 @@ void RankReservoir<N>::Add(double x, uint64_t random) {
     min = std::min(min, x);
     max = std::max(max, x);
   }
-  const auto fx = static_cast<float>(x);
-  if (size < kSize) {
-    float* pos = std::upper_bound(sorted.data(), sorted.data() + size, fx);
-    std::move_backward(pos, sorted.data() + size, sorted.data() + size + 1);
-    *pos = fx;
-    ++size;
-    return;
+  if (size == kSize) {
+    const uint64_t j = random % static_cast<uint64_t>(count);
+    if (j >= static_cast<uint64_t>(kSize)) return;
+    // Replace a uniformly chosen member: remove it, then insert x in order.
+    std::move(code.data() + j + 1, code.data() + size, code.data() + j);
+    --size;
   }
-  const uint64_t j = random % static_cast<uint64_t>(count);
-  if (j >= static_cast<uint64_t>(kSize)) return;
-  // Replace a uniformly chosen member: remove it, insert x in order.
-  float* victim = sorted.data() + j;
-  std::move(victim + 1, sorted.data() + size, victim);
-  float* pos = std::upper_bound(sorted.data(), sorted.data() + size - 1, fx);
-  std::move_backward(pos, sorted.data() + size - 1, sorted.data() + size);
-  *pos = fx;
+  if (!(step > 0.0) || x < lo || x > lo + 65535.0 * step) Regrid(x);
+  const auto cx = static_cast<int16_t>(Encode(x));
+  int16_t* pos = std::upper_bound(code.data(), code.data() + size, cx);
+  std::move_backward(pos, code.data() + size, code.data() + size + 1);
+  *pos = cx;
+  ++size;
 }
 
 template struct RankReservoir<128>;
@@ -140,7 +170,9 @@ void EncodeReservoir(ByteWriter& w, const RankReservoir<N>& r) {
   w.I64(r.count);
   w.F64(r.min);
   w.F64(r.max);
-  w.Array(std::span<const float>(r.sorted.data(), static_cast<size_t>(r.size)));
+  w.F64(r.lo);
+  w.F64(r.step);
+  w.Array(std::span<const int16_t>(r.code.data(), static_cast<size_t>(r.size)));
 }
 template <int N>
 bool DecodeReservoir(ByteReader& r, RankReservoir<N>* out) {
@@ -148,18 +180,21 @@ bool DecodeReservoir(ByteReader& r, RankReservoir<N>* out) {
   out->count = r.I64();
   out->min = r.F64();
   out->max = r.F64();
+  out->lo = r.F64();
+  out->step = r.F64();
   if (!r.ok() || size > static_cast<uint32_t>(N) || out->count < static_cast<int64_t>(size)) return false;
-  std::vector<float> v;
+  if (!std::isfinite(out->lo) || !std::isfinite(out->step) || out->step < 0 || (size > 0 && out->step == 0)) return false;
+  std::vector<int16_t> v;
   if (!r.Array(size, &v)) return false;
   if (!std::is_sorted(v.begin(), v.end())) return false;
   out->size = static_cast<int32_t>(size);
-  std::copy(v.begin(), v.end(), out->sorted.begin());
+  std::copy(v.begin(), v.end(), out->code.begin());
   return true;
 }
 }  // namespace
 
 void SeriesState::Encode(ByteWriter& w) const {
-  w.U8(1);  // layout version
+  w.U8(2);  // layout version (2: 16-bit samples)
   w.I64(n);
   w.I64(last_time);
   w.U64(rng);
@@ -168,9 +203,9 @@ void SeriesState::Encode(ByteWriter& w) const {
   EncodeReservoir(w, change);
   EncodeReservoir(w, week);
   w.Array(std::span<const float>(hour_mean));
-  w.Array(std::span<const uint8_t>(hour_seen));
+  w.U64(hour_seen);
   w.Array(std::span<const float>(week_mean));
-  w.Array(std::span<const uint8_t>(week_seen));
+  w.Array(std::span<const uint64_t>(week_seen));
   w.F64(cusum_up);
   w.F64(cusum_down);
   w.F64(cal_mean);
@@ -188,7 +223,7 @@ void SeriesState::Encode(ByteWriter& w) const {
 }
 
 bool SeriesState::Decode(ByteReader& r, SeriesState* out) {
-  if (r.U8() != 1) return false;
+  if (r.U8() != 2) return false;
   out->n = r.I64();
   out->last_time = r.I64();
   out->rng = r.U64();
@@ -197,13 +232,12 @@ bool SeriesState::Decode(ByteReader& r, SeriesState* out) {
     return false;
   }
   std::vector<float> hm;
-  std::vector<uint8_t> hs;
-  if (!r.Array(kHours, &hm) || !r.Array(kHours, &hs)) return false;
+  if (!r.Array(kHours, &hm)) return false;
   std::copy(hm.begin(), hm.end(), out->hour_mean.begin());
-  std::copy(hs.begin(), hs.end(), out->hour_seen.begin());
+  out->hour_seen = r.U64();
   std::vector<float> wm;
-  std::vector<uint8_t> ws;
-  if (!r.Array(kWeekHours, &wm) || !r.Array(kWeekHours, &ws)) return false;
+  std::vector<uint64_t> ws;
+  if (!r.Array(kWeekHours, &wm) || !r.Array(out->week_seen.size(), &ws)) return false;
   std::copy(wm.begin(), wm.end(), out->week_mean.begin());
   std::copy(ws.begin(), ws.end(), out->week_seen.begin());
   out->cusum_up = r.F64();
@@ -243,6 +277,24 @@ absl::StatusOr<SeriesDetector> SeriesDetector::Create(SeriesConfig c) {
   return SeriesDetector(std::move(c));
 }
 
+namespace {
+inline void PrefetchRange(const void* begin, size_t bytes) {
+  const auto start = reinterpret_cast<uintptr_t>(begin) & ~uintptr_t{63};
+  const auto end = reinterpret_cast<uintptr_t>(begin) + bytes;
+  for (uintptr_t p = start; p < end; p += 64) __builtin_prefetch(reinterpret_cast<const void*>(p));
+}
+}  // namespace
+
+void SeriesDetector::Prefetch(const SeriesState& st, EventTime time) {
+  const int64_t hour_index = time >= 0 ? time / 3600000 : (time - 3599999) / 3600000;
+  const int h = static_cast<int>(((hour_index % 24) + 24) % 24);
+  const int wh = static_cast<int>((((hour_index + 72) % 168) + 168) % 168);
+  // Scalars and the four samples are contiguous up to the slot levels.
+  PrefetchRange(&st, offsetof(SeriesState, hour_mean));
+  PrefetchRange(&st.hour_mean[h], sizeof(float));
+  PrefetchRange(&st.week_mean[wh], sizeof(float));
+}
+
 Scored SeriesDetector::Update(SeriesState& st, const Observation& obs) const {
   st.cause = 0;
   const double x = obs.value;
@@ -256,7 +308,7 @@ Scored SeriesDetector::Update(SeriesState& st, const Observation& obs) const {
   const double z_level = st.level.TailZ(x, kLevelExtrapolation, 0.0);
   // A seasonal residual below a tenth of the level's IQR is never news.
   const double season_floor = 0.1 * (st.level.Quantile(0.75) - st.level.Quantile(0.25));
-  const bool hour_known = st.hour_seen[h] >= 2;
+  const bool hour_known = st.HourSeen(h) >= 2;
   const double residual = x - st.hour_mean[h];
   const double z_season = hour_known ? st.season.TailZ(residual, kSeasonExtrapolation, season_floor) : 0.0;
   double up = st.cusum_up, down = st.cusum_down, z_change = 0.0;
@@ -271,7 +323,7 @@ Scored SeriesDetector::Update(SeriesState& st, const Observation& obs) const {
   // Hour of the week; the epoch began on a Thursday, so shift to start weeks on Monday.
   const int64_t week_index = hour_index + 72;
   const int wh = static_cast<int>(((week_index % 168) + 168) % 168);
-  const bool week_known = st.week_seen[wh] >= 2;
+  const bool week_known = st.WeekSeen(wh) >= 2;
   const double week_residual = x - st.week_mean[wh];
   const double z_week = week_known ? st.week.TailZ(week_residual, kSeasonExtrapolation, season_floor) : 0.0;
   double raw = z_level;
@@ -308,13 +360,13 @@ Scored SeriesDetector::Update(SeriesState& st, const Observation& obs) const {
   st.cusum_up = up;
   st.cusum_down = down;
   if (hour_known) st.season.Add(residual, NextRandom(st.rng));
-  st.hour_mean[h] = st.hour_seen[h] == 0 ? static_cast<float>(x)
+  st.hour_mean[h] = st.HourSeen(h) == 0 ? static_cast<float>(x)
                                          : static_cast<float>(st.hour_mean[h] + c.season_alpha * residual);
-  if (st.hour_seen[h] < 255) st.hour_seen[h]++;
+  st.MarkHourSeen(h);
   if (week_known) st.week.Add(week_residual, NextRandom(st.rng));
-  st.week_mean[wh] = st.week_seen[wh] == 0 ? static_cast<float>(x)
+  st.week_mean[wh] = st.WeekSeen(wh) == 0 ? static_cast<float>(x)
                                             : static_cast<float>(st.week_mean[wh] + c.season_alpha_week * week_residual);
-  if (st.week_seen[wh] < 255) st.week_seen[wh]++;
+  st.MarkWeekSeen(wh);
 
   // One incident, one alert.
   if (i - st.alarm_at < c.suppress_records) {
