@@ -320,7 +320,8 @@ std::vector<std::vector<Neighbor>> ExactKnn(std::span<const float> base, size_t 
   }
 
   // Work unit: a block of queries against the whole base, walked in blocks of rows
-  // small enough (~256 KiB) to stay in L2 while every query of the block visits them.
+  // small enough (~256 KiB) to stay in L2 while the block's queries visit them. The
+  // x4 kernels load each row once for four queries of the block.
   constexpr size_t kQueryBlock = 32;
   const size_t base_block = std::max<size_t>(64, (256 << 10) / (dim * sizeof(float)));
   const size_t nblocks = (nq + kQueryBlock - 1) / kQueryBlock;
@@ -332,20 +333,28 @@ std::vector<std::vector<Neighbor>> ExactKnn(std::span<const float> base, size_t 
       tops.assign(q1 - q0, TopK(k));
       for (size_t b0 = 0; b0 < n; b0 += base_block) {
         const size_t b1 = std::min(n, b0 + base_block);
-        for (size_t qi = q0; qi < q1; ++qi) {
-          const float* q = queries.data() + qi * dim;
-          TopK& top = tops[qi - q0];
+        for (size_t g = q0; g < q1; g += 4) {
+          // A short last group repeats its last query; the extra results are dropped.
+          const size_t lanes = std::min<size_t>(4, q1 - g);
+          const float* qs[4];
+          for (size_t j = 0; j < 4; ++j) qs[j] = queries.data() + (g + std::min(j, lanes - 1)) * dim;
+          float d[4];
           for (size_t r = b0; r < b1; ++r) {
             const float* row = base.data() + r * dim;
-            float d;
             if (metric == Metric::kL2) {
-              d = kt.l2sq(q, row, dim);
-            } else if (metric == Metric::kInnerProduct) {
-              d = 1.0f - kt.dot(q, row, dim);
+              kt.l2sq_x4(qs, row, dim, d);
             } else {
-              d = 1.0f - kt.dot(q, row, dim) * query_inv_norm[qi] * base_inv_norm[r];
+              kt.dot_x4(qs, row, dim, d);
+              for (size_t j = 0; j < lanes; ++j) {
+                d[j] = metric == Metric::kInnerProduct
+                           ? 1.0f - d[j]
+                           : 1.0f - d[j] * query_inv_norm[g + j] * base_inv_norm[r];
+              }
             }
-            if (top.Accepts(d)) top.Push(r, d);
+            for (size_t j = 0; j < lanes; ++j) {
+              TopK& top = tops[g + j - q0];
+              if (top.Accepts(d[j])) top.Push(r, d[j]);
+            }
           }
         }
       }
