@@ -75,6 +75,35 @@ TEST(DistanceKernels, DispatchPicksAnAvailableTable) {
 #endif
 }
 
+// Run in a child process by EnvironmentForcesAPath (dispatch happens once per
+// process): checks that Kernels() honours CAIRN_VECTOR_ISA, or falls back to the
+// best table when the request cannot run here.
+TEST(DistanceKernels, HonoursEnvironment) {
+  const char* env = std::getenv("CAIRN_VECTOR_ISA");
+  if (env == nullptr) GTEST_SKIP() << "CAIRN_VECTOR_ISA not set";
+  if (KernelsFor(env) != nullptr) {
+    EXPECT_EQ(Kernels().isa, env);
+  } else {
+    for (std::string_view best : {"avx512", "avx2", "neon", "scalar"}) {
+      if (KernelsFor(best) != nullptr) {
+        EXPECT_EQ(Kernels().isa, best);
+        break;
+      }
+    }
+  }
+}
+
+TEST(DistanceKernels, EnvironmentForcesAPath) {
+  if (std::getenv("CAIRN_VECTOR_ISA") != nullptr) GTEST_SKIP() << "already a child";
+  if (!std::filesystem::exists("/proc/self/exe")) GTEST_SKIP() << "no /proc";
+  const std::string self = std::filesystem::read_symlink("/proc/self/exe").string();
+  for (std::string_view isa : {"scalar", "avx2", "avx512", "neon", "bogus"}) {
+    const std::string cmd = "CAIRN_VECTOR_ISA=" + std::string(isa) + " '" + self +
+                            "' --gtest_filter=DistanceKernels.HonoursEnvironment >/dev/null 2>&1";
+    EXPECT_EQ(std::system(cmd.c_str()), 0) << cmd;
+  }
+}
+
 // Every SIMD table against scalar: dims 1..300 and the common embedding sizes,
 // pointers offset by 0..3 elements so no load is aligned.
 TEST(DistanceKernels, SimdMatchesScalarOnRandomInputs) {

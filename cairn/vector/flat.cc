@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <atomic>
+#include <cassert>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -180,11 +181,10 @@ absl::StatusOr<std::vector<float>> FlatIndex::Get(uint64_t id) const {
   return out;
 }
 
-float FlatIndex::DistanceToSlot(const float* q, const Sq8Quantizer::Query* sq,
-                                size_t slot) const {
+float FlatIndex::DistanceToSlot(const KernelTable& k, const float* q,
+                                const Sq8Quantizer::Query* sq, size_t slot) const {
   const size_t dim = options_.dim;
   if (sq8_) return sq8_->Distance(*sq, codes_.data() + slot * dim);
-  const KernelTable& k = Kernels();
   const float* row = floats_.data() + slot * dim;
   if (options_.metric == Metric::kL2) return k.l2sq(q, row, dim);
   return 1.0f - k.dot(q, row, dim);
@@ -205,12 +205,13 @@ absl::StatusOr<std::vector<Neighbor>> FlatIndex::Search(std::span<const float> q
   std::shared_lock lock(mu_);
   Sq8Quantizer::Query sq;
   if (sq8_) sq8_->PrepareQuery(q.data(), options_.metric, &sq);
+  const KernelTable& kernels = Kernels();
   TopK top(params.k);
   if (params.k == 0) return std::move(top).Sorted();
   for (size_t slot = 0; slot < ids_.size(); ++slot) {
     const uint64_t id = ids_[slot];
     if (filter != nullptr && !filter->Allows(id)) continue;
-    const float d = DistanceToSlot(q.data(), &sq, slot);
+    const float d = DistanceToSlot(kernels, q.data(), &sq, slot);
     if (top.Accepts(d)) top.Push(id, d);
   }
   return std::move(top).Sorted();
@@ -227,12 +228,13 @@ absl::StatusOr<std::vector<Neighbor>> FlatIndex::SearchAmong(std::span<const flo
   std::shared_lock lock(mu_);
   Sq8Quantizer::Query sq;
   if (sq8_) sq8_->PrepareQuery(q.data(), options_.metric, &sq);
+  const KernelTable& kernels = Kernels();
   TopK top(k);
   if (k == 0) return std::move(top).Sorted();
   for (uint64_t id : unique) {
     auto it = slot_of_.find(id);
     if (it == slot_of_.end()) continue;
-    const float d = DistanceToSlot(q.data(), &sq, it->second);
+    const float d = DistanceToSlot(kernels, q.data(), &sq, it->second);
     if (top.Accepts(d)) top.Push(id, d);
   }
   return std::move(top).Sorted();
@@ -300,6 +302,7 @@ absl::Status FlatIndex::TrainLocked(std::span<const float> sample) {
 std::vector<std::vector<Neighbor>> ExactKnn(std::span<const float> base, size_t dim,
                                             std::span<const float> queries, Metric metric,
                                             size_t k, size_t threads) {
+  assert(dim > 0 && base.size() % dim == 0 && queries.size() % dim == 0);
   const size_t n = base.size() / dim, nq = queries.size() / dim;
   std::vector<std::vector<Neighbor>> out(nq);
   if (nq == 0 || k == 0) return out;

@@ -34,6 +34,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "cairn/vector/distance.h"
 #include "cairn/vector/index.h"
 #include "cairn/vector/quantize.h"
 
@@ -88,8 +89,8 @@ class FlatIndex final : public Index {
   // Checks dim and finiteness, normalizes for cosine; writes the vector to use.
   absl::Status Prepare(std::span<const float> v, std::vector<float>* out) const;
   absl::Status TrainLocked(std::span<const float> sample) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  float DistanceToSlot(const float* q, const Sq8Quantizer::Query* sq, size_t slot) const
-      ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  float DistanceToSlot(const KernelTable& k, const float* q, const Sq8Quantizer::Query* sq,
+                       size_t slot) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
 
   const FlatOptions options_;
   mutable std::shared_mutex mu_;
