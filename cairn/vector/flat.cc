@@ -308,23 +308,26 @@ std::vector<std::vector<Neighbor>> ExactKnn(std::span<const float> base, size_t 
   if (nq == 0 || k == 0) return out;
   const KernelTable& kt = Kernels();
   // Cosine without copying the base: 1 - <q, b> / (|q| |b|), norms computed once.
+  // (L2 stays on squared differences: ranking by |b|^2 - 2<q, b> would halve the
+  // arithmetic but cancels badly far from the origin, and this is ground truth.)
   std::vector<float> base_inv_norm, query_inv_norm;
   if (metric == Metric::kCosine) {
-    auto inv_norms = [&](std::span<const float> m, size_t rows, std::vector<float>* out_norms) {
-      out_norms->resize(rows);
+    auto inv_norms = [&](std::span<const float> m, size_t rows) {
+      std::vector<float> out_norms(rows);
       for (size_t r = 0; r < rows; ++r) {
         const float* p = m.data() + r * dim;
         const float n2 = kt.dot(p, p, dim);
-        (*out_norms)[r] = n2 > 0 ? 1.0f / std::sqrt(n2) : 0.0f;
+        out_norms[r] = n2 > 0 ? 1.0f / std::sqrt(n2) : 0.0f;
       }
+      return out_norms;
     };
-    inv_norms(base, n, &base_inv_norm);
-    inv_norms(queries, nq, &query_inv_norm);
+    base_inv_norm = inv_norms(base, n);
+    query_inv_norm = inv_norms(queries, nq);
   }
 
   // Work unit: a block of queries against the whole base, walked in blocks of rows
   // small enough (~256 KiB) to stay in L2 while the block's queries visit them. The
-  // x4 kernels load each row once for four queries of the block.
+  // x4 kernel loads each row once for four queries of the block.
   constexpr size_t kQueryBlock = 32;
   const size_t base_block = std::max<size_t>(64, (256 << 10) / (dim * sizeof(float)));
   const size_t nblocks = (nq + kQueryBlock - 1) / kQueryBlock;

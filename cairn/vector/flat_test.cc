@@ -368,6 +368,24 @@ TEST(ExactKnn, MatchesTheFlatIndex) {
   }
 }
 
+// Far from the origin a dot-product shortcut for L2 (|b|^2 - 2<q, b>) cancels
+// badly; ground truth must still find the true neighbours there.
+TEST(ExactKnn, L2FarFromTheOriginStaysExact) {
+  const size_t dim = 16, n = 2000, nq = 12, k = 10;
+  std::vector<float> base = RandomRows(n, dim, 19), queries = RandomRows(nq, dim, 20);
+  for (float& x : base) x = 1000 + x;
+  for (float& x : queries) x = 1000 + x;
+  auto index = MakeIndex(dim, Metric::kL2);
+  for (size_t r = 0; r < n; ++r) ASSERT_TRUE(index->Add(r, Row(base, dim, r)).ok());
+  const auto got = ExactKnn(base, dim, queries, Metric::kL2, k, 2);
+  for (size_t qi = 0; qi < nq; ++qi) {
+    const std::vector<Neighbor> want = *index->Search(Row(queries, dim, qi), {.k = k});
+    EXPECT_EQ(Ids(got[qi]), Ids(want)) << qi;
+    EXPECT_EQ(Ids(got[qi]), BruteForceIds(Metric::kL2, base, dim, Row(queries, dim, qi), k));
+    for (size_t i = 0; i < k; ++i) EXPECT_NEAR(got[qi][i].distance, want[i].distance, 1e-4);
+  }
+}
+
 TEST(ExactKnn, EdgeCases) {
   const std::vector<float> base = {0, 0, 1, 1, 2, 2};
   const std::vector<float> q = {1.1f, 1.1f};
