@@ -1,15 +1,16 @@
 #include "cairn/vector/flat.h"
 
 #include <algorithm>
-#include <cmath>
 #include <atomic>
 #include <cassert>
+#include <cmath>
 #include <mutex>
 #include <string>
 #include <thread>
 #include <utility>
 
 #include <fmt/format.h>
+#include <spdlog/spdlog.h>
 
 #include "cairn/vector/distance.h"
 
@@ -126,9 +127,15 @@ absl::Status FlatIndex::Add(uint64_t id, std::span<const float> v) {
   } else {
     std::copy(row.begin(), row.end(), floats_.begin() + slot * dim);
   }
-  if (options_.storage == FlatStorage::kSq8 && !sq8_ && options_.sq8_auto_train_size > 0 &&
-      ids_.size() >= options_.sq8_auto_train_size) {
-    return TrainLocked({});
+  if (options_.storage == FlatStorage::kSq8 && !sq8_ && !auto_train_failed_ &&
+      options_.sq8_auto_train_size > 0 && ids_.size() >= options_.sq8_auto_train_size) {
+    // The vector is stored either way; if training fails (a range too wide for
+    // float codes) the index stays exact on floats until an explicit Train.
+    if (absl::Status s = TrainLocked({}); !s.ok()) {
+      auto_train_failed_ = true;
+      spdlog::warn("flat index: SQ8 auto-training failed, keeping float32 rows: {}",
+                   std::string(s.message()));
+    }
   }
   return absl::OkStatus();
 }

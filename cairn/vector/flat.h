@@ -14,7 +14,8 @@
 //        present. Training again re-encodes every stored vector.
 //      - Until then vectors are kept as float32 and searched exactly; the index trains
 //        itself from the vectors present once `sq8_auto_train_size` of them have
-//        been added (0 = only explicit Train).
+//        been added (0 = only explicit Train; a failed automatic training is not
+//        retried until an explicit Train).
 //    After training, distances are SQ8 approximations and `Get` returns the decoded
 //    vector.
 //
@@ -100,6 +101,7 @@ class FlatIndex final : public Index {
   std::vector<uint8_t> codes_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<uint64_t, uint32_t> slot_of_ ABSL_GUARDED_BY(mu_);
   std::optional<Sq8Quantizer> sq8_ ABSL_GUARDED_BY(mu_);
+  bool auto_train_failed_ ABSL_GUARDED_BY(mu_) = false;
 };
 
 // Exact k nearest neighbours of each query among the rows of `base` (n x dim,

@@ -320,6 +320,19 @@ TEST(FlatIndex, Sq8ExplicitTraining) {
   EXPECT_EQ(MakeIndex(dim, Metric::kL2)->Train({}).code(), absl::StatusCode::kFailedPrecondition);
 }
 
+TEST(FlatIndex, Sq8AutoTrainingFailureKeepsTheVectors) {
+  auto index = MakeIndex(1, Metric::kL2, FlatStorage::kSq8, /*auto_train=*/2);
+  const std::vector<float> lo = {-3.4e38f}, hi = {3.4e38f}, mid = {0};
+  ASSERT_TRUE(index->Add(1, lo).ok());
+  ASSERT_TRUE(index->Add(2, hi).ok());  // training fails: range too wide for float codes
+  ASSERT_TRUE(index->Add(3, mid).ok());
+  EXPECT_FALSE(index->trained());
+  EXPECT_EQ(index->size(), 3u);
+  EXPECT_EQ(*index->Get(2), hi);
+  EXPECT_EQ((*index->Search(mid, {.k = 1}))[0].id, 3u);
+  EXPECT_FALSE(index->Train({}).ok());
+}
+
 TEST(FlatIndex, ConcurrentWritersAndReaders) {
   const size_t dim = 16, n = 400;
   const std::vector<float> base = RandomRows(n, dim, 15);
