@@ -50,10 +50,18 @@ double RankReservoir<N>::Quantile(double q) const {
   return Value(i);
 }
 
+namespace {
+// Nearest grid code of value v; truncating a non-negative value rounds it down,
+// which avoids a library call for rounding on baseline x86-64.
+inline int16_t GridCode(double v, double lo, double step) {
+  const double t = std::clamp((v - lo) / step, 0.0, 65535.0);
+  return static_cast<int16_t>(static_cast<int32_t>(t + 0.5) - 32768);
+}
+}  // namespace
+
 template <int N>
 int RankReservoir<N>::Encode(double x) const {
-  const double c = std::nearbyint((x - lo) / step) - 32768.0;
-  return static_cast<int>(std::clamp(c, -32768.0, 32767.0));
+  return GridCode(x, lo, step);
 }
 
 template <int N>
@@ -71,7 +79,7 @@ void RankReservoir<N>::Regrid(double x) {
   const double new_step = 1.5 * span / 65535.0;
   for (int i = 0; i < size; ++i) {
     const double v = Value(i);
-    code[i] = static_cast<int16_t>(std::clamp(std::nearbyint((v - new_lo) / new_step) - 32768.0, -32768.0, 32767.0));
+    code[i] = GridCode(v, new_lo, new_step);
   }
   lo = new_lo;
   step = new_step;
@@ -154,9 +162,10 @@ void RankReservoir<N>::Add(double x, uint64_t random) {
   }
   if (!(step > 0.0) || x < lo || x > lo + 65535.0 * step) Regrid(x);
   const auto cx = static_cast<int16_t>(Encode(x));
-  int16_t* pos = std::upper_bound(code.data(), code.data() + size, cx);
-  std::move_backward(pos, code.data() + size, code.data() + size + 1);
-  *pos = cx;
+  int at = 0;  // upper bound by counting: branch-free, like the rank in TailZ
+  for (int i = 0; i < size; ++i) at += code[i] <= cx ? 1 : 0;
+  std::move_backward(code.data() + at, code.data() + size, code.data() + size + 1);
+  code[at] = cx;
   ++size;
 }
 
