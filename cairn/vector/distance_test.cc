@@ -136,6 +136,37 @@ TEST(DistanceKernels, SimdMatchesScalarOnRandomInputs) {
   }
 }
 
+// The four-at-once kernels against four single scalar calls, with repeated
+// pointers (a padded block) and unaligned rows.
+TEST(DistanceKernels, X4KernelsMatchFourSingleCalls) {
+  const KernelTable& ref = ScalarKernels();
+  SplitMix64 rng(9);
+  std::vector<float> buf(5 * 800 + 8);
+  for (float& x : buf) x = Uniform(rng, -1, 1);
+  for (std::string_view isa : AvailableIsas()) {
+    const KernelTable* t = KernelsFor(isa);
+    SCOPED_TRACE(std::string(isa));
+    for (size_t dim = 1; dim <= 800; dim += (dim < 70 ? 1 : 37)) {
+      const float* b = buf.data() + 1;
+      const float* a[4] = {buf.data() + 3 + dim, buf.data() + 2 + 2 * dim, buf.data() + 3 * dim + 5,
+                           buf.data() + 3 * dim + 5};
+      float l2[4], dot[4];
+      t->l2sq_x4(a, b, dim, l2);
+      t->dot_x4(a, b, dim, dot);
+      for (int j = 0; j < 4; ++j) {
+        double abs_dot = 0, l2_ref = 0;
+        for (size_t i = 0; i < dim; ++i) {
+          abs_dot += std::fabs(double{a[j][i]} * b[i]);
+          l2_ref += (double{a[j][i]} - b[i]) * (double{a[j][i]} - b[i]);
+        }
+        ASSERT_NEAR(l2[j], ref.l2sq(a[j], b, dim), 1e-5 * l2_ref + 1e-6) << dim << " " << j;
+        ASSERT_NEAR(dot[j], ref.dot(a[j], b, dim), 1e-5 * abs_dot + 1e-6) << dim << " " << j;
+      }
+      EXPECT_EQ(l2[2], l2[3]);
+    }
+  }
+}
+
 TEST(DistanceKernels, ZeroDimensionIsZero) {
   const float f = 1;
   const int8_t i = 1;
@@ -148,6 +179,12 @@ TEST(DistanceKernels, ZeroDimensionIsZero) {
     EXPECT_EQ(t->dot_i8(&i, &i, 0), 0) << isa;
     EXPECT_EQ(t->l2sq_f32_u8(&f, &u, &f, 0), 0) << isa;
     EXPECT_EQ(t->dot_f32_u8(&f, &u, 0), 0) << isa;
+    const float* a[4] = {&f, &f, &f, &f};
+    float out[4] = {1, 1, 1, 1};
+    t->l2sq_x4(a, &f, 0, out);
+    EXPECT_EQ(out[3], 0) << isa;
+    t->dot_x4(a, &f, 0, out);
+    EXPECT_EQ(out[0], 0) << isa;
   }
 }
 
@@ -166,6 +203,12 @@ TEST(DistanceKernels, NoReadPastTheEnd) {
       EXPECT_EQ(t->dot_i8(x.data(), y.data(), dim), -6 * int(dim)) << isa;
       EXPECT_FLOAT_EQ(t->l2sq_f32_u8(a.data(), c.data(), w.data(), dim), 9.f * dim) << isa;
       EXPECT_FLOAT_EQ(t->dot_f32_u8(a.data(), c.data(), dim), 4.f * dim) << isa;
+      const float* four[4] = {a.data(), a.data(), a.data(), a.data()};
+      float out[4];
+      t->l2sq_x4(four, b.data(), dim, out);
+      EXPECT_FLOAT_EQ(out[0], float(dim)) << isa;
+      t->dot_x4(four, b.data(), dim, out);
+      EXPECT_FLOAT_EQ(out[3], 2.f * dim) << isa;
     }
   }
 }

@@ -102,8 +102,8 @@ class FlatIndex final : public Index {
 };
 
 // Exact k nearest neighbours of each query among the rows of `base` (n x dim,
-// row-major); ids are row numbers, distances as in index.h (cosine normalizes
-// copies of both sides). Runs on `threads` threads (0 = 1), blocked over queries x
+// row-major); ids are row numbers, distances as in index.h (cosine divides by both
+// norms; a zero vector is at distance 1 from everything). Runs on `threads` threads (0 = 1), blocked over queries x
 // base rows for cache reuse. Returns one list per query, closest first, ties by
 // smaller row. dim must be >= 1 and divide both spans' sizes (programmer error).
 std::vector<std::vector<Neighbor>> ExactKnn(std::span<const float> base, size_t dim,
