@@ -234,7 +234,11 @@ class HnswIndex::Impl {
     data_bytes_ = sq8_ ? dim_ : dim_ * sizeof(float);
     id_off_ = (data_bytes_ + 7) & ~size_t{7};
     links_off_ = id_off_ + 8;
-    slot_bytes_ = (links_off_ + 4 * (1 + maxM0_) + 63) & ~size_t{63};
+    // Float slots are padded to whole cache lines (a 128-d vector then starts and
+    // ends on line boundaries); SQ8 slots are only 8-byte aligned, since there the
+    // padding would be a large share of the memory the codes are meant to save.
+    const size_t align = sq8_ ? 8 : 64;
+    slot_bytes_ = (links_off_ + 4 * (1 + maxM0_) + align - 1) & ~(align - 1);
     upper_stride_ = 1 + M_;
     const KernelTable& k = Kernels();
     kl2_ = k.l2sq;
@@ -277,10 +281,15 @@ class HnswIndex::Impl {
     block_ = nullptr;
   }
 
+  char* AllocBlock(size_t slots) const {
+    const size_t bytes = (std::max<size_t>(1, slots * slot_bytes_) + 63) & ~size_t{63};
+    return static_cast<char*>(std::aligned_alloc(64, bytes));
+  }
+
   // Exclusive lock held (or construction).
   void Grow(size_t new_cap) {
     new_cap = std::min<size_t>(new_cap, kMaxSlots);
-    char* nb = static_cast<char*>(std::aligned_alloc(64, std::max<size_t>(64, new_cap * slot_bytes_)));
+    char* nb = AllocBlock(new_cap);
     if (block_) std::memcpy(nb, block_, num_slots_ * slot_bytes_);
     std::free(block_);
     block_ = nb;
@@ -619,7 +628,14 @@ class HnswIndex::Impl {
         sh.unlock();
         std::unique_lock<std::shared_mutex> ex(storage_mu_);
         if (capacity_ >= kMaxSlots) return absl::ResourceExhaustedError("hnsw: index is full");
-        if (num_slots_ >= capacity_ && free_.empty()) Grow(capacity_ * 2);
+        if (num_slots_ >= capacity_ && free_.empty()) {
+          // Reuse removed slots before growing.
+          if (pending_.size() > 0) {
+            Sweep();
+          } else {
+            Grow(capacity_ * 2);
+          }
+        }
         continue;
       }
       char* p = SlotPtr(s);
@@ -881,7 +897,7 @@ class HnswIndex::Impl {
     for (uint32_t s = 0; s < num_slots_; ++s)
       if (IsLive(s)) remap[s] = n++;
     const size_t new_cap = std::max<size_t>(n + n / 8, 16);
-    char* nb = static_cast<char*>(std::aligned_alloc(64, new_cap * slot_bytes_));
+    char* nb = AllocBlock(new_cap);
     std::vector<uint32_t*> nup(new_cap, nullptr);
     std::vector<uint8_t> nlev(new_cap, 0);
     std::vector<float> buf(dim_);
