@@ -112,6 +112,28 @@ class SpinLock {
   std::atomic<bool> flag_{false};
 };
 
+// A shared mutex that does not starve writers: glibc's rwlock prefers readers, so
+// a steady stream of searches would keep Remove/Grow waiting forever. New shared
+// lockers step aside while a writer is waiting.
+class StorageMutex {
+ public:
+  void lock_shared() {
+    while (writers_.load(std::memory_order_acquire) != 0) std::this_thread::yield();
+    mu_.lock_shared();
+  }
+  void unlock_shared() { mu_.unlock_shared(); }
+  void lock() {
+    writers_.fetch_add(1, std::memory_order_acq_rel);
+    mu_.lock();
+    writers_.fetch_sub(1, std::memory_order_acq_rel);
+  }
+  void unlock() { mu_.unlock(); }
+
+ private:
+  std::shared_mutex mu_;
+  std::atomic<int> writers_{0};
+};
+
 // Per-thread visited bitset with a list of touched words for an O(touched) reset.
 struct Visited {
   std::vector<uint64_t> bits;
@@ -590,7 +612,7 @@ class HnswIndex::Impl {
   absl::Status Insert(uint64_t id, const float* v) {
     Scratch& sc = TlsScratch();
     for (;;) {
-      std::shared_lock<std::shared_mutex> sh(storage_mu_);
+      std::shared_lock<StorageMutex> sh(storage_mu_);
       if (sq8_ && !quant_)
         return absl::FailedPreconditionError(
             "hnsw: SQ8 index is not trained; call Train(sample) or AddBatch first");
@@ -619,14 +641,14 @@ class HnswIndex::Impl {
       }
       if (exists) {
         sh.unlock();
-        std::unique_lock<std::shared_mutex> ex(storage_mu_);
+        std::unique_lock<StorageMutex> ex(storage_mu_);
         auto it = id_to_slot_.find(id);
         if (it != id_to_slot_.end()) RemoveSlot(it->second);
         continue;
       }
       if (full) {
         sh.unlock();
-        std::unique_lock<std::shared_mutex> ex(storage_mu_);
+        std::unique_lock<StorageMutex> ex(storage_mu_);
         if (capacity_ >= kMaxSlots) return absl::ResourceExhaustedError("hnsw: index is full");
         if (num_slots_ >= capacity_ && free_.empty()) {
           // Reuse removed slots before growing.
@@ -783,7 +805,7 @@ class HnswIndex::Impl {
     const float* q = sc.qbuf.data();
     std::vector<Neighbor> res;
     if (p.k == 0) return res;
-    std::shared_lock<std::shared_mutex> sh(storage_mu_);
+    std::shared_lock<StorageMutex> sh(storage_mu_);
     uint32_t ep = entry_.load(std::memory_order_acquire);
     if (ep == kNone) return res;
     const size_t ef = std::max(p.ef ? p.ef : opt_.ef_search, p.k);
@@ -854,7 +876,7 @@ class HnswIndex::Impl {
 
   // ---------------------------------------------------------------- misc
   size_t CountReachable() const {
-    std::shared_lock<std::shared_mutex> sh(storage_mu_);
+    std::shared_lock<StorageMutex> sh(storage_mu_);
     uint32_t ep = entry_.load();
     if (ep == kNone) return 0;
     std::vector<uint8_t> seen(num_slots_, 0);
@@ -878,7 +900,7 @@ class HnswIndex::Impl {
   }
 
   size_t MemoryBytes() const {
-    std::shared_lock<std::shared_mutex> sh(storage_mu_);
+    std::shared_lock<StorageMutex> sh(storage_mu_);
     size_t b = capacity_ * slot_bytes_ + capacity_ * (sizeof(uint32_t*) + 2);
     for (size_t s = 0; s < num_slots_; ++s)
       if (upper_[s]) b += size_t(levels_[s]) * upper_stride_ * 4;
@@ -1008,7 +1030,7 @@ class HnswIndex::Impl {
   float (*kl2_)(const float*, const float*, size_t) = nullptr;
   float (*kdot_)(const float*, const float*, size_t) = nullptr;
 
-  mutable std::shared_mutex storage_mu_;
+  mutable StorageMutex storage_mu_;
   char* block_ = nullptr;
   size_t capacity_ = 0;
   std::atomic<size_t> num_slots_{0};  // high-water mark of used slots; grows under map_mu_
@@ -1326,12 +1348,12 @@ size_t HnswIndex::MemoryBytes() const { return impl_->MemoryBytes(); }
 const HnswOptions& HnswIndex::options() const { return impl_->opt_; }
 size_t HnswIndex::CountReachable() const { return impl_->CountReachable(); }
 size_t HnswIndex::capacity() const {
-  std::shared_lock<std::shared_mutex> sh(impl_->storage_mu_);
+  std::shared_lock<StorageMutex> sh(impl_->storage_mu_);
   return impl_->capacity_;
 }
 
 bool HnswIndex::trained() const {
-  std::shared_lock<std::shared_mutex> sh(impl_->storage_mu_);
+  std::shared_lock<StorageMutex> sh(impl_->storage_mu_);
   return !impl_->sq8_ || impl_->quant_.has_value();
 }
 
@@ -1348,7 +1370,7 @@ absl::Status HnswIndex::Train(std::span<const float> sample) {
     if (m.opt_.metric == Metric::kCosine && !Normalize(rows.data() + i, m.dim_))
       return absl::InvalidArgumentError("hnsw: a zero vector cannot be used with cosine");
   }
-  std::unique_lock<std::shared_mutex> ex(m.storage_mu_);
+  std::unique_lock<StorageMutex> ex(m.storage_mu_);
   if (m.live_.load() > 0 || m.num_slots_ > 0)
     return absl::FailedPreconditionError("hnsw: Train must come before the first vector");
   CAIRN_ASSIGN_OR_RETURN(Sq8Quantizer q, Sq8Quantizer::Train(rows, m.dim_));
@@ -1385,7 +1407,7 @@ absl::Status HnswIndex::AddBatch(std::span<const uint64_t> ids, std::span<const 
     CAIRN_RETURN_IF_ERROR(Train(std::span<const float>(data.data(), n * m.dim_)));
   }
   {
-    std::unique_lock<std::shared_mutex> ex(m.storage_mu_);
+    std::unique_lock<StorageMutex> ex(m.storage_mu_);
     size_t need = m.num_slots_ + ids.size();
     if (need > m.capacity_) m.Grow(std::max(need, m.capacity_ * 2));
   }
@@ -1418,7 +1440,7 @@ absl::Status HnswIndex::AddBatch(std::span<const uint64_t> ids, std::span<const 
 }
 
 absl::Status HnswIndex::Remove(uint64_t id) {
-  std::unique_lock<std::shared_mutex> ex(impl_->storage_mu_);
+  std::unique_lock<StorageMutex> ex(impl_->storage_mu_);
   auto it = impl_->id_to_slot_.find(id);
   if (it == impl_->id_to_slot_.end())
     return absl::NotFoundError(fmt::format("hnsw: id {} is not in the index", id));
@@ -1433,7 +1455,7 @@ bool HnswIndex::Contains(uint64_t id) const {
 
 absl::StatusOr<std::vector<float>> HnswIndex::Get(uint64_t id) const {
   Impl& m = *impl_;
-  std::shared_lock<std::shared_mutex> sh(m.storage_mu_);
+  std::shared_lock<StorageMutex> sh(m.storage_mu_);
   uint32_t s;
   {
     std::lock_guard<std::mutex> g(m.map_mu_);
@@ -1457,12 +1479,12 @@ absl::StatusOr<std::vector<Neighbor>> HnswIndex::Search(std::span<const float> q
 }
 
 absl::Status HnswIndex::Compact() {
-  std::unique_lock<std::shared_mutex> ex(impl_->storage_mu_);
+  std::unique_lock<StorageMutex> ex(impl_->storage_mu_);
   return impl_->CompactLocked();
 }
 
 absl::Status HnswIndex::Save(const std::string& path) const {
-  std::unique_lock<std::shared_mutex> ex(impl_->storage_mu_);
+  std::unique_lock<StorageMutex> ex(impl_->storage_mu_);
   return impl_->Save(path);
 }
 
