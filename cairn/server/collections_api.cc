@@ -65,6 +65,17 @@ absl::Status ParseIndexSettings(const json& v, CollectionSettings* settings) {
 
 std::string_view MetricFieldHelp() { return "one of \"cosine\", \"l2\", \"ip\""; }
 
+// The collection names a bad point "point 3 (id 17): ..."; the client wrote
+// it as points[3], so say that (the server's own checks already do).
+absl::Status InTermsOfTheRequest(const absl::Status& s) {
+  std::string m(s.message());
+  if (m.rfind("point ", 0) != 0) return s;
+  size_t end = 6;
+  while (end < m.size() && m[end] >= '0' && m[end] <= '9') ++end;
+  if (end == 6 || m.compare(end, 5, " (id ") != 0) return s;
+  return absl::Status(s.code(), fmt::format("'points[{}]'{}", m.substr(6, end - 6), m.substr(end)));
+}
+
 Response Created(json body) { return Response::Json(std::move(body), 201); }
 
 absl::StatusOr<std::shared_ptr<vector::Collection>> Lookup(vector::CollectionStore& store, std::string_view name) {
@@ -122,7 +133,7 @@ Response UpsertPoints(vector::CollectionStore& store, const Request& req) {
   if (!body.ok()) return Response::FromStatus(body.status());
   absl::StatusOr<std::vector<vector::Point>> points = ParseUpsert(*body, (*c)->settings());
   if (!points.ok()) return Response::FromStatus(points.status());
-  if (absl::Status s = (*c)->Upsert(*points); !s.ok()) return Response::FromStatus(s);
+  if (absl::Status s = (*c)->Upsert(*points); !s.ok()) return Response::FromStatus(InTermsOfTheRequest(s));
   return Response::Json({{"upserted", points->size()}, {"count", (*c)->Count()}});
 }
 

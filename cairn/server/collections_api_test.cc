@@ -179,6 +179,8 @@ TEST_F(CollectionsApiTest, AFailedBatchWritesNothingAndNamesThePoint) {
       {{{"id", 2}, {"vector", VectorOf(2)}, {"txt", "typo"}}, "unknown field 'points[1].txt'"},
       {{{"id", 2}, {"vector", VectorOf(2)}, {"text", 7}}, "'points[1].text' must be a string"},
       {json(7), "'points[1]' must be an object"},
+      // Found by the collection, not by the server's own checks: still named, still nothing written.
+      {{{"id", 2}, {"vector", VectorOf(2)}, {"text", std::string((1 << 20) + 1, 'a')}}, "'points[1]' (id 2): text has"},
   };
   for (const Case& c : cases) {
     Reply r = Post("/v1/collections/docs/points", {{"points", {good, c.bad, {{"id", 3}, {"vector", VectorOf(3)}}}}});
