@@ -43,7 +43,10 @@ namespace cairn::server {
 struct ServerOptions {
   std::string host = "127.0.0.1";
   int port = 0;                          // 0: any free port (port() tells which, after Start)
-  int threads = 0;                       // request threads; 0: max(8, 2 × hardware threads)
+  // Request threads; 0: max(8, 2 × hardware threads). A connection holds one
+  // while it is open (httplib keeps idle keep-alive connections up to 5 s), so
+  // this also bounds the clients served at once; more wait in the accept queue.
+  int threads = 0;
   size_t max_body_bytes = 64ull << 20;   // larger request bodies get 413
   std::string data_dir;                  // required: the node's stores live below it
   vector::CollectionOptions collections; // durability and snapshot policy of the collections
