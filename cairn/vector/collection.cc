@@ -351,6 +351,7 @@ absl::Status Collection::ReplayWal() {
   CAIRN_ASSIGN_OR_RETURN(WalScan scan, ScanWal(*bytes, path));
   const uint64_t text_seq = text_->applied_seq();
   uint64_t expected = 0;
+  uint64_t first_seq = 0;
   for (const WalRecordRef& rec : scan.records) {
     auto batch = DecodeWalBatch(rec.payload);
     if (!batch.ok()) {
@@ -366,6 +367,7 @@ absl::Status Collection::ReplayWal() {
           "{}: first record (offset {}) has sequence {} but the snapshot ends at {}: records are missing",
           path, rec.offset, batch->seq, snapshot_seq_));
     }
+    if (first_seq == 0) first_seq = batch->seq;
     expected = batch->seq + 1;
     if (batch->seq > snapshot_seq_) {
       for (const WalOp& op : batch->ops) {
@@ -384,7 +386,9 @@ absl::Status Collection::ReplayWal() {
     spdlog::warn("collection '{}': text index is at sequence {} but the WAL ends at {} (WAL tail lost with "
                  "fsync=never?); texts of those batches may linger",
                  settings_.name, text_seq, last_seq_);
-  } else if (text_seq < snapshot_seq_ && (scan.records.empty() || expected <= text_seq + 1)) {
+  } else if (text_seq < snapshot_seq_ && (first_seq == 0 || first_seq > text_seq + 1)) {
+    // The snapshot's Checkpoint() made text durable up to snapshot_seq_ before the WAL
+    // was emptied, so this means text.db was replaced or lost its last commits.
     return absl::DataLossError(fmt::format("collection '{}': text index {} is at sequence {}, behind the snapshot ({})",
                                            settings_.name, (fs::path(dir_) / kTextFile).string(), text_seq, snapshot_seq_));
   }

@@ -206,7 +206,7 @@ TEST_P(CollectionPersist, RoundTripThroughSnapshotAndWal) {
   ExpectSameContents(**c, **third, 800);
 }
 
-INSTANTIATE_TEST_SUITE_P(Kinds, CollectionPersist, ::testing::Values(IndexKind::kFlat, IndexKind::kHnsw),
+INSTANTIATE_TEST_SUITE_P(Kinds, CollectionPersist, ::testing::Values(IndexKind::kFlat, IndexKind::kHnsw, IndexKind::kHnswSq8),
                          [](const auto& info) { return std::string(IndexKindName(info.param)); });
 
 TEST(CollectionPersistence, AutomaticSnapshotAfterWalBytes) {
@@ -222,6 +222,28 @@ TEST(CollectionPersistence, AutomaticSnapshotAfterWalBytes) {
   ASSERT_TRUE(reopened.ok());
   EXPECT_GT((*reopened)->open_stats().snapshot_seq, 0u);
   ExpectSameContents(**c, **reopened, 200);
+}
+
+// text.db behind the WAL (a crash between the WAL append and the SQLite commit, or a
+// lost text.db): reopening replays the missing batches into it.
+TEST(CollectionPersistence, TextIndexCatchesUpFromTheWal) {
+  TempDir dir;
+  {
+    auto c = Collection::Create(dir.str(), Settings());
+    ASSERT_TRUE(c.ok());
+    ASSERT_TRUE((*c)->Upsert(RandomPoints(0, 30, 8, 1)).ok());
+    ASSERT_TRUE((*c)->Delete(3).ok());
+  }
+  for (const char* f : {"text.db", "text.db-wal", "text.db-shm"}) fs::remove(dir.path / f);
+  auto c = Collection::Open(dir.str());
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(*(*c)->Get(6)->text, "note 6 about bearings");
+  SearchRequest req;
+  req.text = "bearings";
+  req.k = 20;
+  auto hits = (*c)->Search(req);
+  ASSERT_TRUE(hits.ok());
+  EXPECT_EQ(hits->size(), 9u);  // ids 0, 6, 9, ..., 27 (3 was deleted)
 }
 
 TEST(CollectionPersistence, TornTailIsTruncated) {
@@ -450,17 +472,19 @@ TEST(CollectionCrash, AcknowledgedUpsertsSurviveKill9) {
   }
 }
 
-// Open time of a flat collection from its snapshot (a proxy for the 1 M target; set
-// CAIRN_VECTOR_OPEN_N to measure a bigger one).
+// Open time from a snapshot (a proxy for the 1 M target; CAIRN_VECTOR_OPEN_N and
+// CAIRN_VECTOR_OPEN_KIND=flat|hnsw|hnsw_sq8 measure bigger ones).
 TEST(CollectionOpen, SnapshotOpenTime) {
   const char* env = std::getenv("CAIRN_VECTOR_OPEN_N");
+  const char* kind_env = std::getenv("CAIRN_VECTOR_OPEN_KIND");
   const size_t n = env ? static_cast<size_t>(std::atoll(env)) : 20000;
+  const IndexKind kind = kind_env ? *ParseIndexKind(kind_env) : IndexKind::kFlat;
   const size_t dim = 128;
   TempDir dir;
   CollectionOptions opts;
   opts.fsync = FsyncPolicy::kNever;
   opts.snapshot_wal_bytes = ~0ull;
-  auto c = Collection::Create(dir.str(), Settings(IndexKind::kFlat, dim), opts);
+  auto c = Collection::Create(dir.str(), Settings(kind, dim), opts);
   ASSERT_TRUE(c.ok());
   SplitMix64 rng(5);
   const size_t batch = 1000;
@@ -473,13 +497,41 @@ TEST(CollectionOpen, SnapshotOpenTime) {
     ASSERT_TRUE((*c)->Upsert(pts).ok());
   }
   const double upsert_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  t0 = std::chrono::steady_clock::now();
   ASSERT_TRUE((*c)->Snapshot().ok());
+  const double snapshot_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   c->reset();
   auto reopened = Collection::Open(dir.str(), opts);
   ASSERT_TRUE(reopened.ok()) << reopened.status();
   EXPECT_EQ((*reopened)->Count(), n);
-  std::printf("[ open ] %zu x %zu flat: upsert %.0f points/s (fsync never, batches of %zu), open %.3f s\n", n, dim,
-              static_cast<double>(n) / upsert_s, batch, (*reopened)->open_stats().seconds);
+  std::printf("[ open ] %zu x %zu %s: upsert %.0f points/s (fsync never, batches of %zu), snapshot %.3f s, "
+              "open %.3f s\n",
+              n, dim, std::string(IndexKindName(kind)).c_str(), static_cast<double>(n) / upsert_s, batch,
+              snapshot_s, (*reopened)->open_stats().seconds);
+}
+
+// Acknowledged-write rate with fsync on every batch (the default), batches of 1 and 100.
+TEST(CollectionOpen, UpsertRateWithFsync) {
+  TempDir dir;
+  auto c = Collection::Create(dir.str(), Settings(IndexKind::kHnsw, 128, Metric::kCosine));
+  ASSERT_TRUE(c.ok());
+  SplitMix64 rng(6);
+  uint64_t id = 0;
+  for (size_t batch : {size_t{1}, size_t{100}}) {
+    const size_t batches = batch == 1 ? 200 : 20;
+    auto t0 = std::chrono::steady_clock::now();
+    for (size_t b = 0; b < batches; ++b) {
+      std::vector<Point> pts;
+      for (size_t i = 0; i < batch; ++i) {
+        pts.push_back({.id = id++, .vector = RandomVector(rng, 128), .attributes = {{"k", int64_t{1}}},
+                       .text = "some words for the text index"});
+      }
+      ASSERT_TRUE((*c)->Upsert(pts).ok());
+    }
+    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    std::printf("[ upsert ] hnsw 128-d, fsync always, batches of %zu: %.0f batches/s, %.0f points/s\n", batch,
+                static_cast<double>(batches) / s, static_cast<double>(batches * batch) / s);
+  }
 }
 
 }  // namespace
