@@ -505,9 +505,11 @@ TEST(CollectionOpen, SnapshotOpenTime) {
   ASSERT_TRUE(reopened.ok()) << reopened.status();
   EXPECT_EQ((*reopened)->Count(), n);
   std::printf("[ open ] %zu x %zu %s: upsert %.0f points/s (fsync never, batches of %zu), snapshot %.3f s, "
-              "open %.3f s\n",
+              "open %.3f s (snapshot %.3f, index %.3f, attributes %.3f, wal %.3f)\n",
               n, dim, std::string(IndexKindName(kind)).c_str(), static_cast<double>(n) / upsert_s, batch,
-              snapshot_s, (*reopened)->open_stats().seconds);
+              snapshot_s, (*reopened)->open_stats().seconds, (*reopened)->open_stats().snapshot_seconds,
+              (*reopened)->open_stats().index_seconds, (*reopened)->open_stats().attribute_seconds,
+              (*reopened)->open_stats().wal_seconds);
 }
 
 // Acknowledged-write rate with fsync on every batch (the default), batches of 1 and 100.

@@ -403,9 +403,12 @@ void AttributeIndex::IndexValue(const std::string& field, const AttributeValue& 
 }
 
 void AttributeIndex::Put(uint64_t id, Attributes attributes) {
-  Erase(id);
+  auto [it, inserted] = points_.try_emplace(id);
+  if (!inserted) {
+    for (const auto& [name, value] : it->second) IndexValue(name, value, id, false);
+  }
   for (const auto& [name, value] : attributes) IndexValue(name, value, id, true);
-  points_.emplace(id, std::move(attributes));
+  it->second = std::move(attributes);
 }
 
 void AttributeIndex::Erase(uint64_t id) {

@@ -98,6 +98,8 @@ class AttributeIndex {
   // Sets the point's attributes (replacing earlier ones). Every live point is
   // registered, even with no attributes, so "ne"/"not" can list it.
   void Put(uint64_t id, Attributes attributes);
+  // Makes room for n points (before a bulk load).
+  void Reserve(size_t n) { points_.reserve(n); }
   // Forgets the point; no-op when absent.
   void Erase(uint64_t id);
   // nullptr when absent. Valid until the next write.
