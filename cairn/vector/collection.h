@@ -4,7 +4,10 @@
 // On disk a collection is one directory under the store's data directory:
 //   settings.json   the CollectionSettings (written once, atomically)
 //   wal.log         write-ahead log: one checksummed record per acknowledged batch
-//   points.snap     snapshot: ids, vectors, attributes, the last WAL sequence it holds
+//   points.snap     snapshot: ids, attributes, the last WAL sequence it holds, and the
+//                   vectors (flat index)
+//   index-<seq>.hnsw  HNSW kinds: the graph and vectors of that snapshot (HnswIndex::Save,
+//                   loaded with HnswIndex::Open, mmap)
 //   text.db         SQLite FTS5 table of the text payloads (+ the last WAL sequence applied)
 // A write is acknowledged (Upsert/Delete return OK) only after its WAL record is written
 // and, with FsyncPolicy::kAlways (the default), fsync'ed: it survives kill -9 and power
@@ -60,6 +63,8 @@ struct CollectionSettings {
   std::string name;              // 1..64 chars of [A-Za-z0-9_-], starting with a letter or digit
   size_t dim = 0;                // 1..65536
   Metric metric = Metric::kCosine;
+  // hnsw_sq8: the first upsert batch trains the quantizer, so it should be representative
+  // (a thousand points or more).
   IndexKind index = IndexKind::kHnsw;
   HnswSettings hnsw;
   std::string embedder = "hash"; // "hash" (HashingEmbedder of `dim`) or "none"
@@ -204,7 +209,9 @@ class Collection {
 // All collections under one data directory (one subdirectory each).
 class CollectionStore {
  public:
-  // Opens every collection found in `data_dir` (created when missing).
+  // Opens every collection found in `data_dir` (created when missing). Fails, naming the
+  // collection, when any of them cannot be opened (a damaged file is never skipped
+  // silently).
   static absl::StatusOr<std::unique_ptr<CollectionStore>> Open(const std::string& data_dir,
                                                                const CollectionOptions& options = {});
   // AlreadyExists when the name is taken; InvalidArgument for bad settings.
