@@ -587,6 +587,26 @@ class HnswIndex::Impl {
       SelectHeuristic(found, M_, sc, &kept);
       {
         std::lock_guard<SpinLock> g(locks_[s & (kLockStripes - 1)]);
+        // Another insert may already have linked itself into s's list (it found s
+        // through the entry of a higher level): merge rather than overwrite, or its
+        // only link to the graph could be lost.
+        const uint32_t* lk = Links(s, l);
+        const uint32_t have = LoadA(lk[0]);
+        if (have > 0) {
+          std::vector<Cand> merged = kept;
+          for (uint32_t j = 0; j < have; ++j) {
+            const uint32_t x = LoadA(lk[1 + j]);
+            bool dup = false;
+            for (const Cand& c : kept) dup |= c.s == x;
+            if (!dup) merged.push_back({Dist(v, sq, x), x});
+          }
+          std::sort(merged.begin(), merged.end(), CandLess());
+          if (merged.size() > MaxLinks(l)) {
+            SelectHeuristic(merged, MaxLinks(l), sc, &kept);
+          } else {
+            kept = merged;
+          }
+        }
         WriteLinks(s, l, kept);
       }
       for (const Cand& c : kept) AddLink(c.s, s, l, sc);
