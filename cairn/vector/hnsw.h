@@ -15,7 +15,8 @@
 //    back with pread for re-ranking, so they sit in the OS page cache, which the
 //    kernel can evict under pressure; resident (anonymous) memory is ~1/4 of the float
 //    index plus the graph. Save() copies the vectors into the index file; Open() of
-//    an SQ8 file re-ranks from the mapped file itself.
+//    an SQ8 file copies that section into a fresh side file (copy_file_range, a
+//    kernel-side copy) so the opened index stays writable.
 //    The quantizer must be trained before the first vector goes in: call
 //    Train(sample) with representative rows, or let the first AddBatch() train on
 //    its own rows. Add() on an untrained SQ8 index returns FailedPrecondition.

@@ -225,7 +225,7 @@ TEST(HnswTest, UpsertReplaces) {
 }
 
 TEST(HnswTest, RemoveRepairsAndReusesSlots) {
-  const size_t n = 4000;
+  const size_t n = 3000;
   auto base = Clustered(n, kDim, 4);
   auto queries = Clustered(100, kDim, 5);
   auto ids = Iota(n);
@@ -289,7 +289,7 @@ TEST(HnswTest, RemoveEverythingThenAdd) {
 }
 
 TEST(HnswTest, CompactReleasesMemoryAndKeepsResults) {
-  const size_t n = 3000;
+  const size_t n = 2000;
   auto base = Clustered(n, kDim, 8);
   auto queries = Clustered(50, kDim, 9);
   auto ids = Iota(n);
@@ -412,9 +412,9 @@ class ModFilter : public Filter {
 };
 
 TEST(HnswTest, FilteredSearch) {
-  const size_t n = 5000;
+  const size_t n = 4000;
   auto base = Clustered(n, kDim, 14);
-  auto queries = Clustered(60, kDim, 15);
+  auto queries = Clustered(40, kDim, 15);
   auto ids = Iota(n);
   HnswOptions o;
   o.dim = kDim;
@@ -509,7 +509,7 @@ TEST(HnswTest, CorruptFilesGiveClearErrors) {
 }
 
 TEST(HnswTest, Sq8RecallAndMemory) {
-  const size_t n = 3000, kDim = 64;
+  const size_t n = 2000, kDim = 64;
   auto base = Clustered(n, kDim, 19);
   auto queries = Clustered(100, kDim, 20);
   auto ids = Iota(n);
