@@ -59,7 +59,7 @@ struct HnswOptions {
   size_t ef_search = 64;             // default SearchParams::ef
   HnswStorage storage = HnswStorage::kFloat32;
   // SQ8 only: candidates re-ranked on full-precision vectors per search
-  // (0 = max(ef, 4 * k)).
+  // (0 = max(2 * k, 10)); each costs one pread of the vector file.
   size_t rerank = 0;
   // SQ8 only: file that holds the full-precision vectors (created/truncated).
   // Empty = an anonymous temporary file in $TMPDIR (unlinked at once).
