@@ -326,8 +326,9 @@ absl::Status Collection::LoadSnapshot() {
   double attribute_seconds = 0;
   std::thread attribute_loader([&] {
     auto ta = std::chrono::steady_clock::now();
-    attributes_.Reserve(n);
-    for (size_t i = 0; i < n; ++i) attributes_.Put(s.id(i), std::move(attrs[i]));
+    std::vector<uint64_t> ids(n);
+    for (size_t i = 0; i < n; ++i) ids[i] = s.id(i);
+    attributes_.BulkLoad(ids, std::move(attrs));
     attribute_seconds = SecondsSince(ta);
   });
   auto load_index = [&]() -> absl::Status {

@@ -138,6 +138,30 @@ TEST(FilterIndex, AgreesWithBruteForce) {
   }
 }
 
+TEST(FilterIndex, BulkLoadEqualsPut) {
+  AttributeIndex put, bulk;
+  std::vector<uint64_t> ids;
+  std::vector<Attributes> attrs;
+  for (uint64_t id = 0; id < 500; ++id) {
+    Attributes a{{"n", static_cast<int64_t>(id % 7)}, {"s", std::string(id % 2 ? "odd" : "even")},
+                 {"t", Tags{fmt::format("x{}", static_cast<char>('a' + id % 3))}}};
+    put.Put(id * 3, a);
+    ids.push_back(id * 3);
+    attrs.push_back(a);
+  }
+  bulk.BulkLoad(ids, attrs);
+  for (const char* f : {R"({"field":"n","gte":2,"lt":5})", R"({"field":"s","eq":"odd"})",
+                        R"({"field":"t","contains":"xb"})", R"({"field":"n","in":[0,6]})"}) {
+    Predicate p = MustParse(f);
+    EXPECT_EQ(bulk.ListMatching(p), put.ListMatching(p)) << f;
+    EXPECT_EQ(bulk.EstimateCount(p), put.EstimateCount(p)) << f;
+  }
+  EXPECT_EQ(bulk.size(), 500u);
+  bulk.Erase(3);
+  EXPECT_EQ(bulk.Find(3), nullptr);
+  EXPECT_EQ(bulk.ListMatching(MustParse(R"({"field":"n","eq":1})")).front(), 24u);
+}
+
 TEST(FilterIndex, SelectivityOfOnePercent) {
   AttributeIndex index;
   for (uint64_t id = 0; id < 10000; ++id) index.Put(id, {{"bucket", static_cast<int64_t>(id % 100)}});
