@@ -259,8 +259,9 @@ absl::StatusOr<Attributes> AttributesFromJson(const nlohmann::json& object) {
 
 nlohmann::json AttributesToJson(const Attributes& attributes) {
   nlohmann::json j = nlohmann::json::object();
-  for (const auto& [name, value] : attributes) {
-    std::visit([&](const auto& v) { j[name] = v; }, value);
+  for (const auto& entry : attributes) {
+    const std::string& name = entry.first;
+    std::visit([&](const auto& v) { j[name] = v; }, entry.second);
   }
   return j;
 }
