@@ -4,7 +4,10 @@
 // On disk a collection is one directory under the store's data directory:
 //   settings.json   the CollectionSettings (written once, atomically)
 //   wal.log         write-ahead log: one checksummed record per acknowledged batch
-//   points.snap     snapshot: ids, vectors, attributes, the last WAL sequence it holds
+//   points.snap     snapshot: ids, attributes, the last WAL sequence it holds, and the
+//                   vectors (flat index)
+//   index-<seq>.hnsw  HNSW kinds: the graph and vectors of that snapshot (HnswIndex::Save,
+//                   loaded with HnswIndex::Open, mmap)
 //   text.db         SQLite FTS5 table of the text payloads (+ the last WAL sequence applied)
 // A write is acknowledged (Upsert/Delete return OK) only after its WAL record is written
 // and, with FsyncPolicy::kAlways (the default), fsync'ed: it survives kill -9 and power
@@ -60,6 +63,8 @@ struct CollectionSettings {
   std::string name;              // 1..64 chars of [A-Za-z0-9_-], starting with a letter or digit
   size_t dim = 0;                // 1..65536
   Metric metric = Metric::kCosine;
+  // hnsw_sq8: the first upsert batch trains the quantizer, so it should be representative
+  // (a thousand points or more).
   IndexKind index = IndexKind::kHnsw;
   HnswSettings hnsw;
   std::string embedder = "hash"; // "hash" (HashingEmbedder of `dim`) or "none"
@@ -163,7 +168,11 @@ class Collection {
     uint64_t snapshot_seq = 0;       // last WAL sequence in the snapshot
     uint64_t replayed_records = 0;   // WAL records applied after it
     uint64_t truncated_bytes = 0;    // torn tail cut off the WAL
-    double seconds = 0;              // wall time of Open
+    double seconds = 0;              // wall time of Open, of which:
+    double snapshot_seconds = 0;     //   mapping and verifying the snapshot (and index file)
+    double index_seconds = 0;        //   loading vectors into the index, in parallel with
+    double attribute_seconds = 0;    //   building the attribute indexes
+    double wal_seconds = 0;          //   scanning and replaying the WAL
   };
   const OpenStats& open_stats() const { return open_stats_; }
 
@@ -200,7 +209,9 @@ class Collection {
 // All collections under one data directory (one subdirectory each).
 class CollectionStore {
  public:
-  // Opens every collection found in `data_dir` (created when missing).
+  // Opens every collection found in `data_dir` (created when missing). Fails, naming the
+  // collection, when any of them cannot be opened (a damaged file is never skipped
+  // silently).
   static absl::StatusOr<std::unique_ptr<CollectionStore>> Open(const std::string& data_dir,
                                                                const CollectionOptions& options = {});
   // AlreadyExists when the name is taken; InvalidArgument for bad settings.

@@ -6,7 +6,12 @@
 // environment variable CAIRN_VECTOR_ISA=scalar|avx2|avx512 before first use
 // forces a path (an unsupported request falls back to the best available).
 //
+// "avx512" needs AVX-512 F/BW/VL and uses VNNI (vpdpbusd, vpdpwssd) for the int8
+// kernels when the CPU has it. NEON is the aarch64 baseline (no run-time check).
+//
 // All kernels read exactly `dim` elements, need no alignment, and are thread-safe.
+// Float results may differ from scalar in the last bits (summation order); int8
+// results are exact.
 #pragma once
 
 #include <cstddef>

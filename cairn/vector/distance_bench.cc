@@ -44,12 +44,14 @@ struct Inputs {
   std::vector<uint8_t> u8;
 };
 
-enum class Op { kL2, kDot, kL2I8, kDotI8, kL2F32U8, kDotF32U8 };
+enum class Op { kL2, kDot, kL2I8, kDotI8, kL2F32U8, kDotF32U8, kL2X4, kDotX4 };
 
 void Run(benchmark::State& state, const KernelTable* t, Op op, size_t dim) {
   const Inputs in(dim);
   const float* q = in.F(kPool - 1);
   const int8_t* qi = in.I8(kPool - 1);
+  const float* four[4] = {in.F(kPool - 1), in.F(kPool - 2), in.F(kPool - 3), in.F(kPool - 4)};
+  float out[4];
   size_t i = 0;
   for (auto _ : state) {
     switch (op) {
@@ -61,6 +63,14 @@ void Run(benchmark::State& state, const KernelTable* t, Op op, size_t dim) {
         benchmark::DoNotOptimize(t->l2sq_f32_u8(q, in.U8(i), in.w.data(), dim));
         break;
       case Op::kDotF32U8: benchmark::DoNotOptimize(t->dot_f32_u8(q, in.U8(i), dim)); break;
+      case Op::kL2X4:
+        t->l2sq_x4(four, in.F(i), dim, out);
+        benchmark::DoNotOptimize(out);
+        break;
+      case Op::kDotX4:
+        t->dot_x4(four, in.F(i), dim, out);
+        benchmark::DoNotOptimize(out);
+        break;
     }
     ++i;
   }
@@ -94,6 +104,8 @@ const bool kRegistered = [] {
       {"dot_i8", Op::kDotI8, {128, 384}},
       {"l2sq_f32_u8", Op::kL2F32U8, {128, 384}},
       {"dot_f32_u8", Op::kDotF32U8, {128, 384}},
+      {"l2sq_x4", Op::kL2X4, {128, 384}},  // one call = four distances
+      {"dot_x4", Op::kDotX4, {128, 384}},
   };
   for (const auto& op : kOps) {
     for (size_t dim : op.dims) {

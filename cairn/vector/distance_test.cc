@@ -75,6 +75,35 @@ TEST(DistanceKernels, DispatchPicksAnAvailableTable) {
 #endif
 }
 
+// Run in a child process by EnvironmentForcesAPath (dispatch happens once per
+// process): checks that Kernels() honours CAIRN_VECTOR_ISA, or falls back to the
+// best table when the request cannot run here.
+TEST(DistanceKernels, HonoursEnvironment) {
+  const char* env = std::getenv("CAIRN_VECTOR_ISA");
+  if (env == nullptr) GTEST_SKIP() << "CAIRN_VECTOR_ISA not set";
+  if (KernelsFor(env) != nullptr) {
+    EXPECT_EQ(Kernels().isa, env);
+  } else {
+    for (std::string_view best : {"avx512", "avx2", "neon", "scalar"}) {
+      if (KernelsFor(best) != nullptr) {
+        EXPECT_EQ(Kernels().isa, best);
+        break;
+      }
+    }
+  }
+}
+
+TEST(DistanceKernels, EnvironmentForcesAPath) {
+  if (std::getenv("CAIRN_VECTOR_ISA") != nullptr) GTEST_SKIP() << "already a child";
+  if (!std::filesystem::exists("/proc/self/exe")) GTEST_SKIP() << "no /proc";
+  const std::string self = std::filesystem::read_symlink("/proc/self/exe").string();
+  for (std::string_view isa : {"scalar", "avx2", "avx512", "neon", "bogus"}) {
+    const std::string cmd = "CAIRN_VECTOR_ISA=" + std::string(isa) + " '" + self +
+                            "' --gtest_filter=DistanceKernels.HonoursEnvironment >/dev/null 2>&1";
+    EXPECT_EQ(std::system(cmd.c_str()), 0) << cmd;
+  }
+}
+
 // Every SIMD table against scalar: dims 1..300 and the common embedding sizes,
 // pointers offset by 0..3 elements so no load is aligned.
 TEST(DistanceKernels, SimdMatchesScalarOnRandomInputs) {
@@ -214,8 +243,9 @@ TEST(DistanceKernels, NoReadPastTheEnd) {
 }
 
 // The NEON path cannot run here, but it must compile for aarch64. Clang cross-compiles
-// the kernel files with this host's C++ headers; a tiny shim supplies the two glibc
-// headers that are architecture-specific. Skipped where clang is not installed.
+// the kernel files with this host's C++ headers (no aarch64 sysroot needed); a tiny
+// shim supplies the two glibc headers that are architecture-specific. Skipped where
+// clang is not installed.
 TEST(DistanceKernels, NeonPathCompilesForAarch64) {
   const std::filesystem::path src = std::filesystem::path(__FILE__).parent_path();
   const std::filesystem::path root = src.parent_path().parent_path();
@@ -233,12 +263,16 @@ TEST(DistanceKernels, NeonPathCompilesForAarch64) {
       << "#define __WORDSIZE 64\n#define __WORDSIZE_TIME64_COMPAT32 1\n"
          "#define __SYSCALL_WORDSIZE 64\n";
   const std::string out = (shim / "neon.o").string();
-  const std::string cmd =
+  const std::string clang =
       "clang++ --target=aarch64-linux-gnu -std=c++20 -O1 -Wall -Wextra -Werror -nostdinc++ "
       "-isystem /usr/include/c++/12 -isystem /usr/include/x86_64-linux-gnu/c++/12 -isystem " +
-      shim.string() + " -isystem /usr/include/x86_64-linux-gnu -I" + root.string() + " -c " +
-      (src / "distance_neon.cc").string() + " -o " + out + " && (! command -v llvm-objdump >/dev/null || llvm-objdump -d " + out +
-      " | grep -q fmla)";
+      shim.string() + " -isystem /usr/include/x86_64-linux-gnu -I" + root.string() + " ";
+  // The NEON kernels compile to NEON code; the x86 files compile to their stubs.
+  const std::string cmd =
+      clang + "-c " + (src / "distance_neon.cc").string() + " -o " + out +
+      " && (! command -v llvm-objdump >/dev/null || llvm-objdump -d " + out +
+      " | grep -q fmla) && " + clang + "-fsyntax-only " + (src / "distance_avx2.cc").string() +
+      " && " + clang + "-fsyntax-only " + (src / "distance_avx512.cc").string();
   const int rc = std::system(cmd.c_str());
   std::filesystem::remove_all(shim);
   EXPECT_EQ(rc, 0) << cmd;

@@ -259,8 +259,9 @@ absl::StatusOr<Attributes> AttributesFromJson(const nlohmann::json& object) {
 
 nlohmann::json AttributesToJson(const Attributes& attributes) {
   nlohmann::json j = nlohmann::json::object();
-  for (const auto& [name, value] : attributes) {
-    std::visit([&](const auto& v) { j[name] = v; }, value);
+  for (const auto& entry : attributes) {
+    const std::string& name = entry.first;
+    std::visit([&](const auto& v) { j[name] = v; }, entry.second);
   }
   return j;
 }
@@ -403,9 +404,42 @@ void AttributeIndex::IndexValue(const std::string& field, const AttributeValue& 
 }
 
 void AttributeIndex::Put(uint64_t id, Attributes attributes) {
-  Erase(id);
+  auto [it, inserted] = points_.try_emplace(id);
+  if (!inserted) {
+    for (const auto& [name, value] : it->second) IndexValue(name, value, id, false);
+  }
   for (const auto& [name, value] : attributes) IndexValue(name, value, id, true);
-  points_.emplace(id, std::move(attributes));
+  it->second = std::move(attributes);
+}
+
+void AttributeIndex::BulkLoad(std::span<const uint64_t> ids, std::vector<Attributes> attributes) {
+  struct Entries {
+    std::vector<std::pair<double, uint64_t>> numbers;
+    std::vector<std::pair<std::string, uint64_t>> strings;
+  };
+  absl::flat_hash_map<std::string, Entries> entries;
+  points_.reserve(points_.size() + ids.size());
+  for (size_t i = 0; i < ids.size(); ++i) {
+    for (const auto& [name, value] : attributes[i]) {
+      Entries& e = entries[name];
+      if (auto x = AsNumber(value)) {
+        e.numbers.emplace_back(*x, ids[i]);
+      } else if (const auto* str = std::get_if<std::string>(&value)) {
+        e.strings.emplace_back(*str, ids[i]);
+      } else {
+        for (const auto& t : std::get<Tags>(value)) e.strings.emplace_back(t, ids[i]);
+      }
+    }
+    points_.emplace(ids[i], std::move(attributes[i]));
+  }
+  // Sorted input makes each btree insertion an append at the end hint.
+  for (auto& [name, e] : entries) {
+    FieldIndex& f = fields_[name];
+    std::sort(e.numbers.begin(), e.numbers.end());
+    std::sort(e.strings.begin(), e.strings.end());
+    for (auto& n : e.numbers) f.numbers.insert(f.numbers.end(), n);
+    for (auto& str : e.strings) f.strings.insert(f.strings.end(), std::move(str));
+  }
 }
 
 void AttributeIndex::Erase(uint64_t id) {

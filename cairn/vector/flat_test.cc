@@ -320,6 +320,19 @@ TEST(FlatIndex, Sq8ExplicitTraining) {
   EXPECT_EQ(MakeIndex(dim, Metric::kL2)->Train({}).code(), absl::StatusCode::kFailedPrecondition);
 }
 
+TEST(FlatIndex, Sq8AutoTrainingFailureKeepsTheVectors) {
+  auto index = MakeIndex(1, Metric::kL2, FlatStorage::kSq8, /*auto_train=*/2);
+  const std::vector<float> lo = {-3.4e38f}, hi = {3.4e38f}, mid = {0};
+  ASSERT_TRUE(index->Add(1, lo).ok());
+  ASSERT_TRUE(index->Add(2, hi).ok());  // training fails: range too wide for float codes
+  ASSERT_TRUE(index->Add(3, mid).ok());
+  EXPECT_FALSE(index->trained());
+  EXPECT_EQ(index->size(), 3u);
+  EXPECT_EQ(*index->Get(2), hi);
+  EXPECT_EQ((*index->Search(mid, {.k = 1}))[0].id, 3u);
+  EXPECT_FALSE(index->Train({}).ok());
+}
+
 TEST(FlatIndex, ConcurrentWritersAndReaders) {
   const size_t dim = 16, n = 400;
   const std::vector<float> base = RandomRows(n, dim, 15);
@@ -365,6 +378,24 @@ TEST(ExactKnn, MatchesTheFlatIndex) {
       ASSERT_EQ(Ids(one[qi]), Ids(want)) << qi;
       for (size_t i = 0; i < k; ++i) EXPECT_NEAR(one[qi][i].distance, want[i].distance, 1e-5);
     }
+  }
+}
+
+// Far from the origin a dot-product shortcut for L2 (|b|^2 - 2<q, b>) cancels
+// badly; ground truth must still find the true neighbours there.
+TEST(ExactKnn, L2FarFromTheOriginStaysExact) {
+  const size_t dim = 16, n = 2000, nq = 12, k = 10;
+  std::vector<float> base = RandomRows(n, dim, 19), queries = RandomRows(nq, dim, 20);
+  for (float& x : base) x = 1000 + x;
+  for (float& x : queries) x = 1000 + x;
+  auto index = MakeIndex(dim, Metric::kL2);
+  for (size_t r = 0; r < n; ++r) ASSERT_TRUE(index->Add(r, Row(base, dim, r)).ok());
+  const auto got = ExactKnn(base, dim, queries, Metric::kL2, k, 2);
+  for (size_t qi = 0; qi < nq; ++qi) {
+    const std::vector<Neighbor> want = *index->Search(Row(queries, dim, qi), {.k = k});
+    EXPECT_EQ(Ids(got[qi]), Ids(want)) << qi;
+    EXPECT_EQ(Ids(got[qi]), BruteForceIds(Metric::kL2, base, dim, Row(queries, dim, qi), k));
+    for (size_t i = 0; i < k; ++i) EXPECT_NEAR(got[qi][i].distance, want[i].distance, 1e-4);
   }
 }
 
