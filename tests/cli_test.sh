@@ -83,6 +83,76 @@ check contains_build_column 0 "$CAIRN" sketch contains --build "$T/build.csv" --
 grep -qx 7 "$OUT" && ! grep -qx 9 "$OUT" && echo "ok   contains_build_column_lines" || { echo "FAIL contains build column"; fail=1; }
 expect contains_build_column_summary '2 tested: 1 possibly present, 1 absent'
 
+# --- cairn serve: the HTTP API on a free port over a temp data dir, driven with curl ---
+if command -v curl >/dev/null 2>&1; then
+  SERVE_PID=""
+  trap '[ -n "$SERVE_PID" ] && kill "$SERVE_PID" 2>/dev/null; rm -rf "$T"' EXIT
+  serve_start() {  # starts `cairn serve` on port 0 and reads the bound address from its log
+    "$CAIRN" serve --listen 127.0.0.1:0 --data-dir "$T/node" --threads 2 >"$T/serve.log" 2>&1 &
+    SERVE_PID=$!
+    SERVE_URL=""
+    for _ in $(seq 1 100); do
+      SERVE_URL=$(grep -oE 'listening on http://127\.0\.0\.1:[0-9]+' "$T/serve.log" | grep -oE 'http://.*')
+      [ -n "$SERVE_URL" ] && break
+      sleep 0.1
+    done
+    [ -n "$SERVE_URL" ] && echo "ok   serve_start" || { echo "FAIL serve did not start"; sed 's/^/     /' "$T/serve.log"; fail=1; }
+  }
+  serve_stop() {  # SIGTERM, then a clean exit 0 within 10 s
+    kill -TERM "$SERVE_PID"
+    local rc=0 waited=0
+    while kill -0 "$SERVE_PID" 2>/dev/null && [ $waited -lt 100 ]; do sleep 0.1; waited=$((waited + 1)); done
+    wait "$SERVE_PID"; rc=$?
+    SERVE_PID=""
+    [ "$rc" -eq 0 ] && grep -q 'stopped' "$T/serve.log" && echo "ok   serve_stop" \
+      || { echo "FAIL serve stop: exit $rc"; sed 's/^/     /' "$T/serve.log"; fail=1; }
+  }
+  api() {  # api METHOD PATH [JSON]: prints the body, then "HTTP <status>"
+    curl -sS -X "$1" ${3:+-H 'Content-Type: application/json' --data-binary "$3"} -w '\nHTTP %{http_code}\n' \
+      "$SERVE_URL$2"
+  }
+  check help_serve 0 "$CAIRN" serve --help
+  check serve_bad_listen 2 "$CAIRN" serve --listen nonsense:port --data-dir "$T/node"
+  expect serve_bad_listen_reason 'is not HOST:PORT'
+  serve_start
+  check serve_healthz 0 api GET /healthz
+  expect serve_healthz_ok '"status":"ok"'
+  check serve_create 0 api POST /v1/collections '{"name":"docs","dim":4,"metric":"l2","index":{"type":"hnsw","M":8}}'
+  expect serve_create_201 'HTTP 201'
+  check serve_create_again 0 api POST /v1/collections '{"name":"docs","dim":4}'
+  expect serve_create_409 'HTTP 409'
+  check serve_upsert 0 api POST /v1/collections/docs/points \
+    '{"points":[{"id":1,"vector":[1,0,0,0],"text":"pump bearing hot","attributes":{"kind":"pump"}},
+                {"id":2,"vector":[0,1,0,0],"attributes":{"kind":"valve"}},{"id":3,"vector":[0,0,1,0]}]}'
+  expect serve_upsert_count '"count":3'
+  check serve_bad_batch 0 api POST /v1/collections/docs/points '{"points":[{"id":4,"vector":[1,1,1,1]},{"id":5,"vector":[1]}]}'
+  expect serve_bad_batch_400 'HTTP 400'
+  expect serve_bad_batch_names_point "'points\[1\]\.vector' has 1 values"
+  check serve_bad_batch_wrote_nothing 0 api GET /v1/collections/docs/points/4
+  expect serve_bad_batch_404 'HTTP 404'
+  check serve_malformed 0 api POST /v1/collections/docs/search '{"vector":[1,0,0'
+  expect serve_malformed_400 'not valid JSON'
+  check serve_search 0 api POST /v1/collections/docs/search '{"vector":[0.9,0.1,0,0],"k":2}'
+  expect serve_search_first '"results":\[\{"attributes":\{"kind":"pump"\},"distance":[^,]*,"id":1,'
+  check serve_search_filter 0 api POST /v1/collections/docs/search \
+    '{"vector":[0.9,0.1,0,0],"k":2,"filter":{"field":"kind","eq":"valve"}}'
+  expect serve_search_filter_valve '"results":\[\{"attributes":\{"kind":"valve"\},"distance":[^,]*,"id":2,"score":[^}]*\}\]'
+  check serve_unknown_collection 0 api GET /v1/collections/nope
+  expect serve_unknown_collection_404 'HTTP 404'
+  serve_stop
+  # Restart on the same data dir: the collection and its points are still there.
+  serve_start
+  check serve_restart_count 0 api GET /v1/collections/docs
+  expect serve_restart_count_3 '"count":3'
+  check serve_restart_point 0 api GET /v1/collections/docs/points/1
+  expect serve_restart_point_text '"text":"pump bearing hot"'
+  check serve_drop 0 api DELETE /v1/collections/docs
+  expect serve_drop_200 'HTTP 200'
+  serve_stop
+else
+  echo "skip serve: curl is not installed (scripts/setup installs it)"
+fi
+
 # --- cairn run ---
 check run_missing_file 1 "$CAIRN" run "$T/nope.yaml"
 expect run_missing_file_text 'nope.yaml'

@@ -16,6 +16,7 @@ namespace cairn::cli {
 using Runner = std::function<int()>;
 
 void RegisterDemo(CLI::App& app, Runner* run);
+void RegisterServe(CLI::App& app, Runner* run);  // serve_cmd.cc
 void RegisterSketch(CLI::App& app, Runner* run);
 void RegisterBench(CLI::App& app, Runner* run);
 void RegisterRun(CLI::App& app, Runner* run);

@@ -23,6 +23,7 @@ int main(int argc, char** argv) {
 
   cairn::cli::Runner run;
   cairn::cli::RegisterDemo(app, &run);
+  cairn::cli::RegisterServe(app, &run);
   cairn::cli::RegisterSketch(app, &run);
   cairn::cli::RegisterBench(app, &run);
   cairn::cli::RegisterRun(app, &run);
