@@ -41,7 +41,8 @@
 // another search holds exclusively (a shared lock on the storage, plus lock-free
 // atomic reads of link lists), so they never block each other. Add/AddBatch lock
 // single nodes briefly while relinking; growing the storage, Remove, Compact, Train
-// and Save's final copy take the storage lock exclusively for their duration.
+// and Save take the storage lock exclusively for their duration (searches wait for
+// them; a waiting writer is not starved by a stream of searches).
 #pragma once
 
 #include <cstddef>
