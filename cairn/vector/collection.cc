@@ -475,8 +475,18 @@ absl::StatusOr<std::vector<WalOp>> Collection::Prepare(std::span<const Point> po
   return ops;
 }
 
+std::shared_lock<std::shared_mutex> Collection::ReadLock() const {
+  { std::lock_guard pass(turnstile_); }
+  return std::shared_lock(state_mu_);
+}
+
+std::unique_lock<std::shared_mutex> Collection::WriteLock() {
+  std::lock_guard hold(turnstile_);
+  return std::unique_lock(state_mu_);
+}
+
 absl::Status Collection::ApplyToMemory(const std::vector<WalOp>& ops) {
-  std::unique_lock lock(state_mu_);
+  auto lock = WriteLock();
   auto* hnsw = dynamic_cast<HnswIndex*>(index_.get());
   size_t upserts = 0;
   for (const WalOp& op : ops) upserts += op.kind == WalOp::Kind::kUpsert;
@@ -557,7 +567,7 @@ absl::Status Collection::Delete(std::span<const uint64_t> ids) {
   std::vector<WalOp> ops;
   absl::flat_hash_set<uint64_t> seen;
   {
-    std::shared_lock state(state_mu_);
+    auto state = ReadLock();
     for (uint64_t id : ids) {
       if (!seen.insert(id).second) continue;
       if (attributes_.Find(id) == nullptr) {
@@ -587,7 +597,7 @@ absl::Status Collection::SnapshotLocked() {
   // Text first: after this checkpoint the text index durably holds every batch up to
   // last_seq_, so the WAL records may go once the snapshot is in place.
   CAIRN_RETURN_IF_ERROR(text_->Checkpoint());
-  std::shared_lock state(state_mu_);
+  auto state = ReadLock();
   std::vector<uint64_t> ids;
   ids.reserve(attributes_.size());
   attributes_.ForEach([&](uint64_t id, const Attributes&) { ids.push_back(id); });
@@ -623,7 +633,7 @@ absl::Status Collection::SnapshotLocked() {
 // Reads
 
 size_t Collection::Count() const {
-  std::shared_lock state(state_mu_);
+  auto state = ReadLock();
   return attributes_.size();
 }
 
@@ -631,7 +641,7 @@ absl::StatusOr<Point> Collection::Get(uint64_t id) const {
   Point p;
   p.id = id;
   {
-    std::shared_lock state(state_mu_);
+    auto state = ReadLock();
     const Attributes* a = attributes_.Find(id);
     if (a == nullptr) return absl::NotFoundError(fmt::format("collection '{}' has no point {}", settings_.name, id));
     p.attributes = *a;
@@ -670,7 +680,7 @@ absl::StatusOr<std::vector<SearchHit>> Collection::Search(const SearchRequest& r
   const bool fused = vector_side && text_side;
   const size_t depth = fused ? std::max(req.k * kFusionDepthFactor, kFusionMinDepth) : req.k;
 
-  std::shared_lock state(state_mu_);
+  auto state = ReadLock();
   std::unique_ptr<Filter> filter;
   if (req.filter) filter = attributes_.Bind(*req.filter);
   std::vector<Neighbor> neighbors;

@@ -199,6 +199,11 @@ class Collection {
 
   mutable std::mutex write_mu_;         // serializes writers (Upsert, Delete, Snapshot)
   mutable std::shared_mutex state_mu_;  // attributes_ vs. searches
+  // glibc's rwlock prefers readers, so steady searches would starve writers: a writer
+  // holds the turnstile while it waits, and readers pass through it before locking.
+  mutable std::mutex turnstile_;
+  std::shared_lock<std::shared_mutex> ReadLock() const;
+  std::unique_lock<std::shared_mutex> WriteLock();
   AttributeIndex attributes_;           // guarded by state_mu_
   uint64_t last_seq_ = 0;               // guarded by write_mu_
   uint64_t snapshot_seq_ = 0;           // guarded by write_mu_
