@@ -296,6 +296,8 @@ absl::Status Collection::LoadSnapshot() {
           MetricName(h.metric), settings_.dim, MetricName(settings_.metric)));
     }
   }
+  open_stats_.snapshot_seconds = SecondsSince(t);
+  t = std::chrono::steady_clock::now();
   const bool custom = static_cast<bool>(options_.index_factory);
   if (have_snapshot && !(*snap)->header().vectors_inline) {
     if (custom || settings_.index == IndexKind::kFlat) {
@@ -314,7 +316,7 @@ absl::Status Collection::LoadSnapshot() {
   } else {
     CAIRN_ASSIGN_OR_RETURN(index_, custom ? options_.index_factory(settings_) : DefaultIndexFactory(settings_));
   }
-  open_stats_.snapshot_seconds = SecondsSince(t);
+  const double index_open_seconds = SecondsSince(t);
   if (!have_snapshot) return absl::OkStatus();
 
   t = std::chrono::steady_clock::now();
@@ -363,7 +365,7 @@ absl::Status Collection::LoadSnapshot() {
     return absl::OkStatus();
   };
   absl::Status index_status = load_index();
-  open_stats_.index_seconds = SecondsSince(t);
+  open_stats_.index_seconds = index_open_seconds + SecondsSince(t);
   attribute_loader.join();
   open_stats_.attribute_seconds = attribute_seconds;
   CAIRN_RETURN_IF_ERROR(index_status);

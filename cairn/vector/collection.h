@@ -169,8 +169,8 @@ class Collection {
     uint64_t replayed_records = 0;   // WAL records applied after it
     uint64_t truncated_bytes = 0;    // torn tail cut off the WAL
     double seconds = 0;              // wall time of Open, of which:
-    double snapshot_seconds = 0;     //   mapping and verifying the snapshot (and index file)
-    double index_seconds = 0;        //   loading vectors into the index, in parallel with
+    double snapshot_seconds = 0;     //   mapping and verifying points.snap
+    double index_seconds = 0;        //   opening the index file or loading vectors, in parallel with
     double attribute_seconds = 0;    //   building the attribute indexes
     double wal_seconds = 0;          //   scanning and replaying the WAL
   };
