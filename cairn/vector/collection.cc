@@ -296,6 +296,8 @@ absl::Status Collection::LoadSnapshot() {
           MetricName(h.metric), settings_.dim, MetricName(settings_.metric)));
     }
   }
+  open_stats_.snapshot_seconds = SecondsSince(t);
+  t = std::chrono::steady_clock::now();
   const bool custom = static_cast<bool>(options_.index_factory);
   if (have_snapshot && !(*snap)->header().vectors_inline) {
     if (custom || settings_.index == IndexKind::kFlat) {
@@ -314,7 +316,7 @@ absl::Status Collection::LoadSnapshot() {
   } else {
     CAIRN_ASSIGN_OR_RETURN(index_, custom ? options_.index_factory(settings_) : DefaultIndexFactory(settings_));
   }
-  open_stats_.snapshot_seconds = SecondsSince(t);
+  const double index_open_seconds = SecondsSince(t);
   if (!have_snapshot) return absl::OkStatus();
 
   t = std::chrono::steady_clock::now();
@@ -363,7 +365,7 @@ absl::Status Collection::LoadSnapshot() {
     return absl::OkStatus();
   };
   absl::Status index_status = load_index();
-  open_stats_.index_seconds = SecondsSince(t);
+  open_stats_.index_seconds = index_open_seconds + SecondsSince(t);
   attribute_loader.join();
   open_stats_.attribute_seconds = attribute_seconds;
   CAIRN_RETURN_IF_ERROR(index_status);
@@ -475,8 +477,18 @@ absl::StatusOr<std::vector<WalOp>> Collection::Prepare(std::span<const Point> po
   return ops;
 }
 
+std::shared_lock<std::shared_mutex> Collection::ReadLock() const {
+  { std::lock_guard pass(turnstile_); }
+  return std::shared_lock(state_mu_);
+}
+
+std::unique_lock<std::shared_mutex> Collection::WriteLock() {
+  std::lock_guard hold(turnstile_);
+  return std::unique_lock(state_mu_);
+}
+
 absl::Status Collection::ApplyToMemory(const std::vector<WalOp>& ops) {
-  std::unique_lock lock(state_mu_);
+  auto lock = WriteLock();
   auto* hnsw = dynamic_cast<HnswIndex*>(index_.get());
   size_t upserts = 0;
   for (const WalOp& op : ops) upserts += op.kind == WalOp::Kind::kUpsert;
@@ -557,7 +569,7 @@ absl::Status Collection::Delete(std::span<const uint64_t> ids) {
   std::vector<WalOp> ops;
   absl::flat_hash_set<uint64_t> seen;
   {
-    std::shared_lock state(state_mu_);
+    auto state = ReadLock();
     for (uint64_t id : ids) {
       if (!seen.insert(id).second) continue;
       if (attributes_.Find(id) == nullptr) {
@@ -587,7 +599,7 @@ absl::Status Collection::SnapshotLocked() {
   // Text first: after this checkpoint the text index durably holds every batch up to
   // last_seq_, so the WAL records may go once the snapshot is in place.
   CAIRN_RETURN_IF_ERROR(text_->Checkpoint());
-  std::shared_lock state(state_mu_);
+  auto state = ReadLock();
   std::vector<uint64_t> ids;
   ids.reserve(attributes_.size());
   attributes_.ForEach([&](uint64_t id, const Attributes&) { ids.push_back(id); });
@@ -623,7 +635,7 @@ absl::Status Collection::SnapshotLocked() {
 // Reads
 
 size_t Collection::Count() const {
-  std::shared_lock state(state_mu_);
+  auto state = ReadLock();
   return attributes_.size();
 }
 
@@ -631,7 +643,7 @@ absl::StatusOr<Point> Collection::Get(uint64_t id) const {
   Point p;
   p.id = id;
   {
-    std::shared_lock state(state_mu_);
+    auto state = ReadLock();
     const Attributes* a = attributes_.Find(id);
     if (a == nullptr) return absl::NotFoundError(fmt::format("collection '{}' has no point {}", settings_.name, id));
     p.attributes = *a;
@@ -670,7 +682,7 @@ absl::StatusOr<std::vector<SearchHit>> Collection::Search(const SearchRequest& r
   const bool fused = vector_side && text_side;
   const size_t depth = fused ? std::max(req.k * kFusionDepthFactor, kFusionMinDepth) : req.k;
 
-  std::shared_lock state(state_mu_);
+  auto state = ReadLock();
   std::unique_ptr<Filter> filter;
   if (req.filter) filter = attributes_.Bind(*req.filter);
   std::vector<Neighbor> neighbors;

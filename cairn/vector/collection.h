@@ -169,8 +169,8 @@ class Collection {
     uint64_t replayed_records = 0;   // WAL records applied after it
     uint64_t truncated_bytes = 0;    // torn tail cut off the WAL
     double seconds = 0;              // wall time of Open, of which:
-    double snapshot_seconds = 0;     //   mapping and verifying the snapshot (and index file)
-    double index_seconds = 0;        //   loading vectors into the index, in parallel with
+    double snapshot_seconds = 0;     //   mapping and verifying points.snap
+    double index_seconds = 0;        //   opening the index file or loading vectors, in parallel with
     double attribute_seconds = 0;    //   building the attribute indexes
     double wal_seconds = 0;          //   scanning and replaying the WAL
   };
@@ -199,6 +199,11 @@ class Collection {
 
   mutable std::mutex write_mu_;         // serializes writers (Upsert, Delete, Snapshot)
   mutable std::shared_mutex state_mu_;  // attributes_ vs. searches
+  // glibc's rwlock prefers readers, so steady searches would starve writers: a writer
+  // holds the turnstile while it waits, and readers pass through it before locking.
+  mutable std::mutex turnstile_;
+  std::shared_lock<std::shared_mutex> ReadLock() const;
+  std::unique_lock<std::shared_mutex> WriteLock();
   AttributeIndex attributes_;           // guarded by state_mu_
   uint64_t last_seq_ = 0;               // guarded by write_mu_
   uint64_t snapshot_seq_ = 0;           // guarded by write_mu_

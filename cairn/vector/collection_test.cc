@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <fstream>
 #include <set>
+#include <thread>
 
 #include <gtest/gtest.h>
 
@@ -421,6 +422,46 @@ TEST(CollectionStoreTest, CreateListGetDropReopen) {
   // A dropped collection refuses writes held through an old pointer.
   ASSERT_TRUE((*store)->Drop("alpha").ok());
   EXPECT_EQ((*alpha)->Upsert(RandomPoints(9, 1, 8, 1)).code(), absl::StatusCode::kFailedPrecondition);
+}
+
+// Searches (vector, text, filtered) run while another thread upserts and deletes; every
+// search sees whole batches (a filter never lets through a point of the wrong bucket).
+TEST(CollectionConcurrency, SearchesDuringWrites) {
+  TempDir dir;
+  auto c = Collection::Create(dir.str(), Settings(IndexKind::kHnsw, 8));
+  ASSERT_TRUE(c.ok());
+  ASSERT_TRUE((*c)->Upsert(RandomPoints(0, 200, 8, 1)).ok());
+  std::atomic<bool> stop{false};
+  std::atomic<int> errors{0};
+  std::vector<std::thread> readers;
+  for (int t = 0; t < 2; ++t) {
+    readers.emplace_back([&, t] {
+      SplitMix64 rng(100 + t);
+      while (!stop.load()) {
+        SearchRequest req;
+        req.vector = RandomVector(rng, 8);
+        req.k = 10;
+        if (rng.Next() % 2) req.text = "bearings";
+        req.filter = Filter(R"({"field":"bucket","eq":4})");
+        auto hits = (*c)->Search(req);
+        if (!hits.ok()) {
+          ++errors;
+          continue;
+        }
+        for (const auto& h : *hits) {
+          if (std::get<int64_t>(h.attributes.at("bucket")) != 4) ++errors;
+        }
+      }
+    });
+  }
+  for (uint64_t b = 0; b < 30; ++b) {
+    ASSERT_TRUE((*c)->Upsert(RandomPoints(200 + b * 10, 10, 8, b)).ok());
+    ASSERT_TRUE((*c)->Delete(b).ok());
+  }
+  stop = true;
+  for (auto& r : readers) r.join();
+  EXPECT_EQ(errors.load(), 0);
+  EXPECT_EQ((*c)->Count(), 200u + 300u - 30u);
 }
 
 // kill -9 of a writer: every batch it acknowledged (Upsert returned OK and it said so
