@@ -336,14 +336,18 @@ absl::Status Collection::LoadSnapshot() {
   auto load_index = [&]() -> absl::Status {
     if (s.header().vectors_inline) {
       auto* hnsw = dynamic_cast<HnswIndex*>(index_.get());
-      if (hnsw != nullptr && n > 0) {
+      auto* flat = dynamic_cast<FlatIndex*>(index_.get());
+      if ((hnsw != nullptr || flat != nullptr) && n > 0) {
         std::vector<uint64_t> ids(n);
-        std::vector<float> rows(n * settings_.dim);
-        for (size_t i = 0; i < n; ++i) {
-          ids[i] = s.id(i);
-          s.Vector(i, std::span<float>(rows.data() + i * settings_.dim, settings_.dim));
+        for (size_t i = 0; i < n; ++i) ids[i] = s.id(i);
+        std::span<const float> block = s.Vectors();
+        std::vector<float> rows;
+        if (block.size() != n * settings_.dim) {  // not aligned in the mapping: copy
+          rows.resize(n * settings_.dim);
+          for (size_t i = 0; i < n; ++i) s.Vector(i, std::span<float>(rows.data() + i * settings_.dim, settings_.dim));
+          block = rows;
         }
-        return hnsw->AddBatch(ids, rows, 0);
+        return hnsw != nullptr ? hnsw->AddBatch(ids, block, 0) : flat->AddBatch(ids, block);
       }
       std::vector<float> v(settings_.dim);
       for (size_t i = 0; i < n; ++i) {

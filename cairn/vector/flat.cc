@@ -140,6 +140,75 @@ absl::Status FlatIndex::Add(uint64_t id, std::span<const float> v) {
   return absl::OkStatus();
 }
 
+absl::Status FlatIndex::AddBatch(std::span<const uint64_t> ids, std::span<const float> rows) {
+  const size_t dim = options_.dim;
+  if (rows.size() != ids.size() * dim) {
+    return absl::InvalidArgumentError(fmt::format("{} values for {} ids of dimension {}", rows.size(), ids.size(), dim));
+  }
+  // Check every row before anything is stored (a bad row adds nothing); cosine rows
+  // are scaled by their inverse norm on the way into the storage.
+  const bool cosine = options_.metric == Metric::kCosine;
+  std::vector<float> scale(cosine ? ids.size() : 0);
+  for (size_t i = 0; i < ids.size(); ++i) {
+    const float* r = rows.data() + i * dim;
+    double norm2 = 0;
+    for (size_t j = 0; j < dim; ++j) {
+      if (!std::isfinite(r[j])) {
+        return absl::InvalidArgumentError(
+            fmt::format("row {} (id {}): vector value {} at dimension {} is not finite", i, ids[i], r[j], j));
+      }
+      norm2 += double{r[j]} * r[j];
+    }
+    if (cosine) {
+      if (!(norm2 > 0)) {
+        return absl::InvalidArgumentError(
+            fmt::format("row {} (id {}): a zero vector has no direction for the cosine metric", i, ids[i]));
+      }
+      scale[i] = static_cast<float>(1.0 / std::sqrt(norm2));
+    }
+  }
+  std::vector<float> row(dim);
+  std::unique_lock lock(mu_);
+  if (ids_.size() + ids.size() >= UINT32_MAX) {
+    return absl::ResourceExhaustedError("flat index is full (2^32 - 1 vectors)");
+  }
+  slot_of_.reserve(slot_of_.size() + ids.size());
+  ids_.reserve(ids_.size() + ids.size());
+  if (sq8_) {
+    codes_.reserve(codes_.size() + rows.size());
+  } else {
+    floats_.reserve(floats_.size() + rows.size());
+  }
+  for (size_t i = 0; i < ids.size(); ++i) {
+    const float* r = rows.data() + i * dim;
+    auto [it, inserted] = slot_of_.try_emplace(ids[i], static_cast<uint32_t>(ids_.size()));
+    const size_t slot = it->second;
+    if (inserted) {
+      ids_.push_back(ids[i]);
+      if (sq8_) {
+        codes_.resize(codes_.size() + dim);
+      } else {
+        floats_.resize(floats_.size() + dim);
+      }
+    }
+    float* out = sq8_ ? row.data() : floats_.data() + slot * dim;
+    if (cosine) {
+      for (size_t j = 0; j < dim; ++j) out[j] = r[j] * scale[i];
+    } else {
+      std::copy(r, r + dim, out);
+    }
+    if (sq8_) sq8_->Encode(row.data(), codes_.data() + slot * dim);
+  }
+  if (options_.storage == FlatStorage::kSq8 && !sq8_ && !auto_train_failed_ &&
+      options_.sq8_auto_train_size > 0 && ids_.size() >= options_.sq8_auto_train_size) {
+    if (absl::Status s = TrainLocked({}); !s.ok()) {
+      auto_train_failed_ = true;
+      spdlog::warn("flat index: SQ8 auto-training failed, keeping float32 rows: {}", std::string(s.message()));
+    }
+  }
+  return absl::OkStatus();
+}
+
 absl::Status FlatIndex::Remove(uint64_t id) {
   std::unique_lock lock(mu_);
   auto it = slot_of_.find(id);

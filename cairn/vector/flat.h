@@ -63,6 +63,10 @@ class FlatIndex final : public Index {
   size_t MemoryBytes() const override;
 
   [[nodiscard]] absl::Status Add(uint64_t id, std::span<const float> v) override;
+  // Inserts or replaces rows.size() / dim() vectors (row i gets ids[i]) under one
+  // lock, with the storage reserved up front: the bulk path of loading a snapshot.
+  // Every row is checked first; when one is bad nothing is added.
+  [[nodiscard]] absl::Status AddBatch(std::span<const uint64_t> ids, std::span<const float> rows);
   [[nodiscard]] absl::Status Remove(uint64_t id) override;
   bool Contains(uint64_t id) const override;
   absl::StatusOr<std::vector<float>> Get(uint64_t id) const override;

@@ -159,6 +159,30 @@ TEST(FlatIndex, UpsertRemoveContainsGet) {
   EXPECT_TRUE(got->empty());
 }
 
+TEST(FlatIndex, AddBatchUpsertsAndIsAllOrNothing) {
+  auto index = MakeIndex(2, Metric::kL2);
+  ASSERT_TRUE(index->Add(10, std::vector<float>{9, 9}).ok());
+  const std::vector<uint64_t> ids = {10, 20, 30};
+  const std::vector<float> rows = {1, 2, 3, 4, 5, 6};
+  ASSERT_TRUE(index->AddBatch(ids, rows).ok());
+  EXPECT_EQ(index->size(), 3u);
+  EXPECT_EQ(*index->Get(10), (std::vector<float>{1, 2}));  // replaced
+  EXPECT_EQ(*index->Get(30), (std::vector<float>{5, 6}));
+  absl::StatusOr<std::vector<Neighbor>> got = index->Search(std::vector<float>{3, 4}, {.k = 1});
+  ASSERT_TRUE(got.ok());
+  ASSERT_EQ(got->size(), 1u);
+  EXPECT_EQ((*got)[0].id, 20u);
+  // A bad row anywhere adds nothing.
+  const std::vector<uint64_t> more = {40, 50};
+  const std::vector<float> bad = {1, 1, std::nanf(""), 2};
+  const absl::Status s = index->AddBatch(more, bad);
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(std::string(s.message()).find("row 1 (id 50)"), std::string::npos) << s.message();
+  EXPECT_FALSE(index->Contains(40));
+  EXPECT_EQ(index->AddBatch(more, rows).code(), absl::StatusCode::kInvalidArgument);  // 6 values, 2 ids
+  EXPECT_EQ(index->size(), 3u);
+}
+
 TEST(FlatIndex, RejectsBadVectorsWithClearErrors) {
   auto index = MakeIndex(3, Metric::kCosine);
   const std::vector<float> two = {1, 2};

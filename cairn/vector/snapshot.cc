@@ -215,6 +215,11 @@ void SnapshotFile::Vector(size_t i, std::span<float> out) const {
   std::memcpy(out.data(), vectors_ + i * header_.dim * 4, static_cast<size_t>(header_.dim) * 4);
 }
 
+std::span<const float> SnapshotFile::Vectors() const {
+  if (!header_.vectors_inline || reinterpret_cast<uintptr_t>(vectors_) % alignof(float) != 0) return {};
+  return {reinterpret_cast<const float*>(vectors_), static_cast<size_t>(header_.count) * header_.dim};
+}
+
 std::vector<Attributes> SnapshotFile::TakeAttributes() { return std::move(decoded_); }
 
 }  // namespace cairn::vector

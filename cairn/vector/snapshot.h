@@ -65,6 +65,9 @@ class SnapshotFile {
   uint64_t id(size_t i) const;
   // Copies point i's vector into `out` (header().dim floats); vectors_inline only.
   void Vector(size_t i, std::span<float> out) const;
+  // Every point's vector in one row-major block, straight from the mapping, when the
+  // block is float-aligned there (it is in files this code writes); else empty.
+  std::span<const float> Vectors() const;
   // All points' attributes, in id order (decoded and validated by Parse); once.
   std::vector<Attributes> TakeAttributes();
 
