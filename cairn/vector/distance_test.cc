@@ -75,13 +75,12 @@ TEST(DistanceKernels, DispatchPicksAnAvailableTable) {
 #endif
 }
 
-// Run in a child process by EnvironmentForcesAPath (dispatch happens once per
-// process): checks that Kernels() honours CAIRN_VECTOR_ISA, or falls back to the
-// best table when the request cannot run here.
+// Also run in a child process by EnvironmentForcesAPath (dispatch happens once
+// per process): checks that Kernels() honours CAIRN_VECTOR_ISA, or is the best
+// table when the variable is unset or asks for what cannot run here.
 TEST(DistanceKernels, HonoursEnvironment) {
   const char* env = std::getenv("CAIRN_VECTOR_ISA");
-  if (env == nullptr) GTEST_SKIP() << "CAIRN_VECTOR_ISA not set";
-  if (KernelsFor(env) != nullptr) {
+  if (env != nullptr && KernelsFor(env) != nullptr) {
     EXPECT_EQ(Kernels().isa, env);
   } else {
     for (std::string_view best : {"avx512", "avx2", "neon", "scalar"}) {
