@@ -159,6 +159,8 @@ class HnswlibRunner final : public AnnRunner {
 #endif  // CAIRN_HAVE_HNSWLIB
 
 #if defined(CAIRN_HAVE_FAISS)
+using FaissIdx = faiss::Index::idx_t;
+
 // One OpenMP thread per searching thread: FAISS parallelizes over the queries of
 // one call, and a call with one query would otherwise wake a whole team.
 void OneOmpThread() {
@@ -171,7 +173,7 @@ absl::Status FaissAddInChunks(faiss::Index* index, const VectorSet& base, int th
   const size_t chunk = 65536;
   for (size_t i = 0; i < base.n; i += chunk) {
     const size_t m = std::min(chunk, base.n - i);
-    index->add(static_cast<faiss::idx_t>(m), base.row(i));
+    index->add(static_cast<FaissIdx>(m), base.row(i));
     if (progress) progress(i + m);
   }
   OneOmpThread();
@@ -202,10 +204,10 @@ class FaissRunner : public AnnRunner {
   absl::Status Search(const float* q, size_t k, std::vector<uint64_t>* ids) const override {
     OneOmpThread();
     float dist[1024];
-    faiss::idx_t labels[1024];
+    FaissIdx labels[1024];
     const size_t kk = std::min<size_t>(k, 1024);
     try {
-      index_->search(1, q, static_cast<faiss::idx_t>(kk), dist, labels, params());
+      index_->search(1, q, static_cast<FaissIdx>(kk), dist, labels, params());
     } catch (const std::exception& e) {
       return FromException("faiss search", e);
     }
@@ -279,7 +281,7 @@ class FaissIvfPqRunner final : public FaissRunner {
   }
   absl::Status Build(const VectorSet& base, int threads, const std::function<void(size_t)>& progress) override {
     try {
-      quantizer_ = new faiss::IndexFlat(static_cast<faiss::idx_t>(base.dim), metric());
+      quantizer_ = new faiss::IndexFlat(static_cast<FaissIdx>(base.dim), metric());
       auto index = std::make_unique<faiss::IndexIVFPQ>(quantizer_, base.dim, nlist_, m_, 8, metric());
       index->own_fields = true;
       index->verbose = false;
@@ -287,7 +289,7 @@ class FaissIvfPqRunner final : public FaissRunner {
       // A training sample: 64 points per list (FAISS asks for 39 at least), 256 codes per sub-quantizer.
       const size_t train_n = std::min(base.n, std::max<size_t>(nlist_ * 64, 256 * 64));
       omp_set_num_threads(std::max(1, threads));
-      index->train(static_cast<faiss::idx_t>(train_n), base.data.data());
+      index->train(static_cast<FaissIdx>(train_n), base.data.data());
       index_ = std::move(index);
       return FaissAddInChunks(index_.get(), base, threads, progress);
     } catch (const std::exception& e) {
@@ -298,7 +300,7 @@ class FaissIvfPqRunner final : public FaissRunner {
     auto* ivf = dynamic_cast<const faiss::IndexIVFPQ*>(index_.get());
     if (!ivf) return 0;
     uint64_t bytes = ivf->nlist * ivf->d * sizeof(float) + ivf->pq.centroids.size() * sizeof(float);
-    for (size_t l = 0; l < ivf->nlist; ++l) bytes += ivf->invlists->list_size(l) * (ivf->code_size + sizeof(faiss::idx_t));
+    for (size_t l = 0; l < ivf->nlist; ++l) bytes += ivf->invlists->list_size(l) * (ivf->code_size + sizeof(FaissIdx));
     return bytes;
   }
   void SetSearchParam(size_t nprobe) override { p_.nprobe = nprobe; }

@@ -65,8 +65,11 @@ struct RunnerReport {
   bool ok = true;
   std::string error;
   double build_seconds = 0;
-  int64_t build_rss_bytes = 0;    // resident growth over the build
-  int64_t loaded_rss_bytes = 0;   // resident growth from opening the saved index and searching it
+  // Resident growth (all pages, and anonymous pages only: mapped files excluded).
+  int64_t build_rss_bytes = 0;    // over the build
+  int64_t build_anon_bytes = 0;
+  int64_t loaded_rss_bytes = 0;   // from opening the saved index and searching it
+  int64_t loaded_anon_bytes = 0;
   uint64_t own_bytes = 0;         // the index's own count (0 = not reported)
   uint64_t file_bytes = 0;
   double load_seconds = 0;
@@ -134,12 +137,9 @@ absl::StatusOr<VectorBenchReport> RunVectorBench(const VectorBenchOptions& optio
 std::string FormatVectorBench(const VectorBenchOptions& options, const VectorBenchReport& report);
 nlohmann::json VectorBenchToJson(const VectorBenchOptions& options, const VectorBenchReport& report);
 
-// Calls fn(i) for i in [0, n) on `threads` threads (dynamic chunks of 64); `progress`
-// (may be empty) gets the count done now and then, from any of them.
-void ParallelFor(size_t n, int threads, const std::function<void(size_t)>& fn,
-                 const std::function<void(size_t)>& progress);
-
-// Resident set size of this process, bytes (/proc/self/statm; 0 where unavailable).
+// Resident set size of this process, bytes: all pages (/proc/self/statm) and the
+// anonymous ones (RssAnon of /proc/self/status); 0 where unavailable.
 int64_t ResidentBytes();
+int64_t ResidentAnonBytes();
 
 }  // namespace cairn::bench

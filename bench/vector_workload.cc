@@ -648,4 +648,24 @@ absl::StatusOr<std::vector<float>> ParseVectorText(const std::string& text) {
   return out;
 }
 
+void ParallelFor(size_t n, int threads, const std::function<void(size_t)>& fn,
+                 const std::function<void(size_t)>& progress) {
+  std::atomic<size_t> next{0}, done{0};
+  constexpr size_t kChunk = 64;
+  auto worker = [&] {
+    for (;;) {
+      const size_t b = next.fetch_add(kChunk);
+      if (b >= n) break;
+      const size_t e = std::min(n, b + kChunk);
+      for (size_t i = b; i < e; ++i) fn(i);
+      const size_t now = done.fetch_add(e - b) + (e - b);
+      if (progress) progress(now);
+    }
+  };
+  std::vector<std::thread> pool;
+  for (int t = 1; t < std::max(1, threads); ++t) pool.emplace_back(worker);
+  worker();
+  for (auto& t : pool) t.join();
+}
+
 }  // namespace cairn::bench

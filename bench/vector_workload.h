@@ -116,6 +116,11 @@ RecordFormat DetectRecordFormat(const std::string& path);                 // by 
 absl::StatusOr<std::vector<VectorRecord>> ReadRecords(const std::string& path, RecordFormat format,
                                                       const std::function<void(uint64_t)>& progress = {});
 
+// Calls fn(i) for i in [0, n) on `threads` threads (dynamic chunks of 64); `progress`
+// (may be empty) gets the count done now and then, from any of them.
+void ParallelFor(size_t n, int threads, const std::function<void(size_t)>& fn,
+                 const std::function<void(size_t)>& progress);
+
 // Parses "0.1, 0.2,0.3" into floats (a clear error names the bad value).
 absl::StatusOr<std::vector<float>> ParseVectorText(const std::string& text);
 
