@@ -12,6 +12,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <string_view>
+#include <vector>
 
 namespace cairn::vector {
 
@@ -32,5 +33,12 @@ struct KernelTable {
 
 const KernelTable& Kernels();
 const KernelTable& ScalarKernels();
+
+// The table of one instruction set ("scalar", "avx2", "avx512", "neon"), or nullptr
+// when this build or this CPU cannot run it. For tests and benchmarks; production
+// code calls Kernels().
+const KernelTable* KernelsFor(std::string_view isa);
+// The instruction sets KernelsFor accepts on this machine, scalar first.
+std::vector<std::string_view> AvailableIsas();
 
 }  // namespace cairn::vector

@@ -1,0 +1,363 @@
+#include "cairn/vector/flat.h"
+
+#include <algorithm>
+#include <cmath>
+#include <atomic>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <utility>
+
+#include <fmt/format.h>
+
+#include "cairn/vector/distance.h"
+
+namespace cairn::vector {
+namespace {
+
+// Closest first; ties by smaller id.
+bool Closer(const Neighbor& a, const Neighbor& b) {
+  return a.distance < b.distance || (a.distance == b.distance && a.id < b.id);
+}
+
+// The k best seen so far, as a max-heap on Closer (the worst on top), so a
+// candidate costs one comparison unless it beats the current worst.
+class TopK {
+ public:
+  explicit TopK(size_t k) : k_(k) { heap_.reserve(k); }
+  // Worth calling Push only when this is true.
+  bool Accepts(float d) const { return heap_.size() < k_ || d <= heap_.front().distance; }
+  void Push(uint64_t id, float d) {
+    const Neighbor n{id, d};
+    if (heap_.size() < k_) {
+      heap_.push_back(n);
+      std::push_heap(heap_.begin(), heap_.end(), Closer);
+    } else if (k_ > 0 && Closer(n, heap_.front())) {
+      std::pop_heap(heap_.begin(), heap_.end(), Closer);
+      heap_.back() = n;
+      std::push_heap(heap_.begin(), heap_.end(), Closer);
+    }
+  }
+  std::vector<Neighbor> Sorted() && {
+    std::sort_heap(heap_.begin(), heap_.end(), Closer);
+    return std::move(heap_);
+  }
+
+ private:
+  size_t k_;
+  std::vector<Neighbor> heap_;
+};
+
+// A filter this selective is answered from its id list rather than by a scan.
+constexpr double kListFilterSelectivity = 0.05;
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<FlatIndex>> FlatIndex::Create(const FlatOptions& options) {
+  if (options.dim == 0) return absl::InvalidArgumentError("flat index: dimension must be >= 1");
+  if (options.storage != FlatStorage::kFloat32 && options.storage != FlatStorage::kSq8) {
+    return absl::InvalidArgumentError("flat index: unknown storage kind");
+  }
+  return std::unique_ptr<FlatIndex>(new FlatIndex(options));
+}
+
+size_t FlatIndex::size() const {
+  std::shared_lock lock(mu_);
+  return ids_.size();
+}
+
+size_t FlatIndex::MemoryBytes() const {
+  std::shared_lock lock(mu_);
+  size_t bytes = sizeof(*this) + ids_.capacity() * sizeof(uint64_t) +
+                 floats_.capacity() * sizeof(float) + codes_.capacity();
+  // flat_hash_map: one control byte plus one slot per bucket.
+  bytes += slot_of_.capacity() * (sizeof(std::pair<uint64_t, uint32_t>) + 1);
+  if (sq8_) bytes += 3 * sq8_->dim() * sizeof(float);
+  return bytes;
+}
+
+absl::Status FlatIndex::Prepare(std::span<const float> v, std::vector<float>* out) const {
+  if (v.size() != options_.dim) {
+    return absl::InvalidArgumentError(fmt::format(
+        "vector has {} values; the flat index has dimension {}", v.size(), options_.dim));
+  }
+  for (size_t i = 0; i < v.size(); ++i) {
+    if (!std::isfinite(v[i])) {
+      return absl::InvalidArgumentError(
+          fmt::format("vector value {} at dimension {} is not finite", v[i], i));
+    }
+  }
+  out->assign(v.begin(), v.end());
+  if (options_.metric == Metric::kCosine) {
+    // Accumulate in double so huge-but-finite values do not overflow to inf.
+    double norm2 = 0;
+    for (float x : v) norm2 += double{x} * x;
+    if (!(norm2 > 0)) {
+      return absl::InvalidArgumentError("a zero vector has no direction for the cosine metric");
+    }
+    const double inv = 1.0 / std::sqrt(norm2);
+    for (float& x : *out) x = static_cast<float>(x * inv);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status FlatIndex::Add(uint64_t id, std::span<const float> v) {
+  std::vector<float> row;
+  if (absl::Status s = Prepare(v, &row); !s.ok()) return s;
+  std::unique_lock lock(mu_);
+  const size_t dim = options_.dim;
+  auto [it, inserted] = slot_of_.try_emplace(id, static_cast<uint32_t>(ids_.size()));
+  const size_t slot = it->second;
+  if (inserted) {
+    if (ids_.size() >= UINT32_MAX) {
+      slot_of_.erase(it);
+      return absl::ResourceExhaustedError("flat index is full (2^32 - 1 vectors)");
+    }
+    ids_.push_back(id);
+    if (sq8_) {
+      codes_.resize(codes_.size() + dim);
+    } else {
+      floats_.resize(floats_.size() + dim);
+    }
+  }
+  if (sq8_) {
+    sq8_->Encode(row.data(), codes_.data() + slot * dim);
+  } else {
+    std::copy(row.begin(), row.end(), floats_.begin() + slot * dim);
+  }
+  if (options_.storage == FlatStorage::kSq8 && !sq8_ && options_.sq8_auto_train_size > 0 &&
+      ids_.size() >= options_.sq8_auto_train_size) {
+    return TrainLocked({});
+  }
+  return absl::OkStatus();
+}
+
+absl::Status FlatIndex::Remove(uint64_t id) {
+  std::unique_lock lock(mu_);
+  auto it = slot_of_.find(id);
+  if (it == slot_of_.end()) {
+    return absl::NotFoundError(fmt::format("id {} is not in the flat index", id));
+  }
+  // Move the last row into the hole so rows stay dense.
+  const size_t slot = it->second, last = ids_.size() - 1, dim = options_.dim;
+  slot_of_.erase(it);
+  if (slot != last) {
+    ids_[slot] = ids_[last];
+    slot_of_[ids_[slot]] = static_cast<uint32_t>(slot);
+    if (sq8_) {
+      std::copy_n(codes_.begin() + last * dim, dim, codes_.begin() + slot * dim);
+    } else {
+      std::copy_n(floats_.begin() + last * dim, dim, floats_.begin() + slot * dim);
+    }
+  }
+  ids_.pop_back();
+  if (sq8_) {
+    codes_.resize(last * dim);
+  } else {
+    floats_.resize(last * dim);
+  }
+  return absl::OkStatus();
+}
+
+bool FlatIndex::Contains(uint64_t id) const {
+  std::shared_lock lock(mu_);
+  return slot_of_.contains(id);
+}
+
+absl::StatusOr<std::vector<float>> FlatIndex::Get(uint64_t id) const {
+  std::shared_lock lock(mu_);
+  auto it = slot_of_.find(id);
+  if (it == slot_of_.end()) {
+    return absl::NotFoundError(fmt::format("id {} is not in the flat index", id));
+  }
+  const size_t dim = options_.dim;
+  std::vector<float> out(dim);
+  if (sq8_) {
+    sq8_->Decode(codes_.data() + size_t{it->second} * dim, out.data());
+  } else {
+    std::copy_n(floats_.begin() + size_t{it->second} * dim, dim, out.begin());
+  }
+  return out;
+}
+
+float FlatIndex::DistanceToSlot(const float* q, const Sq8Quantizer::Query* sq,
+                                size_t slot) const {
+  const size_t dim = options_.dim;
+  if (sq8_) return sq8_->Distance(*sq, codes_.data() + slot * dim);
+  const KernelTable& k = Kernels();
+  const float* row = floats_.data() + slot * dim;
+  if (options_.metric == Metric::kL2) return k.l2sq(q, row, dim);
+  return 1.0f - k.dot(q, row, dim);
+}
+
+absl::StatusOr<std::vector<Neighbor>> FlatIndex::Search(std::span<const float> query,
+                                                        const SearchParams& params) const {
+  const Filter* filter = params.filter;
+  if (filter != nullptr) {
+    const double selectivity = filter->EstimatedSelectivity();
+    std::vector<uint64_t> allowed;
+    if (selectivity >= 0 && selectivity < kListFilterSelectivity && filter->ListAllowed(&allowed)) {
+      return SearchAmong(query, allowed, params.k);
+    }
+  }
+  std::vector<float> q;
+  if (absl::Status s = Prepare(query, &q); !s.ok()) return s;
+  std::shared_lock lock(mu_);
+  Sq8Quantizer::Query sq;
+  if (sq8_) sq8_->PrepareQuery(q.data(), options_.metric, &sq);
+  TopK top(params.k);
+  if (params.k == 0) return std::move(top).Sorted();
+  for (size_t slot = 0; slot < ids_.size(); ++slot) {
+    const uint64_t id = ids_[slot];
+    if (filter != nullptr && !filter->Allows(id)) continue;
+    const float d = DistanceToSlot(q.data(), &sq, slot);
+    if (top.Accepts(d)) top.Push(id, d);
+  }
+  return std::move(top).Sorted();
+}
+
+absl::StatusOr<std::vector<Neighbor>> FlatIndex::SearchAmong(std::span<const float> query,
+                                                             std::span<const uint64_t> ids,
+                                                             size_t k) const {
+  std::vector<float> q;
+  if (absl::Status s = Prepare(query, &q); !s.ok()) return s;
+  std::vector<uint64_t> unique(ids.begin(), ids.end());
+  std::sort(unique.begin(), unique.end());
+  unique.erase(std::unique(unique.begin(), unique.end()), unique.end());
+  std::shared_lock lock(mu_);
+  Sq8Quantizer::Query sq;
+  if (sq8_) sq8_->PrepareQuery(q.data(), options_.metric, &sq);
+  TopK top(k);
+  if (k == 0) return std::move(top).Sorted();
+  for (uint64_t id : unique) {
+    auto it = slot_of_.find(id);
+    if (it == slot_of_.end()) continue;
+    const float d = DistanceToSlot(q.data(), &sq, it->second);
+    if (top.Accepts(d)) top.Push(id, d);
+  }
+  return std::move(top).Sorted();
+}
+
+absl::Status FlatIndex::Train(std::span<const float> sample) {
+  if (options_.storage != FlatStorage::kSq8) {
+    return absl::FailedPreconditionError("flat index: Train applies only to SQ8 storage");
+  }
+  std::unique_lock lock(mu_);
+  return TrainLocked(sample);
+}
+
+bool FlatIndex::trained() const {
+  if (options_.storage == FlatStorage::kFloat32) return true;
+  std::shared_lock lock(mu_);
+  return sq8_.has_value();
+}
+
+absl::Status FlatIndex::TrainLocked(std::span<const float> sample) {
+  const size_t dim = options_.dim;
+  // Rows currently stored, as floats (decoded when already trained).
+  std::vector<float> present = floats_;
+  if (sq8_) {
+    present.resize(ids_.size() * dim);
+    for (size_t i = 0; i < ids_.size(); ++i) {
+      sq8_->Decode(codes_.data() + i * dim, present.data() + i * dim);
+    }
+  }
+  std::vector<float> rows;
+  if (sample.empty()) {
+    if (ids_.empty()) {
+      return absl::FailedPreconditionError(
+          "flat index: no vectors to train SQ8 from (add vectors or pass a sample)");
+    }
+    rows = present;
+  } else {
+    if (sample.size() % dim != 0) {
+      return absl::InvalidArgumentError(fmt::format(
+          "training sample has {} values, not a multiple of dimension {}", sample.size(), dim));
+    }
+    rows.reserve(sample.size());
+    std::vector<float> row;
+    for (size_t r = 0; r < sample.size() / dim; ++r) {
+      if (absl::Status s = Prepare(sample.subspan(r * dim, dim), &row); !s.ok()) {
+        return absl::InvalidArgumentError(fmt::format("training row {}: {}", r, std::string(s.message())));
+      }
+      rows.insert(rows.end(), row.begin(), row.end());
+    }
+  }
+  absl::StatusOr<Sq8Quantizer> q = Sq8Quantizer::Train(rows, dim);
+  if (!q.ok()) return q.status();
+  sq8_ = *std::move(q);
+  codes_.assign(ids_.size() * dim, 0);
+  for (size_t i = 0; i < ids_.size(); ++i) {
+    sq8_->Encode(present.data() + i * dim, codes_.data() + i * dim);
+  }
+  floats_.clear();
+  floats_.shrink_to_fit();
+  return absl::OkStatus();
+}
+
+// ---------------------------------------------------------------------------- ExactKnn
+
+std::vector<std::vector<Neighbor>> ExactKnn(std::span<const float> base, size_t dim,
+                                            std::span<const float> queries, Metric metric,
+                                            size_t k, size_t threads) {
+  const size_t n = base.size() / dim, nq = queries.size() / dim;
+  std::vector<std::vector<Neighbor>> out(nq);
+  if (nq == 0 || k == 0) return out;
+  const KernelTable& kt = Kernels();
+  // Cosine without copying the base: 1 - <q, b> / (|q| |b|), norms computed once.
+  std::vector<float> base_inv_norm, query_inv_norm;
+  if (metric == Metric::kCosine) {
+    auto inv_norms = [&](std::span<const float> m, size_t rows, std::vector<float>* out_norms) {
+      out_norms->resize(rows);
+      for (size_t r = 0; r < rows; ++r) {
+        const float* p = m.data() + r * dim;
+        const float n2 = kt.dot(p, p, dim);
+        (*out_norms)[r] = n2 > 0 ? 1.0f / std::sqrt(n2) : 0.0f;
+      }
+    };
+    inv_norms(base, n, &base_inv_norm);
+    inv_norms(queries, nq, &query_inv_norm);
+  }
+
+  // Work unit: a block of queries against the whole base, walked in blocks of rows
+  // small enough (~256 KiB) to stay in L2 while every query of the block visits them.
+  constexpr size_t kQueryBlock = 32;
+  const size_t base_block = std::max<size_t>(64, (256 << 10) / (dim * sizeof(float)));
+  const size_t nblocks = (nq + kQueryBlock - 1) / kQueryBlock;
+  std::atomic<size_t> next{0};
+  auto worker = [&] {
+    std::vector<TopK> tops;
+    for (size_t qb; (qb = next.fetch_add(1)) < nblocks;) {
+      const size_t q0 = qb * kQueryBlock, q1 = std::min(nq, q0 + kQueryBlock);
+      tops.assign(q1 - q0, TopK(k));
+      for (size_t b0 = 0; b0 < n; b0 += base_block) {
+        const size_t b1 = std::min(n, b0 + base_block);
+        for (size_t qi = q0; qi < q1; ++qi) {
+          const float* q = queries.data() + qi * dim;
+          TopK& top = tops[qi - q0];
+          for (size_t r = b0; r < b1; ++r) {
+            const float* row = base.data() + r * dim;
+            float d;
+            if (metric == Metric::kL2) {
+              d = kt.l2sq(q, row, dim);
+            } else if (metric == Metric::kInnerProduct) {
+              d = 1.0f - kt.dot(q, row, dim);
+            } else {
+              d = 1.0f - kt.dot(q, row, dim) * query_inv_norm[qi] * base_inv_norm[r];
+            }
+            if (top.Accepts(d)) top.Push(r, d);
+          }
+        }
+      }
+      for (size_t qi = q0; qi < q1; ++qi) out[qi] = std::move(tops[qi - q0]).Sorted();
+    }
+  };
+  const size_t nthreads = std::max<size_t>(1, std::min(threads, nblocks));
+  std::vector<std::thread> pool;
+  for (size_t t = 1; t < nthreads; ++t) pool.emplace_back(worker);
+  worker();
+  for (std::thread& t : pool) t.join();
+  return out;
+}
+
+}  // namespace cairn::vector
