@@ -123,6 +123,8 @@ class HnswIndex : public Index {
   size_t capacity() const;
 
   class Impl;
+  // Internal (used by the file decoder).
+  static std::unique_ptr<HnswIndex> FromImpl(std::unique_ptr<Impl> impl);
 
  private:
   explicit HnswIndex(std::unique_ptr<Impl> impl);

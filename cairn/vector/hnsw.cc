@@ -1,0 +1,1453 @@
+// HNSW index: see hnsw.h for the contract. Notes on why things are the way they are:
+//
+// Memory layout. Every node owns one fixed-size, 64-byte aligned slot in a single
+// level-0 block:  [vector data | u64 id | u32 count | u32 links[2M]]. The data comes
+// first so that a float vector of a multiple of 16 dimensions covers whole cache
+// lines (128 dims = exactly 8 lines), the links of the node being expanded are in
+// the same slot, and a neighbour's data is one prefetchable contiguous range.
+// Upper levels (few nodes) keep per-node arrays [count | links[M]] per level.
+//
+// Concurrency. `storage_mu_` (shared_mutex) protects the *shape* of storage: the
+// block pointer, capacity, per-slot arrays. Searches and inserts hold it shared;
+// growth, Remove, Compact, Train and Save hold it exclusively. Link lists change
+// under shared mode, so every link and count is accessed through std::atomic_ref:
+// writers (holding a striped spin lock for the node) store links with release
+// order, readers load with acquire order — plain moves on x86, and a search sees
+// either the old or the new neighbour, each a fully written node (a node's data is
+// written before any link to it is published).
+//
+// Search. Level 0 without filter uses a single sorted candidate pool of size ef
+// (insertion by binary search + memmove, cursor to the first unexpanded entry),
+// which is cheaper than hnswlib's pair of binary heaps; unvisited neighbours are
+// first collected and prefetched, then measured. The visited set is a per-thread
+// bitset (N/8 bytes, stays in L2 for 1M nodes) cleared through the list of words it
+// touched, so no per-query allocation and no O(N) clear. Filtered searches and
+// indexes with removed-but-not-yet-swept nodes use the general two-heap search
+// where non-matching nodes still navigate but never enter the results.
+//
+// Deletion. Remove() repairs the removed node's neighbours at once; links to it
+// from non-neighbours are swept in batches (see hnsw.h); until swept, a removed
+// slot keeps its links so that such dangling links still lead somewhere useful.
+#include "cairn/vector/hnsw.h"
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <limits>
+#include <mutex>
+#include <optional>
+#include <queue>
+#include <shared_mutex>
+#include <thread>
+
+#include "absl/container/flat_hash_map.h"
+#include "cairn/base/codec.h"
+#include "cairn/base/hash.h"
+#include "cairn/base/random.h"
+#include "cairn/base/status.h"
+#include "cairn/vector/distance.h"
+#include "cairn/vector/internal/hnsw_format.h"
+#include "cairn/vector/quantize.h"
+#include "fmt/format.h"
+
+namespace cairn::vector {
+namespace {
+
+constexpr uint32_t kNone = std::numeric_limits<uint32_t>::max();
+constexpr uint32_t kExpanded = 0x80000000u;
+constexpr uint32_t kMaxSlots = 0x7fffffffu;
+constexpr int kMaxLevel = 30;
+constexpr uint32_t kMagic = MakeMagic("CHNS");
+constexpr uint16_t kVersion = 1;
+constexpr size_t kLockStripes = 4096;
+// Planner: below this many matching points an exact search over them is cheaper
+// and exact; graph traversal with a very selective filter walks mostly
+// non-matching nodes.
+constexpr double kExactMaxMatches = 2000;
+constexpr double kExactMaxSelectivity = 0.02;
+
+enum : uint8_t { kFree = 0, kInserting = 1, kLive = 2, kRemoved = 3 };
+
+struct Cand {
+  float d;
+  uint32_t s;
+};
+struct CandLess {
+  bool operator()(const Cand& a, const Cand& b) const { return a.d < b.d; }
+};
+struct CandGreater {
+  bool operator()(const Cand& a, const Cand& b) const { return a.d > b.d; }
+};
+
+inline uint32_t LoadA(const uint32_t& x) {
+  return std::atomic_ref<uint32_t>(const_cast<uint32_t&>(x)).load(std::memory_order_acquire);
+}
+inline void StoreR(uint32_t& x, uint32_t v) {
+  std::atomic_ref<uint32_t>(x).store(v, std::memory_order_release);
+}
+
+class SpinLock {
+ public:
+  void lock() {
+    for (;;) {
+      if (!flag_.exchange(true, std::memory_order_acquire)) return;
+      while (flag_.load(std::memory_order_relaxed)) {
+#if defined(__x86_64__)
+        __builtin_ia32_pause();
+#endif
+      }
+    }
+  }
+  void unlock() { flag_.store(false, std::memory_order_release); }
+
+ private:
+  std::atomic<bool> flag_{false};
+};
+
+// Per-thread visited bitset with a list of touched words for an O(touched) reset.
+struct Visited {
+  std::vector<uint64_t> bits;
+  std::vector<uint32_t> touched;
+  void Reset(size_t n) {
+    for (uint32_t w : touched) bits[w] = 0;
+    touched.clear();
+    const size_t words = (n + 63) / 64;
+    if (bits.size() < words) bits.resize(words, 0);
+  }
+  // Returns true when s was already set.
+  bool TestSet(uint32_t s) {
+    const uint32_t w = s >> 6;
+    const uint64_t m = uint64_t{1} << (s & 63);
+    const uint64_t old = bits[w];
+    if (old & m) return true;
+    if (old == 0) touched.push_back(w);
+    bits[w] = old | m;
+    return false;
+  }
+};
+
+struct Scratch {
+  Visited visited;
+  std::vector<Cand> pool;
+  std::vector<Cand> cands;
+  std::vector<uint32_t> fresh;
+  std::vector<float> qbuf;
+  std::vector<float> vbuf;   // decode buffers
+  std::vector<float> sel;    // decoded selected vectors (SQ8 heuristic)
+  Sq8Quantizer::Query sq;
+};
+Scratch& TlsScratch() {
+  thread_local Scratch s;
+  return s;
+}
+
+inline void Prefetch(const void* p) { __builtin_prefetch(p, 0, 3); }
+
+bool Normalize(float* v, size_t dim) {
+  double n = 0;
+  for (size_t i = 0; i < dim; ++i) n += double{v[i]} * v[i];
+  if (!(n > 0) || !std::isfinite(n)) return false;
+  const float inv = static_cast<float>(1.0 / std::sqrt(n));
+  for (size_t i = 0; i < dim; ++i) v[i] *= inv;
+  return true;
+}
+
+absl::Status ValidateOptions(const HnswOptions& o) {
+  if (o.dim == 0 || o.dim > 65536)
+    return absl::InvalidArgumentError(fmt::format("hnsw: dim {} is out of range 1..65536", o.dim));
+  if (o.M < 2 || o.M > 64)
+    return absl::InvalidArgumentError(fmt::format("hnsw: M {} is out of range 2..64", o.M));
+  if (o.ef_construction == 0) return absl::InvalidArgumentError("hnsw: ef_construction must be > 0");
+  if (static_cast<uint8_t>(o.metric) > 2) return absl::InvalidArgumentError("hnsw: unknown metric");
+  if (static_cast<uint8_t>(o.storage) > 1) return absl::InvalidArgumentError("hnsw: unknown storage");
+  return absl::OkStatus();
+}
+
+// An unlinked temporary file (or the named one, truncated) for SQ8 full vectors.
+absl::StatusOr<int> OpenVectorFile(const std::string& path) {
+  if (!path.empty()) {
+    int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0)
+      return absl::InternalError(fmt::format("hnsw: cannot create '{}': {}", path, strerror(errno)));
+    return fd;
+  }
+  const char* tmp = std::getenv("TMPDIR");
+  std::string dir = tmp && *tmp ? tmp : "/tmp";
+  int fd = -1;
+#ifdef O_TMPFILE
+  fd = ::open(dir.c_str(), O_RDWR | O_TMPFILE | O_CLOEXEC, 0600);
+  if (fd >= 0) return fd;
+#endif
+  std::string templ = dir + "/cairn-hnsw-XXXXXX";
+  fd = ::mkstemp(templ.data());
+  if (fd < 0)
+    return absl::InternalError(
+        fmt::format("hnsw: cannot create a vector file in '{}': {}", dir, strerror(errno)));
+  ::unlink(templ.c_str());
+  return fd;
+}
+
+bool PwriteAll(int fd, const void* p, size_t n, off_t off) {
+  const char* c = static_cast<const char*>(p);
+  while (n > 0) {
+    ssize_t w = ::pwrite(fd, c, n, off);
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) return false;
+    c += w;
+    n -= static_cast<size_t>(w);
+    off += w;
+  }
+  return true;
+}
+bool PreadAll(int fd, void* p, size_t n, off_t off) {
+  char* c = static_cast<char*>(p);
+  while (n > 0) {
+    ssize_t r = ::pread(fd, c, n, off);
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) return false;
+    c += r;
+    n -= static_cast<size_t>(r);
+    off += r;
+  }
+  return true;
+}
+
+}  // namespace
+
+class HnswIndex::Impl {
+ public:
+  explicit Impl(const HnswOptions& o) : opt_(o) {
+    dim_ = o.dim;
+    M_ = o.M;
+    maxM0_ = 2 * o.M;
+    sq8_ = o.storage == HnswStorage::kSq8;
+    l2_ = o.metric == Metric::kL2;
+    level_mult_ = 1.0 / std::log(static_cast<double>(M_));
+    data_bytes_ = sq8_ ? dim_ : dim_ * sizeof(float);
+    id_off_ = (data_bytes_ + 7) & ~size_t{7};
+    links_off_ = id_off_ + 8;
+    slot_bytes_ = (links_off_ + 4 * (1 + maxM0_) + 63) & ~size_t{63};
+    upper_stride_ = 1 + M_;
+    const KernelTable& k = Kernels();
+    kl2_ = k.l2sq;
+    kdot_ = k.dot;
+    rng_ = std::make_unique<SplitMix64>(o.seed);
+    locks_ = std::make_unique<SpinLock[]>(kLockStripes);
+  }
+  ~Impl() {
+    FreeStorage();
+    if (vec_fd_ >= 0) ::close(vec_fd_);
+  }
+
+  absl::Status Init() {
+    if (sq8_) {
+      CAIRN_ASSIGN_OR_RETURN(vec_fd_, OpenVectorFile(opt_.sq8_vector_path));
+    }
+    Grow(std::max<size_t>(opt_.initial_capacity, 16));
+    return absl::OkStatus();
+  }
+
+  // ---------------------------------------------------------------- storage
+  char* SlotPtr(uint32_t s) const { return block_ + size_t{s} * slot_bytes_; }
+  const float* FData(uint32_t s) const { return reinterpret_cast<const float*>(SlotPtr(s)); }
+  const uint8_t* Code(uint32_t s) const { return reinterpret_cast<const uint8_t*>(SlotPtr(s)); }
+  uint64_t IdOf(uint32_t s) const {
+    uint64_t id;
+    std::memcpy(&id, SlotPtr(s) + id_off_, 8);
+    return id;
+  }
+  uint32_t* Links(uint32_t s, int level) const {
+    if (level == 0) return reinterpret_cast<uint32_t*>(SlotPtr(s) + links_off_);
+    return upper_[s] + size_t(level - 1) * upper_stride_;
+  }
+  size_t MaxLinks(int level) const { return level == 0 ? maxM0_ : M_; }
+  uint8_t State(uint32_t s) const { return state_[s].load(std::memory_order_acquire); }
+
+  void FreeStorage() {
+    for (size_t s = 0; s < num_slots_; ++s) delete[] upper_[s];
+    std::free(block_);
+    block_ = nullptr;
+  }
+
+  // Exclusive lock held (or construction).
+  void Grow(size_t new_cap) {
+    new_cap = std::min<size_t>(new_cap, kMaxSlots);
+    char* nb = static_cast<char*>(std::aligned_alloc(64, std::max<size_t>(64, new_cap * slot_bytes_)));
+    if (block_) std::memcpy(nb, block_, num_slots_ * slot_bytes_);
+    std::free(block_);
+    block_ = nb;
+    upper_.resize(new_cap, nullptr);
+    levels_.resize(new_cap, 0);
+    auto ns = std::make_unique<std::atomic<uint8_t>[]>(new_cap);
+    for (size_t i = 0; i < new_cap; ++i)
+      ns[i].store(i < capacity_ ? state_[i].load() : uint8_t{kFree}, std::memory_order_relaxed);
+    state_ = std::move(ns);
+    capacity_ = new_cap;
+  }
+
+  // ---------------------------------------------------------------- distances
+  // Query-to-node distance: `q` is the (normalized) float query, `sq` its SQ8 form.
+  float Dist(const float* q, const Sq8Quantizer::Query& sq, uint32_t s) const {
+    if (sq8_) return quant_->Distance(sq, Code(s));
+    const float* v = FData(s);
+    return l2_ ? kl2_(q, v, dim_) : 1.0f - kdot_(q, v, dim_);
+  }
+  float FloatDist(const float* a, const float* b) const {
+    return l2_ ? kl2_(a, b, dim_) : 1.0f - kdot_(a, b, dim_);
+  }
+  // A node's vector as floats: in place for float storage, decoded into buf for SQ8.
+  const float* VecOf(uint32_t s, float* buf) const {
+    if (!sq8_) return FData(s);
+    quant_->Decode(Code(s), buf);
+    return buf;
+  }
+  void PrepareQuery(const float* q, Sq8Quantizer::Query* sq) const {
+    if (sq8_) quant_->PrepareQuery(q, opt_.metric, sq);
+  }
+  bool ReadFull(uint32_t s, float* out) const {
+    return PreadAll(vec_fd_, out, dim_ * sizeof(float), off_t(s) * off_t(dim_ * sizeof(float)));
+  }
+
+  // ---------------------------------------------------------------- search pieces
+  uint32_t GreedyDescend(const float* q, const Sq8Quantizer::Query& sq, uint32_t ep, int from,
+                         int to) const {
+    float best = Dist(q, sq, ep);
+    for (int l = from; l > to; --l) {
+      bool changed = true;
+      while (changed) {
+        changed = false;
+        const uint32_t* lk = Links(ep, l);
+        uint32_t n = std::min<uint32_t>(LoadA(lk[0]), uint32_t(M_));
+        for (uint32_t j = 0; j < n; ++j) {
+          uint32_t c = LoadA(lk[1 + j]);
+          float d = Dist(q, sq, c);
+          if (d < best) {
+            best = d;
+            ep = c;
+            changed = true;
+          }
+        }
+      }
+    }
+    return ep;
+  }
+
+  // Level-0 beam search with a sorted pool; no filter, no removed nodes. Result in
+  // sc.pool[0..n) ascending (slot bits only).
+  size_t SearchL0Fast(const float* q, const Sq8Quantizer::Query& sq, uint32_t ep, size_t ef,
+                      Scratch& sc) const {
+    Visited& vis = sc.visited;
+    vis.Reset(capacity_);
+    sc.pool.resize(ef + 1);
+    Cand* pool = sc.pool.data();
+    size_t n = 1;
+    pool[0] = {Dist(q, sq, ep), ep};
+    vis.TestSet(ep);
+    sc.fresh.resize(maxM0_);
+    uint32_t* fresh = sc.fresh.data();
+    const size_t lines = (data_bytes_ + 63) / 64;
+    size_t cur = 0;
+    while (cur < n) {
+      const uint32_t s = pool[cur].s;
+      pool[cur].s = s | kExpanded;
+      const uint32_t* lk = Links(s, 0);
+      const uint32_t cnt = std::min<uint32_t>(LoadA(lk[0]), uint32_t(maxM0_));
+      size_t nf = 0;
+      for (uint32_t j = 0; j < cnt; ++j) {
+        const uint32_t c = LoadA(lk[1 + j]);
+        if (vis.TestSet(c)) continue;
+        fresh[nf++] = c;
+        Prefetch(SlotPtr(c));
+      }
+      size_t lowest = n;
+      for (size_t j = 0; j < nf; ++j) {
+        if (j + 1 < nf) {
+          const char* p = SlotPtr(fresh[j + 1]);
+          for (size_t L = 1; L < lines; ++L) Prefetch(p + 64 * L);
+        }
+        const uint32_t c = fresh[j];
+        const float d = Dist(q, sq, c);
+        if (n == ef && d >= pool[n - 1].d) continue;
+        // insert sorted
+        size_t lo = 0, hi = n;
+        while (lo < hi) {
+          size_t mid = (lo + hi) >> 1;
+          if (pool[mid].d <= d) lo = mid + 1; else hi = mid;
+        }
+        const size_t moved = (n == ef ? n - 1 : n) - lo;
+        std::memmove(pool + lo + 1, pool + lo, moved * sizeof(Cand));
+        pool[lo] = {d, c};
+        if (n < ef) ++n;
+        if (lo < lowest) lowest = lo;
+      }
+      if (lowest <= cur) {
+        cur = lowest;
+      } else {
+        ++cur;
+      }
+      while (cur < n && (pool[cur].s & kExpanded)) ++cur;
+    }
+    for (size_t i = 0; i < n; ++i) pool[i].s &= ~kExpanded;
+    return n;
+  }
+
+  // General search of one level: `allowed` decides which nodes may enter the result
+  // (others still navigate). Result in *out ascending, at most ef entries.
+  template <typename Allowed>
+  void SearchLayer(const float* q, const Sq8Quantizer::Query& sq, uint32_t ep, int level,
+                   size_t ef, const Allowed& allowed, Scratch& sc, std::vector<Cand>* out) const {
+    Visited& vis = sc.visited;
+    vis.Reset(capacity_);
+    std::priority_queue<Cand, std::vector<Cand>, CandGreater> cand;  // closest first
+    std::priority_queue<Cand, std::vector<Cand>, CandLess> top;      // farthest first
+    const float d0 = Dist(q, sq, ep);
+    vis.TestSet(ep);
+    cand.push({d0, ep});
+    if (allowed(ep)) top.push({d0, ep});
+    const size_t maxl = MaxLinks(level);
+    while (!cand.empty()) {
+      const Cand c = cand.top();
+      if (top.size() >= ef && c.d > top.top().d) break;
+      cand.pop();
+      const uint32_t* lk = Links(c.s, level);
+      const uint32_t cnt = std::min<uint32_t>(LoadA(lk[0]), uint32_t(maxl));
+      for (uint32_t j = 0; j < cnt; ++j) {
+        const uint32_t x = LoadA(lk[1 + j]);
+        if (j + 1 < cnt) Prefetch(SlotPtr(LoadA(lk[2 + j])));
+        if (vis.TestSet(x)) continue;
+        const float d = Dist(q, sq, x);
+        if (top.size() < ef || d < top.top().d) {
+          cand.push({d, x});
+          if (allowed(x)) {
+            top.push({d, x});
+            if (top.size() > ef) top.pop();
+          }
+        }
+      }
+    }
+    out->resize(top.size());
+    for (size_t i = top.size(); i-- > 0;) {
+      (*out)[i] = top.top();
+      top.pop();
+    }
+  }
+
+  // HNSW neighbour selection heuristic: keep a candidate only if it is closer to the
+  // base than to every already kept one. `c` ascending by distance to the base.
+  void SelectHeuristic(std::vector<Cand>& c, size_t m, Scratch& sc, std::vector<Cand>* out) const {
+    out->clear();
+    if (c.size() <= m) {
+      *out = c;
+      return;
+    }
+    if (sq8_) sc.sel.resize(m * dim_);
+    sc.vbuf.resize(dim_);
+    std::vector<const float*> kept;
+    kept.reserve(m);
+    for (const Cand& x : c) {
+      if (out->size() >= m) break;
+      const float* xv = VecOf(x.s, sc.vbuf.data());
+      bool good = true;
+      for (const float* kv : kept) {
+        if (FloatDist(xv, kv) < x.d) {
+          good = false;
+          break;
+        }
+      }
+      if (good) {
+        if (sq8_) {
+          float* dst = sc.sel.data() + out->size() * dim_;
+          std::memcpy(dst, xv, dim_ * sizeof(float));
+          kept.push_back(dst);
+        } else {
+          kept.push_back(xv);
+        }
+        out->push_back(x);
+      }
+    }
+  }
+
+  void WriteLinks(uint32_t s, int level, const std::vector<Cand>& nb) {
+    uint32_t* lk = Links(s, level);
+    for (size_t j = 0; j < nb.size(); ++j) StoreR(lk[1 + j], nb[j].s);
+    StoreR(lk[0], uint32_t(nb.size()));
+  }
+
+  // Adds `s` (at distance d) to `n`'s list at `level`, pruning when full. Locks n.
+  void AddLink(uint32_t n, uint32_t s, int level, Scratch& sc) {
+    std::lock_guard<SpinLock> g(locks_[n & (kLockStripes - 1)]);
+    uint32_t* lk = Links(n, level);
+    const uint32_t cnt = LoadA(lk[0]);
+    const size_t maxl = MaxLinks(level);
+    for (uint32_t j = 0; j < cnt; ++j)
+      if (LoadA(lk[1 + j]) == s) return;
+    if (cnt < maxl) {
+      StoreR(lk[1 + cnt], s);
+      StoreR(lk[0], cnt + 1);
+      return;
+    }
+    sc.vbuf.resize(dim_);
+    std::vector<float> nvec(dim_);
+    const float* nv = VecOf(n, nvec.data());
+    std::vector<Cand> c;
+    c.reserve(cnt + 1);
+    for (uint32_t j = 0; j < cnt; ++j) {
+      uint32_t x = LoadA(lk[1 + j]);
+      c.push_back({FloatDist(nv, VecOf(x, sc.vbuf.data())), x});
+    }
+    c.push_back({FloatDist(nv, VecOf(s, sc.vbuf.data())), s});
+    std::sort(c.begin(), c.end(), CandLess());
+    std::vector<Cand> kept;
+    SelectHeuristic(c, maxl, sc, &kept);
+    WriteLinks(n, level, kept);
+  }
+
+  // ---------------------------------------------------------------- insert
+  int RandomLevel() {
+    // called under map_mu_
+    double u = rng_->NextDouble();
+    if (u <= 0) u = 1e-12;
+    int l = static_cast<int>(-std::log(u) * level_mult_);
+    return std::min(l, kMaxLevel);
+  }
+
+  // Links slot s (data, id, level already written) into the graph. Shared lock held.
+  void Link(uint32_t s, const float* v, Scratch& sc) {
+    const int level = levels_[s];
+    std::unique_lock<std::mutex> entry_lock(entry_mu_, std::defer_lock);
+    if (level > max_level_.load(std::memory_order_acquire)) entry_lock.lock();
+    uint32_t ep = entry_.load(std::memory_order_acquire);
+    const int maxl = ep == kNone ? -1 : std::min<int>(max_level_.load(std::memory_order_acquire),
+                                                     levels_[ep]);
+    if (ep == kNone) {
+      if (!entry_lock.owns_lock()) entry_lock.lock();
+      ep = entry_.load();
+      if (ep == kNone) {
+        entry_.store(s, std::memory_order_release);
+        max_level_.store(level, std::memory_order_release);
+        return;
+      }
+    }
+    Sq8Quantizer::Query& sq = sc.sq;
+    PrepareQuery(v, &sq);
+    if (level < maxl) ep = GreedyDescend(v, sq, ep, maxl, level);
+    const bool removed = pending_count_.load(std::memory_order_acquire) > 0;
+    auto usable = [&](uint32_t x) { return x != s && State(x) != kRemoved; };
+    std::vector<Cand> found, kept;
+    for (int l = std::min(level, maxl); l >= 0; --l) {
+      if (l == 0 && !removed) {
+        size_t n = SearchL0Fast(v, sq, ep, opt_.ef_construction, sc);
+        found.assign(sc.pool.begin(), sc.pool.begin() + n);
+        found.erase(std::remove_if(found.begin(), found.end(),
+                                   [&](const Cand& c) { return c.s == s; }),
+                    found.end());
+      } else {
+        SearchLayer(v, sq, ep, l, opt_.ef_construction, usable, sc, &found);
+      }
+      if (found.empty()) continue;
+      SelectHeuristic(found, M_, sc, &kept);
+      {
+        std::lock_guard<SpinLock> g(locks_[s & (kLockStripes - 1)]);
+        WriteLinks(s, l, kept);
+      }
+      for (const Cand& c : kept) AddLink(c.s, s, l, sc);
+      ep = found[0].s;
+    }
+    if (level > maxl) {
+      entry_.store(s, std::memory_order_release);
+      max_level_.store(level, std::memory_order_release);
+    }
+  }
+
+  absl::Status CheckVector(std::span<const float> v) const {
+    if (v.size() != dim_)
+      return absl::InvalidArgumentError(
+          fmt::format("hnsw: vector has {} values; index has dimension {}", v.size(), dim_));
+    for (size_t i = 0; i < dim_; ++i)
+      if (!std::isfinite(v[i]))
+        return absl::InvalidArgumentError(fmt::format("hnsw: value {} is not finite", i));
+    return absl::OkStatus();
+  }
+
+  // `v` is validated and normalized.
+  absl::Status Insert(uint64_t id, const float* v) {
+    Scratch& sc = TlsScratch();
+    for (;;) {
+      std::shared_lock<std::shared_mutex> sh(storage_mu_);
+      if (sq8_ && !quant_)
+        return absl::FailedPreconditionError(
+            "hnsw: SQ8 index is not trained; call Train(sample) or AddBatch first");
+      uint32_t s = kNone;
+      bool exists = false, full = false;
+      int level = 0;
+      {
+        std::lock_guard<std::mutex> g(map_mu_);
+        auto it = id_to_slot_.find(id);
+        if (it != id_to_slot_.end()) {
+          exists = true;
+        } else if (!free_.empty()) {
+          s = free_.back();
+          free_.pop_back();
+        } else if (num_slots_ < capacity_) {
+          s = uint32_t(num_slots_);
+          num_slots_ = num_slots_ + 1;
+        } else {
+          full = true;
+        }
+        if (s != kNone) {
+          id_to_slot_[id] = s;
+          level = RandomLevel();
+          state_[s].store(kInserting, std::memory_order_relaxed);
+        }
+      }
+      if (exists) {
+        sh.unlock();
+        std::unique_lock<std::shared_mutex> ex(storage_mu_);
+        auto it = id_to_slot_.find(id);
+        if (it != id_to_slot_.end()) RemoveSlot(it->second);
+        continue;
+      }
+      if (full) {
+        sh.unlock();
+        std::unique_lock<std::shared_mutex> ex(storage_mu_);
+        if (capacity_ >= kMaxSlots) return absl::ResourceExhaustedError("hnsw: index is full");
+        if (num_slots_ >= capacity_ && free_.empty()) Grow(capacity_ * 2);
+        continue;
+      }
+      char* p = SlotPtr(s);
+      if (sq8_) {
+        quant_->Encode(v, reinterpret_cast<uint8_t*>(p));
+        if (!PwriteAll(vec_fd_, v, dim_ * sizeof(float), off_t(s) * off_t(dim_ * sizeof(float)))) {
+          std::lock_guard<std::mutex> g(map_mu_);
+          id_to_slot_.erase(id);
+          state_[s].store(kFree);
+          free_.push_back(s);
+          return absl::InternalError(
+              fmt::format("hnsw: writing the SQ8 vector file failed: {}", strerror(errno)));
+        }
+      } else {
+        std::memcpy(p, v, dim_ * sizeof(float));
+      }
+      std::memcpy(p + id_off_, &id, 8);
+      StoreR(*reinterpret_cast<uint32_t*>(p + links_off_), 0);
+      levels_[s] = static_cast<uint8_t>(level);
+      delete[] upper_[s];
+      upper_[s] = nullptr;
+      if (level > 0) {
+        upper_[s] = new uint32_t[size_t(level) * upper_stride_];
+        for (int l = 0; l < level; ++l) upper_[s][size_t(l) * upper_stride_] = 0;
+      }
+      Link(s, v, sc);
+      state_[s].store(kLive, std::memory_order_release);
+      live_.fetch_add(1, std::memory_order_relaxed);
+      return absl::OkStatus();
+    }
+  }
+
+  // ---------------------------------------------------------------- remove
+  bool IsLive(uint32_t s) const {
+    const uint8_t st = state_[s].load(std::memory_order_relaxed);
+    return st == kLive || st == kInserting;
+  }
+
+  // Rebuilds n's list at `level` without `dead` links, drawing replacements from
+  // the dead nodes' own links. Exclusive lock held.
+  void Repair(uint32_t n, int level, Scratch& sc) {
+    uint32_t* lk = Links(n, level);
+    const uint32_t cnt = lk[0];
+    bool any_dead = false;
+    for (uint32_t j = 0; j < cnt; ++j)
+      if (!IsLive(lk[1 + j])) any_dead = true;
+    if (!any_dead) return;
+    std::vector<uint32_t> cand_ids;
+    for (uint32_t j = 0; j < cnt; ++j) {
+      const uint32_t x = lk[1 + j];
+      if (IsLive(x)) {
+        cand_ids.push_back(x);
+      } else if (levels_[x] >= level) {
+        const uint32_t* xl = Links(x, level);
+        for (uint32_t k = 0; k < xl[0]; ++k) {
+          const uint32_t y = xl[1 + k];
+          if (y != n && IsLive(y)) cand_ids.push_back(y);
+        }
+      }
+    }
+    std::sort(cand_ids.begin(), cand_ids.end());
+    cand_ids.erase(std::unique(cand_ids.begin(), cand_ids.end()), cand_ids.end());
+    std::vector<float> nvec(dim_);
+    sc.vbuf.resize(dim_);
+    const float* nv = VecOf(n, nvec.data());
+    std::vector<Cand> c;
+    for (uint32_t x : cand_ids) c.push_back({FloatDist(nv, VecOf(x, sc.vbuf.data())), x});
+    std::sort(c.begin(), c.end(), CandLess());
+    std::vector<Cand> kept;
+    const size_t maxl = MaxLinks(level);
+    SelectHeuristic(c, maxl, sc, &kept);
+    // Removal thins the graph: top up with the closest pruned candidates so that
+    // repaired nodes keep their degree (keeps every node reachable).
+    if (kept.size() < std::min(c.size(), maxl / 2)) {
+      for (const Cand& x : c) {
+        if (kept.size() >= maxl / 2) break;
+        bool in = false;
+        for (const Cand& k : kept) in |= k.s == x.s;
+        if (!in) kept.push_back(x);
+      }
+    }
+    WriteLinks(n, level, kept);
+  }
+
+  void FixEntry() {
+    uint32_t ep = entry_.load();
+    if (ep != kNone && IsLive(ep)) return;
+    uint32_t best = kNone;
+    int bl = -1;
+    for (uint32_t s = 0; s < num_slots_; ++s)
+      if (IsLive(s) && levels_[s] > bl) {
+        bl = levels_[s];
+        best = s;
+      }
+    entry_.store(best);
+    max_level_.store(best == kNone ? -1 : bl);
+  }
+
+  // Exclusive lock held.
+  void RemoveSlot(uint32_t x) {
+    Scratch& sc = TlsScratch();
+    id_to_slot_.erase(IdOf(x));
+    state_[x].store(kRemoved);
+    live_.fetch_sub(1);
+    for (int l = 0; l <= levels_[x]; ++l) {
+      const uint32_t* lk = Links(x, l);
+      for (uint32_t j = 0; j < lk[0]; ++j) {
+        const uint32_t n = lk[1 + j];
+        if (IsLive(n)) Repair(n, l, sc);
+      }
+    }
+    FixEntry();
+    pending_.push_back(x);
+    pending_count_.store(pending_.size());
+    if (pending_.size() >= std::max<size_t>(64, live_.load() / 16)) Sweep();
+  }
+
+  // Drops every link into removed nodes and frees their slots. Exclusive lock held.
+  void Sweep() {
+    if (pending_.empty()) return;
+    Scratch& sc = TlsScratch();
+    for (uint32_t n = 0; n < num_slots_; ++n) {
+      if (!IsLive(n)) continue;
+      for (int l = 0; l <= levels_[n]; ++l) Repair(n, l, sc);
+    }
+    for (uint32_t x : pending_) {
+      state_[x].store(kFree);
+      delete[] upper_[x];
+      upper_[x] = nullptr;
+      levels_[x] = 0;
+      free_.push_back(x);
+    }
+    pending_.clear();
+    pending_count_.store(0);
+  }
+
+  // ---------------------------------------------------------------- search
+  absl::StatusOr<std::vector<Neighbor>> Search(std::span<const float> query,
+                                               const SearchParams& p) const {
+    CAIRN_RETURN_IF_ERROR(CheckVector(query));
+    Scratch& sc = TlsScratch();
+    sc.qbuf.assign(query.begin(), query.end());
+    if (opt_.metric == Metric::kCosine && !Normalize(sc.qbuf.data(), dim_))
+      return absl::InvalidArgumentError("hnsw: a zero query cannot be searched with cosine");
+    const float* q = sc.qbuf.data();
+    std::vector<Neighbor> res;
+    if (p.k == 0) return res;
+    std::shared_lock<std::shared_mutex> sh(storage_mu_);
+    uint32_t ep = entry_.load(std::memory_order_acquire);
+    if (ep == kNone) return res;
+    const size_t ef = std::max(p.ef ? p.ef : opt_.ef_search, p.k);
+    PrepareQuery(q, &sc.sq);
+
+    std::vector<Cand> found;
+    const Filter* f = p.filter;
+    bool exact = false;
+    if (f) {
+      const double sel = f->EstimatedSelectivity();
+      const double nlive = double(live_.load());
+      if (sel >= 0 && (sel * nlive < kExactMaxMatches || sel < kExactMaxSelectivity)) {
+        std::vector<uint64_t> ids;
+        if (f->ListAllowed(&ids)) {
+          std::lock_guard<std::mutex> g(map_mu_);
+          for (uint64_t id : ids) {
+            auto it = id_to_slot_.find(id);
+            if (it == id_to_slot_.end() || State(it->second) != kLive) continue;
+            found.push_back({Dist(q, sc.sq, it->second), it->second});
+          }
+        } else {
+          for (uint32_t s = 0; s < num_slots_; ++s) {
+            if (State(s) != kLive || !f->Allows(IdOf(s))) continue;
+            found.push_back({Dist(q, sc.sq, s), s});
+          }
+        }
+        exact = true;
+      }
+    }
+    if (!exact) {
+      const int maxl = std::min<int>(max_level_.load(std::memory_order_acquire), levels_[ep]);
+      ep = GreedyDescend(q, sc.sq, ep, maxl, 0);
+      if (!f && pending_count_.load(std::memory_order_acquire) == 0) {
+        const size_t n = SearchL0Fast(q, sc.sq, ep, ef, sc);
+        found.assign(sc.pool.begin(), sc.pool.begin() + n);
+      } else {
+        auto allowed = [&](uint32_t s) {
+          const uint8_t st = State(s);
+          if (st != kLive && st != kInserting) return false;
+          return !f || f->Allows(IdOf(s));
+        };
+        SearchLayer(q, sc.sq, ep, 0, ef, allowed, sc, &found);
+      }
+    }
+    const size_t keep = sq8_ ? std::max(p.k, opt_.rerank ? opt_.rerank : std::max(ef, 4 * p.k))
+                             : p.k;
+    if (found.size() > keep) {
+      std::nth_element(found.begin(), found.begin() + keep, found.end(), CandLess());
+      found.resize(keep);
+    }
+    if (sq8_) {
+      sc.vbuf.resize(dim_);
+      for (Cand& c : found) {
+        if (!ReadFull(c.s, sc.vbuf.data()))
+          return absl::InternalError(
+              fmt::format("hnsw: reading the SQ8 vector file failed: {}", strerror(errno)));
+        c.d = FloatDist(q, sc.vbuf.data());
+      }
+    }
+    res.reserve(found.size());
+    for (const Cand& c : found) res.push_back({IdOf(c.s), c.d});
+    std::sort(res.begin(), res.end(), [](const Neighbor& a, const Neighbor& b) {
+      return a.distance < b.distance || (a.distance == b.distance && a.id < b.id);
+    });
+    if (res.size() > p.k) res.resize(p.k);
+    return res;
+  }
+
+  // ---------------------------------------------------------------- misc
+  size_t CountReachable() const {
+    std::shared_lock<std::shared_mutex> sh(storage_mu_);
+    uint32_t ep = entry_.load();
+    if (ep == kNone) return 0;
+    std::vector<uint8_t> seen(num_slots_, 0);
+    std::vector<uint32_t> stack{ep};
+    seen[ep] = 1;
+    size_t live = 0;
+    while (!stack.empty()) {
+      uint32_t s = stack.back();
+      stack.pop_back();
+      if (IsLive(s)) ++live;
+      const uint32_t* lk = Links(s, 0);
+      for (uint32_t j = 0; j < LoadA(lk[0]); ++j) {
+        uint32_t x = LoadA(lk[1 + j]);
+        if (!seen[x] && IsLive(x)) {
+          seen[x] = 1;
+          stack.push_back(x);
+        }
+      }
+    }
+    return live;
+  }
+
+  size_t MemoryBytes() const {
+    std::shared_lock<std::shared_mutex> sh(storage_mu_);
+    size_t b = capacity_ * slot_bytes_ + capacity_ * (sizeof(uint32_t*) + 2);
+    for (size_t s = 0; s < num_slots_; ++s)
+      if (upper_[s]) b += size_t(levels_[s]) * upper_stride_ * 4;
+    std::lock_guard<std::mutex> g(map_mu_);
+    b += id_to_slot_.capacity() * (sizeof(uint64_t) + sizeof(uint32_t) + 1);
+    b += kLockStripes * sizeof(SpinLock);
+    return b;
+  }
+
+  // Exclusive lock held. Renumbers live nodes densely in their current order.
+  absl::Status CompactLocked() {
+    Sweep();
+    Scratch& sc = TlsScratch();
+    std::vector<uint32_t> remap(num_slots_, kNone);
+    uint32_t n = 0;
+    for (uint32_t s = 0; s < num_slots_; ++s)
+      if (IsLive(s)) remap[s] = n++;
+    const size_t new_cap = std::max<size_t>(n + n / 8, 16);
+    char* nb = static_cast<char*>(std::aligned_alloc(64, new_cap * slot_bytes_));
+    std::vector<uint32_t*> nup(new_cap, nullptr);
+    std::vector<uint8_t> nlev(new_cap, 0);
+    std::vector<float> buf(dim_);
+    for (uint32_t s = 0; s < num_slots_; ++s) {
+      const uint32_t t = remap[s];
+      if (t == kNone) {
+        delete[] upper_[s];
+        continue;
+      }
+      std::memcpy(nb + size_t(t) * slot_bytes_, SlotPtr(s), slot_bytes_);
+      nup[t] = upper_[s];
+      nlev[t] = levels_[s];
+      if (sq8_ && t != s) {
+        if (!ReadFull(s, buf.data()) ||
+            !PwriteAll(vec_fd_, buf.data(), dim_ * 4, off_t(t) * off_t(dim_ * 4)))
+          return absl::InternalError("hnsw: rewriting the SQ8 vector file failed");
+      }
+    }
+    const size_t old_slots = num_slots_;
+    std::free(block_);
+    block_ = nb;
+    upper_ = std::move(nup);
+    levels_ = std::move(nlev);
+    state_ = std::make_unique<std::atomic<uint8_t>[]>(new_cap);
+    for (size_t i = 0; i < new_cap; ++i) state_[i].store(i < n ? kLive : kFree);
+    capacity_ = new_cap;
+    num_slots_ = n;
+    free_.clear();
+    for (uint32_t t = 0; t < n; ++t) {
+      for (int l = 0; l <= levels_[t]; ++l) {
+        uint32_t* lk = Links(t, l);
+        for (uint32_t j = 0; j < lk[0]; ++j) lk[1 + j] = remap[lk[1 + j]];
+      }
+    }
+    id_to_slot_.clear();
+    for (uint32_t t = 0; t < n; ++t) id_to_slot_[IdOf(t)] = t;
+    uint32_t ep = entry_.load();
+    entry_.store(ep == kNone || ep >= old_slots ? kNone : remap[ep]);
+    FixEntry();
+    if (sq8_ && ::ftruncate(vec_fd_, off_t(n) * off_t(dim_ * 4)) != 0)
+      return absl::InternalError("hnsw: truncating the SQ8 vector file failed");
+    Reattach(sc);
+    return absl::OkStatus();
+  }
+
+  // Links every live node unreachable from the entry point (over level 0) to its
+  // nearest reachable node, in both directions. Exclusive lock held.
+  void Reattach(Scratch& sc) {
+    uint32_t ep = entry_.load();
+    if (ep == kNone) return;
+    for (int round = 0; round < 4; ++round) {
+      std::vector<uint8_t> seen(num_slots_, 0);
+      std::vector<uint32_t> stack{ep};
+      seen[ep] = 1;
+      while (!stack.empty()) {
+        uint32_t s = stack.back();
+        stack.pop_back();
+        const uint32_t* lk = Links(s, 0);
+        for (uint32_t j = 0; j < lk[0]; ++j)
+          if (!seen[lk[1 + j]]) {
+            seen[lk[1 + j]] = 1;
+            stack.push_back(lk[1 + j]);
+          }
+      }
+      bool all = true;
+      std::vector<float> v(dim_);
+      std::vector<Cand> found;
+      for (uint32_t s = 0; s < num_slots_; ++s) {
+        if (seen[s] || !IsLive(s)) continue;
+        all = false;
+        const float* sv = VecOf(s, v.data());
+        std::vector<float> vcopy(sv, sv + dim_);
+        PrepareQuery(vcopy.data(), &sc.sq);
+        uint32_t e = GreedyDescend(vcopy.data(), sc.sq, ep, max_level_.load(), 0);
+        auto allowed = [&](uint32_t x) { return x != s && seen[x]; };
+        SearchLayer(vcopy.data(), sc.sq, e, 0, 16, allowed, sc, &found);
+        if (found.empty()) continue;
+        const uint32_t t = found[0].s;
+        // t -> s: replace t's worst link when full.
+        uint32_t* tl = Links(t, 0);
+        if (tl[0] < maxM0_) {
+          tl[1 + tl[0]] = s;
+          tl[0]++;
+        } else {
+          tl[tl[0]] = s;
+        }
+        uint32_t* sl = Links(s, 0);
+        if (sl[0] < maxM0_) {
+          sl[1 + sl[0]] = t;
+          sl[0]++;
+        }
+        seen[s] = 1;
+      }
+      if (all) break;
+    }
+  }
+
+  // ---------------------------------------------------------------- persistence
+  absl::Status Save(const std::string& path) const;
+  static absl::StatusOr<std::unique_ptr<Impl>> Decode(std::string_view bytes, int src_fd,
+                                                       uint64_t src_offset);
+
+  HnswOptions opt_;
+  size_t dim_ = 0, M_ = 0, maxM0_ = 0;
+  bool sq8_ = false, l2_ = true;
+  double level_mult_ = 0;
+  size_t data_bytes_ = 0, id_off_ = 0, links_off_ = 0, slot_bytes_ = 0, upper_stride_ = 0;
+  float (*kl2_)(const float*, const float*, size_t) = nullptr;
+  float (*kdot_)(const float*, const float*, size_t) = nullptr;
+
+  mutable std::shared_mutex storage_mu_;
+  char* block_ = nullptr;
+  size_t capacity_ = 0;
+  std::atomic<size_t> num_slots_{0};  // high-water mark of used slots; grows under map_mu_
+  std::vector<uint32_t*> upper_;
+  std::vector<uint8_t> levels_;
+  std::unique_ptr<std::atomic<uint8_t>[]> state_;
+  std::unique_ptr<SpinLock[]> locks_;
+
+  mutable std::mutex map_mu_;
+  absl::flat_hash_map<uint64_t, uint32_t> id_to_slot_;
+  std::vector<uint32_t> free_;
+  std::unique_ptr<SplitMix64> rng_;
+
+  std::vector<uint32_t> pending_;  // removed, links into them not yet swept
+  std::atomic<size_t> pending_count_{0};
+  std::mutex entry_mu_;
+  std::atomic<uint32_t> entry_{kNone};
+  std::atomic<int> max_level_{-1};
+  std::atomic<size_t> live_{0};
+
+  std::optional<Sq8Quantizer> quant_;
+  int vec_fd_ = -1;
+};
+
+// ------------------------------------------------------------------ file format
+//
+// An envelope (base/codec.h: magic "CHNS", version, payload size, XXH3 trailer)
+// whose payload is:
+//   u32 dim, u8 metric, u8 storage, u16 reserved, u32 M, u32 ef_construction,
+//   u32 ef_search, u32 rerank, u64 seed, u64 num_slots, u32 entry, i32 max_level,
+//   u64 slot_bytes, string quantizer (SQ8; empty otherwise),
+//   u8 state[num_slots], u8 level[num_slots],
+//   zero padding to a multiple of 64 bytes from the file start,
+//   level-0 block  num_slots * slot_bytes,
+//   upper links    for each slot with level > 0: level * (1 + M) u32,
+//   SQ8 only: full-precision vectors num_slots * dim f32.
+// Written by streaming (no in-memory copy of the whole index), hashed on the way.
+
+namespace {
+
+class HashingWriter {
+ public:
+  explicit HashingWriter(int fd) : fd_(fd) { XXH3_64bits_reset(&st_); }
+  bool Write(const void* p, size_t n) {
+    XXH3_64bits_update(&st_, p, n);
+    pos_ += n;
+    return PwriteAll(fd_, p, n, off_t(pos_ - n));
+  }
+  uint64_t Digest() { return XXH3_64bits_digest(&st_); }
+  uint64_t pos() const { return pos_; }
+
+ private:
+  int fd_;
+  XXH3_state_t st_;
+  uint64_t pos_ = 0;
+};
+
+}  // namespace
+
+absl::Status HnswIndex::Impl::Save(const std::string& path) const {
+  const std::string tmp = path + ".tmp";
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0)
+    return absl::InternalError(fmt::format("hnsw: cannot create '{}': {}", tmp, strerror(errno)));
+  auto fail = [&](std::string what) {
+    ::close(fd);
+    ::unlink(tmp.c_str());
+    return absl::InternalError(fmt::format("hnsw: saving '{}': {}", path, what));
+  };
+  ByteWriter h;
+  h.U32(uint32_t(dim_));
+  h.U8(uint8_t(opt_.metric));
+  h.U8(uint8_t(opt_.storage));
+  h.U16(0);
+  h.U32(uint32_t(M_));
+  h.U32(uint32_t(opt_.ef_construction));
+  h.U32(uint32_t(opt_.ef_search));
+  h.U32(uint32_t(opt_.rerank));
+  h.U64(opt_.seed);
+  h.U64(num_slots_);
+  h.U32(entry_.load());
+  h.U32(uint32_t(max_level_.load()));
+  h.U64(slot_bytes_);
+  h.String(quant_ ? quant_->Serialize() : std::string());
+  std::vector<uint8_t> st(num_slots_);
+  for (size_t s = 0; s < num_slots_; ++s) st[s] = state_[s].load();
+  h.Array<uint8_t>(st);
+  h.Array<uint8_t>(std::span<const uint8_t>(levels_.data(), num_slots_));
+  while ((kEnvelopeHeaderSize + h.size()) % 64) h.U8(0);
+  uint64_t upper_words = 0;
+  for (size_t s = 0; s < num_slots_; ++s)
+    if (st[s] != kFree) upper_words += uint64_t(levels_[s]) * upper_stride_;
+  const uint64_t payload = h.size() + num_slots_ * slot_bytes_ + upper_words * 4 +
+                           (sq8_ ? num_slots_ * dim_ * 4 : 0);
+  ByteWriter env;
+  env.U32(kMagic);
+  env.U16(kVersion);
+  env.U16(0);
+  env.U64(payload);
+  HashingWriter w(fd);
+  if (!w.Write(env.data().data(), env.size()) || !w.Write(h.data().data(), h.size()) ||
+      !w.Write(block_, num_slots_ * slot_bytes_))
+    return fail(strerror(errno));
+  for (size_t s = 0; s < num_slots_; ++s) {
+    if (st[s] == kFree || levels_[s] == 0) continue;
+    if (!w.Write(upper_[s], size_t(levels_[s]) * upper_stride_ * 4)) return fail(strerror(errno));
+  }
+  if (sq8_) {
+    std::vector<char> buf(1 << 20);
+    uint64_t left = uint64_t(num_slots_) * dim_ * 4, off = 0;
+    while (left > 0) {
+      size_t n = std::min<uint64_t>(left, buf.size());
+      if (!PreadAll(vec_fd_, buf.data(), n, off_t(off)) || !w.Write(buf.data(), n))
+        return fail("copying the SQ8 vectors failed");
+      left -= n;
+      off += n;
+    }
+  }
+  uint64_t sum = w.Digest();
+  if (!PwriteAll(fd, &sum, 8, off_t(w.pos()))) return fail(strerror(errno));
+  if (::fsync(fd) != 0) return fail(strerror(errno));
+  ::close(fd);
+  if (::rename(tmp.c_str(), path.c_str()) != 0) {
+    ::unlink(tmp.c_str());
+    return absl::InternalError(fmt::format("hnsw: renaming to '{}': {}", path, strerror(errno)));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::unique_ptr<HnswIndex::Impl>> HnswIndex::Impl::Decode(std::string_view bytes,
+                                                                         int src_fd,
+                                                                         uint64_t src_offset) {
+  CAIRN_ASSIGN_OR_RETURN(Envelope env, OpenEnvelope(bytes, kMagic, kVersion, "HNSW index"));
+  ByteReader r(env.payload, "HNSW index");
+  HnswOptions o;
+  o.dim = r.U32();
+  o.metric = static_cast<Metric>(r.U8());
+  o.storage = static_cast<HnswStorage>(r.U8());
+  r.U16();
+  o.M = r.U32();
+  o.ef_construction = r.U32();
+  o.ef_search = r.U32();
+  o.rerank = r.U32();
+  o.seed = r.U64();
+  const uint64_t num_slots = r.U64();
+  const uint32_t entry = r.U32();
+  const int32_t max_level = static_cast<int32_t>(r.U32());
+  const uint64_t slot_bytes = r.U64();
+  const std::string_view qblob = r.String();
+  CAIRN_RETURN_IF_ERROR(r.status());
+  CAIRN_RETURN_IF_ERROR(ValidateOptions(o));
+  if (o.ef_search == 0) o.ef_search = 64;
+  if (num_slots > kMaxSlots || num_slots > r.remaining())
+    return absl::InvalidArgumentError(fmt::format("HNSW index: {} slots is more than the file holds", num_slots));
+  o.initial_capacity = std::max<size_t>(num_slots, 16);
+  auto impl = std::make_unique<Impl>(o);
+  if (slot_bytes != impl->slot_bytes_)
+    return absl::InvalidArgumentError(fmt::format(
+        "HNSW index: slot size {} does not match {} for these options", slot_bytes, impl->slot_bytes_));
+  if (impl->sq8_) {
+    if (qblob.empty()) return absl::InvalidArgumentError("HNSW index: SQ8 index without a quantizer");
+    CAIRN_ASSIGN_OR_RETURN(Sq8Quantizer q, Sq8Quantizer::Deserialize(qblob));
+    if (q.dim() != o.dim) return absl::InvalidArgumentError("HNSW index: quantizer dimension mismatch");
+    impl->quant_.emplace(std::move(q));
+  }
+  std::vector<uint8_t> st, lev;
+  r.Array<uint8_t>(num_slots, &st);
+  r.Array<uint8_t>(num_slots, &lev);
+  while (r.ok() && (kEnvelopeHeaderSize + r.position()) % 64) r.U8();
+  CAIRN_RETURN_IF_ERROR(r.status());
+  if (num_slots && r.remaining() / num_slots < slot_bytes)
+    return absl::InvalidArgumentError("HNSW index: level-0 block runs past the end");
+  std::string_view blk = r.Bytes(num_slots * slot_bytes);
+  CAIRN_RETURN_IF_ERROR(r.status());
+  CAIRN_RETURN_IF_ERROR(impl->Init());
+  impl->num_slots_ = num_slots;
+  if (num_slots) std::memcpy(impl->block_, blk.data(), blk.size());
+  const uint32_t M = uint32_t(o.M);
+  for (size_t s = 0; s < num_slots; ++s) {
+    if (st[s] > kRemoved || st[s] == kInserting)
+      return absl::InvalidArgumentError(fmt::format("HNSW index: slot {} has a bad state", s));
+    if (lev[s] > kMaxLevel)
+      return absl::InvalidArgumentError(fmt::format("HNSW index: slot {} has level {}", s, lev[s]));
+    impl->state_[s].store(st[s]);
+    if (st[s] == kFree) continue;
+    impl->levels_[s] = lev[s];
+    if (lev[s] > 0) {
+      std::vector<uint32_t> up;
+      if (!r.Array<uint32_t>(uint64_t(lev[s]) * impl->upper_stride_, &up)) return r.status();
+      impl->upper_[s] = new uint32_t[up.size()];
+      std::memcpy(impl->upper_[s], up.data(), up.size() * 4);
+    }
+  }
+  // Check every link, so a bad file cannot make a search read out of bounds.
+  for (uint32_t s = 0; s < num_slots; ++s) {
+    if (st[s] == kFree) continue;
+    for (int l = 0; l <= lev[s]; ++l) {
+      const uint32_t* lk = impl->Links(s, l);
+      const uint32_t maxl = l == 0 ? 2 * M : M;
+      if (lk[0] > maxl)
+        return absl::InvalidArgumentError(
+            fmt::format("HNSW index: node {} has {} links at level {}", s, lk[0], l));
+      for (uint32_t j = 0; j < lk[0]; ++j) {
+        const uint32_t x = lk[1 + j];
+        if (x >= num_slots || st[x] == kFree || lev[x] < l)
+          return absl::InvalidArgumentError(
+              fmt::format("HNSW index: node {} links to invalid node {} at level {}", s, x, l));
+      }
+    }
+  }
+  size_t live = 0;
+  for (uint32_t s = 0; s < num_slots; ++s) {
+    if (st[s] == kFree) {
+      impl->free_.push_back(s);
+    } else if (st[s] == kRemoved) {
+      impl->pending_.push_back(s);
+    } else {
+      ++live;
+      if (!impl->id_to_slot_.emplace(impl->IdOf(s), s).second)
+        return absl::InvalidArgumentError(
+            fmt::format("HNSW index: id {} is stored twice", impl->IdOf(s)));
+    }
+  }
+  std::reverse(impl->free_.begin(), impl->free_.end());
+  impl->pending_count_.store(impl->pending_.size());
+  impl->live_.store(live);
+  if (live == 0) {
+    if (entry != kNone)
+      return absl::InvalidArgumentError("HNSW index: empty index with an entry point");
+  } else if (entry >= num_slots || st[entry] != kLive || lev[entry] != max_level) {
+    return absl::InvalidArgumentError("HNSW index: bad entry point");
+  }
+  impl->entry_.store(live ? entry : kNone);
+  impl->max_level_.store(live ? max_level : -1);
+  if (impl->sq8_) {
+    const uint64_t vbytes = num_slots * o.dim * 4;
+    if (r.remaining() != vbytes)
+      return absl::InvalidArgumentError(
+          fmt::format("HNSW index: vector section has {} bytes, expected {}", r.remaining(), vbytes));
+    const uint64_t off = r.position() + kEnvelopeHeaderSize;
+    std::string_view vecs = r.Bytes(vbytes);
+    if (src_fd >= 0) {
+      // Kernel-side copy into the side file; falls back to a plain write.
+      loff_t in = loff_t(src_offset + off), outp = 0;
+      uint64_t left = vbytes;
+      while (left > 0) {
+        ssize_t n = ::copy_file_range(src_fd, &in, impl->vec_fd_, &outp, left, 0);
+        if (n <= 0) break;
+        left -= uint64_t(n);
+      }
+      if (left > 0 && !PwriteAll(impl->vec_fd_, vecs.data() + (vbytes - left), left, off_t(vbytes - left)))
+        return absl::InternalError("hnsw: writing the SQ8 vector file failed");
+    } else if (!PwriteAll(impl->vec_fd_, vecs.data(), vbytes, 0)) {
+      return absl::InternalError("hnsw: writing the SQ8 vector file failed");
+    }
+  }
+  CAIRN_RETURN_IF_ERROR(r.Finish());
+  return impl;
+}
+
+// ------------------------------------------------------------------ public API
+
+HnswIndex::HnswIndex(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+HnswIndex::~HnswIndex() = default;
+
+absl::StatusOr<std::unique_ptr<HnswIndex>> HnswIndex::Create(const HnswOptions& options) {
+  CAIRN_RETURN_IF_ERROR(ValidateOptions(options));
+  auto impl = std::make_unique<Impl>(options);
+  CAIRN_RETURN_IF_ERROR(impl->Init());
+  return std::unique_ptr<HnswIndex>(new HnswIndex(std::move(impl)));
+}
+
+absl::StatusOr<std::unique_ptr<HnswIndex>> HnswIndex::Open(const std::string& path) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    if (errno == ENOENT) return absl::NotFoundError(fmt::format("hnsw: no index file '{}'", path));
+    return absl::InternalError(fmt::format("hnsw: cannot open '{}': {}", path, strerror(errno)));
+  }
+  struct stat sb;
+  if (::fstat(fd, &sb) != 0) {
+    ::close(fd);
+    return absl::InternalError(fmt::format("hnsw: cannot stat '{}'", path));
+  }
+  const size_t size = size_t(sb.st_size);
+  void* map = nullptr;
+  if (size > 0) {
+    map = ::mmap(nullptr, size, PROT_READ, MAP_PRIVATE, fd, 0);
+    if (map == MAP_FAILED) {
+      ::close(fd);
+      return absl::InternalError(fmt::format("hnsw: cannot map '{}': {}", path, strerror(errno)));
+    }
+    ::madvise(map, size, MADV_SEQUENTIAL);
+  }
+  auto r = Impl::Decode(std::string_view(static_cast<const char*>(map), size), fd, 0);
+  if (map) ::munmap(map, size);
+  ::close(fd);
+  if (!r.ok())
+    return absl::Status(r.status().code(), std::string(r.status().message()) + " (" + path + ")");
+  return std::unique_ptr<HnswIndex>(new HnswIndex(std::move(*r)));
+}
+
+absl::StatusOr<std::unique_ptr<HnswIndex>> HnswDecodeForTesting(std::string_view bytes) {
+  CAIRN_ASSIGN_OR_RETURN(auto impl, HnswIndex::Impl::Decode(bytes, -1, 0));
+  return HnswIndex::FromImpl(std::move(impl));
+}
+
+std::unique_ptr<HnswIndex> HnswIndex::FromImpl(std::unique_ptr<Impl> impl) {
+  return std::unique_ptr<HnswIndex>(new HnswIndex(std::move(impl)));
+}
+
+size_t HnswIndex::dim() const { return impl_->dim_; }
+Metric HnswIndex::metric() const { return impl_->opt_.metric; }
+size_t HnswIndex::size() const { return impl_->live_.load(); }
+size_t HnswIndex::MemoryBytes() const { return impl_->MemoryBytes(); }
+const HnswOptions& HnswIndex::options() const { return impl_->opt_; }
+size_t HnswIndex::CountReachable() const { return impl_->CountReachable(); }
+size_t HnswIndex::capacity() const {
+  std::shared_lock<std::shared_mutex> sh(impl_->storage_mu_);
+  return impl_->capacity_;
+}
+
+bool HnswIndex::trained() const {
+  std::shared_lock<std::shared_mutex> sh(impl_->storage_mu_);
+  return !impl_->sq8_ || impl_->quant_.has_value();
+}
+
+absl::Status HnswIndex::Train(std::span<const float> sample) {
+  Impl& m = *impl_;
+  if (!m.sq8_) return absl::FailedPreconditionError("hnsw: Train is for SQ8 storage only");
+  if (sample.empty() || sample.size() % m.dim_)
+    return absl::InvalidArgumentError(fmt::format(
+        "hnsw: training sample has {} values, not a positive multiple of dimension {}",
+        sample.size(), m.dim_));
+  std::vector<float> rows(sample.begin(), sample.end());
+  for (size_t i = 0; i < rows.size(); i += m.dim_) {
+    CAIRN_RETURN_IF_ERROR(m.CheckVector(std::span<const float>(rows.data() + i, m.dim_)));
+    if (m.opt_.metric == Metric::kCosine && !Normalize(rows.data() + i, m.dim_))
+      return absl::InvalidArgumentError("hnsw: a zero vector cannot be used with cosine");
+  }
+  std::unique_lock<std::shared_mutex> ex(m.storage_mu_);
+  if (m.live_.load() > 0 || m.num_slots_ > 0)
+    return absl::FailedPreconditionError("hnsw: Train must come before the first vector");
+  CAIRN_ASSIGN_OR_RETURN(Sq8Quantizer q, Sq8Quantizer::Train(rows, m.dim_));
+  m.quant_.emplace(std::move(q));
+  return absl::OkStatus();
+}
+
+absl::Status HnswIndex::Add(uint64_t id, std::span<const float> v) {
+  CAIRN_RETURN_IF_ERROR(impl_->CheckVector(v));
+  std::vector<float> buf(v.begin(), v.end());
+  if (impl_->opt_.metric == Metric::kCosine && !Normalize(buf.data(), buf.size()))
+    return absl::InvalidArgumentError("hnsw: a zero vector cannot be stored with cosine");
+  return impl_->Insert(id, buf.data());
+}
+
+absl::Status HnswIndex::AddBatch(std::span<const uint64_t> ids, std::span<const float> rows,
+                                 size_t threads) {
+  Impl& m = *impl_;
+  if (rows.size() != ids.size() * m.dim_)
+    return absl::InvalidArgumentError(fmt::format(
+        "hnsw: batch has {} ids and {} values; dimension {} needs {} values", ids.size(),
+        rows.size(), m.dim_, ids.size() * m.dim_));
+  std::vector<float> data(rows.begin(), rows.end());
+  for (size_t i = 0; i < ids.size(); ++i) {
+    float* r = data.data() + i * m.dim_;
+    absl::Status st = m.CheckVector(std::span<const float>(r, m.dim_));
+    if (!st.ok()) return absl::InvalidArgumentError(fmt::format("row {}: ", i) + std::string(st.message()));
+    if (m.opt_.metric == Metric::kCosine && !Normalize(r, m.dim_))
+      return absl::InvalidArgumentError(fmt::format("row {}: a zero vector cannot be stored with cosine", i));
+  }
+  if (ids.empty()) return absl::OkStatus();
+  if (m.sq8_ && !trained()) {
+    const size_t n = std::min<size_t>(ids.size(), 100000);
+    CAIRN_RETURN_IF_ERROR(Train(std::span<const float>(data.data(), n * m.dim_)));
+  }
+  {
+    std::unique_lock<std::shared_mutex> ex(m.storage_mu_);
+    size_t need = m.num_slots_ + ids.size();
+    if (need > m.capacity_) m.Grow(std::max(need, m.capacity_ * 2));
+  }
+  if (threads == 0) threads = std::max(1u, std::thread::hardware_concurrency());
+  threads = std::min(threads, ids.size());
+  std::atomic<size_t> next{0};
+  std::mutex err_mu;
+  absl::Status err;
+  auto work = [&] {
+    for (;;) {
+      size_t i = next.fetch_add(1);
+      if (i >= ids.size()) return;
+      absl::Status st = m.Insert(ids[i], data.data() + i * m.dim_);
+      if (!st.ok()) {
+        std::lock_guard<std::mutex> g(err_mu);
+        if (err.ok()) err = st;
+        next.store(ids.size());
+        return;
+      }
+    }
+  };
+  if (threads <= 1) {
+    work();
+  } else {
+    std::vector<std::thread> ts;
+    for (size_t t = 0; t < threads; ++t) ts.emplace_back(work);
+    for (auto& t : ts) t.join();
+  }
+  return err;
+}
+
+absl::Status HnswIndex::Remove(uint64_t id) {
+  std::unique_lock<std::shared_mutex> ex(impl_->storage_mu_);
+  auto it = impl_->id_to_slot_.find(id);
+  if (it == impl_->id_to_slot_.end())
+    return absl::NotFoundError(fmt::format("hnsw: id {} is not in the index", id));
+  impl_->RemoveSlot(it->second);
+  return absl::OkStatus();
+}
+
+bool HnswIndex::Contains(uint64_t id) const {
+  std::lock_guard<std::mutex> g(impl_->map_mu_);
+  return impl_->id_to_slot_.contains(id);
+}
+
+absl::StatusOr<std::vector<float>> HnswIndex::Get(uint64_t id) const {
+  Impl& m = *impl_;
+  std::shared_lock<std::shared_mutex> sh(m.storage_mu_);
+  uint32_t s;
+  {
+    std::lock_guard<std::mutex> g(m.map_mu_);
+    auto it = m.id_to_slot_.find(id);
+    if (it == m.id_to_slot_.end() || m.State(it->second) != kLive)
+      return absl::NotFoundError(fmt::format("hnsw: id {} is not in the index", id));
+    s = it->second;
+  }
+  std::vector<float> out(m.dim_);
+  if (m.sq8_) {
+    if (!m.ReadFull(s, out.data())) return absl::InternalError("hnsw: reading the SQ8 vector file failed");
+  } else {
+    std::memcpy(out.data(), m.FData(s), m.dim_ * 4);
+  }
+  return out;
+}
+
+absl::StatusOr<std::vector<Neighbor>> HnswIndex::Search(std::span<const float> query,
+                                                        const SearchParams& params) const {
+  return impl_->Search(query, params);
+}
+
+absl::Status HnswIndex::Compact() {
+  std::unique_lock<std::shared_mutex> ex(impl_->storage_mu_);
+  return impl_->CompactLocked();
+}
+
+absl::Status HnswIndex::Save(const std::string& path) const {
+  std::unique_lock<std::shared_mutex> ex(impl_->storage_mu_);
+  return impl_->Save(path);
+}
+
+}  // namespace cairn::vector
