@@ -251,7 +251,12 @@ class FaissHnswRunner final : public FaissRunner {
            h->hnsw.offsets.size() * sizeof(size_t) + h->hnsw.levels.size() * sizeof(int) +
            h->hnsw.assign_probas.size() * sizeof(double);
   }
-  void SetSearchParam(size_t ef) override { p_.efSearch = static_cast<int>(ef); }
+  // FAISS 1.7.3 reads efSearch from the index itself (the per-call parameter is not
+  // honoured by every search path), so both are set.
+  void SetSearchParam(size_t ef) override {
+    p_.efSearch = static_cast<int>(ef);
+    if (auto* h = dynamic_cast<faiss::IndexHNSW*>(index_.get())) h->hnsw.efSearch = static_cast<int>(ef);
+  }
 
  protected:
   const faiss::SearchParameters* params() const override { return &p_; }
@@ -303,7 +308,10 @@ class FaissIvfPqRunner final : public FaissRunner {
     for (size_t l = 0; l < ivf->nlist; ++l) bytes += ivf->invlists->list_size(l) * (ivf->code_size + sizeof(FaissIdx));
     return bytes;
   }
-  void SetSearchParam(size_t nprobe) override { p_.nprobe = nprobe; }
+  void SetSearchParam(size_t nprobe) override {
+    p_.nprobe = nprobe;
+    if (auto* ivf = dynamic_cast<faiss::IndexIVF*>(index_.get())) ivf->nprobe = nprobe;
+  }
 
  protected:
   const faiss::SearchParameters* params() const override { return &p_; }

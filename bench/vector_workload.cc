@@ -20,6 +20,7 @@
 #include "cairn/base/hash.h"
 #include "cairn/base/random.h"
 #include "cairn/vector/distance.h"
+#include "cairn/vector/flat.h"
 
 namespace cairn::bench {
 namespace {
@@ -110,16 +111,6 @@ std::string Lower(std::string s) {
   for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   return s;
 }
-
-// Distances with index.h's conventions, through the dispatched kernels.
-struct DistanceFn {
-  const vector::KernelTable* k;
-  bool l2;
-  size_t dim;
-  float operator()(const float* a, const float* b) const {
-    return l2 ? k->l2sq(a, b, dim) : 1.0f - k->dot(a, b, dim);
-  }
-};
 
 std::string_view Trim(std::string_view s) {
   while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
@@ -424,61 +415,29 @@ absl::Status WriteIvecs(const std::string& path, const std::vector<std::vector<u
 std::vector<std::vector<uint32_t>> ExactGroundTruth(const VectorSet& base, const VectorSet& queries,
                                                     vector::Metric metric, size_t k, int threads,
                                                     std::span<const uint8_t> allowed) {
-  std::vector<uint32_t> candidates;
-  const bool filtered = !allowed.empty();
-  if (filtered) {
-    for (size_t i = 0; i < base.n && i < allowed.size(); ++i) {
-      if (allowed[i]) candidates.push_back(static_cast<uint32_t>(i));
-    }
-  }
-  const size_t pool = filtered ? candidates.size() : base.n;
-  const size_t kk = std::min(k, pool);
-  const DistanceFn dist{&vector::Kernels(), metric == vector::Metric::kL2, base.dim};
   std::vector<std::vector<uint32_t>> out(queries.n);
-  // Queries in blocks against base chunks that stay in cache, so the base streams
-  // from memory once per block rather than once per query.
-  constexpr size_t kQueryBlock = 32, kBaseChunk = 1024;
-  std::atomic<size_t> next_block{0};
-  auto worker = [&] {
-    using Entry = std::pair<float, uint32_t>;  // (distance, id); the heap's top is the worst
-    std::vector<std::priority_queue<Entry>> heaps(kQueryBlock);
-    for (;;) {
-      const size_t qb = next_block.fetch_add(kQueryBlock);
-      if (qb >= queries.n) break;
-      const size_t qe = std::min(queries.n, qb + kQueryBlock);
-      for (auto& h : heaps) h = {};
-      for (size_t c0 = 0; c0 < pool; c0 += kBaseChunk) {
-        const size_t c1 = std::min(pool, c0 + kBaseChunk);
-        for (size_t q = qb; q < qe; ++q) {
-          auto& h = heaps[q - qb];
-          const float* qv = queries.row(q);
-          for (size_t c = c0; c < c1; ++c) {
-            const uint32_t id = filtered ? candidates[c] : static_cast<uint32_t>(c);
-            const Entry e{dist(qv, base.row(id)), id};
-            if (h.size() < kk) {
-              h.push(e);
-            } else if (kk > 0 && e < h.top()) {
-              h.pop();
-              h.push(e);
-            }
-          }
-        }
-      }
-      for (size_t q = qb; q < qe; ++q) {
-        auto& h = heaps[q - qb];
-        std::vector<uint32_t> ids(h.size());
-        for (size_t i = h.size(); i-- > 0;) {
-          ids[i] = h.top().second;
-          h.pop();
-        }
-        out[q] = std::move(ids);
-      }
+  const std::span<const float> qs(queries.data);
+  const size_t nthreads = static_cast<size_t>(std::max(1, threads));
+  if (allowed.empty()) {
+    auto knn = vector::ExactKnn(base.data, base.dim, qs, metric, k, nthreads);
+    for (size_t q = 0; q < knn.size(); ++q) {
+      for (const auto& nb : knn[q]) out[q].push_back(static_cast<uint32_t>(nb.id));
     }
-  };
-  std::vector<std::thread> pool_threads;
-  for (int t = 1; t < std::max(1, threads); ++t) pool_threads.emplace_back(worker);
-  worker();
-  for (auto& t : pool_threads) t.join();
+    return out;
+  }
+  // Filtered: exact search over the allowed rows, gathered, then mapped back to ids.
+  std::vector<uint32_t> ids;
+  std::vector<float> rows;
+  for (size_t i = 0; i < base.n && i < allowed.size(); ++i) {
+    if (!allowed[i]) continue;
+    ids.push_back(static_cast<uint32_t>(i));
+    rows.insert(rows.end(), base.row(i), base.row(i) + base.dim);
+  }
+  if (ids.empty()) return out;
+  auto knn = vector::ExactKnn(rows, base.dim, qs, metric, k, nthreads);
+  for (size_t q = 0; q < knn.size(); ++q) {
+    for (const auto& nb : knn[q]) out[q].push_back(ids[nb.id]);
+  }
   return out;
 }
 

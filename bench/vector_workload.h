@@ -67,7 +67,7 @@ absl::Status WriteIvecs(const std::string& path, const std::vector<std::vector<u
 void NormalizeRows(VectorSet* set);  // rows of zero length are left as they are
 
 // Exact k nearest base rows (ids = row numbers) of each query, closest first, ties by
-// smaller id; brute force on `threads` threads with the dispatched distance kernels.
+// smaller id: vector::ExactKnn (flat.h) on `threads` threads.
 // Distances as in cairn/vector/index.h (cosine: the caller passes normalized rows).
 // When `allowed` is not empty only rows with allowed[id] != 0 are candidates.
 std::vector<std::vector<uint32_t>> ExactGroundTruth(const VectorSet& base, const VectorSet& queries,
