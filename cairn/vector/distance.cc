@@ -63,8 +63,17 @@ float DotF32U8Scalar(const float* q, const uint8_t* c, size_t dim) {
   return s;
 }
 
-constexpr KernelTable kScalar = {"scalar",     L2SqScalar,      DotScalar, L2SqI8Scalar,
-                                 DotI8Scalar,  L2SqF32U8Scalar, DotF32U8Scalar};
+void L2SqX4Scalar(const float* const* a, const float* b, size_t dim, float* out) {
+  for (int j = 0; j < 4; ++j) out[j] = L2SqScalar(a[j], b, dim);
+}
+
+void DotX4Scalar(const float* const* a, const float* b, size_t dim, float* out) {
+  for (int j = 0; j < 4; ++j) out[j] = DotScalar(a[j], b, dim);
+}
+
+constexpr KernelTable kScalar = {"scalar",       L2SqScalar,     DotScalar,      L2SqI8Scalar,
+                                 DotI8Scalar,    L2SqF32U8Scalar, DotF32U8Scalar, L2SqX4Scalar,
+                                 DotX4Scalar};
 
 const KernelTable* Best() {
   if (const KernelTable* t = internal::Avx512Kernels()) return t;

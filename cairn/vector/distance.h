@@ -6,7 +6,12 @@
 // environment variable CAIRN_VECTOR_ISA=scalar|avx2|avx512 before first use
 // forces a path (an unsupported request falls back to the best available).
 //
+// "avx512" needs AVX-512 F/BW/VL and uses VNNI (vpdpbusd, vpdpwssd) for the int8
+// kernels when the CPU has it. NEON is the aarch64 baseline (no run-time check).
+//
 // All kernels read exactly `dim` elements, need no alignment, and are thread-safe.
+// Float results may differ from scalar in the last bits (summation order); int8
+// results are exact.
 #pragma once
 
 #include <cstddef>
@@ -29,6 +34,11 @@ struct KernelTable {
   //   dot_f32_u8  = sum_i q_i * c_i
   float (*l2sq_f32_u8)(const float* q, const uint8_t* c, const float* w, size_t dim);
   float (*dot_f32_u8)(const float* q, const uint8_t* c, size_t dim);
+  // One row `b` against four vectors a[0..3] at once: out[j] = l2sq / dot (a[j], b).
+  // Exact search (ExactKnn) walks blocks of queries over the base, so each row is
+  // loaded once for four distances. The a[j] may repeat (to pad a short block).
+  void (*l2sq_x4)(const float* const* a, const float* b, size_t dim, float* out);
+  void (*dot_x4)(const float* const* a, const float* b, size_t dim, float* out);
 };
 
 const KernelTable& Kernels();

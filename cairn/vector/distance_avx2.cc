@@ -29,7 +29,7 @@ CAIRN_AVX2 inline int32_t HorizontalSum(__m256i v) {
   return _mm_cvtsi128_si32(s);
 }
 
-// Lanes [0, n) set, for a masked tail of n < 8 floats. maskload never touches the
+// Lanes [0, n) set, for a masked tail of n <= 8 floats. maskload never touches the
 // masked-off lanes, so the tail cannot fault past the end of the array.
 CAIRN_AVX2 inline __m256i TailMask(size_t n) {
   alignas(32) static constexpr int32_t kLanes[16] = {-1, -1, -1, -1, -1, -1, -1, -1,
@@ -176,7 +176,85 @@ CAIRN_AVX2 float DotF32U8(const float* q, const uint8_t* c, size_t dim) {
   return s;
 }
 
-constexpr KernelTable kAvx2 = {"avx2", L2Sq, Dot, L2SqI8, DotI8, L2SqF32U8, DotF32U8};
+// ---- one row against four vectors: each 8-float chunk of the row is loaded once
+// for four products; two chunks per iteration give eight independent accumulators.
+
+CAIRN_AVX2 void L2SqX4(const float* const* a, const float* b, size_t dim, float* out) {
+  const float *a0 = a[0], *a1 = a[1], *a2 = a[2], *a3 = a[3];
+  __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps(), s2 = _mm256_setzero_ps(),
+         s3 = _mm256_setzero_ps(), t0 = _mm256_setzero_ps(), t1 = _mm256_setzero_ps(),
+         t2 = _mm256_setzero_ps(), t3 = _mm256_setzero_ps();
+  size_t i = 0;
+  for (; i + 16 <= dim; i += 16) {
+    const __m256 b0 = _mm256_loadu_ps(b + i), b1 = _mm256_loadu_ps(b + i + 8);
+    __m256 d0 = _mm256_sub_ps(_mm256_loadu_ps(a0 + i), b0);
+    __m256 d1 = _mm256_sub_ps(_mm256_loadu_ps(a1 + i), b0);
+    __m256 d2 = _mm256_sub_ps(_mm256_loadu_ps(a2 + i), b0);
+    __m256 d3 = _mm256_sub_ps(_mm256_loadu_ps(a3 + i), b0);
+    s0 = _mm256_fmadd_ps(d0, d0, s0);
+    s1 = _mm256_fmadd_ps(d1, d1, s1);
+    s2 = _mm256_fmadd_ps(d2, d2, s2);
+    s3 = _mm256_fmadd_ps(d3, d3, s3);
+    d0 = _mm256_sub_ps(_mm256_loadu_ps(a0 + i + 8), b1);
+    d1 = _mm256_sub_ps(_mm256_loadu_ps(a1 + i + 8), b1);
+    d2 = _mm256_sub_ps(_mm256_loadu_ps(a2 + i + 8), b1);
+    d3 = _mm256_sub_ps(_mm256_loadu_ps(a3 + i + 8), b1);
+    t0 = _mm256_fmadd_ps(d0, d0, t0);
+    t1 = _mm256_fmadd_ps(d1, d1, t1);
+    t2 = _mm256_fmadd_ps(d2, d2, t2);
+    t3 = _mm256_fmadd_ps(d3, d3, t3);
+  }
+  for (; i < dim; i += 8) {
+    const __m256i m = TailMask(dim - i >= 8 ? 8 : dim - i);
+    const __m256 b0 = _mm256_maskload_ps(b + i, m);
+    const __m256 d0 = _mm256_sub_ps(_mm256_maskload_ps(a0 + i, m), b0);
+    const __m256 d1 = _mm256_sub_ps(_mm256_maskload_ps(a1 + i, m), b0);
+    const __m256 d2 = _mm256_sub_ps(_mm256_maskload_ps(a2 + i, m), b0);
+    const __m256 d3 = _mm256_sub_ps(_mm256_maskload_ps(a3 + i, m), b0);
+    s0 = _mm256_fmadd_ps(d0, d0, s0);
+    s1 = _mm256_fmadd_ps(d1, d1, s1);
+    s2 = _mm256_fmadd_ps(d2, d2, s2);
+    s3 = _mm256_fmadd_ps(d3, d3, s3);
+  }
+  out[0] = HorizontalSum(_mm256_add_ps(s0, t0));
+  out[1] = HorizontalSum(_mm256_add_ps(s1, t1));
+  out[2] = HorizontalSum(_mm256_add_ps(s2, t2));
+  out[3] = HorizontalSum(_mm256_add_ps(s3, t3));
+}
+
+CAIRN_AVX2 void DotX4(const float* const* a, const float* b, size_t dim, float* out) {
+  const float *a0 = a[0], *a1 = a[1], *a2 = a[2], *a3 = a[3];
+  __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps(), s2 = _mm256_setzero_ps(),
+         s3 = _mm256_setzero_ps(), t0 = _mm256_setzero_ps(), t1 = _mm256_setzero_ps(),
+         t2 = _mm256_setzero_ps(), t3 = _mm256_setzero_ps();
+  size_t i = 0;
+  for (; i + 16 <= dim; i += 16) {
+    const __m256 b0 = _mm256_loadu_ps(b + i), b1 = _mm256_loadu_ps(b + i + 8);
+    s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a0 + i), b0, s0);
+    s1 = _mm256_fmadd_ps(_mm256_loadu_ps(a1 + i), b0, s1);
+    s2 = _mm256_fmadd_ps(_mm256_loadu_ps(a2 + i), b0, s2);
+    s3 = _mm256_fmadd_ps(_mm256_loadu_ps(a3 + i), b0, s3);
+    t0 = _mm256_fmadd_ps(_mm256_loadu_ps(a0 + i + 8), b1, t0);
+    t1 = _mm256_fmadd_ps(_mm256_loadu_ps(a1 + i + 8), b1, t1);
+    t2 = _mm256_fmadd_ps(_mm256_loadu_ps(a2 + i + 8), b1, t2);
+    t3 = _mm256_fmadd_ps(_mm256_loadu_ps(a3 + i + 8), b1, t3);
+  }
+  for (; i < dim; i += 8) {
+    const __m256i m = TailMask(dim - i >= 8 ? 8 : dim - i);
+    const __m256 b0 = _mm256_maskload_ps(b + i, m);
+    s0 = _mm256_fmadd_ps(_mm256_maskload_ps(a0 + i, m), b0, s0);
+    s1 = _mm256_fmadd_ps(_mm256_maskload_ps(a1 + i, m), b0, s1);
+    s2 = _mm256_fmadd_ps(_mm256_maskload_ps(a2 + i, m), b0, s2);
+    s3 = _mm256_fmadd_ps(_mm256_maskload_ps(a3 + i, m), b0, s3);
+  }
+  out[0] = HorizontalSum(_mm256_add_ps(s0, t0));
+  out[1] = HorizontalSum(_mm256_add_ps(s1, t1));
+  out[2] = HorizontalSum(_mm256_add_ps(s2, t2));
+  out[3] = HorizontalSum(_mm256_add_ps(s3, t3));
+}
+
+constexpr KernelTable kAvx2 = {"avx2",    L2Sq,     Dot,    L2SqI8, DotI8,
+                               L2SqF32U8, DotF32U8, L2SqX4, DotX4};
 
 }  // namespace
 

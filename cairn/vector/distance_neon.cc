@@ -128,7 +128,18 @@ float DotF32U8(const float* q, const uint8_t* c, size_t dim) {
   return s;
 }
 
-constexpr KernelTable kNeon = {"neon", L2Sq, Dot, L2SqI8, DotI8, L2SqF32U8, DotF32U8};
+// NEON has 32 registers too, but four single-row calls are already close to the
+// load bandwidth of the small cores this path targets.
+void L2SqX4(const float* const* a, const float* b, size_t dim, float* out) {
+  for (int j = 0; j < 4; ++j) out[j] = L2Sq(a[j], b, dim);
+}
+
+void DotX4(const float* const* a, const float* b, size_t dim, float* out) {
+  for (int j = 0; j < 4; ++j) out[j] = Dot(a[j], b, dim);
+}
+
+constexpr KernelTable kNeon = {"neon",    L2Sq,     Dot,    L2SqI8, DotI8,
+                               L2SqF32U8, DotF32U8, L2SqX4, DotX4};
 
 }  // namespace
 

@@ -75,6 +75,35 @@ TEST(DistanceKernels, DispatchPicksAnAvailableTable) {
 #endif
 }
 
+// Run in a child process by EnvironmentForcesAPath (dispatch happens once per
+// process): checks that Kernels() honours CAIRN_VECTOR_ISA, or falls back to the
+// best table when the request cannot run here.
+TEST(DistanceKernels, HonoursEnvironment) {
+  const char* env = std::getenv("CAIRN_VECTOR_ISA");
+  if (env == nullptr) GTEST_SKIP() << "CAIRN_VECTOR_ISA not set";
+  if (KernelsFor(env) != nullptr) {
+    EXPECT_EQ(Kernels().isa, env);
+  } else {
+    for (std::string_view best : {"avx512", "avx2", "neon", "scalar"}) {
+      if (KernelsFor(best) != nullptr) {
+        EXPECT_EQ(Kernels().isa, best);
+        break;
+      }
+    }
+  }
+}
+
+TEST(DistanceKernels, EnvironmentForcesAPath) {
+  if (std::getenv("CAIRN_VECTOR_ISA") != nullptr) GTEST_SKIP() << "already a child";
+  if (!std::filesystem::exists("/proc/self/exe")) GTEST_SKIP() << "no /proc";
+  const std::string self = std::filesystem::read_symlink("/proc/self/exe").string();
+  for (std::string_view isa : {"scalar", "avx2", "avx512", "neon", "bogus"}) {
+    const std::string cmd = "CAIRN_VECTOR_ISA=" + std::string(isa) + " '" + self +
+                            "' --gtest_filter=DistanceKernels.HonoursEnvironment >/dev/null 2>&1";
+    EXPECT_EQ(std::system(cmd.c_str()), 0) << cmd;
+  }
+}
+
 // Every SIMD table against scalar: dims 1..300 and the common embedding sizes,
 // pointers offset by 0..3 elements so no load is aligned.
 TEST(DistanceKernels, SimdMatchesScalarOnRandomInputs) {
@@ -136,6 +165,37 @@ TEST(DistanceKernels, SimdMatchesScalarOnRandomInputs) {
   }
 }
 
+// The four-at-once kernels against four single scalar calls, with repeated
+// pointers (a padded block) and unaligned rows.
+TEST(DistanceKernels, X4KernelsMatchFourSingleCalls) {
+  const KernelTable& ref = ScalarKernels();
+  SplitMix64 rng(9);
+  std::vector<float> buf(5 * 800 + 8);
+  for (float& x : buf) x = Uniform(rng, -1, 1);
+  for (std::string_view isa : AvailableIsas()) {
+    const KernelTable* t = KernelsFor(isa);
+    SCOPED_TRACE(std::string(isa));
+    for (size_t dim = 1; dim <= 800; dim += (dim < 70 ? 1 : 37)) {
+      const float* b = buf.data() + 1;
+      const float* a[4] = {buf.data() + 3 + dim, buf.data() + 2 + 2 * dim, buf.data() + 3 * dim + 5,
+                           buf.data() + 3 * dim + 5};
+      float l2[4], dot[4];
+      t->l2sq_x4(a, b, dim, l2);
+      t->dot_x4(a, b, dim, dot);
+      for (int j = 0; j < 4; ++j) {
+        double abs_dot = 0, l2_ref = 0;
+        for (size_t i = 0; i < dim; ++i) {
+          abs_dot += std::fabs(double{a[j][i]} * b[i]);
+          l2_ref += (double{a[j][i]} - b[i]) * (double{a[j][i]} - b[i]);
+        }
+        ASSERT_NEAR(l2[j], ref.l2sq(a[j], b, dim), 1e-5 * l2_ref + 1e-6) << dim << " " << j;
+        ASSERT_NEAR(dot[j], ref.dot(a[j], b, dim), 1e-5 * abs_dot + 1e-6) << dim << " " << j;
+      }
+      EXPECT_EQ(l2[2], l2[3]);
+    }
+  }
+}
+
 TEST(DistanceKernels, ZeroDimensionIsZero) {
   const float f = 1;
   const int8_t i = 1;
@@ -148,6 +208,12 @@ TEST(DistanceKernels, ZeroDimensionIsZero) {
     EXPECT_EQ(t->dot_i8(&i, &i, 0), 0) << isa;
     EXPECT_EQ(t->l2sq_f32_u8(&f, &u, &f, 0), 0) << isa;
     EXPECT_EQ(t->dot_f32_u8(&f, &u, 0), 0) << isa;
+    const float* a[4] = {&f, &f, &f, &f};
+    float out[4] = {1, 1, 1, 1};
+    t->l2sq_x4(a, &f, 0, out);
+    EXPECT_EQ(out[3], 0) << isa;
+    t->dot_x4(a, &f, 0, out);
+    EXPECT_EQ(out[0], 0) << isa;
   }
 }
 
@@ -166,13 +232,20 @@ TEST(DistanceKernels, NoReadPastTheEnd) {
       EXPECT_EQ(t->dot_i8(x.data(), y.data(), dim), -6 * int(dim)) << isa;
       EXPECT_FLOAT_EQ(t->l2sq_f32_u8(a.data(), c.data(), w.data(), dim), 9.f * dim) << isa;
       EXPECT_FLOAT_EQ(t->dot_f32_u8(a.data(), c.data(), dim), 4.f * dim) << isa;
+      const float* four[4] = {a.data(), a.data(), a.data(), a.data()};
+      float out[4];
+      t->l2sq_x4(four, b.data(), dim, out);
+      EXPECT_FLOAT_EQ(out[0], float(dim)) << isa;
+      t->dot_x4(four, b.data(), dim, out);
+      EXPECT_FLOAT_EQ(out[3], 2.f * dim) << isa;
     }
   }
 }
 
 // The NEON path cannot run here, but it must compile for aarch64. Clang cross-compiles
-// the kernel files with this host's C++ headers; a tiny shim supplies the two glibc
-// headers that are architecture-specific. Skipped where clang is not installed.
+// the kernel files with this host's C++ headers (no aarch64 sysroot needed); a tiny
+// shim supplies the two glibc headers that are architecture-specific. Skipped where
+// clang is not installed.
 TEST(DistanceKernels, NeonPathCompilesForAarch64) {
   const std::filesystem::path src = std::filesystem::path(__FILE__).parent_path();
   const std::filesystem::path root = src.parent_path().parent_path();
@@ -190,12 +263,16 @@ TEST(DistanceKernels, NeonPathCompilesForAarch64) {
       << "#define __WORDSIZE 64\n#define __WORDSIZE_TIME64_COMPAT32 1\n"
          "#define __SYSCALL_WORDSIZE 64\n";
   const std::string out = (shim / "neon.o").string();
-  const std::string cmd =
+  const std::string clang =
       "clang++ --target=aarch64-linux-gnu -std=c++20 -O1 -Wall -Wextra -Werror -nostdinc++ "
       "-isystem /usr/include/c++/12 -isystem /usr/include/x86_64-linux-gnu/c++/12 -isystem " +
-      shim.string() + " -isystem /usr/include/x86_64-linux-gnu -I" + root.string() + " -c " +
-      (src / "distance_neon.cc").string() + " -o " + out + " && (! command -v llvm-objdump >/dev/null || llvm-objdump -d " + out +
-      " | grep -q fmla)";
+      shim.string() + " -isystem /usr/include/x86_64-linux-gnu -I" + root.string() + " ";
+  // The NEON kernels compile to NEON code; the x86 files compile to their stubs.
+  const std::string cmd =
+      clang + "-c " + (src / "distance_neon.cc").string() + " -o " + out +
+      " && (! command -v llvm-objdump >/dev/null || llvm-objdump -d " + out +
+      " | grep -q fmla) && " + clang + "-fsyntax-only " + (src / "distance_avx2.cc").string() +
+      " && " + clang + "-fsyntax-only " + (src / "distance_avx512.cc").string();
   const int rc = std::system(cmd.c_str());
   std::filesystem::remove_all(shim);
   EXPECT_EQ(rc, 0) << cmd;

@@ -1,14 +1,16 @@
 #include "cairn/vector/flat.h"
 
 #include <algorithm>
-#include <cmath>
 #include <atomic>
+#include <cassert>
+#include <cmath>
 #include <mutex>
 #include <string>
 #include <thread>
 #include <utility>
 
 #include <fmt/format.h>
+#include <spdlog/spdlog.h>
 
 #include "cairn/vector/distance.h"
 
@@ -125,9 +127,15 @@ absl::Status FlatIndex::Add(uint64_t id, std::span<const float> v) {
   } else {
     std::copy(row.begin(), row.end(), floats_.begin() + slot * dim);
   }
-  if (options_.storage == FlatStorage::kSq8 && !sq8_ && options_.sq8_auto_train_size > 0 &&
-      ids_.size() >= options_.sq8_auto_train_size) {
-    return TrainLocked({});
+  if (options_.storage == FlatStorage::kSq8 && !sq8_ && !auto_train_failed_ &&
+      options_.sq8_auto_train_size > 0 && ids_.size() >= options_.sq8_auto_train_size) {
+    // The vector is stored either way; if training fails (a range too wide for
+    // float codes) the index stays exact on floats until an explicit Train.
+    if (absl::Status s = TrainLocked({}); !s.ok()) {
+      auto_train_failed_ = true;
+      spdlog::warn("flat index: SQ8 auto-training failed, keeping float32 rows: {}",
+                   std::string(s.message()));
+    }
   }
   return absl::OkStatus();
 }
@@ -180,11 +188,10 @@ absl::StatusOr<std::vector<float>> FlatIndex::Get(uint64_t id) const {
   return out;
 }
 
-float FlatIndex::DistanceToSlot(const float* q, const Sq8Quantizer::Query* sq,
-                                size_t slot) const {
+float FlatIndex::DistanceToSlot(const KernelTable& k, const float* q,
+                                const Sq8Quantizer::Query* sq, size_t slot) const {
   const size_t dim = options_.dim;
   if (sq8_) return sq8_->Distance(*sq, codes_.data() + slot * dim);
-  const KernelTable& k = Kernels();
   const float* row = floats_.data() + slot * dim;
   if (options_.metric == Metric::kL2) return k.l2sq(q, row, dim);
   return 1.0f - k.dot(q, row, dim);
@@ -205,12 +212,13 @@ absl::StatusOr<std::vector<Neighbor>> FlatIndex::Search(std::span<const float> q
   std::shared_lock lock(mu_);
   Sq8Quantizer::Query sq;
   if (sq8_) sq8_->PrepareQuery(q.data(), options_.metric, &sq);
+  const KernelTable& kernels = Kernels();
   TopK top(params.k);
   if (params.k == 0) return std::move(top).Sorted();
   for (size_t slot = 0; slot < ids_.size(); ++slot) {
     const uint64_t id = ids_[slot];
     if (filter != nullptr && !filter->Allows(id)) continue;
-    const float d = DistanceToSlot(q.data(), &sq, slot);
+    const float d = DistanceToSlot(kernels, q.data(), &sq, slot);
     if (top.Accepts(d)) top.Push(id, d);
   }
   return std::move(top).Sorted();
@@ -227,12 +235,13 @@ absl::StatusOr<std::vector<Neighbor>> FlatIndex::SearchAmong(std::span<const flo
   std::shared_lock lock(mu_);
   Sq8Quantizer::Query sq;
   if (sq8_) sq8_->PrepareQuery(q.data(), options_.metric, &sq);
+  const KernelTable& kernels = Kernels();
   TopK top(k);
   if (k == 0) return std::move(top).Sorted();
   for (uint64_t id : unique) {
     auto it = slot_of_.find(id);
     if (it == slot_of_.end()) continue;
-    const float d = DistanceToSlot(q.data(), &sq, it->second);
+    const float d = DistanceToSlot(kernels, q.data(), &sq, it->second);
     if (top.Accepts(d)) top.Push(id, d);
   }
   return std::move(top).Sorted();
@@ -300,27 +309,32 @@ absl::Status FlatIndex::TrainLocked(std::span<const float> sample) {
 std::vector<std::vector<Neighbor>> ExactKnn(std::span<const float> base, size_t dim,
                                             std::span<const float> queries, Metric metric,
                                             size_t k, size_t threads) {
+  assert(dim > 0 && base.size() % dim == 0 && queries.size() % dim == 0);
   const size_t n = base.size() / dim, nq = queries.size() / dim;
   std::vector<std::vector<Neighbor>> out(nq);
   if (nq == 0 || k == 0) return out;
   const KernelTable& kt = Kernels();
   // Cosine without copying the base: 1 - <q, b> / (|q| |b|), norms computed once.
+  // (L2 stays on squared differences: ranking by |b|^2 - 2<q, b> would halve the
+  // arithmetic but cancels badly far from the origin, and this is ground truth.)
   std::vector<float> base_inv_norm, query_inv_norm;
   if (metric == Metric::kCosine) {
-    auto inv_norms = [&](std::span<const float> m, size_t rows, std::vector<float>* out_norms) {
-      out_norms->resize(rows);
+    auto inv_norms = [&](std::span<const float> m, size_t rows) {
+      std::vector<float> out_norms(rows);
       for (size_t r = 0; r < rows; ++r) {
         const float* p = m.data() + r * dim;
         const float n2 = kt.dot(p, p, dim);
-        (*out_norms)[r] = n2 > 0 ? 1.0f / std::sqrt(n2) : 0.0f;
+        out_norms[r] = n2 > 0 ? 1.0f / std::sqrt(n2) : 0.0f;
       }
+      return out_norms;
     };
-    inv_norms(base, n, &base_inv_norm);
-    inv_norms(queries, nq, &query_inv_norm);
+    base_inv_norm = inv_norms(base, n);
+    query_inv_norm = inv_norms(queries, nq);
   }
 
   // Work unit: a block of queries against the whole base, walked in blocks of rows
-  // small enough (~256 KiB) to stay in L2 while every query of the block visits them.
+  // small enough (~256 KiB) to stay in L2 while the block's queries visit them. The
+  // x4 kernel loads each row once for four queries of the block.
   constexpr size_t kQueryBlock = 32;
   const size_t base_block = std::max<size_t>(64, (256 << 10) / (dim * sizeof(float)));
   const size_t nblocks = (nq + kQueryBlock - 1) / kQueryBlock;
@@ -332,20 +346,28 @@ std::vector<std::vector<Neighbor>> ExactKnn(std::span<const float> base, size_t 
       tops.assign(q1 - q0, TopK(k));
       for (size_t b0 = 0; b0 < n; b0 += base_block) {
         const size_t b1 = std::min(n, b0 + base_block);
-        for (size_t qi = q0; qi < q1; ++qi) {
-          const float* q = queries.data() + qi * dim;
-          TopK& top = tops[qi - q0];
+        for (size_t g = q0; g < q1; g += 4) {
+          // A short last group repeats its last query; the extra results are dropped.
+          const size_t lanes = std::min<size_t>(4, q1 - g);
+          const float* qs[4];
+          for (size_t j = 0; j < 4; ++j) qs[j] = queries.data() + (g + std::min(j, lanes - 1)) * dim;
+          float d[4];
           for (size_t r = b0; r < b1; ++r) {
             const float* row = base.data() + r * dim;
-            float d;
             if (metric == Metric::kL2) {
-              d = kt.l2sq(q, row, dim);
-            } else if (metric == Metric::kInnerProduct) {
-              d = 1.0f - kt.dot(q, row, dim);
+              kt.l2sq_x4(qs, row, dim, d);
             } else {
-              d = 1.0f - kt.dot(q, row, dim) * query_inv_norm[qi] * base_inv_norm[r];
+              kt.dot_x4(qs, row, dim, d);
+              for (size_t j = 0; j < lanes; ++j) {
+                d[j] = metric == Metric::kInnerProduct
+                           ? 1.0f - d[j]
+                           : 1.0f - d[j] * query_inv_norm[g + j] * base_inv_norm[r];
+              }
             }
-            if (top.Accepts(d)) top.Push(r, d);
+            for (size_t j = 0; j < lanes; ++j) {
+              TopK& top = tops[g + j - q0];
+              if (top.Accepts(d[j])) top.Push(r, d[j]);
+            }
           }
         }
       }

@@ -14,7 +14,8 @@
 //        present. Training again re-encodes every stored vector.
 //      - Until then vectors are kept as float32 and searched exactly; the index trains
 //        itself from the vectors present once `sq8_auto_train_size` of them have
-//        been added (0 = only explicit Train).
+//        been added (0 = only explicit Train; a failed automatic training is not
+//        retried until an explicit Train).
 //    After training, distances are SQ8 approximations and `Get` returns the decoded
 //    vector.
 //
@@ -34,6 +35,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "cairn/vector/distance.h"
 #include "cairn/vector/index.h"
 #include "cairn/vector/quantize.h"
 
@@ -88,8 +90,8 @@ class FlatIndex final : public Index {
   // Checks dim and finiteness, normalizes for cosine; writes the vector to use.
   absl::Status Prepare(std::span<const float> v, std::vector<float>* out) const;
   absl::Status TrainLocked(std::span<const float> sample) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  float DistanceToSlot(const float* q, const Sq8Quantizer::Query* sq, size_t slot) const
-      ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  float DistanceToSlot(const KernelTable& k, const float* q, const Sq8Quantizer::Query* sq,
+                       size_t slot) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
 
   const FlatOptions options_;
   mutable std::shared_mutex mu_;
@@ -99,13 +101,14 @@ class FlatIndex final : public Index {
   std::vector<uint8_t> codes_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<uint64_t, uint32_t> slot_of_ ABSL_GUARDED_BY(mu_);
   std::optional<Sq8Quantizer> sq8_ ABSL_GUARDED_BY(mu_);
+  bool auto_train_failed_ ABSL_GUARDED_BY(mu_) = false;
 };
 
 // Exact k nearest neighbours of each query among the rows of `base` (n x dim,
-// row-major); ids are row numbers, distances as in index.h (cosine normalizes
-// copies of both sides). Runs on `threads` threads (0 = 1), blocked over queries x
-// base rows for cache reuse. Returns one list per query, closest first, ties by
-// smaller row. dim must be >= 1 and divide both spans' sizes (programmer error).
+// row-major); ids are row numbers, distances as in index.h (cosine divides by both
+// norms; a zero vector is at distance 1 from everything). Runs on `threads` threads
+// (0 = 1), blocked over queries x base rows for cache reuse. Returns one list per
+// query, closest first, ties by smaller row. dim must be >= 1 and divide both spans' sizes (programmer error).
 std::vector<std::vector<Neighbor>> ExactKnn(std::span<const float> base, size_t dim,
                                             std::span<const float> queries, Metric metric,
                                             size_t k, size_t threads);

@@ -15,7 +15,8 @@
 //    back with pread for re-ranking, so they sit in the OS page cache, which the
 //    kernel can evict under pressure; resident (anonymous) memory is ~1/4 of the float
 //    index plus the graph. Save() copies the vectors into the index file; Open() of
-//    an SQ8 file re-ranks from the mapped file itself.
+//    an SQ8 file copies that section into a fresh side file (copy_file_range, a
+//    kernel-side copy) so the opened index stays writable.
 //    The quantizer must be trained before the first vector goes in: call
 //    Train(sample) with representative rows, or let the first AddBatch() train on
 //    its own rows. Add() on an untrained SQ8 index returns FailedPrecondition.
@@ -58,7 +59,7 @@ struct HnswOptions {
   size_t ef_search = 64;             // default SearchParams::ef
   HnswStorage storage = HnswStorage::kFloat32;
   // SQ8 only: candidates re-ranked on full-precision vectors per search
-  // (0 = max(ef, 4 * k)).
+  // (0 = max(2 * k, 10)); each costs one pread of the vector file.
   size_t rerank = 0;
   // SQ8 only: file that holds the full-precision vectors (created/truncated).
   // Empty = an anonymous temporary file in $TMPDIR (unlinked at once).
