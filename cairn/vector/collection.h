@@ -44,6 +44,7 @@ namespace cairn::vector {
 class Embedder;
 class TextIndex;
 class WalWriter;
+struct WalOp;
 
 enum class IndexKind : uint8_t { kFlat = 0, kHnsw = 1, kHnswSq8 = 2 };
 std::string_view IndexKindName(IndexKind kind);                  // "flat", "hnsw", "hnsw_sq8"
@@ -167,15 +168,17 @@ class Collection {
   const OpenStats& open_stats() const { return open_stats_; }
 
  private:
-  struct Op;
   Collection(std::string dir, CollectionSettings settings, CollectionOptions options);
-  absl::Status Init(bool create);
+  absl::Status Init();
   absl::Status LoadSnapshot();
   absl::Status ReplayWal();
-  absl::StatusOr<std::vector<Op>> Prepare(std::span<const Point> points) const;
-  absl::Status Commit(std::vector<Op> ops);
-  absl::Status ApplyToMemory(const std::vector<Op>& ops);
+  absl::StatusOr<std::vector<WalOp>> Prepare(std::span<const Point> points) const;
+  absl::Status Commit(std::vector<WalOp> ops);
+  absl::Status ApplyToMemory(const std::vector<WalOp>& ops);
+  absl::Status ApplyToText(uint64_t seq, const std::vector<WalOp>& ops);
   absl::Status SnapshotLocked();
+  friend class CollectionStore;
+  absl::Status CheckNotDropped() const;
 
   std::string dir_;
   CollectionSettings settings_;
@@ -191,6 +194,7 @@ class Collection {
   uint64_t last_seq_ = 0;               // guarded by write_mu_
   uint64_t snapshot_seq_ = 0;           // guarded by write_mu_
   OpenStats open_stats_;
+  std::atomic<bool> dropped_{false};    // set by CollectionStore::Drop: writes are refused
 };
 
 // All collections under one data directory (one subdirectory each).
@@ -203,8 +207,8 @@ class CollectionStore {
   absl::StatusOr<std::shared_ptr<Collection>> Create(const CollectionSettings& settings);
   // NotFound when absent.
   absl::StatusOr<std::shared_ptr<Collection>> Get(std::string_view name) const;
-  // Removes the collection and its files. Holders of the shared_ptr may keep using it
-  // in memory until they let go; nothing they write is persisted.
+  // Removes the collection and its files. Holders of the shared_ptr may keep searching
+  // it until they let go; its writes fail with FailedPrecondition.
   absl::Status Drop(std::string_view name);
   // Sorted by name.
   std::vector<CollectionSettings> List() const;

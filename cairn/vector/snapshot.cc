@@ -1,0 +1,220 @@
+#include "cairn/vector/snapshot.h"
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+
+#include <fmt/format.h>
+
+#include "cairn/base/codec.h"
+#include "cairn/base/hash.h"
+#include "cairn/vector/wal.h"
+
+namespace cairn::vector {
+namespace {
+
+constexpr uint32_t kSnapshotMagic = MakeMagic("CVSN");
+constexpr uint16_t kSnapshotVersion = 1;
+constexpr size_t kFixedHead = 8 + 4 + 1 + 1 + 8;
+
+// Buffered writer that also feeds the XXH3 state, so the envelope checksum is
+// computed on the fly.
+class HashingFileWriter {
+ public:
+  explicit HashingFileWriter(std::FILE* f) : f_(f) { XXH3_64bits_reset(&state_); }
+  bool Write(const void* p, size_t n) {
+    XXH3_64bits_update(&state_, p, n);
+    return std::fwrite(p, 1, n, f_) == n;
+  }
+  uint64_t digest() { return XXH3_64bits_digest(&state_); }
+
+ private:
+  std::FILE* f_;
+  XXH3_state_t state_;
+};
+
+}  // namespace
+
+absl::Status WriteSnapshot(const std::string& path, const SnapshotHeader& header,
+                           std::span<const uint64_t> ids, const SnapshotPointSource& source) {
+  // Attributes are encoded up front (they are small next to the vectors) to know the
+  // payload size the envelope header needs.
+  ByteWriter attrs;
+  std::vector<float> vec(header.dim);
+  for (size_t i = 0; i < ids.size(); ++i) {
+    const Attributes* a = nullptr;
+    auto st = source(i, {}, &a);
+    if (!st.ok()) return st;
+    static const Attributes kNone;
+    EncodeAttributes(a ? *a : kNone, &attrs);
+  }
+  ByteWriter head;
+  head.U64(header.seq);
+  head.U32(header.dim);
+  head.U8(static_cast<uint8_t>(header.metric));
+  head.U8(header.vectors_inline ? 1 : 0);
+  head.U64(ids.size());
+  const uint64_t vector_bytes =
+      header.vectors_inline ? static_cast<uint64_t>(ids.size()) * header.dim * sizeof(float) : 0;
+  const uint64_t payload_size = head.size() + ids.size_bytes() + vector_bytes + attrs.size();
+  ByteWriter env;
+  env.U32(kSnapshotMagic);
+  env.U16(kSnapshotVersion);
+  env.U16(0);
+  env.U64(payload_size);
+
+  const std::string tmp = path + ".tmp";
+  std::FILE* f = std::fopen(tmp.c_str(), "wb");
+  if (f == nullptr) return absl::InternalError(fmt::format("cannot create {}: {}", tmp, std::strerror(errno)));
+  std::setvbuf(f, nullptr, _IOFBF, 1 << 20);
+  HashingFileWriter w(f);
+  bool ok = w.Write(env.data().data(), env.size()) && w.Write(head.data().data(), head.size()) &&
+            w.Write(ids.data(), ids.size_bytes());
+  for (size_t i = 0; ok && header.vectors_inline && i < ids.size(); ++i) {
+    const Attributes* a = nullptr;
+    auto st = source(i, vec, &a);
+    if (!st.ok()) {
+      std::fclose(f);
+      std::remove(tmp.c_str());
+      return st;
+    }
+    ok = w.Write(vec.data(), vec.size() * sizeof(float));
+  }
+  ok = ok && w.Write(attrs.data().data(), attrs.size());
+  uint64_t checksum = w.digest();
+  ok = ok && std::fwrite(&checksum, 1, 8, f) == 8;
+  ok = ok && std::fflush(f) == 0 && ::fsync(::fileno(f)) == 0;
+  int err = errno;
+  ok = (std::fclose(f) == 0) && ok;
+  if (!ok) {
+    std::remove(tmp.c_str());
+    return absl::InternalError(fmt::format("cannot write {}: {}", tmp, std::strerror(err)));
+  }
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+    return absl::InternalError(fmt::format("cannot rename {} over {}: {}", tmp, path, std::strerror(errno)));
+  }
+  return SyncDirectory(std::filesystem::path(path).parent_path().string());
+}
+
+absl::StatusOr<std::unique_ptr<SnapshotFile>> SnapshotFile::Parse(std::string_view bytes,
+                                                                  std::string_view file) {
+  auto env = OpenEnvelope(bytes, kSnapshotMagic, kSnapshotVersion, "collection snapshot");
+  if (!env.ok()) {
+    return absl::DataLossError(fmt::format("{}: {}", file, std::string(env.status().message())));
+  }
+  std::unique_ptr<SnapshotFile> s(new SnapshotFile());
+  std::string_view p = env->payload;
+  auto bad = [&](size_t offset, std::string what) {
+    return absl::DataLossError(fmt::format("{}: {} at byte {}", file, what, kEnvelopeHeaderSize + offset));
+  };
+  if (p.size() < kFixedHead) return bad(0, "payload shorter than the snapshot header");
+  ByteReader r(p, file);
+  s->header_.seq = r.U64();
+  s->header_.dim = r.U32();
+  uint8_t metric = r.U8();
+  uint8_t inline_flag = r.U8();
+  s->header_.count = r.U64();
+  if (metric > static_cast<uint8_t>(Metric::kCosine)) return bad(12, fmt::format("unknown metric {}", metric));
+  if (inline_flag > 1) return bad(13, fmt::format("bad vectors_inline flag {}", inline_flag));
+  s->header_.vectors_inline = inline_flag == 1;
+  s->header_.metric = static_cast<Metric>(metric);
+  if (s->header_.dim == 0 || s->header_.dim > 65536) {
+    return bad(8, fmt::format("dimension {} out of range", s->header_.dim));
+  }
+  const uint64_t count = s->header_.count;
+  const uint64_t rest = p.size() - kFixedHead;
+  const uint64_t per_point = 8 + (s->header_.vectors_inline ? static_cast<uint64_t>(s->header_.dim) * 4 : 0);
+  if (count > rest / per_point) {
+    return bad(14, fmt::format("{} points of dimension {} do not fit in {} bytes", count,
+                               s->header_.dim, rest));
+  }
+  s->ids_ = p.data() + kFixedHead;
+  s->vectors_ = s->ids_ + count * 8;
+  const size_t attr_off = kFixedHead + count * per_point;
+  s->attributes_ = p.substr(attr_off);
+  // Validate ids (strictly ascending) and vectors (finite) once, so the accessors can
+  // trust the mapping.
+  uint64_t prev = 0;
+  for (uint64_t i = 0; i < count; ++i) {
+    uint64_t id = s->id(i);
+    if (i > 0 && id <= prev) return bad(kFixedHead + i * 8, "ids not strictly ascending");
+    prev = id;
+  }
+  const size_t nvalues = s->header_.vectors_inline ? count * s->header_.dim : 0;
+  for (size_t i = 0; i < nvalues; ++i) {
+    float v;
+    std::memcpy(&v, s->vectors_ + i * 4, 4);
+    if (!std::isfinite(v)) return bad(kFixedHead + count * 8 + i * 4, "non-finite vector value");
+  }
+  ByteReader ar(s->attributes_, file);
+  s->decoded_.reserve(count);
+  for (uint64_t i = 0; i < count && ar.ok(); ++i) {
+    Attributes a = DecodeAttributes(&ar);
+    if (ar.ok() && !ValidateAttributes(a).ok()) {
+      return bad(attr_off + ar.position(), fmt::format("invalid attributes of point {}", s->id(i)));
+    }
+    s->decoded_.push_back(std::move(a));
+  }
+  if (!ar.ok() || ar.remaining() != 0) {
+    return bad(attr_off + ar.position(),
+               ar.ok() ? "bytes left after the last point's attributes" : "damaged attributes");
+  }
+  return s;
+}
+
+absl::StatusOr<std::unique_ptr<SnapshotFile>> SnapshotFile::Open(const std::string& path) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    if (errno == ENOENT) return absl::NotFoundError(fmt::format("{} does not exist", path));
+    return absl::InternalError(fmt::format("cannot open {}: {}", path, std::strerror(errno)));
+  }
+  struct stat st;
+  if (::fstat(fd, &st) != 0) {
+    ::close(fd);
+    return absl::InternalError(fmt::format("cannot stat {}: {}", path, std::strerror(errno)));
+  }
+  const size_t size = static_cast<size_t>(st.st_size);
+  void* map = nullptr;
+  if (size > 0) {
+    map = ::mmap(nullptr, size, PROT_READ, MAP_PRIVATE, fd, 0);
+    if (map == MAP_FAILED) {
+      ::close(fd);
+      return absl::InternalError(fmt::format("cannot mmap {}: {}", path, std::strerror(errno)));
+    }
+    (void)::madvise(map, size, MADV_SEQUENTIAL | MADV_WILLNEED);
+  }
+  ::close(fd);
+  auto parsed = Parse(std::string_view(static_cast<const char*>(map), size), path);
+  if (!parsed.ok()) {
+    if (map) ::munmap(map, size);
+    return parsed.status();
+  }
+  (*parsed)->map_ = map;
+  (*parsed)->map_size_ = size;
+  return parsed;
+}
+
+SnapshotFile::~SnapshotFile() {
+  if (map_) ::munmap(map_, map_size_);
+}
+
+uint64_t SnapshotFile::id(size_t i) const {
+  uint64_t v;
+  std::memcpy(&v, ids_ + i * 8, 8);
+  return v;
+}
+
+void SnapshotFile::Vector(size_t i, std::span<float> out) const {
+  std::memcpy(out.data(), vectors_ + i * header_.dim * 4, static_cast<size_t>(header_.dim) * 4);
+}
+
+std::vector<Attributes> SnapshotFile::TakeAttributes() { return std::move(decoded_); }
+
+}  // namespace cairn::vector

@@ -1,0 +1,81 @@
+#include "cairn/vector/snapshot.h"
+
+#include <filesystem>
+
+#include <gtest/gtest.h>
+
+#include "cairn/vector/wal.h"
+
+namespace cairn::vector {
+namespace {
+
+struct TempDir {
+  TempDir() {
+    path = std::filesystem::temp_directory_path() /
+           ("cairn_snap_" + std::to_string(::getpid()) + "_" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    std::filesystem::remove_all(path);
+    std::filesystem::create_directories(path);
+  }
+  ~TempDir() { std::filesystem::remove_all(path); }
+  std::filesystem::path path;
+};
+
+std::string WriteSample(const std::string& file, bool vectors_inline) {
+  std::vector<uint64_t> ids = {3, 9, 1000};
+  std::vector<Attributes> attrs = {{{"a", int64_t{1}}}, {}, {{"tags", Tags{"x"}}, {"s", std::string("v")}}};
+  SnapshotHeader h;
+  h.seq = 77;
+  h.dim = 4;
+  h.metric = Metric::kCosine;
+  h.vectors_inline = vectors_inline;
+  auto st = WriteSnapshot(file, h, ids, [&](size_t i, std::span<float> v, const Attributes** a) {
+    *a = &attrs[i];
+    for (size_t d = 0; d < v.size(); ++d) v[d] = static_cast<float>(i * 10 + d);
+    return absl::OkStatus();
+  });
+  EXPECT_TRUE(st.ok()) << st;
+  return file;
+}
+
+TEST(SnapshotFile, RoundTrip) {
+  TempDir dir;
+  for (bool inline_vectors : {true, false}) {
+    auto path = WriteSample((dir.path / "points.snap").string(), inline_vectors);
+    auto s = SnapshotFile::Open(path);
+    ASSERT_TRUE(s.ok()) << s.status();
+    EXPECT_EQ((*s)->header().seq, 77u);
+    EXPECT_EQ((*s)->header().count, 3u);
+    EXPECT_EQ((*s)->header().vectors_inline, inline_vectors);
+    EXPECT_EQ((*s)->id(2), 1000u);
+    if (inline_vectors) {
+      std::vector<float> v(4);
+      (*s)->Vector(1, v);
+      EXPECT_EQ(v, (std::vector<float>{10, 11, 12, 13}));
+    }
+    auto attrs = (*s)->TakeAttributes();
+    ASSERT_EQ(attrs.size(), 3u);
+    EXPECT_EQ(std::get<Tags>(attrs[2].at("tags")), Tags{"x"});
+  }
+  EXPECT_TRUE(absl::IsNotFound(SnapshotFile::Open((dir.path / "none").string()).status()));
+}
+
+TEST(SnapshotFile, DamageIsAClearError) {
+  TempDir dir;
+  auto path = WriteSample((dir.path / "points.snap").string(), true);
+  std::string bytes = *ReadWholeFile(path);
+  for (size_t n = 0; n < bytes.size(); n += 7) {
+    auto s = SnapshotFile::Parse(std::string_view(bytes).substr(0, n), path);
+    ASSERT_FALSE(s.ok()) << n;
+    EXPECT_EQ(s.status().code(), absl::StatusCode::kDataLoss);
+    EXPECT_NE(s.status().message().find(path), std::string::npos);
+  }
+  for (size_t i = 0; i < bytes.size(); ++i) {
+    std::string b = bytes;
+    b[i] ^= 0x04;
+    EXPECT_FALSE(SnapshotFile::Parse(b, path).ok()) << i;
+  }
+}
+
+}  // namespace
+}  // namespace cairn::vector
