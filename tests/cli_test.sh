@@ -236,6 +236,19 @@ check vector_search_missing 1 "$CAIRN" vector search --index "$T/none.hnsw" --qu
 awk 'BEGIN { for (i = 0; i < 200; i++) printf "{\"id\": %d, \"vector\": [%d, 1, %.2f], \"text\": \"doc %d\", \"attributes\": {\"kind\": \"k%d\"}}\n", i, i % 7 + 1, i / 100.0, i, i % 3 }' > "$T/docs.jsonl"
 check vector_build_jsonl 0 "$CAIRN" vector build --input "$T/docs.jsonl" --out "$T/docs.hnsw" --metric cosine --sq8
 expect vector_build_jsonl_summary '200 vectors, dimension 3, cosine metric, HNSW\+SQ8'
+# A collection directory keeps text and attributes: filtered search.
+check vector_build_collection 0 "$CAIRN" vector build --input "$T/docs.jsonl" --out "$T/docs" --metric cosine
+expect vector_build_collection_summary "built collection 'docs' in .*: 200 vectors, dimension 3"
+check vector_search_filter 0 "$CAIRN" vector search --index "$T/docs" --query "3,1,0.5" --k 5 \
+  --filter '{"field": "kind", "eq": "k1"}' --json
+[ "$(grep -c '"kind": "k1"' "$OUT")" -eq 5 ] && ! grep -q '"kind": "k[02]"' "$OUT" && echo "ok   vector_search_filter_only_k1" \
+  || { echo "FAIL vector search filter"; sed 's/^/     /' "$OUT"; fail=1; }
+check vector_search_collection_text 0 "$CAIRN" vector search --index "$T/docs" --query "3,1,0.5" --k 2
+expect vector_search_collection_text_doc ' doc [0-9]+$'
+check vector_search_bad_filter 2 "$CAIRN" vector search --index "$T/docs" --query "3,1,0.5" --filter '{"field": "kind"}'
+check vector_search_filter_on_file 2 "$CAIRN" vector search --index "$T/docs.hnsw" --query "3,1,0.5" \
+  --filter '{"field": "kind", "eq": "k1"}'
+expect vector_search_filter_on_file_reason 'needs a collection directory'
 # Malformed input: the exit code is not 0 and the message names the file and line.
 { head -50 "$T/vecs.csv"; echo "777,1.0,oops,2,3"; tail -n +51 "$T/vecs.csv"; } > "$T/bad.csv"
 check vector_build_bad_line 1 "$CAIRN" vector build --input "$T/bad.csv" --out "$T/bad.hnsw"

@@ -1,13 +1,16 @@
 // `cairn vector …`: build an index from a file, search it, and benchmark cairn's
 // indexes against hnswlib and FAISS on the same data.
 //
-// `build --out FILE` writes one HnswIndex file (HnswIndex::Save; vectors and graph
-// only, `search` opens it with HnswIndex::Open, memory-mapped).
+// `build --out DIR` creates a collection directory (collection.h: ids, vectors,
+// attributes, text for BM25, WAL + snapshot); `build --out FILE.hnsw` writes one bare
+// HnswIndex file (vectors and graph only, opened memory-mapped by HnswIndex::Open).
+// `search --index` takes either; filters need a collection (they read attributes).
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -18,6 +21,8 @@
 #include "bench/vector_workload.h"
 #include "cairn/cli/commands.h"
 #include "cairn/cli/format.h"
+#include "cairn/vector/collection.h"
+#include "cairn/vector/filter.h"
 #include "cairn/vector/hnsw.h"
 
 namespace cairn::cli {
@@ -89,7 +94,85 @@ struct BuildFlags {
   bool sq8 = false;
   int threads = 2;
   bool quiet = false;
+  std::string name;  // collection name; default: from the directory name
 };
+
+bool IsIndexFile(const std::string& path) { return path.ends_with(".hnsw"); }
+
+// A collection name from a directory name: [A-Za-z0-9_-], at most 64, starting alphanumeric.
+std::string NameFromDir(const std::string& dir) {
+  std::string base = std::filesystem::path(dir).filename().string();
+  if (base.empty()) base = std::filesystem::path(dir).parent_path().filename().string();
+  std::string out;
+  for (char c : base) {
+    if (std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-') out.push_back(c);
+    if (out.size() == 64) break;
+  }
+  if (out.empty() || !std::isalnum(static_cast<unsigned char>(out[0]))) out = "c" + out;
+  return out.substr(0, 64);
+}
+
+int BuildCollection(const BuildFlags& f, vector::Metric metric, std::vector<bench::VectorRecord>& records) {
+  vector::CollectionSettings cs;
+  cs.name = f.name.empty() ? NameFromDir(f.out) : f.name;
+  cs.dim = records[0].vector.size();
+  cs.metric = metric;
+  cs.index = f.sq8 ? vector::IndexKind::kHnswSq8 : vector::IndexKind::kHnsw;
+  cs.hnsw.m = f.M;
+  cs.hnsw.ef_construction = f.efc;
+  cs.embedder = "none";
+  vector::CollectionOptions co;
+  co.fsync = vector::FsyncPolicy::kNever;  // one Flush + Snapshot at the end instead
+  std::error_code ec;
+  if (std::filesystem::exists(f.out, ec)) {
+    fmt::print(stderr, "cairn vector build: '{}' already exists (a collection is created in a new directory)\n", f.out);
+    return 1;
+  }
+  auto col = vector::Collection::Create(f.out, cs, co);
+  if (!col.ok()) {
+    fmt::print(stderr, "cairn vector build: {}\n", Msg(col.status()));
+    return 1;
+  }
+  const auto t = Clock::now();
+  const size_t n = records.size(), batch = std::max<size_t>(10'000, n / 20);
+  std::vector<vector::Point> points;
+  for (size_t i = 0; i < n; i += batch) {
+    points.clear();
+    for (size_t j = i; j < std::min(n, i + batch); ++j) {
+      auto& r = records[j];
+      vector::Point p;
+      p.id = r.id;
+      p.vector = std::move(r.vector);
+      if (!r.text.empty()) p.text = std::move(r.text);
+      if (!r.attributes.empty()) {
+        nlohmann::json obj = nlohmann::json::object();
+        for (const auto& [k, v] : r.attributes) obj[k] = nlohmann::json::parse(v);
+        auto attrs = vector::AttributesFromJson(obj);
+        if (!attrs.ok()) {
+          fmt::print(stderr, "cairn vector build: record {} (id {}): {}\n", j + 1, r.id, Msg(attrs.status()));
+          return 1;
+        }
+        p.attributes = std::move(*attrs);
+      }
+      points.push_back(std::move(p));
+    }
+    if (auto st = (*col)->Upsert(points); !st.ok()) {
+      fmt::print(stderr, "cairn vector build: records {}..{}: {}\n", i + 1, i + points.size(), Msg(st));
+      return 1;
+    }
+    if (!f.quiet && n > batch) {
+      fmt::print(stderr, "  inserted {} of {} ({:.0f}%), {:.1f} s\n", Thousands(i + points.size()), Thousands(n),
+                 100.0 * static_cast<double>(i + points.size()) / n, Since(t));
+    }
+  }
+  if (auto st = (*col)->Snapshot(); !st.ok()) {
+    fmt::print(stderr, "cairn vector build: snapshot: {}\n", Msg(st));
+    return 1;
+  }
+  fmt::print("built collection '{}' in {}: {} vectors, dimension {}, {} metric, {} in {:.1f} s\n", cs.name, f.out,
+             Thousands((*col)->Count()), cs.dim, vector::MetricName(metric), f.sq8 ? "HNSW+SQ8" : "HNSW", Since(t));
+  return 0;
+}
 
 int RunBuild(const BuildFlags& f) {
   auto metric = vector::ParseMetric(f.metric);
@@ -115,6 +198,7 @@ int RunBuild(const BuildFlags& f) {
     fmt::print(stderr, "cairn vector build: {}\n", Msg(records.status()));
     return 1;
   }
+  if (!IsIndexFile(f.out)) return BuildCollection(f, *metric, *records);
   const size_t n = records->size(), dim = (*records)[0].vector.size();
   size_t with_extras = 0;
   std::vector<uint64_t> ids(n);
@@ -134,7 +218,7 @@ int RunBuild(const BuildFlags& f) {
   if (with_extras > 0) {
     fmt::print(stderr,
                "cairn vector build: note: {} records carry text or attributes; an index file keeps vectors "
-               "and ids only\n",
+               "and ids only (build into a directory for a collection that keeps them)\n",
                Thousands(with_extras));
   }
   vector::HnswOptions h;
@@ -231,14 +315,85 @@ absl::StatusOr<std::vector<std::vector<float>>> ReadQueries(const SearchFlags& f
   return out;
 }
 
+int SearchCollection(const SearchFlags& f, const std::vector<std::vector<float>>& queries) {
+  std::optional<vector::Predicate> filter;
+  if (!f.filter.empty()) {
+    auto p = vector::ParseFilter(std::string_view(f.filter));
+    if (!p.ok()) {
+      fmt::print(stderr, "cairn vector search: --filter: {}\n", Msg(p.status()));
+      return 2;
+    }
+    filter = std::move(*p);
+  }
+  const auto t0 = Clock::now();
+  auto col = vector::Collection::Open(f.index);
+  if (!col.ok()) {
+    fmt::print(stderr, "cairn vector search: {}\n", Msg(col.status()));
+    return 1;
+  }
+  const double open_s = Since(t0);
+  const auto& cs = (*col)->settings();
+  nlohmann::json all = nlohmann::json::array();
+  for (size_t qi = 0; qi < queries.size(); ++qi) {
+    if (queries[qi].size() != cs.dim) {
+      fmt::print(stderr, "cairn vector search: query {} has {} values; the index has dimension {}\n", qi + 1,
+                 queries[qi].size(), cs.dim);
+      return 1;
+    }
+    vector::SearchRequest req;
+    req.vector = queries[qi];
+    req.k = f.k;
+    req.ef = f.ef;
+    req.filter = filter;
+    const auto t = Clock::now();
+    auto hits = (*col)->Search(req);
+    if (!hits.ok()) {
+      fmt::print(stderr, "cairn vector search: query {}: {}\n", qi + 1, Msg(hits.status()));
+      return 1;
+    }
+    const double us = Since(t) * 1e6;
+    if (f.json) {
+      nlohmann::json arr = nlohmann::json::array();
+      for (const auto& h : *hits) {
+        nlohmann::json e = {{"id", h.id}, {"distance", h.distance.value_or(0)}};
+        if (h.text) e["text"] = *h.text;
+        if (!h.attributes.empty()) e["attributes"] = vector::AttributesToJson(h.attributes);
+        arr.push_back(e);
+      }
+      all.push_back({{"query", qi + 1}, {"microseconds", us}, {"results", arr}});
+      continue;
+    }
+    if (queries.size() > 1) fmt::print("query {}\n", qi + 1);
+    fmt::print("{:>4}  {:>12}  {:>12}  {}\n", "rank", "id", "distance", "text");
+    for (size_t i = 0; i < hits->size(); ++i) {
+      const auto& h = (*hits)[i];
+      std::string text = h.text.value_or("");
+      if (text.size() > 60) text = text.substr(0, 57) + "...";
+      fmt::print("{:>4}  {:>12}  {:>12.6g}  {}\n", i + 1, h.id, h.distance.value_or(0), text);
+    }
+  }
+  if (f.json) {
+    fmt::print("{}\n", nlohmann::json({{"collection", cs.name},
+                                       {"size", (*col)->Count()},
+                                       {"dim", cs.dim},
+                                       {"metric", std::string(vector::MetricName(cs.metric))},
+                                       {"open_seconds", open_s},
+                                       {"queries", all}})
+                           .dump(2));
+  }
+  return 0;
+}
+
 int RunSearch(const SearchFlags& f) {
   if (f.query.empty() == f.query_file.empty()) {
     fmt::print(stderr, "cairn vector search: give exactly one of --query and --query-file\n");
     return 2;
   }
-  if (!f.filter.empty()) {
+  std::error_code ec;
+  const bool collection = std::filesystem::is_directory(f.index, ec);
+  if (!f.filter.empty() && !collection) {
     fmt::print(stderr,
-               "cairn vector search: --filter needs a collection (an index file holds no attributes)\n");
+               "cairn vector search: --filter needs a collection directory (an index file holds no attributes)\n");
     return 2;
   }
   auto queries = ReadQueries(f);
@@ -246,6 +401,7 @@ int RunSearch(const SearchFlags& f) {
     fmt::print(stderr, "cairn vector search: {}\n", Msg(queries.status()));
     return 1;
   }
+  if (collection) return SearchCollection(f, *queries);
   const auto t0 = Clock::now();
   auto index = vector::HnswIndex::Open(f.index);
   if (!index.ok()) {
@@ -355,13 +511,16 @@ void RegisterVector(CLI::App& app, Runner* run) {
   v->require_subcommand(1);
 
   auto bf = std::make_shared<BuildFlags>();
-  CLI::App* b = v->add_subcommand("build", "Build an HNSW index file from .fvecs, .npy, CSV or JSON lines");
+  CLI::App* b = v->add_subcommand("build", "Build a collection or an HNSW index file from .fvecs, .npy, CSV or JSON lines");
   b->add_option("--input", bf->input,
                 "Vectors: .fvecs, .npy (float32, C order, 2-D), CSV (id,v1..vn) or JSON lines "
                 "({\"id\":..,\"vector\":[..],\"text\":..,\"attributes\":{..}})")
       ->required();
   b->add_option("--format", bf->format, "auto (by extension), fvecs, npy, csv or jsonl")->capture_default_str();
-  b->add_option("--out", bf->out, "The index file to write")->required();
+  b->add_option("--out", bf->out,
+                "A new collection directory, or FILE.hnsw for a bare index file (vectors and ids only)")
+      ->required();
+  b->add_option("--name", bf->name, "Collection name (default: from the directory name)");
   b->add_option("--metric", bf->metric, "l2, ip or cosine")->capture_default_str();
   b->add_option("--M", bf->M, "Links per node")->capture_default_str()->check(CLI::Range(size_t{2}, size_t{64}));
   b->add_option("--efc", bf->efc, "ef_construction")->capture_default_str()->check(CLI::Range(size_t{1}, size_t{10000}));
@@ -372,12 +531,14 @@ void RegisterVector(CLI::App& app, Runner* run) {
 
   auto sf = std::make_shared<SearchFlags>();
   CLI::App* s = v->add_subcommand("search", "Nearest neighbours of one or more query vectors");
-  s->add_option("--index", sf->index, "An index file written by `cairn vector build`")->required();
+  s->add_option("--index", sf->index, "A collection directory or index file written by `cairn vector build`")
+      ->required();
   s->add_option("--query", sf->query, "One query: \"v1,v2,...\"");
   s->add_option("--query-file", sf->query_file, "Queries: .fvecs, or one \"v1,v2,...\" per line");
   s->add_option("--k", sf->k, "Neighbours per query")->capture_default_str()->check(CLI::Range(size_t{1}, size_t{10000}));
   s->add_option("--ef", sf->ef, "HNSW ef (0 = the index default)")->capture_default_str();
-  s->add_option("--filter", sf->filter, "JSON filter on attributes (collections only)");
+  s->add_option("--filter", sf->filter,
+                "JSON filter on attributes, e.g. '{\"field\":\"kind\",\"eq\":\"pump\"}' (collections only)");
   s->add_flag("--json", sf->json, "Print JSON instead of a table");
   s->callback([=] { *run = [=] { return RunSearch(*sf); }; });
 
