@@ -473,6 +473,8 @@ std::string FormatVectorBench(const VectorBenchOptions& o, const VectorBenchRepo
   s += fmt::format("data: {}\n", r.data);
   s += fmt::format("ground truth: exact, {:.1f} s{}\n\n", r.ground_truth_seconds,
                    r.ground_truth_cached ? " (unfiltered part read from cache/file)" : "");
+  for (const auto& x : r.runners) s += fmt::format("{:<12} {}\n", x.name, x.settings);
+  s += "\n";
   s += fmt::format("{:<12} {:>9} {:>10} {:>10} {:>10} {:>10} {:>10} {:>8}\n", "index", "build s", "build MiB",
                    "anon MiB", "own MiB", "load MiB", "file MiB", "open s");
   for (const auto& x : r.runners) {
@@ -517,7 +519,11 @@ std::string FormatVectorBench(const VectorBenchOptions& o, const VectorBenchRepo
       }
     }
     for (const auto& x : r.runners) {
-      if (x.filter_supported) s += fmt::format("  {}: {}\n", x.name, x.filter_method);
+      if (x.filter_supported) {
+        s += fmt::format("  {}: {}\n", x.name, x.filter_method);
+      } else if (x.ok) {
+        s += fmt::format("  {}: not measured (no filtered search in this runner)\n", x.name);
+      }
     }
   }
   // Same-run ratios against hnswlib.
