@@ -4,7 +4,7 @@
 # `cairn demo` (compressed into seconds), `cairn bench sketch`, `cairn bench nexmark`,
 # `cairn bench detect` and `cairn bench edges` on tiny inputs, `cairn detect` on small
 # generated files, and `cairn eval nab` on a tiny synthetic corpus in NAB's layout
-# (tests/data/nab_tiny).
+# (tests/data/nab_tiny), and `cairn vector build/search/bench` on tiny generated files.
 set -u
 CAIRN="$1"
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
@@ -37,7 +37,8 @@ check unknown_subcommand 2 "$CAIRN" frobnicate
 expect one_line_reason '^cairn: '
 [ "$(wc -l <"$OUT")" -eq 1 ] && echo "ok   reason_is_one_line" || { echo "FAIL reason is not one line"; fail=1; }
 for sub in demo "demo sketches" sketch bench "sketch distinct" "sketch top" "sketch quantiles" "sketch contains" \
-    "bench sketch" "bench nexmark" "bench detect" "bench edges" run eval "eval nab" detect "detect edges" "detect series"; do
+    "bench sketch" "bench nexmark" "bench detect" "bench edges" "bench vector" vector "vector build" \
+    "vector search" "vector bench" run eval "eval nab" detect "detect edges" "detect series"; do
   # shellcheck disable=SC2086
   check "help_${sub// /_}" 0 "$CAIRN" $sub --help
 done
@@ -281,5 +282,66 @@ sed -n 352p "$T/series_out.csv" | grep -Eq '^2013-12-02 05:50:00,500,(1|0\.999[0
 printf 'timestamp,value\n2013-12-02 21:15:00,1\n2013-12-02 21:20:00,oops\n' > "$T/series_bad.csv"
 check detect_series_bad 1 "$CAIRN" detect series --input "$T/series_bad.csv"
 expect detect_series_bad_reason "series_bad.csv:3: column 1: value 'oops' is not a finite number"
+
+# --- cairn vector build / search / bench, tiny ---
+awk 'BEGIN { srand(7); print "id,a,b,c,d"; for (i = 0; i < 300; i++) {
+  printf "%d", i * 10; for (j = 0; j < 4; j++) printf ",%.4f", (i % 5) + rand() * 0.1; printf "\n" } }' > "$T/vecs.csv"
+check vector_build_csv 0 "$CAIRN" vector build --input "$T/vecs.csv" --out "$T/vecs.hnsw" --M 8 --efc 50 --threads 2
+expect vector_build_summary 'built .*vecs.hnsw: 300 vectors, dimension 4, l2 metric'
+# The exact row 120 (id 1200) is its own nearest neighbour at distance 0.
+q="$(sed -n 122p "$T/vecs.csv" | cut -d, -f2-)"
+check vector_search 0 "$CAIRN" vector search --index "$T/vecs.hnsw" --query "$q" --k 3 --ef 32
+expect vector_search_self '^ +1 +1200 +0$'
+[ "$(grep -Ec '^ +[0-9]+ +[0-9]+ +[-0-9.e]+$' "$OUT")" -eq 3 ] && echo "ok   vector_search_k" || { echo "FAIL vector search k"; fail=1; }
+check vector_search_json 0 "$CAIRN" vector search --index "$T/vecs.hnsw" --query "$q" --k 2 --json
+expect vector_search_json_id '"id": 1200'
+printf '%s\n%s\n' "$q" "$(sed -n 3p "$T/vecs.csv" | cut -d, -f2-)" > "$T/queries.txt"
+check vector_search_file 0 "$CAIRN" vector search --index "$T/vecs.hnsw" --query-file "$T/queries.txt" --k 1
+expect vector_search_file_two '^query 2$'
+check vector_search_wrong_dim 1 "$CAIRN" vector search --index "$T/vecs.hnsw" --query "1,2,3"
+expect vector_search_wrong_dim_reason 'has 3 values; the index has dimension 4'
+check vector_search_no_query 2 "$CAIRN" vector search --index "$T/vecs.hnsw"
+check vector_search_missing 1 "$CAIRN" vector search --index "$T/none.hnsw" --query "1,2,3,4"
+# JSON lines with text and attributes, cosine, SQ8.
+awk 'BEGIN { for (i = 0; i < 200; i++) printf "{\"id\": %d, \"vector\": [%d, 1, %.2f], \"text\": \"doc %d\", \"attributes\": {\"kind\": \"k%d\"}}\n", i, i % 7 + 1, i / 100.0, i, i % 3 }' > "$T/docs.jsonl"
+check vector_build_jsonl 0 "$CAIRN" vector build --input "$T/docs.jsonl" --out "$T/docs.hnsw" --metric cosine --sq8
+expect vector_build_jsonl_summary '200 vectors, dimension 3, cosine metric, HNSW\+SQ8'
+# A collection directory keeps text and attributes: filtered search.
+check vector_build_collection 0 "$CAIRN" vector build --input "$T/docs.jsonl" --out "$T/docs" --metric cosine
+expect vector_build_collection_summary "built collection 'docs' in .*: 200 vectors, dimension 3"
+check vector_search_filter 0 "$CAIRN" vector search --index "$T/docs" --query "3,1,0.5" --k 5 \
+  --filter '{"field": "kind", "eq": "k1"}' --json
+[ "$(grep -c '"kind": "k1"' "$OUT")" -eq 5 ] && ! grep -q '"kind": "k[02]"' "$OUT" && echo "ok   vector_search_filter_only_k1" \
+  || { echo "FAIL vector search filter"; sed 's/^/     /' "$OUT"; fail=1; }
+check vector_search_collection_text 0 "$CAIRN" vector search --index "$T/docs" --query "3,1,0.5" --k 2
+expect vector_search_collection_text_doc ' doc [0-9]+$'
+check vector_search_bad_filter 2 "$CAIRN" vector search --index "$T/docs" --query "3,1,0.5" --filter '{"field": "kind"}'
+check vector_search_filter_on_file 2 "$CAIRN" vector search --index "$T/docs.hnsw" --query "3,1,0.5" \
+  --filter '{"field": "kind", "eq": "k1"}'
+expect vector_search_filter_on_file_reason 'needs a collection directory'
+# Malformed input: the exit code is not 0 and the message names the file and line.
+{ head -50 "$T/vecs.csv"; echo "777,1.0,oops,2,3"; tail -n +51 "$T/vecs.csv"; } > "$T/bad.csv"
+check vector_build_bad_line 1 "$CAIRN" vector build --input "$T/bad.csv" --out "$T/bad.hnsw"
+expect vector_build_bad_line_reason "bad.csv:51: column 3: 'oops' is not a finite number"
+{ head -3 "$T/docs.jsonl"; echo '{"id": 9, "vector": [1, 2'; } > "$T/bad.jsonl"
+check vector_build_bad_json 1 "$CAIRN" vector build --input "$T/bad.jsonl" --out "$T/bad.hnsw"
+expect vector_build_bad_json_reason 'bad.jsonl:4: invalid JSON'
+printf '1,1,2\n2,1,2,3\n' > "$T/ragged.csv"
+check vector_build_ragged 1 "$CAIRN" vector build --input "$T/ragged.csv" --out "$T/bad.hnsw"
+expect vector_build_ragged_reason 'ragged.csv:2: has 3 values, expected 2'
+check vector_build_missing 1 "$CAIRN" vector build --input "$T/none.csv" --out "$T/bad.hnsw"
+check vector_build_bad_metric 2 "$CAIRN" vector build --input "$T/vecs.csv" --out "$T/x.hnsw" --metric hamming
+# The benchmark end to end on 2,000 vectors: every index, table and JSON.
+check vector_bench_small 0 "$CAIRN" vector bench --n 2000 --dim 16 --queries 50 --ef 16,64 --efc 40 --clusters 50 \
+  --cache-dir "$T/gt" --json-out "$T/vb.json" --quiet
+expect vector_bench_table '^cairn +[0-9]'
+expect vector_bench_sweep '^cairn-sq8 +ef=64 +[01]\.[0-9]{4} '
+expect vector_bench_filtered '^filtered search, selectivity 1\.00%'
+grep -q '"qps_ratio_cairn_vs_hnswlib_at_target"\|"indexes"' "$T/vb.json" && echo "ok   vector_bench_json" || { echo "FAIL vector bench json"; fail=1; }
+check vector_bench_cached 0 "$CAIRN" bench vector --n 2000 --dim 16 --queries 50 --ef 16 --efc 40 --clusters 50 \
+  --cache-dir "$T/gt" --only cairn --json
+expect vector_bench_cached_gt '"ground_truth_cached": true'
+check vector_bench_fvecs_missing 1 "$CAIRN" vector bench --base "$T/none.fvecs" --query "$T/none.fvecs" --only cairn
+expect vector_bench_fvecs_missing_reason 'cannot open .*none.fvecs'
 
 exit $fail

@@ -204,6 +204,8 @@ void RegisterBench(CLI::App& app, Runner* run) {
   ed->add_flag("--json", f->json, "Print one JSON object instead of the table");
   ed->add_option("--json-out", f->json_out, "Also write the JSON object to this file");
   ed->callback([=] { *run = [=] { return RunEdgeBenchCommand(*f); }; });
+
+  AddVectorBench(bench, "vector", run);  // the same as `cairn vector bench`
 }
 
 }  // namespace cairn::cli

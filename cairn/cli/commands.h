@@ -8,6 +8,7 @@
 #pragma once
 
 #include <functional>
+#include <string>
 
 #include <CLI/CLI.hpp>
 
@@ -22,5 +23,8 @@ void RegisterBench(CLI::App& app, Runner* run);
 void RegisterRun(CLI::App& app, Runner* run);
 void RegisterEval(CLI::App& app, Runner* run);
 void RegisterDetect(CLI::App& app, Runner* run);
+void RegisterVector(CLI::App& app, Runner* run);
+// `cairn vector bench`, also reachable as `cairn bench vector`: adds it under `parent`.
+void AddVectorBench(CLI::App* parent, const std::string& name, Runner* run);
 
 }  // namespace cairn::cli

@@ -29,6 +29,7 @@ int main(int argc, char** argv) {
   cairn::cli::RegisterRun(app, &run);
   cairn::cli::RegisterEval(app, &run);
   cairn::cli::RegisterDetect(app, &run);
+  cairn::cli::RegisterVector(app, &run);
 
   try {
     app.parse(argc, argv);
