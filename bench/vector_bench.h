@@ -49,6 +49,10 @@ struct VectorBenchOptions {
   double filter_selectivity = 0.01;  // 0 = skip filtered search
   double recall_target = 0.95;       // the concurrent step runs at the first ef reaching it
   bool progress = true;              // progress lines on stderr
+  // Single-thread QPS from the searching thread's CPU time (true) or wall time.
+  // CPU time keeps the figure meaningful on a machine shared with other work; on
+  // an idle machine the two agree. The concurrent step always uses wall time.
+  bool cpu_clock = true;
 };
 
 struct SweepPoint {

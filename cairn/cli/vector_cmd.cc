@@ -497,6 +497,8 @@ void AddVectorBench(CLI::App* parent, const std::string& name, Runner* run) {
   b->add_option("--recall-target", f->o.recall_target, "Recall of the concurrent step and the summary")
       ->capture_default_str()
       ->check(CLI::Range(0.0, 1.0));
+  b->add_flag("--wall-clock", [f](int64_t) { f->o.cpu_clock = false; },
+              "Single-thread QPS over wall time instead of the searching thread's CPU time");
   b->add_flag("--quiet", f->quiet, "No progress on stderr");
   b->add_flag("--json", f->json, "Print one JSON object instead of the table");
   b->add_option("--json-out", f->json_out, "Also write the JSON object to this file");

@@ -307,11 +307,27 @@ absl::StatusOr<std::vector<Neighbor>> FlatIndex::SearchAmong(std::span<const flo
   const KernelTable& kernels = Kernels();
   TopK top(k);
   if (k == 0) return std::move(top).Sorted();
-  for (uint64_t id : unique) {
-    auto it = slot_of_.find(id);
-    if (it == slot_of_.end()) continue;
-    const float d = DistanceToSlot(kernels, q.data(), &sq, it->second);
-    if (top.Accepts(d)) top.Push(id, d);
+  // Two passes so the cache misses overlap: ids -> slots with the hash groups
+  // prefetched a few ids ahead, then the rows in address order, prefetched ahead.
+  constexpr size_t kAhead = 8;
+  std::vector<uint32_t> slots;
+  slots.reserve(unique.size());
+  for (size_t i = 0; i < unique.size(); ++i) {
+    if (i + kAhead < unique.size()) slot_of_.prefetch(unique[i + kAhead]);
+    auto it = slot_of_.find(unique[i]);
+    if (it != slot_of_.end()) slots.push_back(it->second);
+  }
+  std::sort(slots.begin(), slots.end());
+  const size_t row_bytes = sq8_ ? options_.dim : options_.dim * sizeof(float);
+  const char* base = sq8_ ? reinterpret_cast<const char*>(codes_.data())
+                          : reinterpret_cast<const char*>(floats_.data());
+  for (size_t i = 0; i < slots.size(); ++i) {
+    if (i + kAhead < slots.size()) {
+      const char* p = base + size_t{slots[i + kAhead]} * row_bytes;
+      for (size_t off = 0; off < row_bytes; off += 64) __builtin_prefetch(p + off, 0, 3);
+    }
+    const float d = DistanceToSlot(kernels, q.data(), &sq, slots[i]);
+    if (top.Accepts(d)) top.Push(ids_[slots[i]], d);
   }
   return std::move(top).Sorted();
 }
