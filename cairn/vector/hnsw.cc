@@ -36,7 +36,9 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <atomic>
+#include <bit>
 #include <cerrno>
 #include <cmath>
 #include <cstdlib>
@@ -253,6 +255,74 @@ bool PreadAll(int fd, void* p, size_t n, off_t off) {
 
 }  // namespace
 
+// Upper-level link lists (about 1 node in M has any), in chunks that never move, so
+// a list stays where it is while other threads insert: each node keeps a 4-byte
+// word offset instead of an 8-byte pointer to its own allocation (which also cost
+// a malloc header each). Chunk c holds words [2^(c+B) - 2^B, 2^(c+1+B) - 2^B): the
+// first is small, each next one doubles. Freed lists are kept by size for reuse.
+class UpperArena {
+ public:
+  static constexpr uint32_t kNil = std::numeric_limits<uint32_t>::max();
+  UpperArena() = default;
+  ~UpperArena() {
+    for (auto& c : chunks_) delete[] c.load(std::memory_order_relaxed);
+  }
+  UpperArena(const UpperArena&) = delete;
+  UpperArena& operator=(const UpperArena&) = delete;
+
+  // A zeroed list of `words` words; kNil when the arena is full.
+  uint32_t Alloc(size_t words) {
+    std::lock_guard<std::mutex> g(mu_);
+    uint64_t off;
+    if (words < free_.size() && !free_[words].empty()) {
+      off = free_[words].back();
+      free_[words].pop_back();
+    } else {
+      int c = ChunkOf(next_);
+      if (next_ + words > ChunkEnd(c)) next_ = ChunkEnd(c++);  // a list never straddles chunks
+      if (c >= kChunks || words > ChunkWords(c) || next_ + words >= kNil) return kNil;
+      if (chunks_[c].load(std::memory_order_relaxed) == nullptr) {
+        // Left uninitialized: pages the lists never reach are never made resident.
+        chunks_[c].store(new uint32_t[ChunkWords(c)], std::memory_order_release);
+      }
+      off = next_;
+      next_ += words;
+    }
+    std::memset(At(static_cast<uint32_t>(off)), 0, words * sizeof(uint32_t));
+    return static_cast<uint32_t>(off);
+  }
+  void Free(uint32_t off, size_t words) {
+    if (off == kNil || words == 0) return;
+    std::lock_guard<std::mutex> g(mu_);
+    if (free_.size() <= words) free_.resize(words + 1);
+    free_[words].push_back(off);
+  }
+  uint32_t* At(uint32_t off) const {
+    const uint64_t x = uint64_t{off} + kFirst;
+    const int c = 63 - std::countl_zero(x) - kFirstBits;
+    return chunks_[c].load(std::memory_order_acquire) + (x - (kFirst << c));
+  }
+  // Words handed out (resident), plus the free lists' bookkeeping.
+  size_t Bytes() const {
+    std::lock_guard<std::mutex> g(mu_);
+    size_t b = next_ * sizeof(uint32_t) + sizeof(*this);
+    for (const auto& f : free_) b += f.capacity() * sizeof(uint32_t);
+    return b;
+  }
+
+ private:
+  static constexpr int kFirstBits = 10;  // first chunk: 4 KiB
+  static constexpr uint64_t kFirst = uint64_t{1} << kFirstBits;
+  static constexpr int kChunks = 32 - kFirstBits;
+  static int ChunkOf(uint64_t off) { return 63 - std::countl_zero(off + kFirst) - kFirstBits; }
+  static uint64_t ChunkWords(int c) { return kFirst << c; }
+  static uint64_t ChunkEnd(int c) { return (kFirst << (c + 1)) - kFirst; }
+  std::array<std::atomic<uint32_t*>, kChunks> chunks_{};
+  mutable std::mutex mu_;
+  uint64_t next_ = 0;
+  std::vector<std::vector<uint32_t>> free_;  // by size in words
+};
+
 class HnswIndex::Impl {
  public:
   explicit Impl(const HnswOptions& o) : opt_(o) {
@@ -266,9 +336,10 @@ class HnswIndex::Impl {
     id_off_ = (data_bytes_ + 7) & ~size_t{7};
     links_off_ = id_off_ + 8;
     // Float slots are padded to whole cache lines (a 128-d vector then starts and
-    // ends on line boundaries); SQ8 slots are only 8-byte aligned, since there the
-    // padding would be a large share of the memory the codes are meant to save.
-    const size_t align = sq8_ ? 8 : 64;
+    // ends on line boundaries); SQ8 slots only keep the links 4-byte aligned (the id
+    // is read with memcpy), since there padding would be a large share of the memory
+    // the codes are meant to save. Files may carry another (larger) slot size: see Open.
+    const size_t align = sq8_ ? 4 : 64;
     slot_bytes_ = (links_off_ + 4 * (1 + maxM0_) + align - 1) & ~(align - 1);
     upper_stride_ = 1 + M_;
     const KernelTable& k = Kernels();
@@ -301,13 +372,12 @@ class HnswIndex::Impl {
   }
   uint32_t* Links(uint32_t s, int level) const {
     if (level == 0) return reinterpret_cast<uint32_t*>(SlotPtr(s) + links_off_);
-    return upper_[s] + size_t(level - 1) * upper_stride_;
+    return upper_.At(upper_at_[s]) + size_t(level - 1) * upper_stride_;
   }
   size_t MaxLinks(int level) const { return level == 0 ? maxM0_ : M_; }
   uint8_t State(uint32_t s) const { return state_[s].load(std::memory_order_acquire); }
 
   void FreeStorage() {
-    for (size_t s = 0; s < num_slots_; ++s) delete[] upper_[s];
     FreeBlock();
   }
 
@@ -340,7 +410,7 @@ class HnswIndex::Impl {
     FreeBlock();
     block_ = nb;
     block_bytes_ = nbytes;
-    upper_.resize(new_cap, nullptr);
+    upper_at_.resize(new_cap, UpperArena::kNil);
     levels_.resize(new_cap, 0);
     auto ns = std::make_unique<std::atomic<uint8_t>[]>(new_cap);
     for (size_t i = 0; i < new_cap; ++i)
@@ -720,12 +790,19 @@ class HnswIndex::Impl {
         std::memcpy(p, v, dim_ * sizeof(float));
       }
       StoreR(*reinterpret_cast<uint32_t*>(p + links_off_), 0);
+      upper_.Free(upper_at_[s], UpperWords(s));  // a slot's old lists (normally none left)
+      upper_at_[s] = UpperArena::kNil;
       levels_[s] = static_cast<uint8_t>(level);
-      delete[] upper_[s];
-      upper_[s] = nullptr;
       if (level > 0) {
-        upper_[s] = new uint32_t[size_t(level) * upper_stride_];
-        for (int l = 0; l < level; ++l) upper_[s][size_t(l) * upper_stride_] = 0;
+        upper_at_[s] = upper_.Alloc(UpperWords(s));  // zeroed: every level starts with no links
+        if (upper_at_[s] == UpperArena::kNil) {
+          levels_[s] = 0;
+          std::lock_guard<std::mutex> g(map_mu_);
+          slot_set_.erase(s);
+          state_[s].store(kFree);
+          free_.push_back(s);
+          return absl::ResourceExhaustedError("hnsw: no room for more upper-level links");
+        }
       }
       Link(s, v, sc);
       state_[s].store(kLive, std::memory_order_release);
@@ -829,8 +906,8 @@ class HnswIndex::Impl {
     }
     for (uint32_t x : pending_) {
       state_[x].store(kFree);
-      delete[] upper_[x];
-      upper_[x] = nullptr;
+      upper_.Free(upper_at_[x], UpperWords(x));
+      upper_at_[x] = UpperArena::kNil;
       levels_[x] = 0;
       free_.push_back(x);
     }
@@ -978,9 +1055,7 @@ class HnswIndex::Impl {
 
   size_t MemoryBytes() const {
     std::shared_lock<StorageMutex> sh(storage_mu_);
-    size_t b = capacity_ * slot_bytes_ + capacity_ * (sizeof(uint32_t*) + 2);
-    for (size_t s = 0; s < num_slots_; ++s)
-      if (upper_[s]) b += size_t(levels_[s]) * upper_stride_ * 4;
+    size_t b = capacity_ * slot_bytes_ + capacity_ * (sizeof(uint32_t) + 2) + upper_.Bytes();
     std::lock_guard<std::mutex> g(map_mu_);
     b += slot_set_.capacity() * (sizeof(uint32_t) + 1);
     b += kLockStripes * sizeof(SpinLock);
@@ -998,17 +1073,17 @@ class HnswIndex::Impl {
     const size_t new_cap = std::max<size_t>(n + n / 8, 16);
     size_t nbytes = 0;
     char* nb = AllocBlock(new_cap, &nbytes);
-    std::vector<uint32_t*> nup(new_cap, nullptr);
+    std::vector<uint32_t> nup(new_cap, UpperArena::kNil);
     std::vector<uint8_t> nlev(new_cap, 0);
     std::vector<float> buf(dim_);
     for (uint32_t s = 0; s < num_slots_; ++s) {
       const uint32_t t = remap[s];
       if (t == kNone) {
-        delete[] upper_[s];
+        upper_.Free(upper_at_[s], UpperWords(s));
         continue;
       }
       std::memcpy(nb + size_t(t) * slot_bytes_, SlotPtr(s), slot_bytes_);
-      nup[t] = upper_[s];
+      nup[t] = upper_at_[s];
       nlev[t] = levels_[s];
       if (sq8_ && t != s) {
         if (!ReadFull(s, buf.data()) ||
@@ -1020,7 +1095,7 @@ class HnswIndex::Impl {
     FreeBlock();
     block_ = nb;
     block_bytes_ = nbytes;
-    upper_ = std::move(nup);
+    upper_at_ = std::move(nup);
     levels_ = std::move(nlev);
     state_ = std::make_unique<std::atomic<uint8_t>[]>(new_cap);
     for (size_t i = 0; i < new_cap; ++i) state_[i].store(i < n ? kLive : kFree);
@@ -1114,8 +1189,10 @@ class HnswIndex::Impl {
   size_t block_bytes_ = 0;
   size_t capacity_ = 0;
   std::atomic<size_t> num_slots_{0};  // high-water mark of used slots; grows under map_mu_
-  std::vector<uint32_t*> upper_;
+  UpperArena upper_;
+  std::vector<uint32_t> upper_at_;  // per slot: its upper lists in upper_, or kNil
   std::vector<uint8_t> levels_;
+  size_t UpperWords(uint32_t s) const { return size_t(levels_[s]) * upper_stride_; }
   std::unique_ptr<std::atomic<uint8_t>[]> state_;
   std::unique_ptr<SpinLock[]> locks_;
 
@@ -1239,7 +1316,7 @@ absl::Status HnswIndex::Impl::Save(const std::string& path) const {
     return fail(strerror(errno));
   for (size_t s = 0; s < num_slots_; ++s) {
     if (st[s] == kFree || levels_[s] == 0) continue;
-    if (!w.Write(upper_[s], size_t(levels_[s]) * upper_stride_ * 4)) return fail(strerror(errno));
+    if (!w.Write(upper_.At(upper_at_[s]), UpperWords(s) * 4)) return fail(strerror(errno));
   }
   if (sq8_) {
     std::vector<char> buf(1 << 20);
@@ -1290,9 +1367,16 @@ absl::StatusOr<std::unique_ptr<HnswIndex::Impl>> HnswIndex::Impl::Decode(std::st
     return absl::InvalidArgumentError(fmt::format("HNSW index: {} slots is more than the file holds", num_slots));
   o.initial_capacity = std::max<size_t>(num_slots, 16);
   auto impl = std::make_unique<Impl>(o);
-  if (slot_bytes != impl->slot_bytes_)
-    return absl::InvalidArgumentError(fmt::format(
-        "HNSW index: slot size {} does not match {} for these options", slot_bytes, impl->slot_bytes_));
+  // SQ8 files written before slots were packed to 4 bytes pad them to 8: any slot
+  // at least as large as the layout needs, 4-byte aligned, reads the same way.
+  if (slot_bytes != impl->slot_bytes_) {
+    const bool padded = impl->sq8_ && slot_bytes > impl->slot_bytes_ && slot_bytes % 4 == 0 &&
+                        slot_bytes <= impl->slot_bytes_ + 64;
+    if (!padded)
+      return absl::InvalidArgumentError(fmt::format(
+          "HNSW index: slot size {} does not match {} for these options", slot_bytes, impl->slot_bytes_));
+    impl->slot_bytes_ = slot_bytes;
+  }
   if (impl->sq8_) {
     if (qblob.empty()) return absl::InvalidArgumentError("HNSW index: SQ8 index without a quantizer");
     CAIRN_ASSIGN_OR_RETURN(Sq8Quantizer q, Sq8Quantizer::Deserialize(qblob));
@@ -1323,8 +1407,10 @@ absl::StatusOr<std::unique_ptr<HnswIndex::Impl>> HnswIndex::Impl::Decode(std::st
     if (lev[s] > 0) {
       std::vector<uint32_t> up;
       if (!r.Array<uint32_t>(uint64_t(lev[s]) * impl->upper_stride_, &up)) return r.status();
-      impl->upper_[s] = new uint32_t[up.size()];
-      std::memcpy(impl->upper_[s], up.data(), up.size() * 4);
+      impl->upper_at_[s] = impl->upper_.Alloc(up.size());
+      if (impl->upper_at_[s] == UpperArena::kNil)
+        return absl::InvalidArgumentError("HNSW index: more upper-level links than an index can hold");
+      std::memcpy(impl->upper_.At(impl->upper_at_[s]), up.data(), up.size() * 4);
     }
   }
   // Check every link, so a bad file cannot make a search read out of bounds.
