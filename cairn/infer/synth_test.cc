@@ -94,8 +94,10 @@ TEST(SynthTest, EveryArchitectureAndTypeRoundTrips) {
 }
 
 TEST(SynthTest, TensorTypesOfEachWeightType) {
-  auto type_of = [](const std::string& weight_type, const char* tensor) {
-    auto file = Load(*SynthesizeModelToBuffer(Small(Arch::kLlama, weight_type)));
+  std::map<std::string, std::unique_ptr<GgufFile>> files;
+  auto type_of = [&files](const std::string& weight_type, const char* tensor) {
+    std::unique_ptr<GgufFile>& file = files[weight_type];
+    if (file == nullptr) file = Load(*SynthesizeModelToBuffer(Small(Arch::kLlama, weight_type)));
     return file->FindTensor(tensor)->type;
   };
   EXPECT_EQ(type_of("f16", "blk.0.attn_q.weight"), TensorType::kF16);
