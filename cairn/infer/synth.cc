@@ -4,6 +4,7 @@
 #include <cctype>
 #include <cmath>
 #include <optional>
+#include <thread>
 
 #include <fmt/format.h>
 
@@ -81,22 +82,21 @@ int LayerOf(const std::string& name) {
 
 // An approximately standard normal value from one 64-bit draw: the sum of four 16-bit
 // uniforms (Irwin-Hall), rescaled. Cheap enough for a billion weights.
-class WeightStream {
- public:
-  WeightStream(uint64_t seed, float mean, float sigma) : rng_(seed), mean_(mean), sigma_(sigma) {}
-  void Fill(float* out, size_t n) {
-    constexpr float kScale = 1.7320508f / 65536.0f;  // sqrt(3) / 2^16
-    for (size_t i = 0; i < n; ++i) {
-      const uint64_t r = rng_.Next();
-      const int64_t s = static_cast<int64_t>((r & 0xFFFF) + ((r >> 16) & 0xFFFF) + ((r >> 32) & 0xFFFF) + (r >> 48));
-      out[i] = mean_ + sigma_ * (static_cast<float>(s - 131070) * kScale);
-    }
-  }
+//
+// SplitMix64 advances its state by a fixed constant per draw, so the stream of a
+// tensor can be entered at any element: the values do not depend on how the tensor is
+// cut into chunks or threads.
+constexpr uint64_t kSplitMixGamma = 0x9e3779b97f4a7c15ULL;
 
- private:
-  SplitMix64 rng_;
-  float mean_, sigma_;
-};
+void FillWeights(uint64_t tensor_seed, uint64_t first_element, float mean, float sigma, float* out, size_t n) {
+  SplitMix64 rng(tensor_seed + first_element * kSplitMixGamma);
+  constexpr float kScale = 1.7320508f / 65536.0f;  // sqrt(3) / 2^16
+  for (size_t i = 0; i < n; ++i) {
+    const uint64_t r = rng.Next();
+    const int64_t v = static_cast<int64_t>((r & 0xFFFF) + ((r >> 16) & 0xFFFF) + ((r >> 32) & 0xFFFF) + (r >> 48));
+    out[i] = mean + sigma * (static_cast<float>(v - 131070) * kScale);
+  }
+}
 
 // ---- generated vocabularies ----
 
@@ -330,20 +330,38 @@ absl::Status Synthesize(const SynthOptions& o, GgufWriter& w, const std::functio
   uint64_t done = 0;
   std::vector<float> values;
   std::vector<uint8_t> encoded;
+  const unsigned n_threads = std::clamp(std::thread::hardware_concurrency(), 1u, 8u);
   for (const Planned& p : plan) {
     const int64_t cols = p.t.ne[0];
     int64_t rows = 1;
     for (size_t d = 1; d < p.t.ne.size(); ++d) rows *= p.t.ne[d];
     const bool norm = EndsWith(p.t.name, "norm.weight");
-    WeightStream stream(Hash64(p.t.name, o.seed), norm ? 1.0f : 0.0f, norm ? 0.05f : 0.02f);
-    const int64_t chunk_rows = std::max<int64_t>(1, (1 << 20) / cols);
+    const float mean = norm ? 1.0f : 0.0f, sigma = norm ? 0.05f : 0.02f;
+    const uint64_t tensor_seed = Hash64(p.t.name, o.seed);
+    const int64_t chunk_rows = std::max<int64_t>(1, (int64_t{1} << 22) / cols);
     const uint64_t row_bytes = *RowBytes(p.type, cols);
     for (int64_t r = 0; r < rows; r += chunk_rows) {
       const int64_t n_rows = std::min(chunk_rows, rows - r);
       values.resize(static_cast<size_t>(n_rows * cols));
       encoded.resize(static_cast<size_t>(n_rows * row_bytes));
-      stream.Fill(values.data(), values.size());
-      if (absl::Status st = Quantize(p.type, values.data(), encoded.data(), n_rows * cols); !st.ok()) return st;
+      // Rows of the chunk in parallel: generating and quantizing are the whole cost.
+      const int64_t parts = n_rows * cols >= (1 << 16) ? std::min<int64_t>(n_threads, n_rows) : 1;
+      std::vector<absl::Status> results(static_cast<size_t>(parts));
+      auto work = [&](int64_t part) {
+        const int64_t r0 = n_rows * part / parts, r1 = n_rows * (part + 1) / parts;
+        float* x = values.data() + r0 * cols;
+        FillWeights(tensor_seed, static_cast<uint64_t>((r + r0) * cols), mean, sigma, x,
+                    static_cast<size_t>((r1 - r0) * cols));
+        results[static_cast<size_t>(part)] =
+            Quantize(p.type, x, encoded.data() + static_cast<uint64_t>(r0) * row_bytes, (r1 - r0) * cols);
+      };
+      std::vector<std::thread> threads;
+      for (int64_t part = 1; part < parts; ++part) threads.emplace_back(work, part);
+      work(0);
+      for (std::thread& t : threads) t.join();
+      for (const absl::Status& st : results) {
+        if (!st.ok()) return st;
+      }
       if (absl::Status st = w.Append(encoded.data(), encoded.size()); !st.ok()) return st;
       done += encoded.size();
       if (o.progress) o.progress(done, total);
@@ -409,6 +427,11 @@ absl::StatusOr<TensorType> SynthTensorType(std::string_view weight_type, const s
     return Fallback(TensorType::kQ6_K, cols);
   }
   return Fallback(TensorType::kQ4_K, cols);
+}
+
+absl::Status CheckSynthOptions(const SynthOptions& options) {
+  if (absl::Status s = CheckShape(options); !s.ok()) return s;
+  return ParseWeightType(options.weight_type).status();
 }
 
 absl::Status SynthesizeModel(const SynthOptions& options, const std::string& path) {

@@ -87,6 +87,9 @@ absl::StatusOr<TensorType> SynthTensorType(std::string_view weight_type, const s
                                            const std::vector<int64_t>& ne, int layer, uint32_t n_layer,
                                            bool has_output_tensor);
 
+// Checks the shape and weight type (not the vocabulary file) without writing anything.
+absl::Status CheckSynthOptions(const SynthOptions& options);
+
 absl::Status SynthesizeModel(const SynthOptions& options, const std::string& path);
 // The same, into memory (tests, small shapes).
 absl::StatusOr<std::string> SynthesizeModelToBuffer(const SynthOptions& options);
