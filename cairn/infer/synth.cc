@@ -336,7 +336,11 @@ absl::Status Synthesize(const SynthOptions& o, GgufWriter& w, const std::functio
     int64_t rows = 1;
     for (size_t d = 1; d < p.t.ne.size(); ++d) rows *= p.t.ne[d];
     const bool norm = EndsWith(p.t.name, "norm.weight");
-    const float mean = norm ? 1.0f : 0.0f, sigma = norm ? 0.05f : 0.02f;
+    // Matrices: sigma 1/sqrt(row length), so every product keeps its inputs' scale
+    // (0.02 at 2048 wide, like common initializations); attention scores are then of
+    // order 1 and the model's output depends on its context even at the tiny sizes.
+    const float mean = norm ? 1.0f : 0.0f;
+    const float sigma = norm ? 0.05f : p.t.ne.size() >= 2 ? 1.0f / std::sqrt(static_cast<float>(cols)) : 0.02f;
     const uint64_t tensor_seed = Hash64(p.t.name, o.seed);
     const int64_t chunk_rows = std::max<int64_t>(1, (int64_t{1} << 22) / cols);
     const uint64_t row_bytes = *RowBytes(p.type, cols);
@@ -413,8 +417,9 @@ absl::StatusOr<TensorType> SynthTensorType(std::string_view weight_type, const s
   if (ne.size() < 2) return TensorType::kF32;  // norms and biases
   const int64_t cols = ne[0];
   if (name == "position_embd.weight" || name == "token_types.weight") {
-    // llama-quantize leaves these alone.
-    return wt->pure && !IsQuantized(*wt->pure) ? *wt->pure : TensorType::kF32;
+    // Added to f32 activations, which llama.cpp's CPU backend does only for f32 (and
+    // llama-quantize leaves them alone).
+    return TensorType::kF32;
   }
   if (wt->pure) return Fallback(*wt->pure, cols);
   // Q4_K_M.

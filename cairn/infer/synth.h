@@ -5,15 +5,16 @@
 // metadata keys and tensor names and shapes, so that both cairn and llama.cpp load the
 // same file. Tests and benchmarks need no download.
 //
-// Weights: matrices and embeddings are approximately N(0, 0.02); norm weights are
-// 1 + N(0, 0.05)-ish and biases N(0, 0.02)-ish, so activations stay in a sane range
-// at any depth. Each tensor's values depend only on (seed, tensor name, shape), not on
+// Weights: matrices and embeddings are approximately N(0, 1/row length) (0.02 for rows
+// of 2048); norm weights are 1 + N(0, 0.05)-ish and biases N(0, 0.02)-ish, so
+// activations stay in a sane range at any depth and width. Each tensor's values depend only on (seed, tensor name, shape), not on
 // the weight type: the f32 and q4_0 files of one seed hold the same model, quantized
 // differently.
 //
 // Weight types: f32, f16, bf16, q8_0, q4_0 and q4_k put every matrix in that type
 // (like llama-quantize --pure); norms and biases stay f32, as do bert's position and
-// token-type embeddings for quantized types. q4_k_m follows llama-quantize's Q4_K_M
+// token-type embeddings (llama.cpp adds them to f32 activations, which its CPU backend
+// does not do from bf16). q4_k_m follows llama-quantize's Q4_K_M
 // mix: the output matrix (the token embedding when it is tied) in q6_K, attn_v and
 // ffn_down in q6_K on the layers llama.cpp's use_more_bits picks, everything else in
 // q4_K. A matrix whose rows are not a multiple of 256 cannot be a k-quant: llama.cpp

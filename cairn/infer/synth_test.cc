@@ -167,7 +167,7 @@ TEST(SynthTest, WeightsAreSane) {
   }
   const double mean = sum / w.size(), sd = std::sqrt(sq / w.size() - mean * mean);
   EXPECT_NEAR(mean, 0.0, 0.001);
-  EXPECT_NEAR(sd, 0.02, 0.001);
+  EXPECT_NEAR(sd, 1 / 16.0, 0.002);  // 1/sqrt(256)
   std::vector<float> norm = Weights(*file->FindTensor("output_norm.weight"));
   for (float x : norm) EXPECT_NEAR(x, 1.0f, 0.25f);
 }
