@@ -167,6 +167,15 @@ absl::StatusOr<Tokenizer> Tokenizer::Create(Vocab vocab) {
   impl->byte_tokens.fill(kNoToken);
   switch (v.model) {
     case TokenizerModel::kSentencePiece:
+      impl->spm_word_chunks = true;
+      for (const std::string& token : v.tokens) {
+        // A U+2581 (E2 96 81) at byte i > 0 whose preceding byte does not end another U+2581.
+        for (size_t i = token.find(kSpaceMark, 1); i != std::string::npos; i = token.find(kSpaceMark, i + 1)) {
+          if (i < kSpaceMark.size() || token.compare(i - kSpaceMark.size(), kSpaceMark.size(), kSpaceMark) != 0) {
+            impl->spm_word_chunks = false;
+          }
+        }
+      }
       for (int b = 0; b < 256; ++b) {
         int32_t id = impl->Find(fmt::format("<0x{:02X}>", b));
         if (id == kNoToken) id = impl->Find(std::string(1, static_cast<char>(b)));

@@ -27,6 +27,9 @@ struct Tokenizer::Impl {
   // SentencePiece: <0xXX> (or the one-byte token); BPE: GPT-2's character for the byte.
   std::array<int32_t, 256> byte_tokens{};
   size_t max_token_bytes = 0;
+  // SentencePiece: no token has U+2581 after another character (true of real vocabularies),
+  // so text can be merged one word at a time.
+  bool spm_word_chunks = false;
 
   // Byte-level BPE.
   struct Merge {

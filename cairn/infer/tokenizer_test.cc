@@ -82,6 +82,21 @@ TEST(SentencePieceTest, EqualScoresMergeLeftmostFirst) {
   EXPECT_EQ(t.Encode("aaa", false), Ids({f.space, f.aa, f.a}));
 }
 
+TEST(SentencePieceTest, TokensAcrossWordStartsStillMerge) {
+  // A token with U+2581 inside: text cannot be merged word by word.
+  Vocab v;
+  v.model = TokenizerModel::kSentencePiece;
+  const int32_t mark = Add(&v, "\u2581", -3);
+  Add(&v, "a", -3);
+  Add(&v, "b", -3);
+  Add(&v, "a\u2581", -1);
+  const int32_t a_b = Add(&v, "a\u2581b", -0.5);
+  v.add_space_prefix = true;
+  Tokenizer t = Make(v);
+  EXPECT_EQ(t.Encode("a b"), Ids({mark, a_b}));
+  EXPECT_EQ(t.Decode(t.Encode("a b")), "a b");
+}
+
 TEST(SentencePieceTest, BytesFallBackAndRoundTrip) {
   SpmFixture f;
   Tokenizer t = Make(f.v);

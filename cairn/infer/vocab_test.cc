@@ -98,6 +98,26 @@ TEST(VocabTest, WordPieceNormalizerFlags) {
   EXPECT_TRUE(v->add_sep);
 }
 
+TEST(VocabTest, FindsEndOfTurnByName) {
+  GgufWriter w;
+  w.SetString("tokenizer.ggml.model", "gpt2");
+  w.SetString("tokenizer.ggml.pre", "qwen2");
+  w.SetStringArray("tokenizer.ggml.tokens", {"a", "<|endoftext|>", "<|im_start|>", "<|im_end|>"});
+  w.SetStringArray("tokenizer.ggml.merges", {});
+  w.SetU32("tokenizer.ggml.eos_token_id", 3);
+  std::string bytes;
+  ASSERT_TRUE(w.Begin(&bytes).ok());
+  ASSERT_TRUE(w.Finish().ok());
+  auto file = GgufFile::FromBuffer(bytes);
+  ASSERT_TRUE(file.ok()) << file.status();
+  auto v = LoadVocab(**file);
+  ASSERT_TRUE(v.ok()) << v.status();
+  EXPECT_EQ(v->eot_id, 3);  // <|im_end|> before <|endoftext|>
+  EXPECT_EQ(v->eom_id, kNoToken);
+  EXPECT_FALSE(v->clean_spaces);
+  EXPECT_FALSE(v->add_bos);
+}
+
 TEST(VocabTest, ErrorsNameTheKey) {
   EXPECT_THAT(ErrorOf("", Nothing), HasSubstr("test.gguf: no tokenizer.ggml.model"));
   EXPECT_THAT(ErrorOf("rwkv", Nothing), HasSubstr("unsupported tokenizer model 'rwkv'"));
