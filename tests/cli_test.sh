@@ -4,8 +4,9 @@
 # `cairn demo` (compressed into seconds), `cairn bench sketch`, `cairn bench nexmark`,
 # `cairn bench detect` and `cairn bench edges` on tiny inputs, `cairn detect` on small
 # generated files, and `cairn eval nab` on a tiny synthetic corpus in NAB's layout
-# (tests/data/nab_tiny), `cairn vector build/search/bench` on tiny generated files, and
-# `cairn tokenize` on llama.cpp's vocabulary fixtures.
+# (tests/data/nab_tiny), `cairn vector build/search/bench` on tiny generated files,
+# `cairn model synth/inspect` on tiny synthesized models, and `cairn tokenize` on
+# llama.cpp's vocabulary fixtures.
 set -u
 CAIRN="$1"
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
@@ -39,7 +40,8 @@ expect one_line_reason '^cairn: '
 [ "$(wc -l <"$OUT")" -eq 1 ] && echo "ok   reason_is_one_line" || { echo "FAIL reason is not one line"; fail=1; }
 for sub in demo "demo sketches" sketch bench "sketch distinct" "sketch top" "sketch quantiles" "sketch contains" \
     "bench sketch" "bench nexmark" "bench detect" "bench edges" "bench vector" vector "vector build" \
-    "vector search" "vector bench" run eval "eval nab" detect "detect edges" "detect series" tokenize; do
+    "vector search" "vector bench" run eval "eval nab" detect "detect edges" "detect series" \
+    model "model inspect" "model synth" tokenize; do
   # shellcheck disable=SC2086
   check "help_${sub// /_}" 0 "$CAIRN" $sub --help
 done
@@ -344,6 +346,46 @@ check vector_bench_cached 0 "$CAIRN" bench vector --n 2000 --dim 16 --queries 50
 expect vector_bench_cached_gt '"ground_truth_cached": true'
 check vector_bench_fvecs_missing 1 "$CAIRN" vector bench --base "$T/none.fvecs" --query "$T/none.fvecs" --only cairn
 expect vector_bench_fvecs_missing_reason 'cannot open .*none.fvecs'
+
+# --- cairn model synth / inspect, tiny ---
+check model_synth_tiny 0 "$CAIRN" model synth --arch llama --preset tiny --type q4_0 --seed 3 -o "$T/tiny.gguf"
+expect model_synth_summary 'wrote .*tiny.gguf: llama q4_0 \(1\.4 M parameters'
+check model_inspect 0 "$CAIRN" model inspect "$T/tiny.gguf"
+expect model_inspect_arch '^architecture +llama'
+expect model_inspect_params '^parameters +1\.4 M \(1,443,072\)'
+expect model_inspect_ctx '^context +256 tokens'
+expect model_inspect_types '^tensor types +f32: 5 .*q4_0: 16 '
+expect model_inspect_tokenizer '^tokenizer +llama \(default\), 512 tokens \(bos 1, eos 2'
+expect model_inspect_memory '^memory +.* KV cache 256\.0 KiB \(256 tokens, f16\)'
+expect model_inspect_runs '^runs in cairn +yes'
+check model_inspect_json 0 "$CAIRN" model inspect "$T/tiny.gguf" --json --tensors
+expect model_inspect_json_arch '"architecture": "llama"'
+expect model_inspect_json_params '"parameters": 1443072'
+expect model_inspect_json_tensor '"name": "blk.1.ffn_down.weight"'
+check model_synth_bert 0 "$CAIRN" model synth --arch bert --preset tiny --type q4_k_m --n-layer 1 -o "$T/bert.gguf"
+check model_inspect_bert 0 "$CAIRN" model inspect "$T/bert.gguf" --keys
+expect model_inspect_bert_encoder '^encoder +LayerNorm eps 1e-12, pooling cls, 2 token types'
+expect model_inspect_bert_types 'q4_K: [0-9]+ .*q6_K: [0-9]+ '
+expect model_inspect_bert_key 'bert.attention.causal +bool +false'
+check model_synth_qwen_overrides 0 "$CAIRN" model synth --arch qwen2 --preset tiny --type q8_0 --n-embd 128 \
+  --n-head 2 --n-head-kv 1 --tied true -o "$T/qwen.gguf"
+check model_inspect_qwen 0 "$CAIRN" model inspect "$T/qwen.gguf"
+expect model_inspect_qwen_shape '^shape +embd 128, layers 2, heads 2 \(kv 1, size 64\)'
+expect model_inspect_qwen_rope '^rope +neox'
+expect model_inspect_qwen_norm 'tied embeddings, QKV bias'
+check model_synth_bad_type 2 "$CAIRN" model synth --preset tiny --type q5_k -o "$T/x.gguf"
+expect model_synth_bad_type_reason "unknown weight type 'q5_k'"
+check model_synth_bad_preset 2 "$CAIRN" model synth --preset huge -o "$T/x.gguf"
+check model_synth_bad_heads 2 "$CAIRN" model synth --preset tiny --n-head 3 -o "$T/x.gguf"
+# A corrupt file: a clear error and a non-zero exit.
+head -c 5000 "$T/tiny.gguf" > "$T/cut.gguf"
+check model_inspect_truncated 1 "$CAIRN" model inspect "$T/cut.gguf"
+expect model_inspect_truncated_reason "gguf: .*cut.gguf: .*(runs past the end|file ends)"
+printf 'not a model at all' > "$T/junk.gguf"
+check model_inspect_junk 1 "$CAIRN" model inspect "$T/junk.gguf"
+expect model_inspect_junk_reason 'not a GGUF file'
+check model_inspect_missing 1 "$CAIRN" model inspect "$T/none.gguf"
+expect model_inspect_missing_reason 'cannot open .*none.gguf'
 
 # --- cairn tokenize: llama.cpp's vocabulary fixtures (cairn/infer/testdata/tokenizers) ---
 VOCABS="$ROOT/cairn/infer/testdata/tokenizers"

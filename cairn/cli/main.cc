@@ -30,6 +30,7 @@ int main(int argc, char** argv) {
   cairn::cli::RegisterEval(app, &run);
   cairn::cli::RegisterDetect(app, &run);
   cairn::cli::RegisterVector(app, &run);
+  cairn::cli::RegisterModel(app, &run);
   cairn::cli::RegisterTokenize(app, &run);
 
   try {
