@@ -69,14 +69,27 @@ const ByteTables& GetByteTables() {
 
 const char* UnicodeVersion() { return data::kUnicodeVersion; }
 
-Category GetCategory(char32_t cp) {
-  if (cp > kMaxCodePoint) return Category::kCn;
+namespace {
+Category SearchCategory(char32_t cp) {
   // The last run starting at or before cp.
   const uint32_t* begin = data::kCategoryRuns;
   const uint32_t* end = begin + data::kCategoryRunsSize;
   const uint32_t key = (static_cast<uint32_t>(cp) << 5) | 31;
   const uint32_t* it = std::upper_bound(begin, end, key);
   return static_cast<Category>(*(it - 1) & 31);
+}
+}  // namespace
+
+Category GetCategory(char32_t cp) {
+  // Latin-1 is most of most text: a direct table instead of the binary search.
+  static const std::array<Category, 256> latin1 = [] {
+    std::array<Category, 256> t{};
+    for (char32_t c = 0; c < 256; ++c) t[c] = SearchCategory(c);
+    return t;
+  }();
+  if (cp < 256) return latin1[cp];
+  if (cp > kMaxCodePoint) return Category::kCn;
+  return SearchCategory(cp);
 }
 
 bool IsLetter(char32_t cp) {
