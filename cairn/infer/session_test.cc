@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 
 #include "cairn/base/random.h"
+#include "cairn/infer/bench_support.h"
 #include "cairn/infer/kv_cache.h"
 #include "cairn/infer/model.h"
 #include "cairn/infer/synth.h"
@@ -233,6 +234,30 @@ TEST(ModelLoadTest, ErrorsNameTheFile) {
   EXPECT_EQ(m.status().code(), absl::StatusCode::kNotFound);
   EXPECT_THAT(m.status().message(), HasSubstr("/nonexistent/model.gguf"));
   EXPECT_FALSE(Model::FromFile(nullptr).ok());
+}
+
+TEST(BenchInferTest, ReportsBothRates) {
+  std::unique_ptr<Model> model = TinyModel(Arch::kLlama);
+  InferBenchOptions o;
+  o.n_prompt = 16;
+  o.n_decode = 4;
+  o.repetitions = 2;
+  absl::StatusOr<InferBenchResult> r = BenchInfer(*model, o);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_GT(r->prompt_tokens_per_s, 0);
+  EXPECT_GT(r->decode_tokens_per_s, 0);
+  EXPECT_EQ(r->n_threads, 1);
+  EXPECT_FALSE(r->isa.empty());
+  o.n_prompt = 49;
+  EXPECT_THAT(BenchInfer(*model, o).status().message(), HasSubstr("context of 48"));
+  // An encoder: prompt processing only.
+  std::unique_ptr<Model> bert = TinyModel(Arch::kBert);
+  o.n_prompt = 100;
+  r = BenchInfer(*bert, o);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->n_prompt, 48);
+  EXPECT_EQ(r->n_decode, 0);
+  EXPECT_GT(r->prompt_tokens_per_s, 0);
 }
 
 }  // namespace
