@@ -34,7 +34,6 @@ ThreadPool::~ThreadPool() {
   {
     std::lock_guard<std::mutex> lock(mu_);
     stop_.store(true);
-    generation_.fetch_add(1);
   }
   wake_.notify_all();
   for (std::thread& t : workers_) t.join();
@@ -46,37 +45,42 @@ void ThreadPool::RunChunks() {
   for (;;) {
     const int64_t begin = next_.fetch_add(grain_, std::memory_order_relaxed);
     if (begin >= n_) break;
-    (*fn_)(begin, std::min(n_, begin + grain_));
+    const int64_t end = std::min(n_, begin + grain_);
+    (*fn_)(begin, end);
+    done_.fetch_add(end - begin, std::memory_order_release);
   }
   in_body = outer;
 }
 
 void ThreadPool::WorkerLoop() {
-  uint64_t seen = 0;
+  uint64_t served = 0;  // the last job this worker looked at
+  auto has_work = [&] {
+    const uint64_t j = job_.load();
+    return (j & 1) != 0 && j != served;
+  };
   for (;;) {
     // Spin first: in decode the next job usually arrives within microseconds.
-    uint64_t gen = generation_.load(std::memory_order_acquire);
-    if (gen == seen) {
+    if (!has_work()) {
       const auto deadline = std::chrono::steady_clock::now() + std::chrono::microseconds(spin_us_);
-      for (int i = 0; gen == seen; ++i) {
+      for (int i = 1; !has_work() && !stop_.load(std::memory_order_relaxed); ++i) {
         CpuRelax();
-        gen = generation_.load(std::memory_order_acquire);
-        if ((i & 63) == 63 && std::chrono::steady_clock::now() >= deadline) break;
+        if ((i & 63) == 0 && std::chrono::steady_clock::now() >= deadline) break;
       }
     }
-    if (gen == seen) {
+    if (!has_work()) {
       std::unique_lock<std::mutex> lock(mu_);
-      // seq_cst on both sides (here and in ParallelFor) means either this thread sees
-      // the new generation below, or the publisher sees a sleeper and notifies.
+      // seq_cst on both sides (here and in ParallelForGrain): either this thread sees the
+      // new job in the predicate, or the publisher sees a sleeper and notifies under mu_.
       sleepers_.fetch_add(1);
-      wake_.wait(lock, [&] { return generation_.load() != seen; });
+      wake_.wait(lock, [&] { return stop_.load() || has_work(); });
       sleepers_.fetch_sub(1);
-      gen = generation_.load(std::memory_order_acquire);
     }
-    seen = gen;
     if (stop_.load()) return;
-    RunChunks();
-    pending_.fetch_sub(1, std::memory_order_acq_rel);
+    active_.fetch_add(1);
+    const uint64_t j = job_.load();
+    if ((j & 1) != 0) RunChunks();  // still open: the fields are valid until active_ drops
+    served = j;
+    active_.fetch_sub(1);
   }
 }
 
@@ -103,22 +107,26 @@ void ThreadPool::ParallelForGrain(int64_t n, int64_t grain, const std::function<
   n_ = n;
   grain_ = grain;
   next_.store(0, std::memory_order_relaxed);
-  pending_.store(static_cast<int>(workers_.size()), std::memory_order_relaxed);
-  generation_.fetch_add(1);  // seq_cst: publishes the job (see WorkerLoop)
+  done_.store(0, std::memory_order_relaxed);
+  const uint64_t job = job_.load(std::memory_order_relaxed) + 1;  // odd: open
+  job_.store(job);
   if (sleepers_.load() > 0) {
     { std::lock_guard<std::mutex> lock(mu_); }
     wake_.notify_all();
   }
   RunChunks();
-  // Workers that arrive late find no chunks left, but the job fields must stay valid
-  // until each has looked at them.
-  for (int i = 0; pending_.load(std::memory_order_acquire) != 0; ++i) {
+  // Ranges taken by workers may still be running.
+  for (int i = 0; done_.load(std::memory_order_acquire) != n; ++i) {
     if (i < 4096) {
       CpuRelax();
     } else {
       std::this_thread::yield();
     }
   }
+  // Close the job; a worker that has not joined yet will see it closed and leave the
+  // fields alone, one that has joined is waited for (it finds no ranges left).
+  job_.store(job + 1);
+  while (active_.load() != 0) CpuRelax();
 }
 
 }  // namespace cairn::infer

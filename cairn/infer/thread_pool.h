@@ -4,7 +4,10 @@
 // n - 1 workers it owns. Decode calls into the pool hundreds of times per token, so a
 // dispatch must be cheap: idle workers spin for a short while (spin_us) watching for the
 // next job, and only then sleep on a condition variable, so a steady stream of calls
-// never pays a futex wake-up while an idle pool costs no CPU.
+// never pays a futex wake-up while an idle pool costs no CPU. The caller works on the
+// job too and waits only for ranges that a worker has actually taken, never for a
+// worker that has not shown up (on a busy machine a descheduled worker would otherwise
+// stall every call for a scheduler time slice).
 //
 // Thread-safety: ParallelFor may be called from any thread; concurrent calls on one pool
 // are serialized. A ParallelFor issued from inside a body (on any pool thread) runs
@@ -51,14 +54,17 @@ class ThreadPool {
 
   std::mutex call_mu_;  // one job at a time
 
-  // The current job, published by bumping generation_ and read by workers after they
-  // see the new generation. Stable until every worker has decremented pending_.
+  // The current job. job_ is odd while a job is open; the fields below are written
+  // before it becomes odd and stay valid until the caller has closed it (made it even)
+  // and seen active_ drop to zero. A worker joins by incrementing active_ and then
+  // checking that the same job is still open.
   const std::function<void(int64_t, int64_t)>* fn_ = nullptr;
   int64_t n_ = 0;
   int64_t grain_ = 1;
-  alignas(64) std::atomic<int64_t> next_{0};
-  alignas(64) std::atomic<uint64_t> generation_{0};
-  alignas(64) std::atomic<int> pending_{0};
+  alignas(64) std::atomic<int64_t> next_{0};  // next unclaimed index
+  alignas(64) std::atomic<int64_t> done_{0};  // indices finished
+  alignas(64) std::atomic<uint64_t> job_{0};
+  alignas(64) std::atomic<int> active_{0};
   std::atomic<int> sleepers_{0};
   std::atomic<bool> stop_{false};
 
