@@ -305,7 +305,10 @@ void Context::EncoderLayer(int il, std::span<const BatchToken> batch) {
 }
 
 // softmax(q k^T / sqrt(head_dim)) v for every (token, head), spread over the pool.
-// Grouped-query attention: query head h reads kv head h / (n_head / n_head_kv).
+// Grouped-query attention: query head h reads kv head h / (n_head / n_head_kv). Key
+// and value rows are addressed as base + index * n_embd_kv: the index is the cache
+// cell of each position (decoders) or the batch index of each member of the slot
+// (encoders), so both read their rows in place.
 void Context::Attention(int il, std::span<const BatchToken> batch) {
   const ModelConfig& c = model_.config();
   const int64_t n = static_cast<int64_t>(batch.size());
@@ -313,46 +316,54 @@ void Context::Attention(int il, std::span<const BatchToken> batch) {
   const int64_t n_head = c.n_head, group = c.n_head / c.n_head_kv;
   const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(hd)));
   Scratch& s = *s_;
-  const KvCache* cache = cache_.get();
+  KvCache* cache = cache_.get();
   const bool f16 = cache != nullptr && cache->type() == KvType::kF16;
+  const bool causal_encoder = cache == nullptr && c.causal;
 
   auto body = [&](int64_t begin, int64_t end) {
-    thread_local std::vector<float> scores;
-    thread_local std::vector<const void*> keys, values;
+    thread_local std::vector<float> scores, qs;
+    thread_local std::vector<int32_t> filtered;
+    qs.resize(static_cast<size_t>(hd));
     for (int64_t i = begin; i < end; ++i) {
       const int64_t t = i / n_head, h = i % n_head, kvh = h / group;
       const float* q = s.q.data() + t * nq + h * hd;
+      for (int64_t d = 0; d < hd; ++d) qs[d] = q[d] * scale;
       float* out = s.attn.data() + t * nq + h * hd;
-      keys.clear();
-      values.clear();
+      const int32_t* idx;
+      int64_t n_keys;
       if (cache != nullptr) {
-        const int32_t* cells = cache->SeqCells(batch[t].seq);
-        const int32_t n_keys = batch[t].pos + 1;  // causal: up to and including itself
-        for (int32_t j = 0; j < n_keys; ++j) {
-          keys.push_back(static_cast<const char*>(cache->K(il, cells[j])) + kvh * hd * cache->elem_bytes());
-          values.push_back(static_cast<const char*>(cache->V(il, cells[j])) + kvh * hd * cache->elem_bytes());
-        }
+        idx = cache->SeqCells(batch[t].seq);
+        n_keys = batch[t].pos + 1;  // causal: up to and including itself
       } else {
-        for (int32_t m : s.members[batch[t].seq]) {
-          if (model_.config().causal && batch[m].pos > batch[t].pos) continue;
-          keys.push_back(s.k.data() + m * nkv + kvh * hd);
-          values.push_back(s.v.data() + m * nkv + kvh * hd);
+        const std::vector<int32_t>& members = s.members[batch[t].seq];
+        idx = members.data();
+        n_keys = static_cast<int64_t>(members.size());
+        if (causal_encoder) {
+          filtered.clear();
+          for (int32_t m : members) {
+            if (batch[m].pos <= batch[t].pos) filtered.push_back(m);
+          }
+          idx = filtered.data();
+          n_keys = static_cast<int64_t>(filtered.size());
         }
       }
-      const size_t n_keys = keys.size();
-      scores.resize(n_keys);
-      for (size_t j = 0; j < n_keys; ++j) {
-        scores[j] = scale * (f16 ? DotF16(q, static_cast<const uint16_t*>(keys[j]), hd)
-                                 : Dot(q, static_cast<const float*>(keys[j]), hd));
-      }
-      Softmax(scores.data(), static_cast<int64_t>(n_keys));
-      std::fill(out, out + hd, 0.0f);
-      for (size_t j = 0; j < n_keys; ++j) {
-        if (f16) {
-          AxpyF16(scores[j], static_cast<const uint16_t*>(values[j]), hd, out);
-        } else {
-          Axpy(scores[j], static_cast<const float*>(values[j]), hd, out);
-        }
+      scores.resize(static_cast<size_t>(n_keys));
+      if (cache == nullptr) {
+        GatherDot(qs.data(), s.k.data() + kvh * hd, idx, n_keys, nkv, hd, scores.data());
+        Softmax(scores.data(), n_keys);
+        GatherSum(scores.data(), s.v.data() + kvh * hd, idx, n_keys, nkv, hd, out);
+      } else if (f16) {
+        const auto* k = static_cast<const uint16_t*>(cache->K(il, 0)) + kvh * hd;
+        const auto* v = static_cast<const uint16_t*>(cache->V(il, 0)) + kvh * hd;
+        GatherDotF16(qs.data(), k, idx, n_keys, nkv, hd, scores.data());
+        Softmax(scores.data(), n_keys);
+        GatherSumF16(scores.data(), v, idx, n_keys, nkv, hd, out);
+      } else {
+        const auto* k = static_cast<const float*>(cache->K(il, 0)) + kvh * hd;
+        const auto* v = static_cast<const float*>(cache->V(il, 0)) + kvh * hd;
+        GatherDot(qs.data(), k, idx, n_keys, nkv, hd, scores.data());
+        Softmax(scores.data(), n_keys);
+        GatherSum(scores.data(), v, idx, n_keys, nkv, hd, out);
       }
     }
   };

@@ -64,8 +64,49 @@ void AxpyF16Scalar(float a, const uint16_t* x, int64_t n, float* y) {
   for (int64_t i = 0; i < n; ++i) y[i] += a * Fp16ToFp32(x[i]);
 }
 
-constexpr internal::OpsTable kScalar = {"scalar",     SoftmaxScalar, SiluMulScalar, GeluScalar,   DotScalar,
-                                        AxpyScalar,   ToF16Scalar,   DotF16Scalar,  AxpyF16Scalar};
+template <typename T>
+float Load(T v) {
+  if constexpr (sizeof(T) == 2) {
+    return Fp16ToFp32(v);
+  } else {
+    return v;
+  }
+}
+
+template <typename T>
+void GatherDotScalar(const float* q, const T* base, const int32_t* idx, int64_t n, int64_t stride, int64_t hd,
+                     float* out) {
+  for (int64_t j = 0; j < n; ++j) {
+    const T* row = base + idx[j] * stride;
+    float s = 0;
+    for (int64_t i = 0; i < hd; ++i) s += q[i] * Load(row[i]);
+    out[j] = s;
+  }
+}
+
+template <typename T>
+void GatherSumScalar(const float* p, const T* base, const int32_t* idx, int64_t n, int64_t stride, int64_t hd,
+                     float* out) {
+  std::fill(out, out + hd, 0.0f);
+  for (int64_t j = 0; j < n; ++j) {
+    const T* row = base + idx[j] * stride;
+    for (int64_t i = 0; i < hd; ++i) out[i] += p[j] * Load(row[i]);
+  }
+}
+
+constexpr internal::OpsTable kScalar = {"scalar",
+                                        SoftmaxScalar,
+                                        SiluMulScalar,
+                                        GeluScalar,
+                                        DotScalar,
+                                        AxpyScalar,
+                                        ToF16Scalar,
+                                        DotF16Scalar,
+                                        AxpyF16Scalar,
+                                        GatherDotScalar<float>,
+                                        GatherDotScalar<uint16_t>,
+                                        GatherSumScalar<float>,
+                                        GatherSumScalar<uint16_t>};
 
 const internal::OpsTable& Ops() {
   static const internal::OpsTable* table = [] {
@@ -140,6 +181,23 @@ void Axpy(float a, const float* x, int64_t n, float* y) { Ops().axpy(a, x, n, y)
 void ToF16(const float* x, int64_t n, uint16_t* out) { Ops().to_f16(x, n, out); }
 float DotF16(const float* a, const uint16_t* b, int64_t n) { return Ops().dot_f16(a, b, n); }
 void AxpyF16(float a, const uint16_t* x, int64_t n, float* y) { Ops().axpy_f16(a, x, n, y); }
+
+void GatherDot(const float* q, const float* base, const int32_t* idx, int64_t n, int64_t stride, int64_t hd,
+               float* out) {
+  Ops().gather_dot(q, base, idx, n, stride, hd, out);
+}
+void GatherDotF16(const float* q, const uint16_t* base, const int32_t* idx, int64_t n, int64_t stride, int64_t hd,
+                  float* out) {
+  Ops().gather_dot_f16(q, base, idx, n, stride, hd, out);
+}
+void GatherSum(const float* p, const float* base, const int32_t* idx, int64_t n, int64_t stride, int64_t hd,
+               float* out) {
+  Ops().gather_sum(p, base, idx, n, stride, hd, out);
+}
+void GatherSumF16(const float* p, const uint16_t* base, const int32_t* idx, int64_t n, int64_t stride, int64_t hd,
+                  float* out) {
+  Ops().gather_sum_f16(p, base, idx, n, stride, hd, out);
+}
 
 const char* OpsIsa() { return Ops().name; }
 

@@ -50,6 +50,19 @@ void ToF16(const float* x, int64_t n, uint16_t* out);
 float DotF16(const float* a, const uint16_t* b, int64_t n);
 void AxpyF16(float a, const uint16_t* x, int64_t n, float* y);
 
+// Attention over gathered rows: row j is base + idx[j] * stride (stride in elements),
+// hd values long. GatherDot: out[j] = dot(q, row j) for j < n. GatherSum:
+// out = sum_j p[j] * row j (out is overwritten, hd values). The f16 versions read
+// half-precision rows (the f16 KV cache).
+void GatherDot(const float* q, const float* base, const int32_t* idx, int64_t n, int64_t stride, int64_t hd,
+               float* out);
+void GatherDotF16(const float* q, const uint16_t* base, const int32_t* idx, int64_t n, int64_t stride, int64_t hd,
+                  float* out);
+void GatherSum(const float* p, const float* base, const int32_t* idx, int64_t n, int64_t stride, int64_t hd,
+               float* out);
+void GatherSumF16(const float* p, const uint16_t* base, const int32_t* idx, int64_t n, int64_t stride, int64_t hd,
+                  float* out);
+
 // Which implementation runs: "avx2" or "scalar".
 const char* OpsIsa();
 

@@ -157,7 +157,83 @@ CAIRN_AVX2 void AxpyF16(float a, const uint16_t* x, int64_t n, float* y) {
   for (; i < n; ++i) y[i] += a * Fp16ToFp32(x[i]);
 }
 
-constexpr OpsTable kAvx2 = {"avx2", Softmax, SiluMul, Gelu, Dot, Axpy, ToF16, DotF16, AxpyF16};
+CAIRN_AVX2 inline __m256 Load8(const float* p) { return _mm256_loadu_ps(p); }
+CAIRN_AVX2 inline __m256 Load8(const uint16_t* p) { return LoadF16(p); }
+inline float Load1(float v) { return v; }
+inline float Load1(uint16_t v) { return Fp16ToFp32(v); }
+
+// Eight keys at a time, one accumulator each; the eight are then summed across lanes
+// together (hadd tree), so no key pays a horizontal sum of its own.
+template <typename T>
+CAIRN_AVX2 void GatherDot(const float* q, const T* base, const int32_t* idx, int64_t n, int64_t stride, int64_t hd,
+                          float* out) {
+  int64_t j = 0;
+  if (hd % 8 == 0) {
+    for (; j + 8 <= n; j += 8) {
+      const T* r[8];
+      for (int k = 0; k < 8; ++k) r[k] = base + idx[j + k] * stride;
+      __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps(), a2 = _mm256_setzero_ps(), a3 = _mm256_setzero_ps();
+      __m256 a4 = _mm256_setzero_ps(), a5 = _mm256_setzero_ps(), a6 = _mm256_setzero_ps(), a7 = _mm256_setzero_ps();
+      for (int64_t d = 0; d < hd; d += 8) {
+        const __m256 qv = _mm256_loadu_ps(q + d);
+        a0 = _mm256_fmadd_ps(Load8(r[0] + d), qv, a0);
+        a1 = _mm256_fmadd_ps(Load8(r[1] + d), qv, a1);
+        a2 = _mm256_fmadd_ps(Load8(r[2] + d), qv, a2);
+        a3 = _mm256_fmadd_ps(Load8(r[3] + d), qv, a3);
+        a4 = _mm256_fmadd_ps(Load8(r[4] + d), qv, a4);
+        a5 = _mm256_fmadd_ps(Load8(r[5] + d), qv, a5);
+        a6 = _mm256_fmadd_ps(Load8(r[6] + d), qv, a6);
+        a7 = _mm256_fmadd_ps(Load8(r[7] + d), qv, a7);
+      }
+      const __m256 t0 = _mm256_hadd_ps(a0, a1), t1 = _mm256_hadd_ps(a2, a3);
+      const __m256 t2 = _mm256_hadd_ps(a4, a5), t3 = _mm256_hadd_ps(a6, a7);
+      const __m256 u0 = _mm256_hadd_ps(t0, t1), u1 = _mm256_hadd_ps(t2, t3);
+      const __m256 sum = _mm256_add_ps(_mm256_permute2f128_ps(u0, u1, 0x20), _mm256_permute2f128_ps(u0, u1, 0x31));
+      _mm256_storeu_ps(out + j, sum);
+    }
+  }
+  for (; j < n; ++j) {
+    const T* row = base + idx[j] * stride;
+    int64_t i = 0;
+    __m256 acc = _mm256_setzero_ps();
+    for (; i + 8 <= hd; i += 8) acc = _mm256_fmadd_ps(Load8(row + i), _mm256_loadu_ps(q + i), acc);
+    float s = HorizontalSum(acc);
+    for (; i < hd; ++i) s += q[i] * Load1(row[i]);
+    out[j] = s;
+  }
+}
+
+// The output stays in registers, 64 values at a time, while the rows stream past.
+template <typename T>
+CAIRN_AVX2 void GatherSum(const float* p, const T* base, const int32_t* idx, int64_t n, int64_t stride, int64_t hd,
+                          float* out) {
+  int64_t c = 0;
+  for (; c + 64 <= hd; c += 64) {
+    __m256 a[8];
+    for (int i = 0; i < 8; ++i) a[i] = _mm256_setzero_ps();
+    for (int64_t j = 0; j < n; ++j) {
+      const __m256 pj = _mm256_set1_ps(p[j]);
+      const T* row = base + idx[j] * stride + c;
+      for (int i = 0; i < 8; ++i) a[i] = _mm256_fmadd_ps(pj, Load8(row + 8 * i), a[i]);
+    }
+    for (int i = 0; i < 8; ++i) _mm256_storeu_ps(out + c + 8 * i, a[i]);
+  }
+  for (; c + 8 <= hd; c += 8) {
+    __m256 a = _mm256_setzero_ps();
+    for (int64_t j = 0; j < n; ++j) a = _mm256_fmadd_ps(_mm256_set1_ps(p[j]), Load8(base + idx[j] * stride + c), a);
+    _mm256_storeu_ps(out + c, a);
+  }
+  for (; c < hd; ++c) {
+    float a = 0;
+    for (int64_t j = 0; j < n; ++j) a += p[j] * Load1(base[idx[j] * stride + c]);
+    out[c] = a;
+  }
+}
+
+constexpr OpsTable kAvx2 = {"avx2",          Softmax,          SiluMul,         Gelu,
+                            Dot,             Axpy,             ToF16,           DotF16,
+                            AxpyF16,         GatherDot<float>, GatherDot<uint16_t>, GatherSum<float>,
+                            GatherSum<uint16_t>};
 
 }  // namespace
 

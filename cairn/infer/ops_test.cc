@@ -3,6 +3,7 @@
 #include <cmath>
 #include <vector>
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include "cairn/base/random.h"
@@ -132,6 +133,50 @@ TEST_P(OpsIsaTest, MatchDefinitions) {
     y = b;
     t->axpy_f16(2.0f, h.data(), n, y.data());
     for (int64_t i = 0; i < n; ++i) EXPECT_FLOAT_EQ(y[i], b[i] + 2.0f * Fp16ToFp32(h[i]));
+  }
+}
+
+TEST_P(OpsIsaTest, GatheredAttentionRows) {
+  const internal::OpsTable* t = table();
+  if (t == nullptr) GTEST_SKIP() << "this CPU lacks the instructions";
+  for (int64_t hd : {8, 12, 64, 80, 128}) {
+    for (int64_t n : {1, 7, 8, 19}) {
+      SCOPED_TRACE(fmt::format("hd {} n {}", hd, n));
+      const int64_t stride = hd * 3 + 4;  // rows of several heads, plus slack
+      const int64_t rows = 25;
+      const std::vector<float> base = Random(static_cast<size_t>(rows * stride), 40 + hd + n);
+      std::vector<uint16_t> base16(base.size());
+      for (size_t i = 0; i < base.size(); ++i) base16[i] = Fp32ToFp16(base[i]);
+      const std::vector<float> q = Random(static_cast<size_t>(hd), 50 + n);
+      std::vector<float> p = Random(static_cast<size_t>(n), 60 + n);
+      std::vector<int32_t> idx(static_cast<size_t>(n));
+      for (int64_t j = 0; j < n; ++j) idx[j] = static_cast<int32_t>((j * 7 + 3) % rows);
+      const int64_t off = hd;  // the second head of each row
+      std::vector<float> dot(n), dot16(n), sum(hd), sum16(hd);
+      t->gather_dot(q.data(), base.data() + off, idx.data(), n, stride, hd, dot.data());
+      t->gather_dot_f16(q.data(), base16.data() + off, idx.data(), n, stride, hd, dot16.data());
+      std::fill(sum.begin(), sum.end(), 99.0f);  // overwritten, not accumulated
+      t->gather_sum(p.data(), base.data() + off, idx.data(), n, stride, hd, sum.data());
+      t->gather_sum_f16(p.data(), base16.data() + off, idx.data(), n, stride, hd, sum16.data());
+      for (int64_t j = 0; j < n; ++j) {
+        double want = 0, want16 = 0;
+        for (int64_t i = 0; i < hd; ++i) {
+          want += static_cast<double>(q[i]) * base[idx[j] * stride + off + i];
+          want16 += static_cast<double>(q[i]) * Fp16ToFp32(base16[idx[j] * stride + off + i]);
+        }
+        EXPECT_NEAR(dot[j], want, 1e-4);
+        EXPECT_NEAR(dot16[j], want16, 1e-4);
+      }
+      for (int64_t i = 0; i < hd; ++i) {
+        double want = 0, want16 = 0;
+        for (int64_t j = 0; j < n; ++j) {
+          want += static_cast<double>(p[j]) * base[idx[j] * stride + off + i];
+          want16 += static_cast<double>(p[j]) * Fp16ToFp32(base16[idx[j] * stride + off + i]);
+        }
+        EXPECT_NEAR(sum[i], want, 1e-4);
+        EXPECT_NEAR(sum16[i], want16, 1e-4);
+      }
+    }
   }
 }
 

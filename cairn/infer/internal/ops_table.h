@@ -15,6 +15,14 @@ struct OpsTable {
   void (*to_f16)(const float* x, int64_t n, uint16_t* out);
   float (*dot_f16)(const float* a, const uint16_t* b, int64_t n);
   void (*axpy_f16)(float a, const uint16_t* x, int64_t n, float* y);
+  void (*gather_dot)(const float* q, const float* base, const int32_t* idx, int64_t n, int64_t stride, int64_t hd,
+                     float* out);
+  void (*gather_dot_f16)(const float* q, const uint16_t* base, const int32_t* idx, int64_t n, int64_t stride,
+                         int64_t hd, float* out);
+  void (*gather_sum)(const float* p, const float* base, const int32_t* idx, int64_t n, int64_t stride, int64_t hd,
+                     float* out);
+  void (*gather_sum_f16)(const float* p, const uint16_t* base, const int32_t* idx, int64_t n, int64_t stride,
+                         int64_t hd, float* out);
 };
 
 // The scalar reference, always available.
