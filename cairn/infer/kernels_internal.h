@@ -1,0 +1,142 @@
+// cairn/infer/kernels_internal.h — what kernels.cc shares with the per-ISA kernel files
+// (kernels_scalar.cc, kernels_avx2.cc, kernels_avx512.cc, kernels_neon.cc). Not part of
+// the public API.
+//
+// MatMul runs in two steps. First the activations of all tokens are converted once to
+// the format the weight type needs (Acts). Then the rows are split across the threads and
+// each range is handed to the ISA's Gemm for the type, which walks it in tiles of a few
+// rows x a few tokens (the weights of a range stay in L2 while every token tile passes
+// over them). Every tile computes each output with the same operations in the same order,
+// whatever its size, so results never depend on how the rows were split.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+
+#include "cairn/infer/kernels.h"
+#include "cairn/infer/tensor_type.h"
+
+namespace cairn::infer::internal {
+
+// Activations of n_tokens tokens of `cols` elements each, in the format ActivationType
+// names. Quantized formats are structure-of-arrays, per token:
+//   qs    int8 values, cols per token (token t at qs + t * cols)
+//   d     float scale of each block, nb per token (value = q * d)
+//   sums  Q8_0: the int32 sum of each block's 32 values (nb per token)
+//   bsums Q8_K: the int16 sum of each 16 values, 16 per block (16 * nb per token)
+// Scales are float (more precise than llama.cpp's fp16 Q8_0 scale); q = nearbyint(x / d)
+// with d = max|x| / 127 over the block, identical on every path.
+struct Acts {
+  TensorType type = TensorType::kF32;
+  int64_t cols = 0;
+  int64_t nb = 0;  // blocks per token
+  const float* x = nullptr;  // kF32: the caller's activations
+  const int8_t* qs = nullptr;
+  const float* d = nullptr;
+  const int32_t* sums = nullptr;
+  const int16_t* bsums = nullptr;
+};
+
+// Output rows [r0, r1) for tokens [t0, t1): y[t * ldy + r].
+struct GemmArgs {
+  const uint8_t* w;  // row 0 of the matrix
+  size_t row_bytes;
+  int64_t cols;
+  const Acts* acts;
+  int64_t r0, r1, t0, t1;
+  float* y;
+  int64_t ldy;
+};
+
+using GemmFn = void (*)(const GemmArgs& args);
+// Quantizes n values (a multiple of the block size) of one token.
+using QuantizeQ8_0Fn = void (*)(const float* x, int64_t n, int8_t* qs, float* d, int32_t* sums);
+using QuantizeQ8_KFn = void (*)(const float* x, int64_t n, int8_t* qs, float* d, int16_t* bsums);
+
+struct IsaKernels {
+  Isa isa;
+  const char* description;
+  QuantizeQ8_0Fn quantize_q8_0;
+  QuantizeQ8_KFn quantize_q8_k;
+  GemmFn f32, f16, bf16, q8_0, q4_0, q4_k, q6_k;
+};
+
+// Each returns nullptr when the build or the CPU lacks the instructions.
+const IsaKernels* ScalarKernels();  // never nullptr
+const IsaKernels* Avx2Kernels();
+const IsaKernels* Avx512Kernels();
+const IsaKernels* NeonKernels();
+
+// The scalar quantizers; the SIMD ones produce the same bytes.
+void QuantizeQ8_0Scalar(const float* x, int64_t n, int8_t* qs, float* d, int32_t* sums);
+void QuantizeQ8_KScalar(const float* x, int64_t n, int8_t* qs, float* d, int16_t* bsums);
+
+// Loads that tolerate any alignment.
+inline uint16_t LoadU16(const void* p) {
+  uint16_t v;
+  std::memcpy(&v, p, 2);
+  return v;
+}
+inline uint32_t LoadU32(const void* p) {
+  uint32_t v;
+  std::memcpy(&v, p, 4);
+  return v;
+}
+inline uint64_t LoadU64(const void* p) {
+  uint64_t v;
+  std::memcpy(&v, p, 8);
+  return v;
+}
+
+// The 8 six-bit scales and 8 six-bit mins of a Q4_K block (layout in Q4KScaleMin),
+// unpacked to one byte each with 32-bit operations.
+inline void UnpackQ4KScales(const uint8_t* packed, uint64_t* scales, uint64_t* mins) {
+  const uint32_t u0 = LoadU32(packed), u1 = LoadU32(packed + 4), u2 = LoadU32(packed + 8);
+  const uint32_t s_lo = u0 & 0x3f3f3f3fu;
+  const uint32_t m_lo = u1 & 0x3f3f3f3fu;
+  const uint32_t s_hi = (u2 & 0x0f0f0f0fu) | (((u0 >> 6) & 0x03030303u) << 4);
+  const uint32_t m_hi = ((u2 >> 4) & 0x0f0f0f0fu) | (((u1 >> 6) & 0x03030303u) << 4);
+  *scales = uint64_t{s_lo} | (uint64_t{s_hi} << 32);
+  *mins = uint64_t{m_lo} | (uint64_t{m_hi} << 32);
+}
+
+// Walks a GemmArgs range in tiles. K provides
+//   template <int R, int T> static void Tile(const GemmArgs& g, int64_t r, int64_t t);
+// computing rows [r, r+R) for tokens [t, t+T). One token (decode): tiles of 4 rows, so
+// four independent dependency chains hide the FMA latency. More tokens: tiles of 2 rows x
+// 4 tokens, so each unpacked weight block is used four times.
+template <class K>
+inline void RunTiles(const GemmArgs& g) {
+  const int64_t nt = g.t1 - g.t0;
+  if (nt == 1) {
+    int64_t r = g.r0;
+    for (; r + 4 <= g.r1; r += 4) K::template Tile<4, 1>(g, r, g.t0);
+    for (; r < g.r1; ++r) K::template Tile<1, 1>(g, r, g.t0);
+    return;
+  }
+  for (int64_t t = g.t0; t < g.t1; t += 4) {
+    const int64_t tn = g.t1 - t < 4 ? g.t1 - t : 4;
+    int64_t r = g.r0;
+    switch (tn) {
+      case 4:
+        for (; r + 2 <= g.r1; r += 2) K::template Tile<2, 4>(g, r, t);
+        if (r < g.r1) K::template Tile<1, 4>(g, r, t);
+        break;
+      case 3:
+        for (; r + 2 <= g.r1; r += 2) K::template Tile<2, 3>(g, r, t);
+        if (r < g.r1) K::template Tile<1, 3>(g, r, t);
+        break;
+      case 2:
+        for (; r + 2 <= g.r1; r += 2) K::template Tile<2, 2>(g, r, t);
+        if (r < g.r1) K::template Tile<1, 2>(g, r, t);
+        break;
+      default:
+        for (; r + 4 <= g.r1; r += 4) K::template Tile<4, 1>(g, r, t);
+        for (; r < g.r1; ++r) K::template Tile<1, 1>(g, r, t);
+        break;
+    }
+  }
+}
+
+}  // namespace cairn::infer::internal
