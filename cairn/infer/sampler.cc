@@ -1,0 +1,154 @@
+#include "cairn/infer/sampler.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <utility>
+
+#include <fmt/format.h>
+
+namespace cairn::infer {
+namespace {
+
+// Most likely first; the lower id first on a tie, so the order (and with it every
+// cut) never depends on how the candidates happened to be arranged.
+bool Before(const TokenCandidate& a, const TokenCandidate& b) {
+  return a.logit > b.logit || (a.logit == b.logit && a.id < b.id);
+}
+
+}  // namespace
+
+absl::Status ValidateSamplerParams(const SamplerParams& p) {
+  auto bad = [](std::string_view name, double value, std::string_view want) {
+    return absl::InvalidArgumentError(fmt::format("sampler: {} = {} ({})", name, value, want));
+  };
+  if (!std::isfinite(p.temperature)) return bad("temperature", p.temperature, "must be a number; 0 is greedy");
+  if (!(p.top_p >= 0.0f) || !std::isfinite(p.top_p)) return bad("top_p", p.top_p, "must be in [0, 1]");
+  if (!(p.min_p >= 0.0f) || !(p.min_p <= 1.0f)) return bad("min_p", p.min_p, "must be in [0, 1]");
+  if (!(p.repeat_penalty > 0.0f) || !std::isfinite(p.repeat_penalty)) {
+    return bad("repeat_penalty", p.repeat_penalty, "must be > 0; 1 is off");
+  }
+  if (p.repeat_last_n < -1) return bad("repeat_last_n", p.repeat_last_n, "must be >= -1; -1 is the whole history");
+  if (!std::isfinite(p.presence_penalty)) return bad("presence_penalty", p.presence_penalty, "must be a number");
+  if (!std::isfinite(p.frequency_penalty)) return bad("frequency_penalty", p.frequency_penalty, "must be a number");
+  return absl::OkStatus();
+}
+
+Sampler::Sampler(const SamplerParams& params) : params_(params), rng_(params.seed) {}
+
+void Sampler::Accept(int32_t token) { history_.push_back(token); }
+
+void Sampler::Accept(std::span<const int32_t> tokens) { history_.insert(history_.end(), tokens.begin(), tokens.end()); }
+
+void Sampler::Reset() {
+  history_.clear();
+  rng_ = SplitMix64(params_.seed);
+}
+
+void Sampler::ApplyPenalties(std::vector<TokenCandidate>* c) const {
+  const SamplerParams& p = params_;
+  if (p.repeat_last_n == 0 || history_.empty()) return;
+  if (p.repeat_penalty == 1.0f && p.presence_penalty == 0.0f && p.frequency_penalty == 0.0f) return;
+  const size_t window = p.repeat_last_n < 0 ? history_.size()
+                                            : std::min(history_.size(), static_cast<size_t>(p.repeat_last_n));
+  // The window is short (64 by default): count by sorting a copy.
+  std::vector<int32_t> seen(history_.end() - static_cast<std::ptrdiff_t>(window), history_.end());
+  std::sort(seen.begin(), seen.end());
+  for (size_t i = 0; i < seen.size();) {
+    size_t j = i;
+    while (j < seen.size() && seen[j] == seen[i]) ++j;
+    const int32_t id = seen[i];
+    const int count = static_cast<int>(j - i);
+    i = j;
+    if (id < 0 || static_cast<size_t>(id) >= c->size()) continue;
+    float& logit = (*c)[static_cast<size_t>(id)].logit;
+    // Dividing a negative logit would raise it; llama.cpp multiplies instead.
+    logit = logit <= 0.0f ? logit * p.repeat_penalty : logit / p.repeat_penalty;
+    logit -= static_cast<float>(count) * p.frequency_penalty + p.presence_penalty;
+  }
+}
+
+void Sampler::Filter(std::span<const float> logits, std::vector<TokenCandidate>* out) const {
+  std::vector<TokenCandidate>& c = *out;
+  c.resize(logits.size());
+  for (size_t i = 0; i < logits.size(); ++i) {
+    const float l = logits[i];
+    // A NaN logit would poison every comparison; treat it as impossible.
+    c[i] = {static_cast<int32_t>(i), std::isnan(l) ? -std::numeric_limits<float>::infinity() : l, 0.0};
+  }
+  if (c.empty()) return;
+  ApplyPenalties(&c);
+
+  const SamplerParams& p = params_;
+  if (p.temperature <= 0.0f) {
+    const auto best = std::min_element(c.begin(), c.end(), Before);
+    c = {{best->id, best->logit, 1.0}};
+    return;
+  }
+
+  // 2. top-k.
+  if (p.top_k > 0 && static_cast<size_t>(p.top_k) < c.size()) {
+    std::nth_element(c.begin(), c.begin() + p.top_k, c.end(), Before);
+    c.resize(static_cast<size_t>(p.top_k));
+  }
+
+  // 3. top-p and 4. min-p. Both keep a most-likely-first prefix. min-p's cut (a
+  // ratio to the best token's probability) does not depend on the normalization, so
+  // the tokens below it can be set aside before sorting; top-p's running sum is over
+  // the softmax of all current candidates, so its normalizer is taken first.
+  const float max_logit = std::min_element(c.begin(), c.end(), Before)->logit;
+  if (!std::isfinite(max_logit)) {  // every token ruled out (all -inf): the first is as good as any
+    const auto first = std::min_element(c.begin(), c.end(), Before);
+    c = {{first->id, first->logit, 1.0}};
+    return;
+  }
+  double z = 0.0;
+  for (const TokenCandidate& t : c) z += std::exp(static_cast<double>(t.logit) - max_logit);
+  if (p.min_p > 0.0f) {
+    const float threshold = max_logit + std::log(p.min_p);
+    c.erase(std::partition(c.begin(), c.end(), [&](const TokenCandidate& t) { return t.logit >= threshold; }),
+            c.end());
+  }
+  std::sort(c.begin(), c.end(), Before);
+  if (p.top_p < 1.0f) {
+    double cum = 0.0;
+    for (size_t i = 0; i < c.size(); ++i) {
+      cum += std::exp(static_cast<double>(c[i].logit) - max_logit) / z;
+      if (cum >= p.top_p) {
+        c.resize(i + 1);
+        break;
+      }
+    }
+  }
+
+  // 5. temperature, then the softmax the draw uses.
+  for (TokenCandidate& t : c) t.logit /= p.temperature;
+  const double top = c.front().logit;
+  double sum = 0.0;
+  for (TokenCandidate& t : c) {
+    t.p = std::exp(static_cast<double>(t.logit) - top);
+    sum += t.p;
+  }
+  for (TokenCandidate& t : c) t.p /= sum;
+}
+
+std::vector<TokenCandidate> Sampler::Candidates(std::span<const float> logits) const {
+  std::vector<TokenCandidate> c;
+  Filter(logits, &c);
+  return c;
+}
+
+int32_t Sampler::Sample(std::span<const float> logits) {
+  Filter(logits, &scratch_);
+  if (scratch_.empty()) return 0;
+  if (scratch_.size() == 1) return scratch_.front().id;
+  const double u = rng_.NextDouble();
+  double cum = 0.0;
+  for (const TokenCandidate& t : scratch_) {
+    cum += t.p;
+    if (u < cum) return t.id;
+  }
+  return scratch_.back().id;  // rounding left the sum a hair below 1
+}
+
+}  // namespace cairn::infer
