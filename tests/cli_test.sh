@@ -5,8 +5,9 @@
 # `cairn bench detect` and `cairn bench edges` on tiny inputs, `cairn detect` on small
 # generated files, and `cairn eval nab` on a tiny synthetic corpus in NAB's layout
 # (tests/data/nab_tiny), `cairn vector build/search/bench` on tiny generated files,
-# `cairn model synth/inspect` on tiny synthesized models, and `cairn tokenize` on
-# llama.cpp's vocabulary fixtures.
+# `cairn model synth/inspect` on tiny synthesized models, `cairn tokenize` on
+# llama.cpp's vocabulary fixtures, and `cairn generate/chat/embed` on tiny
+# synthesized models.
 set -u
 CAIRN="$1"
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
@@ -41,7 +42,7 @@ expect one_line_reason '^cairn: '
 for sub in demo "demo sketches" sketch bench "sketch distinct" "sketch top" "sketch quantiles" "sketch contains" \
     "bench sketch" "bench nexmark" "bench detect" "bench edges" "bench vector" vector "vector build" \
     "vector search" "vector bench" run eval "eval nab" detect "detect edges" "detect series" \
-    model "model inspect" "model synth" tokenize; do
+    model "model inspect" "model synth" tokenize generate chat embed; do
   # shellcheck disable=SC2086
   check "help_${sub// /_}" 0 "$CAIRN" $sub --help
 done
@@ -424,5 +425,63 @@ check tokenize_missing_model 1 "$CAIRN" tokenize -m "$T/none.gguf" -p x
 expect tokenize_missing_model_reason '^cairn tokenize: .*none.gguf'
 check tokenize_not_gguf 1 "$CAIRN" tokenize -m "$T/tok_in.txt" -p x
 check tokenize_no_model 2 "$CAIRN" tokenize -p x
+
+# --- cairn generate / chat / embed: tiny synthesized models (llama with llama.cpp's llama-spm vocabulary) ---
+check llm_synth 0 "$CAIRN" model synth --arch llama --preset tiny --type q8_0 --seed 7 --vocab-from "$SPM" -o "$T/lm.gguf"
+gen() { "$CAIRN" generate -m "$T/lm.gguf" -p "Once upon a time" --n-predict 16 "$@"; }
+gen --temp 0 --threads 1 >"$T/g1.txt" 2>"$T/g1.err"; rc1=$?
+gen --temp 0 --threads 1 >"$T/g2.txt" 2>/dev/null
+gen --temp 0 --threads 2 >"$T/g3.txt" 2>/dev/null
+if [ $rc1 -eq 0 ] && [ "$(wc -c <"$T/g1.txt")" -gt 1 ] && cmp -s "$T/g1.txt" "$T/g2.txt" && cmp -s "$T/g1.txt" "$T/g3.txt"; then
+  echo "ok   generate_greedy_repeats"
+else
+  echo "FAIL generate --temp 0 is not repeatable (exit $rc1)"; sed 's/^/     /' "$T/g1.err"; od -c "$T/g1.txt" | head -3; od -c "$T/g3.txt" | head -3; fail=1
+fi
+cp "$T/g1.err" "$OUT"
+expect generate_timings '^cairn generate: prompt [0-9]+ tokens \(0 cached\) .* \| decode 15 tokens .* \| finish (length|stop) \| seed [0-9]+ \| threads 1$'
+gen --seed 5 --temp 1 >"$T/s1.txt" 2>/dev/null
+gen --seed 5 --temp 1 --threads 2 >"$T/s2.txt" 2>/dev/null
+gen --seed 6 --temp 1 >"$T/s3.txt" 2>/dev/null
+cmp -s "$T/s1.txt" "$T/s2.txt" && ! cmp -s "$T/s1.txt" "$T/s3.txt" && echo "ok   generate_seed_repeats" \
+  || { echo "FAIL generate --seed: same seed differs or another seed does not"; fail=1; }
+check generate_stdin 0 sh -c "printf 'Once upon a time' | '$CAIRN' generate -m '$T/lm.gguf' --temp 0 -n 16 -t 1"
+head -c "$(wc -c <"$T/g1.txt")" "$OUT" | cmp -s - "$T/g1.txt" && echo "ok   generate_stdin_same_text" \
+  || { echo "FAIL generate from stdin differs from -p"; fail=1; }
+check generate_missing_model 1 "$CAIRN" generate -m "$T/none.gguf" -p x
+expect generate_missing_model_reason '^cairn generate: .*none.gguf'
+check generate_encoder 1 "$CAIRN" generate -m "$T/bert.gguf" -p x
+expect generate_encoder_reason 'bert model has no language-model head'
+check generate_bad_penalty 1 "$CAIRN" generate -m "$T/lm.gguf" -p x --repeat-penalty 0
+expect generate_bad_penalty_reason 'repeat_penalty'
+check generate_no_model 2 "$CAIRN" generate -p x
+
+# chat: two turns from a pipe; the second reuses the first turn's KV cache.
+check chat_two_turns 0 sh -c "printf 'Hello there\nWhat next?\n' | '$CAIRN' chat -m '$T/lm.gguf' --template chatml \
+  --system 'Be brief.' --temp 0 -n 8 -t 1 --timings 2>'$T/chat.err'"
+[ -s "$OUT" ] && echo "ok   chat_replies" || { echo "FAIL chat printed no replies"; fail=1; }
+cp "$T/chat.err" "$OUT"
+expect chat_turn_one '^cairn chat: turn 1: prompt [0-9]+ tokens \(0 cached\)'
+expect chat_turn_two_reuses '^cairn chat: turn 2: prompt [0-9]+ tokens \([1-9][0-9]* cached\)'
+check chat_no_template 1 sh -c "printf 'Hi\n' | '$CAIRN' chat -m '$T/lm.gguf'"
+expect chat_no_template_reason 'has no chat template .*chatml, llama2.* with --template NAME'
+check chat_unknown_template 1 sh -c "printf 'Hi\n' | '$CAIRN' chat -m '$T/lm.gguf' --template vicuna"
+expect chat_unknown_template_reason "unknown chat template 'vicuna' \(known: chatml"
+check chat_missing_model 1 "$CAIRN" chat -m "$T/none.gguf" --template chatml
+
+# embed: normalized vectors of the model's dimension.
+check embed_one 0 "$CAIRN" embed -m "$T/bert.gguf" -p "pump seven is overheating" -t 1
+awk '{ s = 0; for (i = 1; i <= NF; i++) s += $i * $i; if (NF != 256 || s < 0.999 || s > 1.001) bad = 1 }
+     END { exit (NR == 1 && !bad) ? 0 : 1 }' "$OUT" && echo "ok   embed_normalized" \
+  || { echo "FAIL embed: not one normalized 256-value vector"; head -c 300 "$OUT"; fail=1; }
+cp "$OUT" "$T/e1.txt"
+check embed_stdin 0 sh -c "printf 'pump seven is overheating\nvalve closed\n' | '$CAIRN' embed -m '$T/bert.gguf' -t 1"
+[ "$(wc -l <"$OUT")" -eq 2 ] && [ "$(head -1 "$OUT")" = "$(cat "$T/e1.txt")" ] && echo "ok   embed_stdin_lines" \
+  || { echo "FAIL embed from stdin"; fail=1; }
+check embed_json 0 "$CAIRN" embed -m "$T/bert.gguf" -p a -p b --json --pooling mean
+expect embed_json_fields '"dim":256,"embeddings":\[\[.*\],\[.*\]\],"model":"model:.*","pooling":"mean"'
+check embed_empty_line 1 sh -c "printf 'a\n\nb\n' | '$CAIRN' embed -m '$T/bert.gguf'"
+expect embed_empty_line_reason '^cairn embed: line 2: text is empty'
+check embed_bad_pooling 2 "$CAIRN" embed -m "$T/bert.gguf" -p a --pooling max
+check embed_missing_model 1 "$CAIRN" embed -m "$T/none.gguf" -p a
 
 exit $fail

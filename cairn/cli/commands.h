@@ -26,6 +26,9 @@ void RegisterDetect(CLI::App& app, Runner* run);
 void RegisterVector(CLI::App& app, Runner* run);
 void RegisterModel(CLI::App& app, Runner* run);  // model_cmd.cc: inspect, synth
 void RegisterTokenize(CLI::App& app, Runner* run);  // tokenize_cmd.cc
+void RegisterGenerate(CLI::App& app, Runner* run);  // generate_cmd.cc
+void RegisterChat(CLI::App& app, Runner* run);      // chat_cmd.cc
+void RegisterEmbed(CLI::App& app, Runner* run);     // embed_cmd.cc
 // `cairn vector bench`, also reachable as `cairn bench vector`: adds it under `parent`.
 void AddVectorBench(CLI::App* parent, const std::string& name, Runner* run);
 

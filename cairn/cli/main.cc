@@ -32,6 +32,9 @@ int main(int argc, char** argv) {
   cairn::cli::RegisterVector(app, &run);
   cairn::cli::RegisterModel(app, &run);
   cairn::cli::RegisterTokenize(app, &run);
+  cairn::cli::RegisterGenerate(app, &run);
+  cairn::cli::RegisterChat(app, &run);
+  cairn::cli::RegisterEmbed(app, &run);
 
   try {
     app.parse(argc, argv);
