@@ -4,8 +4,9 @@
 # `cairn demo` (compressed into seconds), `cairn bench sketch`, `cairn bench nexmark`,
 # `cairn bench detect` and `cairn bench edges` on tiny inputs, `cairn detect` on small
 # generated files, and `cairn eval nab` on a tiny synthetic corpus in NAB's layout
-# (tests/data/nab_tiny), `cairn vector build/search/bench` on tiny generated files, and
-# `cairn model synth/inspect` on tiny synthesized models.
+# (tests/data/nab_tiny), `cairn vector build/search/bench` on tiny generated files,
+# `cairn model synth/inspect` on tiny synthesized models, and `cairn tokenize` on
+# llama.cpp's vocabulary fixtures.
 set -u
 CAIRN="$1"
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
@@ -40,7 +41,7 @@ expect one_line_reason '^cairn: '
 for sub in demo "demo sketches" sketch bench "sketch distinct" "sketch top" "sketch quantiles" "sketch contains" \
     "bench sketch" "bench nexmark" "bench detect" "bench edges" "bench vector" vector "vector build" \
     "vector search" "vector bench" run eval "eval nab" detect "detect edges" "detect series" \
-    model "model inspect" "model synth"; do
+    model "model inspect" "model synth" tokenize; do
   # shellcheck disable=SC2086
   check "help_${sub// /_}" 0 "$CAIRN" $sub --help
 done
@@ -385,5 +386,43 @@ check model_inspect_junk 1 "$CAIRN" model inspect "$T/junk.gguf"
 expect model_inspect_junk_reason 'not a GGUF file'
 check model_inspect_missing 1 "$CAIRN" model inspect "$T/none.gguf"
 expect model_inspect_missing_reason 'cannot open .*none.gguf'
+
+# --- cairn tokenize: llama.cpp's vocabulary fixtures (cairn/infer/testdata/tokenizers) ---
+VOCABS="$ROOT/cairn/infer/testdata/tokenizers"
+SPM="$VOCABS/ggml-vocab-llama-spm.gguf"
+GPT2="$VOCABS/ggml-vocab-gpt-2.gguf"
+check tokenize_spm 0 "$CAIRN" tokenize -m "$SPM" -p "Hello world"
+expect tokenize_spm_ids '^1 15043 3186$'
+check tokenize_spm_no_bos 0 "$CAIRN" tokenize -m "$SPM" -p "Hello world" --no-bos
+expect tokenize_spm_no_bos_ids '^15043 3186$'
+check tokenize_gpt2_stdin 0 sh -c "printf 'Hello world' | '$CAIRN' tokenize -m '$GPT2'"
+expect tokenize_gpt2_ids '^15496 995$'
+check tokenize_bert 0 "$CAIRN" tokenize -m "$VOCABS/ggml-vocab-bert-bge.gguf" -p "Hello world"
+expect tokenize_bert_ids '^101 7592 2088 102$'
+check tokenize_parse_special 0 "$CAIRN" tokenize -m "$GPT2" -p "Hello<|endoftext|>" --parse-special
+expect tokenize_parse_special_ids '^15496 50256$'
+check tokenize_lines 0 sh -c "printf 'Hello\nworld\n' | '$CAIRN' tokenize -m '$SPM' --lines --no-special"
+[ "$(tr '\n' '|' <"$OUT")" = "15043|3186|" ] && echo "ok   tokenize_lines_ids" || { echo "FAIL tokenize lines"; sed 's/^/     /' "$OUT"; fail=1; }
+check tokenize_pieces 0 "$CAIRN" tokenize -m "$SPM" -p "Hello
+world" --pieces
+expect tokenize_pieces_text "^15043	 Hello$"
+expect tokenize_pieces_newline '^13	\\n$'
+# Round trip through a pipe: text -> ids -> the same bytes.
+printf 'H\xc3\xa9llo  w\xc3\xb6rld \xf0\x9f\x98\x80\n\ttabs, "quotes" & 123\n' > "$T/tok_in.txt"
+for v in "$SPM" "$GPT2"; do
+  "$CAIRN" tokenize -m "$v" <"$T/tok_in.txt" | "$CAIRN" tokenize -m "$v" --decode >"$T/tok_out.txt"
+  cmp -s "$T/tok_in.txt" "$T/tok_out.txt" && echo "ok   tokenize_round_trip_$(basename "$v" .gguf)" \
+    || { echo "FAIL tokenize round trip with $v"; od -c "$T/tok_out.txt" | head; fail=1; }
+done
+check tokenize_decode_special 0 "$CAIRN" tokenize -m "$SPM" --decode -p "1 15043 2" --render-special
+expect tokenize_decode_special_text '^<s>Hello</s>$'
+check tokenize_decode_bad_id 1 "$CAIRN" tokenize -m "$SPM" --decode -p "1 2 abc"
+expect tokenize_decode_bad_id_reason "'abc' at byte 4 is not a token id"
+check tokenize_decode_out_of_range 1 "$CAIRN" tokenize -m "$SPM" --decode -p "32000"
+expect tokenize_decode_out_of_range_reason 'token id 32000 is outside the vocabulary \(ids 0..31999\)'
+check tokenize_missing_model 1 "$CAIRN" tokenize -m "$T/none.gguf" -p x
+expect tokenize_missing_model_reason '^cairn tokenize: .*none.gguf'
+check tokenize_not_gguf 1 "$CAIRN" tokenize -m "$T/tok_in.txt" -p x
+check tokenize_no_model 2 "$CAIRN" tokenize -p x
 
 exit $fail

@@ -25,6 +25,7 @@ void RegisterEval(CLI::App& app, Runner* run);
 void RegisterDetect(CLI::App& app, Runner* run);
 void RegisterVector(CLI::App& app, Runner* run);
 void RegisterModel(CLI::App& app, Runner* run);  // model_cmd.cc: inspect, synth
+void RegisterTokenize(CLI::App& app, Runner* run);  // tokenize_cmd.cc
 // `cairn vector bench`, also reachable as `cairn bench vector`: adds it under `parent`.
 void AddVectorBench(CLI::App* parent, const std::string& name, Runner* run);
 

@@ -31,6 +31,7 @@ int main(int argc, char** argv) {
   cairn::cli::RegisterDetect(app, &run);
   cairn::cli::RegisterVector(app, &run);
   cairn::cli::RegisterModel(app, &run);
+  cairn::cli::RegisterTokenize(app, &run);
 
   try {
     app.parse(argc, argv);
