@@ -8,10 +8,34 @@
 #include <gtest/gtest.h>
 
 #include "cairn/base/random.h"
+#include "cairn/infer/kernels_internal.h"
 #include "cairn/infer/thread_pool.h"
 
 namespace cairn::infer {
 namespace {
+
+// Every path this machine can run: each available Isa, plus AVX-512 without VNNI where
+// the CPU has VNNI (so both variants are tested).
+struct Path {
+  std::string name;
+  const internal::IsaKernels* kernels;
+};
+std::vector<Path> Paths() {
+  std::vector<Path> out;
+  for (Isa isa : AvailableIsas()) out.push_back({IsaName(isa), nullptr});
+  const internal::IsaKernels* plain = internal::Avx512NoVnniKernels();
+  if (plain != nullptr && plain != internal::Avx512Kernels()) out.push_back({"avx512-novnni", plain});
+  return out;
+}
+void RunPath(const Path& p, const WeightView& w, const float* x, int64_t n_tokens, float* y, ThreadPool* pool) {
+  if (p.kernels != nullptr) {
+    internal::MatMulWith(*p.kernels, w, x, n_tokens, y, pool);
+    return;
+  }
+  for (Isa isa : AvailableIsas()) {
+    if (p.name == IsaName(isa)) MatMulIsa(isa, w, x, n_tokens, y, pool);
+  }
+}
 
 constexpr TensorType kAllTypes[] = {TensorType::kF32,  TensorType::kF16,  TensorType::kBF16, TensorType::kQ8_0,
                                     TensorType::kQ4_0, TensorType::kQ4_K, TensorType::kQ6_K};
@@ -174,17 +198,17 @@ TEST(KernelsTest, MatMulMatchesReferenceEveryTypeIsaAndShape) {
   };
   for (TensorType type : kAllTypes) {
     const int64_t bs = BlockSize(type) == 256 ? 256 : 32;  // one block or, for plain types, 32 columns
-    for (Shape shape : {Shape{1, 1}, Shape{5, 1}, Shape{37, 3}, Shape{19, 8}}) {
+    for (Shape shape : {Shape{1, 1}, Shape{5, 1}, Shape{37, 3}, Shape{19, 8}, Shape{6, 13}}) {
       const int64_t cols = shape.cols_blocks * bs;
       const Matrix m = MakeMatrix(type, shape.rows, cols, 17 + shape.rows, shape.rows == 19 ? 6 : 0);
       for (int64_t n_tokens : {1, 2, 7, 64}) {
         if (n_tokens == 64 && shape.rows * cols > 19 * 8 * 256) continue;
         const std::vector<float> x = Gaussian(static_cast<size_t>(n_tokens * cols), 99 + n_tokens);
         const std::vector<float> xq = QuantizedActivations(type, x);
-        for (Isa isa : AvailableIsas()) {
+        for (const Path& path : Paths()) {
           std::vector<float> y(static_cast<size_t>(n_tokens * shape.rows), NAN);
-          MatMulIsa(isa, m.view, x.data(), n_tokens, y.data(), &pool);
-          const std::string what = std::string(TensorTypeName(type)) + " " + IsaName(isa) + " " +
+          RunPath(path, m.view, x.data(), n_tokens, y.data(), &pool);
+          const std::string what = std::string(TensorTypeName(type)) + " " + path.name + " " +
                                    std::to_string(shape.rows) + "x" + std::to_string(cols) +
                                    " n=" + std::to_string(n_tokens);
           ExpectCloseToReference(m, x, n_tokens, y, what);
@@ -202,15 +226,15 @@ TEST(KernelsTest, ResultsDoNotDependOnThreadCount) {
     const Matrix m = MakeMatrix(type, 77, cols, 5);
     for (int64_t n_tokens : {1, 7, 33}) {
       const std::vector<float> x = Gaussian(static_cast<size_t>(n_tokens * cols), 3);
-      for (Isa isa : AvailableIsas()) {
+      for (const Path& path : Paths()) {
         std::vector<float> y0(static_cast<size_t>(n_tokens * 77)), y1 = y0, y2 = y0, y5 = y0;
-        MatMulIsa(isa, m.view, x.data(), n_tokens, y0.data(), nullptr);
-        MatMulIsa(isa, m.view, x.data(), n_tokens, y1.data(), &one);
-        MatMulIsa(isa, m.view, x.data(), n_tokens, y2.data(), &two);
-        MatMulIsa(isa, m.view, x.data(), n_tokens, y5.data(), &five);
-        EXPECT_EQ(0, std::memcmp(y0.data(), y1.data(), y0.size() * 4)) << TensorTypeName(type) << IsaName(isa);
-        EXPECT_EQ(0, std::memcmp(y0.data(), y2.data(), y0.size() * 4)) << TensorTypeName(type) << IsaName(isa);
-        EXPECT_EQ(0, std::memcmp(y0.data(), y5.data(), y0.size() * 4)) << TensorTypeName(type) << IsaName(isa);
+        RunPath(path, m.view, x.data(), n_tokens, y0.data(), nullptr);
+        RunPath(path, m.view, x.data(), n_tokens, y1.data(), &one);
+        RunPath(path, m.view, x.data(), n_tokens, y2.data(), &two);
+        RunPath(path, m.view, x.data(), n_tokens, y5.data(), &five);
+        EXPECT_EQ(0, std::memcmp(y0.data(), y1.data(), y0.size() * 4)) << TensorTypeName(type) << " " << path.name;
+        EXPECT_EQ(0, std::memcmp(y0.data(), y2.data(), y0.size() * 4)) << TensorTypeName(type) << " " << path.name;
+        EXPECT_EQ(0, std::memcmp(y0.data(), y5.data(), y0.size() * 4)) << TensorTypeName(type) << " " << path.name;
       }
     }
   }
