@@ -101,6 +101,12 @@ CAIRN_AVX2 void QuantizeQ8_KAvx2(const float* x, int64_t n, int8_t* qs, float* d
   }
 }
 
+// kernels_avx2_panel.cc.
+void PanelQ4_0Avx2(const GemmArgs& g);
+void PanelQ8_0Avx2(const GemmArgs& g);
+void PanelQ4_KAvx2(const GemmArgs& g);
+void PanelQ6_KAvx2(const GemmArgs& g);
+
 namespace {
 
 inline const uint8_t* RowPtr(const GemmArgs& g, int64_t r) { return g.w + static_cast<size_t>(r) * g.row_bytes; }
@@ -359,8 +365,10 @@ void GemmF32(const GemmArgs& g) { RunTiles<FloatKernel<LoadF32>>(g); }
 void GemmF16(const GemmArgs& g) { RunTiles<FloatKernel<LoadF16>>(g); }
 void GemmBF16(const GemmArgs& g) { RunTiles<FloatKernel<LoadBF16>>(g); }
 
-constexpr IsaKernels kAvx2 = {Isa::kAvx2, "avx2", QuantizeQ8_0Avx2, QuantizeQ8_KAvx2, GemmF32,  GemmF16,
-                              GemmBF16,   GemmQ8_0, GemmQ4_0,  GemmQ4_K,   GemmQ6_K};
+constexpr IsaKernels kAvx2 = {Isa::kAvx2,   "avx2",        QuantizeQ8_0Avx2, QuantizeQ8_KAvx2, GemmF32,
+                              GemmF16,      GemmBF16,      GemmQ8_0,         GemmQ4_0,         GemmQ4_K,
+                              GemmQ6_K,     8,             4,                PanelQ8_0Avx2,    PanelQ4_0Avx2,
+                              PanelQ4_KAvx2, PanelQ6_KAvx2};
 
 }  // namespace
 

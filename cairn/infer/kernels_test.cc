@@ -312,7 +312,8 @@ TEST(KernelsTest, NeonPathCompilesForAarch64) {
          "#define __SYSCALL_WORDSIZE 64\n";
   // The x86 files compile to their stubs there; with the pool, one translation unit.
   std::ofstream unity(shim / "x86_and_pool.cc");
-  for (const char* f : {"kernels_avx2.cc", "kernels_avx512.cc", "kernels_avx512_panel.cc", "thread_pool.cc"}) {
+  for (const char* f : {"kernels_avx2.cc", "kernels_avx2_panel.cc", "kernels_avx512.cc", "kernels_avx512_panel.cc",
+                        "thread_pool.cc"}) {
     unity << "#include \"" << (src / f).string() << "\"\n";
   }
   unity.close();
