@@ -52,6 +52,12 @@ absl::Status CheckWeightView(const WeightView& w);
 // OK (the model validates its tensors when it loads); violating it aborts.
 void MatMul(const WeightView& w, const float* x, int64_t n_tokens, float* y, ThreadPool* pool);
 
+// MatMul with strides: token t's input at x + t * ldx (ldx >= cols) and its outputs at
+// y + t * ldy (ldy >= rows), e.g. to write Q, K and V side by side in one buffer. Other
+// elements of y are left alone. Same results as MatMul.
+void MatMulStrided(const WeightView& w, const float* x, int64_t ldx, int64_t n_tokens, float* y, int64_t ldy,
+                   ThreadPool* pool);
+
 // The instruction-set paths.
 enum class Isa { kScalar, kAvx2, kAvx512, kNeon };
 const char* IsaName(Isa isa);  // "scalar", "avx2", "avx512", "neon"

@@ -325,7 +325,7 @@ struct FloatKernel {
       __m512 w[R];
       for (int r = 0; r < R; ++r) w[r] = L::Load(rows[r], i, m);
       for (int t = 0; t < T; ++t) {
-        const __m512 x = _mm512_maskz_loadu_ps(m, xs + (t0 + t) * g.cols + i);
+        const __m512 x = _mm512_maskz_loadu_ps(m, xs + (t0 + t) * g.acts->ldx + i);
         for (int r = 0; r < R; ++r) acc[r][t] = _mm512_fmadd_ps(w[r], x, acc[r][t]);
       }
     }

@@ -33,7 +33,8 @@ struct Acts {
   TensorType type = TensorType::kF32;
   int64_t cols = 0;
   int64_t nb = 0;  // blocks per token
-  const float* x = nullptr;  // kF32: the caller's activations
+  const float* x = nullptr;  // kF32: the caller's activations, token t at x + t * ldx
+  int64_t ldx = 0;
   const int8_t* qs = nullptr;
   const float* d = nullptr;
   const int32_t* sums = nullptr;
@@ -80,9 +81,9 @@ const IsaKernels* NeonKernels();
 // The AVX-512 table without VNNI (nullptr without AVX-512), for tests and benchmarks.
 const IsaKernels* Avx512NoVnniKernels();
 
-// MatMul with a given table (the public MatMulIsa picks one by Isa).
-void MatMulWith(const IsaKernels& kernels, const WeightView& w, const float* x, int64_t n_tokens, float* y,
-                ThreadPool* pool);
+// MatMulStrided with a given table (the public functions pick one by Isa).
+void MatMulWith(const IsaKernels& kernels, const WeightView& w, const float* x, int64_t ldx, int64_t n_tokens, float* y,
+                int64_t ldy, ThreadPool* pool);
 
 // The quantizers; the SIMD ones produce the same bytes as the scalar ones.
 void QuantizeQ8_0Scalar(const float* x, int64_t n, int8_t* qs, float* d, int32_t* sums);

@@ -34,7 +34,7 @@ std::vector<Path> Paths() {
 }
 void RunPath(const Path& p, const WeightView& w, const float* x, int64_t n_tokens, float* y, ThreadPool* pool) {
   if (p.kernels != nullptr) {
-    internal::MatMulWith(*p.kernels, w, x, n_tokens, y, pool);
+    internal::MatMulWith(*p.kernels, w, x, w.cols, n_tokens, y, w.rows, pool);
     return;
   }
   for (Isa isa : AvailableIsas()) {
@@ -255,6 +255,30 @@ TEST(KernelsTest, MatMulUsesActivePath) {
   EXPECT_TRUE(IsaAvailable(Isa::kScalar));
   EXPECT_EQ(AvailableIsas().front(), Isa::kScalar);
   EXPECT_FALSE(ActiveIsaDescription().empty());
+}
+
+TEST(KernelsTest, StridedMatchesPacked) {
+  for (TensorType type : kAllTypes) {
+    const int64_t cols = 512, rows = 21, n = 5, ldx = cols + 3, ldy = rows + 11;
+    const Matrix m = MakeMatrix(type, rows, cols, 8);
+    const std::vector<float> x = Gaussian(static_cast<size_t>(n * cols), 4);
+    std::vector<float> xs(static_cast<size_t>(n * ldx), NAN);
+    for (int64_t t = 0; t < n; ++t) std::copy_n(x.begin() + t * cols, cols, xs.begin() + t * ldx);
+    std::vector<float> y(static_cast<size_t>(n * rows)), ys(static_cast<size_t>(n * ldy), -7.0f);
+    ThreadPool pool(2);
+    MatMul(m.view, x.data(), n, y.data(), &pool);
+    MatMulStrided(m.view, xs.data(), ldx, n, ys.data(), ldy, &pool);
+    for (int64_t t = 0; t < n; ++t) {
+      for (int64_t r = 0; r < ldy; ++r) {
+        const float got = ys[static_cast<size_t>(t * ldy + r)];
+        if (r < rows) {
+          ASSERT_EQ(got, y[static_cast<size_t>(t * rows + r)]) << TensorTypeName(type);
+        } else {
+          ASSERT_EQ(got, -7.0f) << "wrote outside the outputs";
+        }
+      }
+    }
+  }
 }
 
 // Every path quantizes activations to the same bytes, so they differ only in how they sum.
