@@ -67,11 +67,12 @@ struct Matrix {
 Matrix MakeMatrix(TensorType type, int64_t rows, int64_t cols, uint64_t seed, size_t row_padding = 0) {
   Matrix m;
   const size_t row_bytes = *RowBytes(type, cols) + row_padding;
-  m.bytes.assign(row_bytes * static_cast<size_t>(rows) + 1, 0xA5);
+  m.bytes.assign(row_bytes * static_cast<size_t>(rows) + 2, 0xA5);
   m.values.resize(static_cast<size_t>(rows * cols));
   const std::vector<float> src = Gaussian(static_cast<size_t>(rows * cols), seed);
-  // Offset by one byte so no path can rely on aligned rows.
-  uint8_t* base = m.bytes.data() + 1;
+  // Offset by two bytes so no path can rely on aligned rows (GGUF only guarantees the
+  // 2-byte alignment of the fp16 scales: every block size is even).
+  uint8_t* base = m.bytes.data() + 2;
   for (int64_t r = 0; r < rows; ++r) {
     uint8_t* row = base + static_cast<size_t>(r) * row_bytes;
     EXPECT_TRUE(Quantize(type, src.data() + r * cols, row, cols).ok());
@@ -207,7 +208,7 @@ TEST(KernelsTest, MatMulMatchesReferenceEveryTypeIsaAndShape) {
       const int64_t cols = shape.cols_blocks * bs;
       const Matrix m = MakeMatrix(type, shape.rows, cols, 17 + shape.rows, shape.rows == 19 ? 6 : 0);
       for (int64_t n_tokens : {1, 2, 7, 64}) {
-        if (n_tokens == 64 && shape.rows * cols > 19 * 8 * 256) continue;
+        if (n_tokens == 64 && shape.rows != 37) continue;  // one batch shape: panels plus leftover rows
         const std::vector<float> x = Gaussian(static_cast<size_t>(n_tokens * cols), 99 + n_tokens);
         const std::vector<float> xq = QuantizedActivations(type, x);
         for (const Path& path : Paths()) {
