@@ -187,6 +187,10 @@ void MatMulWith(const IsaKernels& k, const WeightView& w, const float* x, int64_
   }
   grain = std::max<int64_t>(align, (grain + align - 1) / align * align);
   const int64_t panel_end = panel != nullptr ? w.rows / align * align : 0;
+  // Below about 64 KiB of weight traffic the work takes a few microseconds, about what
+  // waking the pool and waiting for it costs: run it here.
+  const double row_read = static_cast<double>(w.cols / BlockSize(w.type) * BlockBytes(w.type));
+  const bool small = row_read * static_cast<double>(w.rows) * static_cast<double>(n_tokens) < 64.0 * 1024;
 
   const auto* wbase = static_cast<const uint8_t*>(w.data);
   for (int64_t t0 = 0; t0 < n_tokens; t0 += kTokenBlock) {
@@ -198,7 +202,7 @@ void MatMulWith(const IsaKernels& k, const WeightView& w, const float* x, int64_
       if (r1 > split) gemm(GemmArgs{wbase, w.row_bytes, w.cols, &acts, split, r1, t0, t1, y, ldy});
       --matmul_depth;
     };
-    if (pool == nullptr || threads == 1 || w.rows <= grain) {
+    if (pool == nullptr || threads == 1 || w.rows <= grain || small) {
       rows_fn(0, w.rows);
     } else {
       pool->ParallelForGrain(w.rows, grain, rows_fn);

@@ -228,12 +228,13 @@ TEST(KernelsTest, MatMulMatchesReferenceEveryTypeIsaAndShape) {
 TEST(KernelsTest, ResultsDoNotDependOnThreadCount) {
   ThreadPool one(1), two(2), five(5);
   for (TensorType type : kAllTypes) {
-    const int64_t cols = 512;
-    const Matrix m = MakeMatrix(type, 77, cols, 5);
+    // Big enough (> 64 KiB of weights) that MatMul uses the pool even for one token.
+    const int64_t cols = 1024, rows = 130;
+    const Matrix m = MakeMatrix(type, rows, cols, 5);
     for (int64_t n_tokens : {1, 7, 33}) {
       const std::vector<float> x = Gaussian(static_cast<size_t>(n_tokens * cols), 3);
       for (const Path& path : Paths()) {
-        std::vector<float> y0(static_cast<size_t>(n_tokens * 77)), y1 = y0, y2 = y0, y5 = y0;
+        std::vector<float> y0(static_cast<size_t>(n_tokens * rows)), y1 = y0, y2 = y0, y5 = y0;
         RunPath(path, m.view, x.data(), n_tokens, y0.data(), nullptr);
         RunPath(path, m.view, x.data(), n_tokens, y1.data(), &one);
         RunPath(path, m.view, x.data(), n_tokens, y2.data(), &two);
