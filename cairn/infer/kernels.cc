@@ -101,10 +101,12 @@ GemmFn GemmFor(const IsaKernels& k, TensorType type) {
   }
 }
 
-// Scratch for the quantized activations, one per thread that calls MatMul.
+// Scratch for the quantized activations, one per thread that calls MatMul. While this
+// thread runs rows of a MatMul (matmul_depth > 0), the buffer may be in use by that call,
+// so a MatMul started from there gets a buffer of its own.
 using internal::Scratch;
 thread_local Scratch scratch;
-thread_local int matmul_depth = 0;  // a MatMul inside a ParallelFor body on this thread
+thread_local int matmul_depth = 0;
 
 inline size_t Align64(size_t n) { return (n + 63) & ~size_t{63}; }
 

@@ -15,6 +15,7 @@
 #include "cairn/infer/kernels_internal.h"
 
 #if defined(__x86_64__)
+#include <cpuid.h>
 #include <immintrin.h>
 #endif
 
@@ -372,15 +373,22 @@ constexpr IsaKernels kAvx2 = {Isa::kAvx2,   "avx2",        QuantizeQ8_0Avx2, Qua
 
 }  // namespace
 
+// Not every compiler's __builtin_cpu_supports knows "f16c" (clang 14 does not): CPUID
+// leaf 1, ECX bit 29.
+bool CpuHasF16c() {
+  unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
+  return __get_cpuid(1, &eax, &ebx, &ecx, &edx) != 0 && (ecx & (1u << 29)) != 0;
+}
+
 const IsaKernels* Avx2Kernels() {
-  static const bool supported =
-      __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+  static const bool supported = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && CpuHasF16c();
   return supported ? &kAvx2 : nullptr;
 }
 
 #else
 
 const IsaKernels* Avx2Kernels() { return nullptr; }
+bool CpuHasF16c() { return false; }
 
 #endif
 

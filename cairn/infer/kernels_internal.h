@@ -78,6 +78,9 @@ const IsaKernels* Avx2Kernels();
 const IsaKernels* Avx512Kernels();
 const IsaKernels* NeonKernels();
 
+// x86: whether the CPU has F16C (false elsewhere).
+bool CpuHasF16c();
+
 // The AVX-512 table without VNNI (nullptr without AVX-512), for tests and benchmarks.
 const IsaKernels* Avx512NoVnniKernels();
 
