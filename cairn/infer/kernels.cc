@@ -1,0 +1,305 @@
+#include "cairn/infer/kernels.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <memory>
+#include <new>
+#include <string>
+
+#include <fmt/format.h>
+
+#include "cairn/base/log.h"
+#include "cairn/infer/kernels_internal.h"
+
+namespace cairn::infer {
+
+namespace {
+
+using internal::Acts;
+using internal::GemmArgs;
+using internal::GemmFn;
+using internal::IsaKernels;
+
+[[noreturn]] void Die(const absl::Status& s) {
+  std::fprintf(stderr, "cairn::infer::MatMul: %s\n", std::string(s.message()).c_str());
+  std::abort();
+}
+
+const IsaKernels* KernelsFor(Isa isa) {
+  switch (isa) {
+    case Isa::kScalar:
+      return internal::ScalarKernels();
+    case Isa::kAvx2:
+      return internal::Avx2Kernels();
+    case Isa::kAvx512:
+      return internal::Avx512Kernels();
+    case Isa::kNeon:
+      return internal::NeonKernels();
+  }
+  return nullptr;
+}
+
+const IsaKernels* Best() {
+  for (Isa isa : {Isa::kAvx512, Isa::kAvx2, Isa::kNeon}) {
+    if (const IsaKernels* k = KernelsFor(isa)) return k;
+  }
+  return internal::ScalarKernels();
+}
+
+const IsaKernels* Choose() {
+  const char* env = std::getenv("CAIRN_INFER_ISA");
+  if (env == nullptr || *env == '\0') return Best();
+  for (Isa isa : {Isa::kScalar, Isa::kAvx2, Isa::kAvx512, Isa::kNeon}) {
+    if (std::string(env) == IsaName(isa)) {
+      if (const IsaKernels* k = KernelsFor(isa)) return k;
+    }
+  }
+  const IsaKernels* best = Best();
+  spdlog::warn("CAIRN_INFER_ISA={} is not available on this machine; using {}", env, best->description);
+  return best;
+}
+
+const IsaKernels& Active() {
+  static const IsaKernels* const kernels = Choose();  // chosen once, thread-safely
+  return *kernels;
+}
+
+GemmFn PanelFor(const IsaKernels& k, TensorType type) {
+  switch (type) {
+    case TensorType::kQ8_0:
+      return k.panel_q8_0;
+    case TensorType::kQ4_0:
+      return k.panel_q4_0;
+    case TensorType::kQ4_K:
+      return k.panel_q4_k;
+    case TensorType::kQ6_K:
+      return k.panel_q6_k;
+    default:
+      return nullptr;
+  }
+}
+
+GemmFn GemmFor(const IsaKernels& k, TensorType type) {
+  switch (type) {
+    case TensorType::kF32:
+      return k.f32;
+    case TensorType::kF16:
+      return k.f16;
+    case TensorType::kBF16:
+      return k.bf16;
+    case TensorType::kQ8_0:
+      return k.q8_0;
+    case TensorType::kQ4_0:
+      return k.q4_0;
+    case TensorType::kQ4_K:
+      return k.q4_k;
+    case TensorType::kQ6_K:
+      return k.q6_k;
+    default:
+      return nullptr;
+  }
+}
+
+// Scratch for the quantized activations, one per thread that calls MatMul. While this
+// thread runs rows of a MatMul (matmul_depth > 0), the buffer may be in use by that call,
+// so a MatMul started from there gets a buffer of its own.
+using internal::Scratch;
+thread_local Scratch scratch;
+thread_local int matmul_depth = 0;
+
+inline size_t Align64(size_t n) { return (n + 63) & ~size_t{63}; }
+
+// Tokens per pass over the weights: their quantized activations (about cols bytes each)
+// stay in L2 while the rows stream past.
+constexpr int64_t kTokenBlock = 64;
+
+}  // namespace
+
+namespace internal {
+void MatMulWith(const IsaKernels& k, const WeightView& w, const float* x, int64_t ldx, int64_t n_tokens, float* y,
+                int64_t ldy, ThreadPool* pool) {
+  const GemmFn gemm = GemmFor(k, w.type);
+  Acts acts;
+  acts.type = ActivationType(w.type);
+  acts.cols = w.cols;
+  std::unique_ptr<Scratch> own;  // nested calls get their own buffer
+  if (acts.type == TensorType::kF32) {
+    acts.x = x;
+    acts.ldx = ldx;
+  } else {
+    const int64_t block = acts.type == TensorType::kQ8_0 ? 32 : kQK_K;
+    acts.nb = w.cols / block;
+    const size_t n = static_cast<size_t>(n_tokens);
+    const size_t qs_bytes = Align64(n * static_cast<size_t>(w.cols));
+    const size_t d_bytes = Align64(n * static_cast<size_t>(acts.nb) * sizeof(float));
+    const size_t extra_bytes = acts.type == TensorType::kQ8_0 ? n * static_cast<size_t>(acts.nb) * sizeof(int32_t)
+                                                              : n * static_cast<size_t>(acts.nb) * 16 * sizeof(int16_t);
+    Scratch* s = &scratch;
+    if (matmul_depth > 0) {
+      own = std::make_unique<Scratch>();
+      s = own.get();
+    }
+    auto* base = static_cast<char*>(s->Get(qs_bytes + d_bytes + extra_bytes));
+    auto* qs = reinterpret_cast<int8_t*>(base);
+    auto* d = reinterpret_cast<float*>(base + qs_bytes);
+    char* extra = base + qs_bytes + d_bytes;
+    auto quantize = [&](int64_t t0, int64_t t1) {
+      for (int64_t t = t0; t < t1; ++t) {
+        const float* xt = x + t * ldx;
+        int8_t* qt = qs + t * w.cols;
+        float* dt = d + t * acts.nb;
+        if (acts.type == TensorType::kQ8_0) {
+          k.quantize_q8_0(xt, w.cols, qt, dt, reinterpret_cast<int32_t*>(extra) + t * acts.nb);
+        } else {
+          k.quantize_q8_k(xt, w.cols, qt, dt, reinterpret_cast<int16_t*>(extra) + t * acts.nb * 16);
+        }
+      }
+    };
+    if (pool != nullptr && n_tokens >= 8) {
+      pool->ParallelFor(n_tokens, quantize);
+    } else {
+      quantize(0, n_tokens);
+    }
+    acts.qs = qs;
+    acts.d = d;
+    if (acts.type == TensorType::kQ8_0) {
+      acts.sums = reinterpret_cast<const int32_t*>(extra);
+    } else {
+      acts.bsums = reinterpret_cast<const int16_t*>(extra);
+    }
+  }
+
+  const int threads = pool == nullptr ? 1 : pool->size();
+  // Batches use the panel kernels where the path has them: for whole panels of rows, so
+  // work items start on panel boundaries and only the matrix's last rows % panel_rows
+  // rows fall back to the per-row kernels (which rows take which kernel never depends on
+  // the thread count).
+  const GemmFn panel = n_tokens >= k.panel_min_tokens ? PanelFor(k, w.type) : nullptr;
+  const int64_t align = panel != nullptr ? k.panel_rows : 4;
+  // Rows per work item. Decode: several items per thread so a late thread is not waited
+  // for. Batches: as many rows as fit about 64 KiB, so the rows of an item stay in L2 while
+  // every token tile passes over them.
+  int64_t grain;
+  if (n_tokens == 1) {
+    grain = w.rows / (int64_t{threads} * 8);
+  } else {
+    grain = std::min<int64_t>(static_cast<int64_t>((64 << 10) / std::max<size_t>(w.row_bytes, 1)),
+                              w.rows / (int64_t{threads} * 4));
+  }
+  grain = std::max<int64_t>(align, (grain + align - 1) / align * align);
+  const int64_t panel_end = panel != nullptr ? w.rows / align * align : 0;
+  // Below about 64 KiB of weight traffic the work takes a few microseconds, about what
+  // waking the pool and waiting for it costs: run it here.
+  const double row_read = static_cast<double>(w.cols / BlockSize(w.type) * BlockBytes(w.type));
+  const bool small = row_read * static_cast<double>(w.rows) * static_cast<double>(n_tokens) < 64.0 * 1024;
+
+  const auto* wbase = static_cast<const uint8_t*>(w.data);
+  for (int64_t t0 = 0; t0 < n_tokens; t0 += kTokenBlock) {
+    const int64_t t1 = std::min(n_tokens, t0 + kTokenBlock);
+    auto rows_fn = [&](int64_t r0, int64_t r1) {
+      ++matmul_depth;
+      const int64_t split = std::clamp(panel_end, r0, r1);
+      if (split > r0) panel(GemmArgs{wbase, w.row_bytes, w.cols, &acts, r0, split, t0, t1, y, ldy});
+      if (r1 > split) gemm(GemmArgs{wbase, w.row_bytes, w.cols, &acts, split, r1, t0, t1, y, ldy});
+      --matmul_depth;
+    };
+    if (pool == nullptr || threads == 1 || w.rows <= grain || small) {
+      rows_fn(0, w.rows);
+    } else {
+      pool->ParallelForGrain(w.rows, grain, rows_fn);
+    }
+  }
+}
+}  // namespace internal
+
+absl::Status CheckWeightView(const WeightView& w) {
+  if (!IsSupported(w.type)) {
+    return absl::InvalidArgumentError(fmt::format("matmul: weight type {} is not supported", TensorTypeName(w.type)));
+  }
+  if (w.rows < 0 || w.cols <= 0) {
+    return absl::InvalidArgumentError(fmt::format("matmul: bad weight shape {} x {}", w.rows, w.cols));
+  }
+  absl::StatusOr<uint64_t> rb = RowBytes(w.type, w.cols);
+  if (!rb.ok()) return rb.status();
+  if (w.row_bytes < *rb) {
+    return absl::InvalidArgumentError(fmt::format("matmul: row_bytes {} is less than a {} row of {} ({} bytes)",
+                                                  w.row_bytes, TensorTypeName(w.type), w.cols, *rb));
+  }
+  if (w.rows > 0 && w.data == nullptr) return absl::InvalidArgumentError("matmul: weight data is null");
+  return absl::OkStatus();
+}
+
+TensorType ActivationType(TensorType weight_type) {
+  switch (weight_type) {
+    case TensorType::kQ4_0:
+    case TensorType::kQ8_0:
+      return TensorType::kQ8_0;
+    case TensorType::kQ4_K:
+    case TensorType::kQ6_K:
+      return TensorType::kQ8_K;
+    default:
+      return TensorType::kF32;
+  }
+}
+
+const char* IsaName(Isa isa) {
+  switch (isa) {
+    case Isa::kScalar:
+      return "scalar";
+    case Isa::kAvx2:
+      return "avx2";
+    case Isa::kAvx512:
+      return "avx512";
+    case Isa::kNeon:
+      return "neon";
+  }
+  return "?";
+}
+
+bool IsaAvailable(Isa isa) { return KernelsFor(isa) != nullptr; }
+
+std::vector<Isa> AvailableIsas() {
+  std::vector<Isa> out;
+  for (Isa isa : {Isa::kScalar, Isa::kAvx2, Isa::kAvx512, Isa::kNeon}) {
+    if (IsaAvailable(isa)) out.push_back(isa);
+  }
+  return out;
+}
+
+Isa ActiveIsa() { return Active().isa; }
+std::string_view ActiveIsaDescription() { return Active().description; }
+
+namespace {
+
+void CheckOrDie(const WeightView& w, int64_t ldx, int64_t ldy) {
+  if (absl::Status s = CheckWeightView(w); !s.ok()) Die(s);
+  if (ldx < w.cols || ldy < w.rows) {
+    Die(absl::InvalidArgumentError(fmt::format("strides ldx {} / ldy {} below the {} x {} matrix", ldx, ldy, w.rows, w.cols)));
+  }
+}
+
+}  // namespace
+
+void MatMulIsa(Isa isa, const WeightView& w, const float* x, int64_t n_tokens, float* y, ThreadPool* pool) {
+  CheckOrDie(w, w.cols, w.rows);
+  const IsaKernels* k = KernelsFor(isa);
+  if (k == nullptr) Die(absl::InvalidArgumentError(fmt::format("instruction set {} is not available", IsaName(isa))));
+  if (n_tokens <= 0 || w.rows == 0) return;
+  internal::MatMulWith(*k, w, x, w.cols, n_tokens, y, w.rows, pool);
+}
+
+void MatMul(const WeightView& w, const float* x, int64_t n_tokens, float* y, ThreadPool* pool) {
+  CheckOrDie(w, w.cols, w.rows);
+  if (n_tokens <= 0 || w.rows == 0) return;
+  internal::MatMulWith(Active(), w, x, w.cols, n_tokens, y, w.rows, pool);
+}
+
+void MatMulStrided(const WeightView& w, const float* x, int64_t ldx, int64_t n_tokens, float* y, int64_t ldy,
+                   ThreadPool* pool) {
+  CheckOrDie(w, ldx, ldy);
+  if (n_tokens <= 0 || w.rows == 0) return;
+  internal::MatMulWith(Active(), w, x, ldx, n_tokens, y, ldy, pool);
+}
+
+}  // namespace cairn::infer

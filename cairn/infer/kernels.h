@@ -1,0 +1,90 @@
+// cairn/infer/kernels.h — weight-matrix products for the forward pass.
+//
+// MatMul multiplies a weight matrix, read in place from the model mapping (never expanded
+// to float32 in memory), by a batch of float32 activation vectors. For the quantized types
+// the activations are quantized on the fly, as llama.cpp does, so the inner loops are
+// integer dot products: to Q8_0-style blocks of 32 for Q4_0 and Q8_0 weights, to
+// Q8_K-style blocks of 256 (with the sums of each 16) for Q4_K and Q6_K. Each block has a
+// float scale d = max|x| / 127 and values q = nearbyint(x / d), identical on every path.
+// F32, F16 and BF16 weights use float dot products with the activations as given.
+//
+// Instruction sets: a scalar path (the reference, plain C++), AVX2 (+FMA, F16C), AVX-512
+// (F/BW/VL/DQ, with VNNI vpdpbusd where the CPU has it) and NEON (vdotq_s32 where the
+// compiler targets the dot-product extension). The best one the CPU supports is chosen
+// once, at the first call; the environment variable CAIRN_INFER_ISA=scalar|avx2|avx512|neon
+// forces one (a path the machine lacks falls back to the best, with a warning). Batches of
+// 4 tokens or more run on AVX2 and AVX-512/VNNI through panels of 8 or 16 rows repacked on
+// the fly into a small per-thread buffer (rows in the vector lanes), so each weight block
+// is unpacked once for the whole batch; decode streams the rows as they are.
+//
+// Accuracy: every path computes, per output, the same quantity (the weights exactly as
+// Dequantize gives them, times the quantized activations) and differs from the others only
+// in float rounding. Against float activations the error is bounded by the activation
+// rounding: at most sum over blocks of (d / 2) * sum |w_i|. Results never depend on the
+// number of threads; they may differ in the last bits between a batch of 4+ tokens and
+// the same tokens one at a time, and between paths.
+//
+// Threads: `pool` splits the rows across its threads (the caller takes part); null runs on
+// the calling thread. Thread-safety: all functions are reentrant; MatMul reads `w` and `x`
+// and writes only y.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "cairn/infer/tensor_type.h"
+#include "cairn/infer/thread_pool.h"
+
+namespace cairn::infer {
+
+// A weight matrix used in place from the mapping: rows x cols, row-major, `type`.
+// Row r starts at data + r * row_bytes (row_bytes >= RowBytes(type, cols); rows need no
+// particular alignment).
+struct WeightView {
+  TensorType type;
+  int64_t rows, cols;
+  const void* data;
+  size_t row_bytes;
+};
+
+// OK when MatMul can run `w`: a supported type, rows >= 0, cols > 0 and a multiple of
+// the type's block size, row_bytes large enough and data non-null (unless rows == 0).
+absl::Status CheckWeightView(const WeightView& w);
+
+// y[t * rows + r] = dot(W row r, x[t * cols ...]) for t in [0, n_tokens). x is float32;
+// it is quantized on the fly (Q8_0 or Q8_K blocks as the weight type needs) so inner
+// loops are integer dot products; F32/F16/BF16 weights use float dot products.
+// `pool` may be null (runs on the calling thread). Precondition: CheckWeightView(w) is
+// OK (the model validates its tensors when it loads); violating it aborts.
+void MatMul(const WeightView& w, const float* x, int64_t n_tokens, float* y, ThreadPool* pool);
+
+// MatMul with strides: token t's input at x + t * ldx (ldx >= cols) and its outputs at
+// y + t * ldy (ldy >= rows), e.g. to write Q, K and V side by side in one buffer. Other
+// elements of y are left alone. Same results as MatMul.
+void MatMulStrided(const WeightView& w, const float* x, int64_t ldx, int64_t n_tokens, float* y, int64_t ldy,
+                   ThreadPool* pool);
+
+// The instruction-set paths.
+enum class Isa { kScalar, kAvx2, kAvx512, kNeon };
+const char* IsaName(Isa isa);  // "scalar", "avx2", "avx512", "neon"
+// Whether this build and CPU can run the path.
+bool IsaAvailable(Isa isa);
+// Those IsaAvailable accepts, scalar first.
+std::vector<Isa> AvailableIsas();
+// The path MatMul uses (chosen once: CAIRN_INFER_ISA, else the best available).
+Isa ActiveIsa();
+// A short description of the active path, e.g. "avx512 (vnni)", for logs and benchmarks.
+std::string_view ActiveIsaDescription();
+
+// MatMul on a given path (for tests and benchmarks); `isa` must be available (aborts
+// otherwise).
+void MatMulIsa(Isa isa, const WeightView& w, const float* x, int64_t n_tokens, float* y, ThreadPool* pool);
+
+// The activation format MatMul uses for a weight type: kQ8_0, kQ8_K, or kF32 for the
+// float types (the activations are used as they are).
+TensorType ActivationType(TensorType weight_type);
+
+}  // namespace cairn::infer
