@@ -25,6 +25,10 @@ struct Context::Scratch {
   std::vector<int32_t> cells;             // decoders: each token's cache cell
   std::vector<std::vector<int32_t>> members;  // encoders: batch indices of each slot
   std::vector<int32_t> out_rows;          // batch indices of the output tokens
+  // After the last layer's K/V, only the output tokens' rows are carried on (x, q and
+  // everything after attention hold them in rows 0..n_outputs-1): nothing later needs
+  // the others. `compacted` says this happened in the current Forward.
+  bool compacted = false;
 };
 
 Context::Context(const Model& model, const ContextOptions& options)
@@ -160,6 +164,12 @@ absl::Status Context::Forward(std::span<const BatchToken> batch, OutputKind kind
     for (size_t t = 0; t < n; ++t) s.members[batch[t].seq].push_back(static_cast<int32_t>(t));
   }
 
+  s.out_rows.clear();
+  for (size_t t = 0; t < n; ++t) {
+    if (batch[t].output) s.out_rows.push_back(static_cast<int32_t>(t));
+  }
+  s.compacted = false;
+
   Embed(batch);
   for (uint32_t il = 0; il < c.n_layer; ++il) {
     if (c.is_encoder()) {
@@ -168,7 +178,7 @@ absl::Status Context::Forward(std::span<const BatchToken> batch, OutputKind kind
       DecoderLayer(static_cast<int>(il), batch);
     }
   }
-  Outputs(batch, kind);
+  Outputs(kind);
   return absl::OkStatus();
 }
 
@@ -240,22 +250,24 @@ void Context::DecoderLayer(int il, std::span<const BatchToken> batch) {
       }
     }
   });
-  Attention(il, batch);
-  MatMul(l.wo, s.attn.data(), n, s.tmp.data(), pool_);
-  ForTokens(n, e, [&](int64_t b, int64_t end) {
+  const int64_t m = Compact(il, n);
+  if (m == 0) return;
+  Attention(il, batch, m);
+  MatMul(l.wo, s.attn.data(), m, s.tmp.data(), pool_);
+  ForTokens(m, e, [&](int64_t b, int64_t end) {
     for (int64_t t = b; t < end; ++t) {
       float* x = s.x.data() + t * e;
       AddTo(x, s.tmp.data() + t * e, e);
       RmsNorm(x, l.ffn_norm, c.norm_eps, e, s.xn.data() + t * e);
     }
   });
-  MatMul(l.gate, s.xn.data(), n, s.gate.data(), pool_);
-  MatMul(l.up, s.xn.data(), n, s.up.data(), pool_);
-  ForTokens(n, 8 * ff, [&](int64_t b, int64_t end) {
+  MatMul(l.gate, s.xn.data(), m, s.gate.data(), pool_);
+  MatMul(l.up, s.xn.data(), m, s.up.data(), pool_);
+  ForTokens(m, 8 * ff, [&](int64_t b, int64_t end) {
     SiluMul(s.gate.data() + b * ff, s.up.data() + b * ff, (end - b) * ff, s.gate.data() + b * ff);
   });
-  MatMul(l.down, s.gate.data(), n, s.tmp.data(), pool_);
-  ForTokens(n, e, [&](int64_t b, int64_t end) { AddTo(s.x.data() + b * e, s.tmp.data() + b * e, (end - b) * e); });
+  MatMul(l.down, s.gate.data(), m, s.tmp.data(), pool_);
+  ForTokens(m, e, [&](int64_t b, int64_t end) { AddTo(s.x.data() + b * e, s.tmp.data() + b * e, (end - b) * e); });
 }
 
 void Context::EncoderLayer(int il, std::span<const BatchToken> batch) {
@@ -275,9 +287,11 @@ void Context::EncoderLayer(int il, std::span<const BatchToken> batch) {
       AddTo(s.v.data() + t * nkv, l.bv, nkv);
     }
   });
-  Attention(il, batch);
-  MatMul(l.wo, s.attn.data(), n, s.tmp.data(), pool_);
-  ForTokens(n, 4 * e, [&](int64_t b, int64_t end) {
+  const int64_t m = Compact(il, n);
+  if (m == 0) return;
+  Attention(il, batch, m);
+  MatMul(l.wo, s.attn.data(), m, s.tmp.data(), pool_);
+  ForTokens(m, 4 * e, [&](int64_t b, int64_t end) {
     for (int64_t t = b; t < end; ++t) {
       float* x = s.x.data() + t * e;
       AddTo(x, s.tmp.data() + t * e, e);
@@ -285,16 +299,16 @@ void Context::EncoderLayer(int il, std::span<const BatchToken> batch) {
       LayerNorm(x, l.attn_out_norm, l.attn_out_norm_b, c.norm_eps, e, x);
     }
   });
-  MatMul(l.up, s.x.data(), n, s.up.data(), pool_);
-  ForTokens(n, 16 * ff, [&](int64_t b, int64_t end) {
+  MatMul(l.up, s.x.data(), m, s.up.data(), pool_);
+  ForTokens(m, 16 * ff, [&](int64_t b, int64_t end) {
     for (int64_t t = b; t < end; ++t) {
       float* u = s.up.data() + t * ff;
       AddTo(u, l.b_up, ff);
       Gelu(u, ff);
     }
   });
-  MatMul(l.down, s.up.data(), n, s.tmp.data(), pool_);
-  ForTokens(n, 4 * e, [&](int64_t b, int64_t end) {
+  MatMul(l.down, s.up.data(), m, s.tmp.data(), pool_);
+  ForTokens(m, 4 * e, [&](int64_t b, int64_t end) {
     for (int64_t t = b; t < end; ++t) {
       float* x = s.x.data() + t * e;
       AddTo(x, s.tmp.data() + t * e, e);
@@ -304,14 +318,32 @@ void Context::EncoderLayer(int il, std::span<const BatchToken> batch) {
   });
 }
 
+// In the last layer, once every token's K/V is in place, the tokens without an output
+// are dropped: their attention, feed-forward and final norm would be thrown away.
+// Moves the output tokens' rows of x and q to the front and returns their count.
+int64_t Context::Compact(int il, int64_t n) {
+  Scratch& s = *s_;
+  const int64_t n_out = static_cast<int64_t>(s.out_rows.size());
+  if (il != static_cast<int>(model_.config().n_layer) - 1 || n_out == n) return n;
+  const int64_t e = model_.config().n_embd, nq = model_.config().n_embd_q();
+  for (int64_t r = 0; r < n_out; ++r) {
+    const int64_t t = s.out_rows[r];  // >= r: rows only move towards the front
+    if (t == r) continue;
+    std::copy_n(s.x.data() + t * e, e, s.x.data() + r * e);
+    std::copy_n(s.q.data() + t * nq, nq, s.q.data() + r * nq);
+  }
+  s.compacted = true;
+  return n_out;
+}
+
 // softmax(q k^T / sqrt(head_dim)) v for every (token, head), spread over the pool.
 // Grouped-query attention: query head h reads kv head h / (n_head / n_head_kv). Key
 // and value rows are addressed as base + index * n_embd_kv: the index is the cache
 // cell of each position (decoders) or the batch index of each member of the slot
 // (encoders), so both read their rows in place.
-void Context::Attention(int il, std::span<const BatchToken> batch) {
+// `rows` query rows: batch entries 0..rows-1, or the output entries after Compact.
+void Context::Attention(int il, std::span<const BatchToken> batch, int64_t rows) {
   const ModelConfig& c = model_.config();
-  const int64_t n = static_cast<int64_t>(batch.size());
   const int64_t nq = c.n_embd_q(), nkv = c.n_embd_kv(), hd = c.head_dim;
   const int64_t n_head = c.n_head, group = c.n_head / c.n_head_kv;
   const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(hd)));
@@ -325,10 +357,11 @@ void Context::Attention(int il, std::span<const BatchToken> batch) {
     thread_local std::vector<int32_t> filtered;
     qs.resize(static_cast<size_t>(hd));
     for (int64_t i = begin; i < end; ++i) {
-      const int64_t t = i / n_head, h = i % n_head, kvh = h / group;
-      const float* q = s.q.data() + t * nq + h * hd;
+      const int64_t r = i / n_head, h = i % n_head, kvh = h / group;
+      const int64_t t = s.compacted ? s.out_rows[r] : r;  // the batch entry
+      const float* q = s.q.data() + r * nq + h * hd;
       for (int64_t d = 0; d < hd; ++d) qs[d] = q[d] * scale;
-      float* out = s.attn.data() + t * nq + h * hd;
+      float* out = s.attn.data() + r * nq + h * hd;
       const int32_t* idx;
       int64_t n_keys;
       if (cache != nullptr) {
@@ -367,7 +400,7 @@ void Context::Attention(int il, std::span<const BatchToken> batch) {
       }
     }
   };
-  const int64_t items = n * n_head;
+  const int64_t items = rows * n_head;
   if (pool_->size() > 1 && items > 1) {
     pool_->ParallelFor(items, body);
   } else {
@@ -375,26 +408,22 @@ void Context::Attention(int il, std::span<const BatchToken> batch) {
   }
 }
 
-void Context::Outputs(std::span<const BatchToken> batch, OutputKind kind) {
+void Context::Outputs(OutputKind kind) {
   const ModelConfig& c = model_.config();
   const Model::Weights& w = model_.weights();
   const int64_t e = c.n_embd;
   Scratch& s = *s_;
-  s.out_rows.clear();
-  for (size_t t = 0; t < batch.size(); ++t) {
-    if (batch[t].output) s.out_rows.push_back(static_cast<int32_t>(t));
-  }
   n_outputs_ = static_cast<int32_t>(s.out_rows.size());
   output_width_ = kind == OutputKind::kLogits ? static_cast<int32_t>(c.n_vocab) : static_cast<int32_t>(e);
   if (n_outputs_ == 0) return;
-  // Gather the output tokens' hidden states (and apply the decoders' final norm).
+  // The output tokens' hidden states, with the decoders' final norm.
   float* h = kind == OutputKind::kLogits ? s.xn.data() : nullptr;
   if (h == nullptr) {
     outputs_.resize(static_cast<size_t>(n_outputs_) * e);
     h = outputs_.data();
   }
   for (int32_t r = 0; r < n_outputs_; ++r) {
-    const float* x = s.x.data() + static_cast<int64_t>(s.out_rows[r]) * e;
+    const float* x = s.x.data() + (s.compacted ? r : s.out_rows[r]) * e;
     if (c.is_encoder()) {
       std::copy(x, x + e, h + r * e);
     } else {

@@ -179,8 +179,10 @@ class Context {
   void Embed(std::span<const BatchToken> batch);
   void DecoderLayer(int il, std::span<const BatchToken> batch);
   void EncoderLayer(int il, std::span<const BatchToken> batch);
-  void Attention(int il, std::span<const BatchToken> batch);
-  void Outputs(std::span<const BatchToken> batch, OutputKind kind);
+  // Returns the number of rows the rest of the layer carries (see Compact).
+  int64_t Compact(int il, int64_t n);
+  void Attention(int il, std::span<const BatchToken> batch, int64_t rows);
+  void Outputs(OutputKind kind);
   // Runs fn over [0, n) tokens, on the pool when there is enough work.
   void ForTokens(int64_t n, int64_t cost_per_token, const std::function<void(int64_t, int64_t)>& fn);
 
