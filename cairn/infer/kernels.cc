@@ -65,6 +65,21 @@ const IsaKernels& Active() {
   return *kernels;
 }
 
+GemmFn PanelFor(const IsaKernels& k, TensorType type) {
+  switch (type) {
+    case TensorType::kQ8_0:
+      return k.panel_q8_0;
+    case TensorType::kQ4_0:
+      return k.panel_q4_0;
+    case TensorType::kQ4_K:
+      return k.panel_q4_k;
+    case TensorType::kQ6_K:
+      return k.panel_q6_k;
+    default:
+      return nullptr;
+  }
+}
+
 GemmFn GemmFor(const IsaKernels& k, TensorType type) {
   switch (type) {
     case TensorType::kF32:
@@ -86,26 +101,8 @@ GemmFn GemmFor(const IsaKernels& k, TensorType type) {
   }
 }
 
-// Scratch for the quantized activations, one per thread that calls MatMul, grown as
-// needed and never shrunk, so steady-state calls do not allocate. 64-byte aligned.
-class Scratch {
- public:
-  void* Get(size_t bytes) {
-    if (bytes > size_) {
-      buf_.reset(static_cast<char*>(::operator new(bytes, std::align_val_t{64})));
-      size_ = bytes;
-    }
-    return buf_.get();
-  }
-
- private:
-  struct Free {
-    void operator()(char* p) const { ::operator delete(p, std::align_val_t{64}); }
-  };
-  std::unique_ptr<char, Free> buf_;
-  size_t size_ = 0;
-};
-
+// Scratch for the quantized activations, one per thread that calls MatMul.
+using internal::Scratch;
 thread_local Scratch scratch;
 thread_local int matmul_depth = 0;  // a MatMul inside a ParallelFor body on this thread
 
@@ -115,7 +112,10 @@ inline size_t Align64(size_t n) { return (n + 63) & ~size_t{63}; }
 // stay in L2 while the rows stream past.
 constexpr int64_t kTokenBlock = 64;
 
-void Run(const IsaKernels& k, const WeightView& w, const float* x, int64_t n_tokens, float* y, ThreadPool* pool) {
+}  // namespace
+
+namespace internal {
+void MatMulWith(const IsaKernels& k, const WeightView& w, const float* x, int64_t n_tokens, float* y, ThreadPool* pool) {
   const GemmFn gemm = GemmFor(k, w.type);
   Acts acts;
   acts.type = ActivationType(w.type);
@@ -167,9 +167,15 @@ void Run(const IsaKernels& k, const WeightView& w, const float* x, int64_t n_tok
   }
 
   const int threads = pool == nullptr ? 1 : pool->size();
-  // Rows per work item, a multiple of 4 (the tile height). Decode: several items per
-  // thread so a late thread is not waited for. Batches: as many rows as fit about 64 KiB,
-  // so the rows of an item stay in L2 while every token tile passes over them.
+  // Batches use the panel kernels where the path has them: for whole panels of rows, so
+  // work items start on panel boundaries and only the matrix's last rows % panel_rows
+  // rows fall back to the per-row kernels (which rows take which kernel never depends on
+  // the thread count).
+  const GemmFn panel = n_tokens >= k.panel_min_tokens ? PanelFor(k, w.type) : nullptr;
+  const int64_t align = panel != nullptr ? k.panel_rows : 4;
+  // Rows per work item. Decode: several items per thread so a late thread is not waited
+  // for. Batches: as many rows as fit about 64 KiB, so the rows of an item stay in L2 while
+  // every token tile passes over them.
   int64_t grain;
   if (n_tokens == 1) {
     grain = w.rows / (int64_t{threads} * 8);
@@ -177,14 +183,17 @@ void Run(const IsaKernels& k, const WeightView& w, const float* x, int64_t n_tok
     grain = std::min<int64_t>(static_cast<int64_t>((64 << 10) / std::max<size_t>(w.row_bytes, 1)),
                               w.rows / (int64_t{threads} * 4));
   }
-  grain = std::max<int64_t>(4, (grain + 3) & ~int64_t{3});
+  grain = std::max<int64_t>(align, (grain + align - 1) / align * align);
+  const int64_t panel_end = panel != nullptr ? w.rows / align * align : 0;
 
   const auto* wbase = static_cast<const uint8_t*>(w.data);
   for (int64_t t0 = 0; t0 < n_tokens; t0 += kTokenBlock) {
     const int64_t t1 = std::min(n_tokens, t0 + kTokenBlock);
     auto rows_fn = [&](int64_t r0, int64_t r1) {
       ++matmul_depth;
-      gemm(GemmArgs{wbase, w.row_bytes, w.cols, &acts, r0, r1, t0, t1, y, w.rows});
+      const int64_t split = std::clamp(panel_end, r0, r1);
+      if (split > r0) panel(GemmArgs{wbase, w.row_bytes, w.cols, &acts, r0, split, t0, t1, y, w.rows});
+      if (r1 > split) gemm(GemmArgs{wbase, w.row_bytes, w.cols, &acts, split, r1, t0, t1, y, w.rows});
       --matmul_depth;
     };
     if (pool == nullptr || threads == 1 || w.rows <= grain) {
@@ -194,8 +203,7 @@ void Run(const IsaKernels& k, const WeightView& w, const float* x, int64_t n_tok
     }
   }
 }
-
-}  // namespace
+}  // namespace internal
 
 absl::Status CheckWeightView(const WeightView& w) {
   if (!IsSupported(w.type)) {
@@ -259,13 +267,13 @@ void MatMulIsa(Isa isa, const WeightView& w, const float* x, int64_t n_tokens, f
   const IsaKernels* k = KernelsFor(isa);
   if (k == nullptr) Die(absl::InvalidArgumentError(fmt::format("instruction set {} is not available", IsaName(isa))));
   if (n_tokens <= 0 || w.rows == 0) return;
-  Run(*k, w, x, n_tokens, y, pool);
+  internal::MatMulWith(*k, w, x, n_tokens, y, pool);
 }
 
 void MatMul(const WeightView& w, const float* x, int64_t n_tokens, float* y, ThreadPool* pool) {
   if (absl::Status s = CheckWeightView(w); !s.ok()) Die(s);
   if (n_tokens <= 0 || w.rows == 0) return;
-  Run(Active(), w, x, n_tokens, y, pool);
+  internal::MatMulWith(Active(), w, x, n_tokens, y, pool);
 }
 
 }  // namespace cairn::infer

@@ -68,7 +68,9 @@ CAIRN_AVX2 inline float AbsMax(const float* x, int n) {
   return Hmax(m);
 }
 
-CAIRN_AVX2 void QuantizeQ8_0(const float* x, int64_t n, int8_t* qs, float* d, int32_t* sums) {
+}  // namespace
+
+CAIRN_AVX2 void QuantizeQ8_0Avx2(const float* x, int64_t n, int8_t* qs, float* d, int32_t* sums) {
   for (int64_t b = 0; b < n / 32; ++b) {
     const float db = AbsMax(x + 32 * b, 32) / 127;
     const float id = db != 0 ? 1 / db : 0;
@@ -77,15 +79,14 @@ CAIRN_AVX2 void QuantizeQ8_0(const float* x, int64_t n, int8_t* qs, float* d, in
   }
 }
 
-CAIRN_AVX2 void QuantizeQ8_K(const float* x, int64_t n, int8_t* qs, float* d, int16_t* bsums) {
+CAIRN_AVX2 void QuantizeQ8_KAvx2(const float* x, int64_t n, int8_t* qs, float* d, int16_t* bsums) {
   for (int64_t b = 0; b < n / kQK_K; ++b) {
     const float* xb = x + kQK_K * b;
     const float db = AbsMax(xb, kQK_K) / 127;
     const float id = db != 0 ? 1 / db : 0;
     d[b] = db;
     for (int k = 0; k < 8; ++k) {
-      // Lanes 0-3 of the int32 sums come from the first 16 values, 4-7 from the second...
-      // Round32 adds i0..i3 lane-wise, which mixes the halves, so sum the halves apart.
+      // Each 32 values: i0, i1 are the first 16 (one bsum), i2, i3 the second.
       const __m256 vid = _mm256_set1_ps(id);
       const __m256i i0 = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(xb + 32 * k), vid));
       const __m256i i1 = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(xb + 32 * k + 8), vid));
@@ -99,6 +100,14 @@ CAIRN_AVX2 void QuantizeQ8_K(const float* x, int64_t n, int8_t* qs, float* d, in
     }
   }
 }
+
+// kernels_avx2_panel.cc.
+void PanelQ4_0Avx2(const GemmArgs& g);
+void PanelQ8_0Avx2(const GemmArgs& g);
+void PanelQ4_KAvx2(const GemmArgs& g);
+void PanelQ6_KAvx2(const GemmArgs& g);
+
+namespace {
 
 inline const uint8_t* RowPtr(const GemmArgs& g, int64_t r) { return g.w + static_cast<size_t>(r) * g.row_bytes; }
 
@@ -356,8 +365,10 @@ void GemmF32(const GemmArgs& g) { RunTiles<FloatKernel<LoadF32>>(g); }
 void GemmF16(const GemmArgs& g) { RunTiles<FloatKernel<LoadF16>>(g); }
 void GemmBF16(const GemmArgs& g) { RunTiles<FloatKernel<LoadBF16>>(g); }
 
-constexpr IsaKernels kAvx2 = {Isa::kAvx2, "avx2", QuantizeQ8_0, QuantizeQ8_K, GemmF32,  GemmF16,
-                              GemmBF16,   GemmQ8_0, GemmQ4_0,  GemmQ4_K,   GemmQ6_K};
+constexpr IsaKernels kAvx2 = {Isa::kAvx2,   "avx2",        QuantizeQ8_0Avx2, QuantizeQ8_KAvx2, GemmF32,
+                              GemmF16,      GemmBF16,      GemmQ8_0,         GemmQ4_0,         GemmQ4_K,
+                              GemmQ6_K,     8,             4,                PanelQ8_0Avx2,    PanelQ4_0Avx2,
+                              PanelQ4_KAvx2, PanelQ6_KAvx2};
 
 }  // namespace
 

@@ -7,7 +7,8 @@
 //       for a model larger than the caches).
 //   BM_ReadBandwidth/<threads>                   a plain streaming read of the same buffer:
 //       the decode bound is this rate / bytes of weights per token.
-//   BM_MatMulIsa/<type>/<isa>/<tokens>           5632x2048 on one thread, each instruction set.
+//   BM_MatMulIsa/<type>/<isa>/<tokens>/<rows>    one thread, each instruction set; 256 rows
+//       stay in L2 (compute cost alone), 5632 rows come from L3 or DRAM.
 //   BM_Dispatch/<threads>                        an empty ParallelFor and a tiny MatMul:
 //       the per-call overhead decode pays hundreds of times per token.
 #include <benchmark/benchmark.h>
@@ -199,15 +200,15 @@ BENCHMARK(BM_ReadBandwidth)->Arg(1)->Arg(2)->UseRealTime()->Unit(benchmark::kMil
 void BM_MatMulIsa(benchmark::State& state) {
   const auto type = static_cast<TensorType>(state.range(0));
   const auto isa = static_cast<Isa>(state.range(1));
-  const int64_t tokens = state.range(2);
+  const int64_t tokens = state.range(2), rows = state.range(3);
   if (!IsaAvailable(isa)) {
     state.SkipWithError("instruction set not available");
     return;
   }
-  const Buffer& buf = Weights(type, 5632);
-  const WeightView w{type, 5632, kCols, buf.bytes.data(), buf.row_bytes};
+  const Buffer& buf = Weights(type, rows);
+  const WeightView w{type, rows, kCols, buf.bytes.data(), buf.row_bytes};
   const std::vector<float> x = Activations(tokens * kCols);
-  std::vector<float> y(static_cast<size_t>(tokens * 5632));
+  std::vector<float> y(static_cast<size_t>(tokens * rows));
   for (auto _ : state) {
     MatMulIsa(isa, w, x.data(), tokens, y.data(), nullptr);
     benchmark::DoNotOptimize(y.data());
@@ -221,7 +222,7 @@ void IsaArgs(benchmark::internal::Benchmark* b) {
       if (!IsaAvailable(isa)) continue;
       for (int64_t tokens : {1, 64}) {
         if (isa == Isa::kScalar && tokens > 1) continue;  // seconds per call
-        b->Args({static_cast<int64_t>(type), static_cast<int64_t>(isa), tokens});
+        for (int64_t rows : {256, 5632}) b->Args({static_cast<int64_t>(type), static_cast<int64_t>(isa), tokens, rows});
       }
     }
   }

@@ -13,6 +13,8 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <memory>
+#include <new>
 
 #include "cairn/infer/kernels.h"
 #include "cairn/infer/tensor_type.h"
@@ -60,6 +62,13 @@ struct IsaKernels {
   QuantizeQ8_0Fn quantize_q8_0;
   QuantizeQ8_KFn quantize_q8_k;
   GemmFn f32, f16, bf16, q8_0, q4_0, q4_k, q6_k;
+  // Batches of at least panel_min_tokens tokens: kernels over panels of panel_rows rows
+  // repacked on the fly (lanes = rows), for ranges whose r0 and r1 are multiples of
+  // panel_rows; the last rows % panel_rows rows of a matrix use the kernels above. Null
+  // where the path has none.
+  int panel_rows = 0;
+  int64_t panel_min_tokens = 0;
+  GemmFn panel_q8_0 = nullptr, panel_q4_0 = nullptr, panel_q4_k = nullptr, panel_q6_k = nullptr;
 };
 
 // Each returns nullptr when the build or the CPU lacks the instructions.
@@ -68,9 +77,38 @@ const IsaKernels* Avx2Kernels();
 const IsaKernels* Avx512Kernels();
 const IsaKernels* NeonKernels();
 
-// The scalar quantizers; the SIMD ones produce the same bytes.
+// The AVX-512 table without VNNI (nullptr without AVX-512), for tests and benchmarks.
+const IsaKernels* Avx512NoVnniKernels();
+
+// MatMul with a given table (the public MatMulIsa picks one by Isa).
+void MatMulWith(const IsaKernels& kernels, const WeightView& w, const float* x, int64_t n_tokens, float* y,
+                ThreadPool* pool);
+
+// The quantizers; the SIMD ones produce the same bytes as the scalar ones.
 void QuantizeQ8_0Scalar(const float* x, int64_t n, int8_t* qs, float* d, int32_t* sums);
 void QuantizeQ8_KScalar(const float* x, int64_t n, int8_t* qs, float* d, int16_t* bsums);
+void QuantizeQ8_0Avx2(const float* x, int64_t n, int8_t* qs, float* d, int32_t* sums);
+void QuantizeQ8_KAvx2(const float* x, int64_t n, int8_t* qs, float* d, int16_t* bsums);
+
+// A 64-byte aligned buffer that grows on demand and never shrinks, so steady-state calls
+// do not allocate. Not thread-safe: one per thread (thread_local) or per call.
+class Scratch {
+ public:
+  void* Get(size_t bytes) {
+    if (bytes > size_) {
+      buf_.reset(static_cast<char*>(::operator new(bytes, std::align_val_t{64})));
+      size_ = bytes;
+    }
+    return buf_.get();
+  }
+
+ private:
+  struct Free {
+    void operator()(char* p) const { ::operator delete(p, std::align_val_t{64}); }
+  };
+  std::unique_ptr<char, Free> buf_;
+  size_t size_ = 0;
+};
 
 // Loads that tolerate any alignment.
 inline uint16_t LoadU16(const void* p) {
