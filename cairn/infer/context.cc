@@ -155,7 +155,7 @@ absl::Status Context::Forward(std::span<const BatchToken> batch, OutputKind kind
     s.rope.resize(n * c.n_rot);
     for (size_t t = 0; t < n; ++t) {
       RopeAngles(batch[t].pos, static_cast<int>(c.n_rot), c.rope_freq_base, c.rope_freq_scale,
-                 s.rope.data() + t * c.n_rot);
+                 model_.weights().rope_freqs, s.rope.data() + t * c.n_rot);
     }
   } else {
     // Slots of an encoder batch: each token attends to the members of its own.

@@ -93,6 +93,7 @@ class Model {
     WeightView position_embd{};  // bert
     const float *embd_norm = nullptr, *embd_norm_b = nullptr;  // bert
     const float* output_norm = nullptr;  // decoders
+    const float* rope_freqs = nullptr;   // optional per-frequency RoPE divisors (Llama 3.1+)
     WeightView output{};  // decoders: output.weight or token_embd (tied)
     std::vector<Layer> layers;
   };

@@ -142,12 +142,13 @@ void LayerNorm(const float* x, const float* w, const float* b, float eps, int64_
   for (int64_t i = 0; i < n; ++i) out[i] = (x[i] - mean) * scale * w[i] + b[i];
 }
 
-void RopeAngles(int32_t pos, int n_rot, float freq_base, float freq_scale, float* cos_sin) {
+void RopeAngles(int32_t pos, int n_rot, float freq_base, float freq_scale, const float* factors, float* cos_sin) {
   // In double: at positions in the thousands a float angle would lose the low bits
   // that decide the fast-rotating dimensions.
   for (int i = 0; i < n_rot / 2; ++i) {
     const double inv_freq = std::pow(static_cast<double>(freq_base), -2.0 * i / n_rot);
-    const double theta = static_cast<double>(pos) * freq_scale * inv_freq;
+    double theta = static_cast<double>(pos) * freq_scale * inv_freq;
+    if (factors != nullptr) theta /= factors[i];
     cos_sin[2 * i] = static_cast<float>(std::cos(theta));
     cos_sin[2 * i + 1] = static_cast<float>(std::sin(theta));
   }

@@ -21,11 +21,13 @@ void RmsNorm(const float* x, const float* w, float eps, int64_t n, float* out);
 void LayerNorm(const float* x, const float* w, const float* b, float eps, int64_t n, float* out);
 
 // Rotary position embedding for one position: `cos_sin` holds n_rot / 2 pairs
-// (cos, sin) of the angles pos * freq_scale * base^(-2i / n_rot), from RopeAngles.
+// (cos, sin) of the angles pos * freq_scale * base^(-2i / n_rot) / factor[i], from
+// RopeAngles (`factors`: Llama 3.1-style per-frequency divisors, the rope_freqs.weight
+// tensor, n_rot / 2 values; nullptr for none).
 // Rotates the first n_rot of head_dim dimensions of each of n_heads heads (laid out
 // one after the other in x), in place. Normal ordering pairs (2i, 2i+1) as llama does;
 // NeoX ordering pairs (i, i + n_rot/2) as qwen2 does.
-void RopeAngles(int32_t pos, int n_rot, float freq_base, float freq_scale, float* cos_sin);
+void RopeAngles(int32_t pos, int n_rot, float freq_base, float freq_scale, const float* factors, float* cos_sin);
 void Rope(float* x, int n_heads, int head_dim, int n_rot, bool neox, const float* cos_sin);
 
 // In place: x = softmax(x) over n values.

@@ -49,7 +49,7 @@ TEST(OpsTest, LayerNormMatchesDefinition) {
 TEST(OpsTest, RopeRotatesPairsByPositionAngles) {
   const int head_dim = 8, n_rot = 6, heads = 2;
   std::vector<float> cs(n_rot);
-  RopeAngles(5, n_rot, 10000.0f, 0.5f, cs.data());
+  RopeAngles(5, n_rot, 10000.0f, 0.5f, nullptr, cs.data());
   for (int i = 0; i < n_rot / 2; ++i) {
     const double theta = 5 * 0.5 * std::pow(10000.0, -2.0 * i / n_rot);
     EXPECT_NEAR(cs[2 * i], std::cos(theta), 1e-6);
@@ -72,7 +72,16 @@ TEST(OpsTest, RopeRotatesPairsByPositionAngles) {
     }
   }
   // Position 0 is the identity.
-  RopeAngles(0, n_rot, 10000.0f, 1.0f, cs.data());
+  // Frequency factors divide the angles.
+  const float factors[3] = {1.0f, 2.0f, 8.0f};
+  std::vector<float> cf(n_rot);
+  RopeAngles(5, n_rot, 10000.0f, 0.5f, factors, cf.data());
+  for (int i = 0; i < n_rot / 2; ++i) {
+    const double theta = 5 * 0.5 * std::pow(10000.0, -2.0 * i / n_rot) / factors[i];
+    EXPECT_NEAR(cf[2 * i], std::cos(theta), 1e-6);
+    EXPECT_NEAR(cf[2 * i + 1], std::sin(theta), 1e-6);
+  }
+  RopeAngles(0, n_rot, 10000.0f, 1.0f, nullptr, cs.data());
   std::vector<float> z = Random(head_dim, 7), z0 = z;
   Rope(z.data(), 1, head_dim, n_rot, false, cs.data());
   EXPECT_EQ(z, z0);
