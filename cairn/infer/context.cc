@@ -29,6 +29,12 @@ struct Context::Scratch {
   // everything after attention hold them in rows 0..n_outputs-1): nothing later needs
   // the others. `compacted` says this happened in the current Forward.
   bool compacted = false;
+  // Attention work: the query rows of each slot, and the items over them.
+  struct AttnItem {
+    int32_t seq, kvh, begin, end;  // rows seq_rows[seq][begin, end) against kv head kvh
+  };
+  std::vector<std::vector<int32_t>> seq_rows;
+  std::vector<AttnItem> items;
 };
 
 Context::Context(const Model& model, const ContextOptions& options)
@@ -337,70 +343,151 @@ int64_t Context::Compact(int il, int64_t n) {
 }
 
 // softmax(q k^T / sqrt(head_dim)) v for every (token, head), spread over the pool.
-// Grouped-query attention: query head h reads kv head h / (n_head / n_head_kv). Key
-// and value rows are addressed as base + index * n_embd_kv: the index is the cache
+// Grouped-query attention: query head h reads kv head h / (n_head / n_head_kv).
+//
+// Work items are (slot, kv head, a tile of up to kQueryTile of the slot's query rows).
+// Key and value rows are addressed as base + index * n_embd_kv: the index is the cache
 // cell of each position (decoders) or the batch index of each member of the slot
-// (encoders), so both read their rows in place.
-// `rows` query rows: batch entries 0..rows-1, or the output entries after Compact.
+// (encoders). A lone query (decoding) reads them in place, one dot product per key. A
+// tile of several queries (prompt processing) copies the rows it needs to float32
+// once and computes all its queries' scores, softmax and weighted sums as small
+// matrix products (TileScores, TileValues), masking each query's keys past its
+// position.
 void Context::Attention(int il, std::span<const BatchToken> batch, int64_t rows) {
+  constexpr int64_t kQueryTile = 32;
   const ModelConfig& c = model_.config();
   const int64_t nq = c.n_embd_q(), nkv = c.n_embd_kv(), hd = c.head_dim;
-  const int64_t n_head = c.n_head, group = c.n_head / c.n_head_kv;
+  const int64_t group = c.n_head / c.n_head_kv;
   const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(hd)));
   Scratch& s = *s_;
   KvCache* cache = cache_.get();
   const bool f16 = cache != nullptr && cache->type() == KvType::kF16;
-  const bool causal_encoder = cache == nullptr && c.causal;
+  const size_t elem = cache != nullptr ? cache->elem_bytes() : sizeof(float);
+  auto entry = [&](int64_t r) -> const BatchToken& { return batch[s.compacted ? s.out_rows[r] : r]; };
+
+  // Query rows of each slot, in batch order (for a decoder: ascending positions).
+  s.seq_rows.resize(options_.n_seq);
+  for (auto& v : s.seq_rows) v.clear();
+  for (int64_t r = 0; r < rows; ++r) s.seq_rows[entry(r).seq].push_back(static_cast<int32_t>(r));
+  s.items.clear();
+  for (int32_t seq = 0; seq < static_cast<int32_t>(options_.n_seq); ++seq) {
+    const int32_t n_rows = static_cast<int32_t>(s.seq_rows[seq].size());
+    for (int32_t kvh = 0; kvh < static_cast<int32_t>(c.n_head_kv); ++kvh) {
+      for (int32_t b = 0; b < n_rows; b += kQueryTile) {
+        s.items.push_back({seq, kvh, b, std::min<int32_t>(n_rows, b + kQueryTile)});
+      }
+    }
+  }
 
   auto body = [&](int64_t begin, int64_t end) {
-    thread_local std::vector<float> scores, qs;
-    thread_local std::vector<int32_t> filtered;
+    thread_local std::vector<float> scores, qs, kf, vf, qt, st, o;
+    thread_local std::vector<int32_t> keys, key_pos;
     qs.resize(static_cast<size_t>(hd));
-    for (int64_t i = begin; i < end; ++i) {
-      const int64_t r = i / n_head, h = i % n_head, kvh = h / group;
-      const int64_t t = s.compacted ? s.out_rows[r] : r;  // the batch entry
-      const float* q = s.q.data() + r * nq + h * hd;
-      for (int64_t d = 0; d < hd; ++d) qs[d] = q[d] * scale;
-      float* out = s.attn.data() + r * nq + h * hd;
-      const int32_t* idx;
+    for (int64_t it = begin; it < end; ++it) {
+      const Scratch::AttnItem& item = s.items[it];
+      const int32_t* tile = s.seq_rows[item.seq].data() + item.begin;
+      const int64_t n_rows = item.end - item.begin, kvh = item.kvh;
+      // The slot's keys: row index and position of each.
+      const char *kbase, *vbase;
+      const int32_t* index;
       int64_t n_keys;
       if (cache != nullptr) {
-        idx = cache->SeqCells(batch[t].seq);
-        n_keys = batch[t].pos + 1;  // causal: up to and including itself
+        kbase = static_cast<const char*>(cache->K(il, 0)) + kvh * hd * elem;
+        vbase = static_cast<const char*>(cache->V(il, 0)) + kvh * hd * elem;
+        index = cache->SeqCells(item.seq);
+        n_keys = entry(tile[n_rows - 1]).pos + 1;  // through the tile's last position
       } else {
-        const std::vector<int32_t>& members = s.members[batch[t].seq];
-        idx = members.data();
-        n_keys = static_cast<int64_t>(members.size());
-        if (causal_encoder) {
-          filtered.clear();
-          for (int32_t m : members) {
-            if (batch[m].pos <= batch[t].pos) filtered.push_back(m);
+        kbase = reinterpret_cast<const char*>(s.k.data() + kvh * hd);
+        vbase = reinterpret_cast<const char*>(s.v.data() + kvh * hd);
+        index = s.members[item.seq].data();
+        n_keys = static_cast<int64_t>(s.members[item.seq].size());
+      }
+      // Whether key j is visible to a query at position p.
+      auto visible = [&](int64_t j, int32_t p) {
+        if (cache != nullptr) return j <= p;
+        return !c.causal || batch[index[j]].pos <= p;
+      };
+
+      if (n_rows == 1) {
+        const int64_t r = tile[0];
+        const int32_t p = entry(r).pos;
+        const int32_t* idx = index;
+        int64_t n = n_keys;
+        if (cache == nullptr && c.causal) {
+          keys.clear();
+          for (int64_t j = 0; j < n_keys; ++j) {
+            if (visible(j, p)) keys.push_back(index[j]);
           }
-          idx = filtered.data();
-          n_keys = static_cast<int64_t>(filtered.size());
+          idx = keys.data();
+          n = static_cast<int64_t>(keys.size());
+        }
+        scores.resize(static_cast<size_t>(n));
+        for (int64_t h = kvh * group; h < (kvh + 1) * group; ++h) {
+          const float* q = s.q.data() + r * nq + h * hd;
+          for (int64_t d = 0; d < hd; ++d) qs[d] = q[d] * scale;
+          float* out = s.attn.data() + r * nq + h * hd;
+          if (f16) {
+            const auto* kb = reinterpret_cast<const uint16_t*>(kbase);
+            GatherDotF16(qs.data(), kb, idx, n, nkv, hd, scores.data());
+            Softmax(scores.data(), n);
+            GatherSumF16(scores.data(), reinterpret_cast<const uint16_t*>(vbase), idx, n, nkv, hd, out);
+          } else {
+            GatherDot(qs.data(), reinterpret_cast<const float*>(kbase), idx, n, nkv, hd, scores.data());
+            Softmax(scores.data(), n);
+            GatherSum(scores.data(), reinterpret_cast<const float*>(vbase), idx, n, nkv, hd, out);
+          }
+        }
+        continue;
+      }
+
+      // A tile: keys and values as float32 rows, queries (all heads of the group)
+      // as the columns of qt, padded to a multiple of 16 with zero queries.
+      kf.resize(static_cast<size_t>(n_keys * hd));
+      vf.resize(static_cast<size_t>(n_keys * hd));
+      for (int64_t j = 0; j < n_keys; ++j) {
+        const size_t off = static_cast<size_t>(index[j]) * nkv * elem;
+        if (f16) {
+          FromF16(reinterpret_cast<const uint16_t*>(kbase + off), hd, kf.data() + j * hd);
+          FromF16(reinterpret_cast<const uint16_t*>(vbase + off), hd, vf.data() + j * hd);
+        } else {
+          std::memcpy(kf.data() + j * hd, kbase + off, hd * sizeof(float));
+          std::memcpy(vf.data() + j * hd, vbase + off, hd * sizeof(float));
         }
       }
-      scores.resize(static_cast<size_t>(n_keys));
-      if (cache == nullptr) {
-        GatherDot(qs.data(), s.k.data() + kvh * hd, idx, n_keys, nkv, hd, scores.data());
-        Softmax(scores.data(), n_keys);
-        GatherSum(scores.data(), s.v.data() + kvh * hd, idx, n_keys, nkv, hd, out);
-      } else if (f16) {
-        const auto* k = static_cast<const uint16_t*>(cache->K(il, 0)) + kvh * hd;
-        const auto* v = static_cast<const uint16_t*>(cache->V(il, 0)) + kvh * hd;
-        GatherDotF16(qs.data(), k, idx, n_keys, nkv, hd, scores.data());
-        Softmax(scores.data(), n_keys);
-        GatherSumF16(scores.data(), v, idx, n_keys, nkv, hd, out);
-      } else {
-        const auto* k = static_cast<const float*>(cache->K(il, 0)) + kvh * hd;
-        const auto* v = static_cast<const float*>(cache->V(il, 0)) + kvh * hd;
-        GatherDot(qs.data(), k, idx, n_keys, nkv, hd, scores.data());
-        Softmax(scores.data(), n_keys);
-        GatherSum(scores.data(), v, idx, n_keys, nkv, hd, out);
+      const int64_t m = n_rows * group, mp = (m + 15) / 16 * 16;
+      qt.assign(static_cast<size_t>(hd * mp), 0.0f);
+      for (int64_t i = 0; i < n_rows; ++i) {
+        for (int64_t g = 0; g < group; ++g) {
+          const float* q = s.q.data() + tile[i] * nq + (kvh * group + g) * hd;
+          for (int64_t d = 0; d < hd; ++d) qt[d * mp + i * group + g] = q[d] * scale;
+        }
+      }
+      st.resize(static_cast<size_t>(n_keys * mp));
+      TileScores(kf.data(), n_keys, hd, qt.data(), mp, st.data());
+      auto mask = [&](float value) {
+        if (cache == nullptr && !c.causal) return;  // an encoder's queries see every key
+        for (int64_t i = 0; i < n_rows; ++i) {
+          const int32_t p = entry(tile[i]).pos;
+          // A decoder's keys are positions 0, 1, ...: the hidden ones are those past p.
+          for (int64_t j = cache != nullptr ? p + 1 : 0; j < n_keys; ++j) {
+            if (visible(j, p)) continue;
+            for (int64_t g = 0; g < group; ++g) st[j * mp + i * group + g] = value;
+          }
+        }
+      };
+      mask(-INFINITY);
+      SoftmaxColumns(st.data(), n_keys, mp);
+      mask(0.0f);  // exactly zero, whatever exp(-inf) rounded to
+      o.resize(static_cast<size_t>(mp * hd));
+      TileValues(st.data(), n_keys, mp, vf.data(), hd, o.data());
+      for (int64_t i = 0; i < n_rows; ++i) {
+        for (int64_t g = 0; g < group; ++g) {
+          std::copy_n(o.data() + (i * group + g) * hd, hd, s.attn.data() + tile[i] * nq + (kvh * group + g) * hd);
+        }
       }
     }
   };
-  const int64_t items = rows * n_head;
+  const int64_t items = static_cast<int64_t>(s.items.size());
   if (pool_->size() > 1 && items > 1) {
     pool_->ParallelFor(items, body);
   } else {

@@ -20,7 +20,9 @@
 
 #include <algorithm>
 #include <cmath>
+#include <functional>
 #include <map>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -483,18 +485,17 @@ TEST(ModelTest, EmbeddingsArePooledNormalizedHiddenStates) {
   }
 }
 
-// A copy of a GGUF file with metadata set (`strings` and `floats`) and one more f32
-// tensor, for the features the synthesizer does not write.
-std::string Amend(const std::string& bytes, const std::map<std::string, std::string>& strings,
-                  const std::map<std::string, float>& floats, const std::string& tensor,
-                  const std::vector<float>& values) {
+// A copy of a GGUF file with metadata changed (keys in `drop` left out, then `set`
+// run) and one more f32 tensor, for what the synthesizer does not write.
+std::string Amend(const std::string& bytes, const std::set<std::string>& drop,
+                  const std::function<void(GgufWriter&)>& set, const std::string& tensor = "",
+                  const std::vector<float>& values = {}) {
   std::unique_ptr<GgufFile> in = *GgufFile::FromBuffer(bytes);
   GgufWriter w;
   for (const GgufKeyValue& kv : in->metadata()) {
-    if (kv.key != "general.alignment") w.SetValue(kv.key, kv.value);
+    if (kv.key != "general.alignment" && !drop.contains(std::string(kv.key))) w.SetValue(kv.key, kv.value);
   }
-  for (const auto& [k, v] : strings) w.SetString(k, v);
-  for (const auto& [k, v] : floats) w.SetF32(k, v);
+  set(w);
   for (const GgufTensor& t : in->tensors()) {
     w.AddTensor(t.name, t.type, std::vector<int64_t>(t.ne.begin(), t.ne.begin() + t.n_dims));
   }
@@ -514,8 +515,13 @@ TEST(ModelTest, RopeScalingAndFrequencyFactors) {
   // Linear scaling by 4 and Llama 3.1-style divisors, one per rotated pair (32).
   std::vector<float> factors(32);
   for (size_t i = 0; i < factors.size(); ++i) factors[i] = 1.0f + static_cast<float>(i % 5);
-  const std::string amended = Amend(bytes, {{"llama.rope.scaling.type", "linear"}},
-                                    {{"llama.rope.scaling.factor", 4.0f}}, "rope_freqs.weight", factors);
+  const std::string amended = Amend(
+      bytes, {},
+      [](GgufWriter& w) {
+        w.SetString("llama.rope.scaling.type", "linear");
+        w.SetF32("llama.rope.scaling.factor", 4.0f);
+      },
+      "rope_freqs.weight", factors);
   std::unique_ptr<GgufFile> ref_file = *GgufFile::FromBuffer(amended);
   Reference ref(*ref_file);
   EXPECT_FLOAT_EQ(ref.config().rope_freq_scale, 0.25f);
@@ -540,27 +546,37 @@ TEST(ModelTest, RopeScalingAndFrequencyFactors) {
 
 TEST(ModelTest, LoadRejectsWhatItCannotRun) {
   const std::string bytes = *SynthesizeModelToBuffer(Tiny(Arch::kLlama, "f32"));
-  absl::StatusOr<std::unique_ptr<Model>> m =
-      Model::FromFile(*GgufFile::FromBuffer(Amend(bytes, {{"llama.rope.scaling.type", "yarn"}}, {}, "", {})));
+  absl::StatusOr<std::unique_ptr<Model>> m = Model::FromFile(
+      *GgufFile::FromBuffer(Amend(bytes, {}, [](GgufWriter& w) { w.SetString("llama.rope.scaling.type", "yarn"); })));
   EXPECT_THAT(m.status().message(), ::testing::HasSubstr("RoPE scaling 'yarn' is not supported"));
-  m = Model::FromFile(*GgufFile::FromBuffer(Amend(bytes, {}, {}, "rope_freqs.weight", std::vector<float>(31, 1.0f))));
+  m = Model::FromFile(*GgufFile::FromBuffer(
+      Amend(bytes, {}, [](GgufWriter&) {}, "rope_freqs.weight", std::vector<float>(31, 1.0f))));
   EXPECT_THAT(m.status().message(), ::testing::HasSubstr("'rope_freqs.weight' has shape [31], expected [32]"));
   const std::string bert = *SynthesizeModelToBuffer(Tiny(Arch::kBert, "f32"));
-  std::unique_ptr<GgufFile> in = *GgufFile::FromBuffer(bert);
-  GgufWriter w;
-  for (const GgufKeyValue& kv : in->metadata()) {
-    if (kv.key != "general.alignment" && kv.key != "bert.pooling_type") w.SetValue(kv.key, kv.value);
-  }
-  w.SetU32("bert.pooling_type", 4);
-  for (const GgufTensor& t : in->tensors()) {
-    w.AddTensor(t.name, t.type, std::vector<int64_t>(t.ne.begin(), t.ne.begin() + t.n_dims));
-  }
-  std::string rank;
-  ASSERT_TRUE(w.Begin(&rank).ok());
-  for (const GgufTensor& t : in->tensors()) ASSERT_TRUE(w.Append(t.data, t.size).ok());
-  ASSERT_TRUE(w.Finish().ok());
+  const std::string rank = Amend(bert, {"bert.pooling_type"}, [](GgufWriter& w) { w.SetU32("bert.pooling_type", 4); });
   m = Model::FromFile(*GgufFile::FromBuffer(rank));
   EXPECT_THAT(m.status().message(), ::testing::HasSubstr("'rank'"));
+}
+
+// An encoder marked causal: each token sees itself and the tokens before it, in a
+// tile (a batch) and alone.
+TEST(ModelTest, CausalEncoderMasksLaterTokens) {
+  const std::string bytes = Amend(*SynthesizeModelToBuffer(Tiny(Arch::kBert, "f32")), {"bert.attention.causal"},
+                                  [](GgufWriter& w) { w.SetBool("bert.attention.causal", true); });
+  std::unique_ptr<GgufFile> ref_file = *GgufFile::FromBuffer(bytes);
+  Reference ref(*ref_file);
+  ASSERT_TRUE(ref.config().causal);
+  std::unique_ptr<Model> model = *Model::FromFile(*GgufFile::FromBuffer(bytes));
+  const std::vector<int32_t> tokens = RandomTokens(40, model->n_vocab(), 12);
+  const std::vector<std::vector<float>> want = ref.Hidden(tokens);
+  std::unique_ptr<Context> ctx = *Context::Create(*model);
+  std::vector<BatchToken> batch;
+  for (int i = 0; i < 40; ++i) batch.push_back({tokens[i], 0, i, true});
+  ASSERT_TRUE(ctx->Forward(batch, OutputKind::kHidden).ok());
+  for (int i = 0; i < 40; ++i) EXPECT_LT(RelError(ctx->Output(i), want[i]), 1e-5) << i;
+  // The first token alone gives the same as in the batch: later tokens are masked.
+  ASSERT_TRUE(ctx->Forward(std::span(batch.data(), 1), OutputKind::kHidden).ok());
+  EXPECT_LT(RelError(ctx->Output(0), want[0]), 1e-5);
 }
 
 }  // namespace

@@ -49,6 +49,7 @@ void Axpy(float a, const float* x, int64_t n, float* y);
 
 // IEEE half precision rows (the f16 KV cache).
 void ToF16(const float* x, int64_t n, uint16_t* out);
+void FromF16(const uint16_t* x, int64_t n, float* out);
 float DotF16(const float* a, const uint16_t* b, int64_t n);
 void AxpyF16(float a, const uint16_t* x, int64_t n, float* y);
 
@@ -64,6 +65,17 @@ void GatherSum(const float* p, const float* base, const int32_t* idx, int64_t n,
                float* out);
 void GatherSumF16(const float* p, const uint16_t* base, const int32_t* idx, int64_t n, int64_t stride, int64_t hd,
                   float* out);
+
+// Attention for a tile of queries at once (prompt processing), laid out so that no
+// sum runs across vector lanes: keys and values row-major (row j at k + j * hd),
+// queries transposed (query c's element d at qt[d * m + c]), scores transposed too
+// (score of key j for query c at st[j * m + c]).
+// TileScores: st[j * m + c] = dot(key j, query c) for j < n, c < m.
+void TileScores(const float* k, int64_t n, int64_t hd, const float* qt, int64_t m, float* st);
+// In place, for each of the m columns: softmax over its n rows.
+void SoftmaxColumns(float* st, int64_t n, int64_t m);
+// out[c * hd + i] = sum_j pt[j * m + c] * v[j * hd + i] for c < m, i < hd.
+void TileValues(const float* pt, int64_t n, int64_t m, const float* v, int64_t hd, float* out);
 
 // Which implementation runs: "avx2" or "scalar".
 const char* OpsIsa();
