@@ -32,6 +32,7 @@ struct Context::Scratch {
   // Attention work: the query rows of each slot, and the items over them.
   struct AttnItem {
     int32_t seq, kvh, begin, end;  // rows seq_rows[seq][begin, end) against kv head kvh
+    int32_t h_begin, h_end;        // the query heads (of kvh's group) it computes
   };
   std::vector<std::vector<int32_t>> seq_rows;
   std::vector<AttnItem> items;
@@ -373,8 +374,14 @@ void Context::Attention(int il, std::span<const BatchToken> batch, int64_t rows)
   for (int32_t seq = 0; seq < static_cast<int32_t>(options_.n_seq); ++seq) {
     const int32_t n_rows = static_cast<int32_t>(s.seq_rows[seq].size());
     for (int32_t kvh = 0; kvh < static_cast<int32_t>(c.n_head_kv); ++kvh) {
+      const int32_t h0 = kvh * static_cast<int32_t>(group), h1 = h0 + static_cast<int32_t>(group);
+      if (n_rows == 1) {
+        // Decoding: one item per query head, so that few kv heads still spread.
+        for (int32_t h = h0; h < h1; ++h) s.items.push_back({seq, kvh, 0, 1, h, h + 1});
+        continue;
+      }
       for (int32_t b = 0; b < n_rows; b += kQueryTile) {
-        s.items.push_back({seq, kvh, b, std::min<int32_t>(n_rows, b + kQueryTile)});
+        s.items.push_back({seq, kvh, b, std::min<int32_t>(n_rows, b + kQueryTile), h0, h1});
       }
     }
   }
@@ -422,7 +429,7 @@ void Context::Attention(int il, std::span<const BatchToken> batch, int64_t rows)
           n = static_cast<int64_t>(keys.size());
         }
         scores.resize(static_cast<size_t>(n));
-        for (int64_t h = kvh * group; h < (kvh + 1) * group; ++h) {
+        for (int64_t h = item.h_begin; h < item.h_end; ++h) {
           const float* q = s.q.data() + r * nq + h * hd;
           for (int64_t d = 0; d < hd; ++d) qs[d] = q[d] * scale;
           float* out = s.attn.data() + r * nq + h * hd;
