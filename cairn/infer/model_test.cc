@@ -377,27 +377,30 @@ INSTANTIATE_TEST_SUITE_P(
 
 TEST(ModelTest, GreedyDecodingOfF32ModelsMatchesReference) {
   constexpr int kNew = 16;
-  for (auto [arch, kv] : {std::pair{Arch::kLlama, KvType::kF16}, std::pair{Arch::kLlama, KvType::kF32},
-                          std::pair{Arch::kQwen2, KvType::kF16}}) {
-    SCOPED_TRACE(fmt::format("{} kv {}", ArchName(arch), KvTypeName(kv)));
+  for (Arch arch : {Arch::kLlama, Arch::kQwen2}) {
     Files files = Synthesize(Tiny(arch, "f32"));
     Reference ref(*files.reference);
     std::unique_ptr<Model> model = *Model::FromFile(std::move(files.engine));
-    const std::vector<int32_t> prompt = RandomTokens(8, model->n_vocab(), 9);
+    // Prompts whose continuations change token (random models like to repeat one).
+    const std::vector<int32_t> prompt = RandomTokens(8, model->n_vocab(), arch == Arch::kLlama ? 9 : 4);
     const std::vector<int32_t> want = ref.Greedy(prompt, kNew);
-    ContextOptions copt;
-    copt.kv_type = kv;
-    std::unique_ptr<Session> s = *Session::Create(*model, copt);
-    absl::StatusOr<std::span<const float>> logits = s->Decode(prompt);
-    ASSERT_TRUE(logits.ok()) << logits.status();
-    std::vector<int32_t> got;
-    for (int i = 0; i < kNew; ++i) {
-      const int32_t next = static_cast<int32_t>(std::max_element(logits->begin(), logits->end()) - logits->begin());
-      got.push_back(next);
-      logits = s->Decode(std::span(&next, 1));
+    ASSERT_GE(std::set<int32_t>(want.begin(), want.end()).size(), 2u);
+    for (KvType kv : {KvType::kF16, KvType::kF32}) {
+      SCOPED_TRACE(fmt::format("{} kv {}", ArchName(arch), KvTypeName(kv)));
+      ContextOptions copt;
+      copt.kv_type = kv;
+      std::unique_ptr<Session> s = *Session::Create(*model, copt);
+      absl::StatusOr<std::span<const float>> logits = s->Decode(prompt);
       ASSERT_TRUE(logits.ok()) << logits.status();
+      std::vector<int32_t> got;
+      for (int i = 0; i < kNew; ++i) {
+        const int32_t next = static_cast<int32_t>(std::max_element(logits->begin(), logits->end()) - logits->begin());
+        got.push_back(next);
+        logits = s->Decode(std::span(&next, 1));
+        ASSERT_TRUE(logits.ok()) << logits.status();
+      }
+      EXPECT_EQ(got, want);
     }
-    EXPECT_EQ(got, want);
   }
 }
 
