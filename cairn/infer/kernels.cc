@@ -115,7 +115,8 @@ constexpr int64_t kTokenBlock = 64;
 }  // namespace
 
 namespace internal {
-void MatMulWith(const IsaKernels& k, const WeightView& w, const float* x, int64_t n_tokens, float* y, ThreadPool* pool) {
+void MatMulWith(const IsaKernels& k, const WeightView& w, const float* x, int64_t ldx, int64_t n_tokens, float* y,
+                int64_t ldy, ThreadPool* pool) {
   const GemmFn gemm = GemmFor(k, w.type);
   Acts acts;
   acts.type = ActivationType(w.type);
@@ -123,6 +124,7 @@ void MatMulWith(const IsaKernels& k, const WeightView& w, const float* x, int64_
   std::unique_ptr<Scratch> own;  // nested calls get their own buffer
   if (acts.type == TensorType::kF32) {
     acts.x = x;
+    acts.ldx = ldx;
   } else {
     const int64_t block = acts.type == TensorType::kQ8_0 ? 32 : kQK_K;
     acts.nb = w.cols / block;
@@ -142,7 +144,7 @@ void MatMulWith(const IsaKernels& k, const WeightView& w, const float* x, int64_
     char* extra = base + qs_bytes + d_bytes;
     auto quantize = [&](int64_t t0, int64_t t1) {
       for (int64_t t = t0; t < t1; ++t) {
-        const float* xt = x + t * w.cols;
+        const float* xt = x + t * ldx;
         int8_t* qt = qs + t * w.cols;
         float* dt = d + t * acts.nb;
         if (acts.type == TensorType::kQ8_0) {
@@ -185,6 +187,10 @@ void MatMulWith(const IsaKernels& k, const WeightView& w, const float* x, int64_
   }
   grain = std::max<int64_t>(align, (grain + align - 1) / align * align);
   const int64_t panel_end = panel != nullptr ? w.rows / align * align : 0;
+  // Below about 64 KiB of weight traffic the work takes a few microseconds, about what
+  // waking the pool and waiting for it costs: run it here.
+  const double row_read = static_cast<double>(w.cols / BlockSize(w.type) * BlockBytes(w.type));
+  const bool small = row_read * static_cast<double>(w.rows) * static_cast<double>(n_tokens) < 64.0 * 1024;
 
   const auto* wbase = static_cast<const uint8_t*>(w.data);
   for (int64_t t0 = 0; t0 < n_tokens; t0 += kTokenBlock) {
@@ -192,11 +198,11 @@ void MatMulWith(const IsaKernels& k, const WeightView& w, const float* x, int64_
     auto rows_fn = [&](int64_t r0, int64_t r1) {
       ++matmul_depth;
       const int64_t split = std::clamp(panel_end, r0, r1);
-      if (split > r0) panel(GemmArgs{wbase, w.row_bytes, w.cols, &acts, r0, split, t0, t1, y, w.rows});
-      if (r1 > split) gemm(GemmArgs{wbase, w.row_bytes, w.cols, &acts, split, r1, t0, t1, y, w.rows});
+      if (split > r0) panel(GemmArgs{wbase, w.row_bytes, w.cols, &acts, r0, split, t0, t1, y, ldy});
+      if (r1 > split) gemm(GemmArgs{wbase, w.row_bytes, w.cols, &acts, split, r1, t0, t1, y, ldy});
       --matmul_depth;
     };
-    if (pool == nullptr || threads == 1 || w.rows <= grain) {
+    if (pool == nullptr || threads == 1 || w.rows <= grain || small) {
       rows_fn(0, w.rows);
     } else {
       pool->ParallelForGrain(w.rows, grain, rows_fn);
@@ -262,18 +268,36 @@ std::vector<Isa> AvailableIsas() {
 Isa ActiveIsa() { return Active().isa; }
 std::string_view ActiveIsaDescription() { return Active().description; }
 
-void MatMulIsa(Isa isa, const WeightView& w, const float* x, int64_t n_tokens, float* y, ThreadPool* pool) {
+namespace {
+
+void CheckOrDie(const WeightView& w, int64_t ldx, int64_t ldy) {
   if (absl::Status s = CheckWeightView(w); !s.ok()) Die(s);
+  if (ldx < w.cols || ldy < w.rows) {
+    Die(absl::InvalidArgumentError(fmt::format("strides ldx {} / ldy {} below the {} x {} matrix", ldx, ldy, w.rows, w.cols)));
+  }
+}
+
+}  // namespace
+
+void MatMulIsa(Isa isa, const WeightView& w, const float* x, int64_t n_tokens, float* y, ThreadPool* pool) {
+  CheckOrDie(w, w.cols, w.rows);
   const IsaKernels* k = KernelsFor(isa);
   if (k == nullptr) Die(absl::InvalidArgumentError(fmt::format("instruction set {} is not available", IsaName(isa))));
   if (n_tokens <= 0 || w.rows == 0) return;
-  internal::MatMulWith(*k, w, x, n_tokens, y, pool);
+  internal::MatMulWith(*k, w, x, w.cols, n_tokens, y, w.rows, pool);
 }
 
 void MatMul(const WeightView& w, const float* x, int64_t n_tokens, float* y, ThreadPool* pool) {
-  if (absl::Status s = CheckWeightView(w); !s.ok()) Die(s);
+  CheckOrDie(w, w.cols, w.rows);
   if (n_tokens <= 0 || w.rows == 0) return;
-  internal::MatMulWith(Active(), w, x, n_tokens, y, pool);
+  internal::MatMulWith(Active(), w, x, w.cols, n_tokens, y, w.rows, pool);
+}
+
+void MatMulStrided(const WeightView& w, const float* x, int64_t ldx, int64_t n_tokens, float* y, int64_t ldy,
+                   ThreadPool* pool) {
+  CheckOrDie(w, ldx, ldy);
+  if (n_tokens <= 0 || w.rows == 0) return;
+  internal::MatMulWith(Active(), w, x, ldx, n_tokens, y, ldy, pool);
 }
 
 }  // namespace cairn::infer

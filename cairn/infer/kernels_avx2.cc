@@ -343,14 +343,14 @@ struct FloatKernel {
       __m256 w[R];
       for (int r = 0; r < R; ++r) w[r] = L::Load8(rows[r], i);
       for (int t = 0; t < T; ++t) {
-        const __m256 x = _mm256_loadu_ps(xs + (t0 + t) * g.cols + i);
+        const __m256 x = _mm256_loadu_ps(xs + (t0 + t) * g.acts->ldx + i);
         for (int r = 0; r < R; ++r) acc[r][t] = _mm256_fmadd_ps(w[r], x, acc[r][t]);
       }
     }
     for (int r = 0; r < R; ++r) {
       for (int t = 0; t < T; ++t) {
         float s = Hsum(acc[r][t]);
-        for (int64_t k = i; k < g.cols; ++k) s += L::Load1(rows[r], k) * xs[(t0 + t) * g.cols + k];
+        for (int64_t k = i; k < g.cols; ++k) s += L::Load1(rows[r], k) * xs[(t0 + t) * g.acts->ldx + k];
         g.y[(t0 + t) * g.ldy + r0 + r] = s;
       }
     }

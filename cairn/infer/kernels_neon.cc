@@ -212,14 +212,14 @@ struct FloatKernel {
       float32x4_t w[R];
       for (int r = 0; r < R; ++r) w[r] = L::Load4(rows[r], i);
       for (int t = 0; t < T; ++t) {
-        const float32x4_t x = vld1q_f32(xs + (t0 + t) * g.cols + i);
+        const float32x4_t x = vld1q_f32(xs + (t0 + t) * g.acts->ldx + i);
         for (int r = 0; r < R; ++r) acc[r][t] = vfmaq_f32(acc[r][t], w[r], x);
       }
     }
     for (int r = 0; r < R; ++r) {
       for (int t = 0; t < T; ++t) {
         float s = vaddvq_f32(acc[r][t]);
-        for (int64_t k = i; k < g.cols; ++k) s += L::Load1(rows[r], k) * xs[(t0 + t) * g.cols + k];
+        for (int64_t k = i; k < g.cols; ++k) s += L::Load1(rows[r], k) * xs[(t0 + t) * g.acts->ldx + k];
         g.y[(t0 + t) * g.ldy + r0 + r] = s;
       }
     }
