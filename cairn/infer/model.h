@@ -23,12 +23,24 @@
 // Session: one sequence in one slot — Decode (prefill in chunks of up to n_batch
 // tokens, logits of the last), Truncate, Embed (pooled, L2-normalized vectors).
 //
+// Architectures: llama (Llama 2/3 incl. the rope_freqs.weight frequency factors of
+// 3.1+, TinyLlama, SmolLM, Mistral without a sliding window), qwen2 (q/k/v biases,
+// NeoX RoPE) and bert (token type and position embeddings, post-LayerNorm, GELU).
+// Grouped-query attention, RoPE with the file's frequency base and linear scaling,
+// tied embeddings (no output.weight: token_embd is the output projection).
+//
 // Numerics: activations are float32; weight products go through kernels.h's MatMul
 // (quantized weights multiply activations quantized to 8 bits on the fly, as
-// llama.cpp does); the KV cache is f16 by default (ContextOptions::kv_type). RoPE
-// angles, norms and softmax sums are computed in double where it is cheap.
-// model_test.cc checks every architecture and weight type against a plain float
-// reference; the tolerances are stated there.
+// llama.cpp does); the KV cache is f16 by default, like llama.cpp's
+// (ContextOptions::kv_type: kF32 doubles its memory and removes its rounding). RoPE
+// angles and norm sums are computed in double. The last layer computes attention and
+// the feed-forward only for the entries marked `output` (their K/V still go in the
+// cache), as llama.cpp does. model_test.cc checks every architecture and weight type
+// against a plain float reference; the tolerances are stated there.
+//
+// Threads: every weight product, the attention (over slots x kv heads x query tiles,
+// or query heads when decoding) and the row-wise ops of large batches run on the
+// context's ThreadPool. Results do not depend on the thread count.
 #pragma once
 
 #include <cstdint>
