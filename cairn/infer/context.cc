@@ -25,6 +25,17 @@ struct Context::Scratch {
   std::vector<int32_t> cells;             // decoders: each token's cache cell
   std::vector<std::vector<int32_t>> members;  // encoders: batch indices of each slot
   std::vector<int32_t> out_rows;          // batch indices of the output tokens
+  // After the last layer's K/V, only the output tokens' rows are carried on (x, q and
+  // everything after attention hold them in rows 0..n_outputs-1): nothing later needs
+  // the others. `compacted` says this happened in the current Forward.
+  bool compacted = false;
+  // Attention work: the query rows of each slot, and the items over them.
+  struct AttnItem {
+    int32_t seq, kvh, begin, end;  // rows seq_rows[seq][begin, end) against kv head kvh
+    int32_t h_begin, h_end;        // the query heads (of kvh's group) it computes
+  };
+  std::vector<std::vector<int32_t>> seq_rows;
+  std::vector<AttnItem> items;
 };
 
 Context::Context(const Model& model, const ContextOptions& options)
@@ -151,7 +162,7 @@ absl::Status Context::Forward(std::span<const BatchToken> batch, OutputKind kind
     s.rope.resize(n * c.n_rot);
     for (size_t t = 0; t < n; ++t) {
       RopeAngles(batch[t].pos, static_cast<int>(c.n_rot), c.rope_freq_base, c.rope_freq_scale,
-                 s.rope.data() + t * c.n_rot);
+                 model_.weights().rope_freqs, s.rope.data() + t * c.n_rot);
     }
   } else {
     // Slots of an encoder batch: each token attends to the members of its own.
@@ -159,6 +170,12 @@ absl::Status Context::Forward(std::span<const BatchToken> batch, OutputKind kind
     for (auto& m : s.members) m.clear();
     for (size_t t = 0; t < n; ++t) s.members[batch[t].seq].push_back(static_cast<int32_t>(t));
   }
+
+  s.out_rows.clear();
+  for (size_t t = 0; t < n; ++t) {
+    if (batch[t].output) s.out_rows.push_back(static_cast<int32_t>(t));
+  }
+  s.compacted = false;
 
   Embed(batch);
   for (uint32_t il = 0; il < c.n_layer; ++il) {
@@ -168,7 +185,7 @@ absl::Status Context::Forward(std::span<const BatchToken> batch, OutputKind kind
       DecoderLayer(static_cast<int>(il), batch);
     }
   }
-  Outputs(batch, kind);
+  Outputs(kind);
   return absl::OkStatus();
 }
 
@@ -240,22 +257,24 @@ void Context::DecoderLayer(int il, std::span<const BatchToken> batch) {
       }
     }
   });
-  Attention(il, batch);
-  MatMul(l.wo, s.attn.data(), n, s.tmp.data(), pool_);
-  ForTokens(n, e, [&](int64_t b, int64_t end) {
+  const int64_t m = Compact(il, n);
+  if (m == 0) return;
+  Attention(il, batch, m);
+  MatMul(l.wo, s.attn.data(), m, s.tmp.data(), pool_);
+  ForTokens(m, e, [&](int64_t b, int64_t end) {
     for (int64_t t = b; t < end; ++t) {
       float* x = s.x.data() + t * e;
       AddTo(x, s.tmp.data() + t * e, e);
       RmsNorm(x, l.ffn_norm, c.norm_eps, e, s.xn.data() + t * e);
     }
   });
-  MatMul(l.gate, s.xn.data(), n, s.gate.data(), pool_);
-  MatMul(l.up, s.xn.data(), n, s.up.data(), pool_);
-  ForTokens(n, 8 * ff, [&](int64_t b, int64_t end) {
+  MatMul(l.gate, s.xn.data(), m, s.gate.data(), pool_);
+  MatMul(l.up, s.xn.data(), m, s.up.data(), pool_);
+  ForTokens(m, 8 * ff, [&](int64_t b, int64_t end) {
     SiluMul(s.gate.data() + b * ff, s.up.data() + b * ff, (end - b) * ff, s.gate.data() + b * ff);
   });
-  MatMul(l.down, s.gate.data(), n, s.tmp.data(), pool_);
-  ForTokens(n, e, [&](int64_t b, int64_t end) { AddTo(s.x.data() + b * e, s.tmp.data() + b * e, (end - b) * e); });
+  MatMul(l.down, s.gate.data(), m, s.tmp.data(), pool_);
+  ForTokens(m, e, [&](int64_t b, int64_t end) { AddTo(s.x.data() + b * e, s.tmp.data() + b * e, (end - b) * e); });
 }
 
 void Context::EncoderLayer(int il, std::span<const BatchToken> batch) {
@@ -275,9 +294,11 @@ void Context::EncoderLayer(int il, std::span<const BatchToken> batch) {
       AddTo(s.v.data() + t * nkv, l.bv, nkv);
     }
   });
-  Attention(il, batch);
-  MatMul(l.wo, s.attn.data(), n, s.tmp.data(), pool_);
-  ForTokens(n, 4 * e, [&](int64_t b, int64_t end) {
+  const int64_t m = Compact(il, n);
+  if (m == 0) return;
+  Attention(il, batch, m);
+  MatMul(l.wo, s.attn.data(), m, s.tmp.data(), pool_);
+  ForTokens(m, 4 * e, [&](int64_t b, int64_t end) {
     for (int64_t t = b; t < end; ++t) {
       float* x = s.x.data() + t * e;
       AddTo(x, s.tmp.data() + t * e, e);
@@ -285,16 +306,16 @@ void Context::EncoderLayer(int il, std::span<const BatchToken> batch) {
       LayerNorm(x, l.attn_out_norm, l.attn_out_norm_b, c.norm_eps, e, x);
     }
   });
-  MatMul(l.up, s.x.data(), n, s.up.data(), pool_);
-  ForTokens(n, 16 * ff, [&](int64_t b, int64_t end) {
+  MatMul(l.up, s.x.data(), m, s.up.data(), pool_);
+  ForTokens(m, 16 * ff, [&](int64_t b, int64_t end) {
     for (int64_t t = b; t < end; ++t) {
       float* u = s.up.data() + t * ff;
       AddTo(u, l.b_up, ff);
       Gelu(u, ff);
     }
   });
-  MatMul(l.down, s.up.data(), n, s.tmp.data(), pool_);
-  ForTokens(n, 4 * e, [&](int64_t b, int64_t end) {
+  MatMul(l.down, s.up.data(), m, s.tmp.data(), pool_);
+  ForTokens(m, 4 * e, [&](int64_t b, int64_t end) {
     for (int64_t t = b; t < end; ++t) {
       float* x = s.x.data() + t * e;
       AddTo(x, s.tmp.data() + t * e, e);
@@ -304,70 +325,176 @@ void Context::EncoderLayer(int il, std::span<const BatchToken> batch) {
   });
 }
 
+// In the last layer, once every token's K/V is in place, the tokens without an output
+// are dropped: their attention, feed-forward and final norm would be thrown away.
+// Moves the output tokens' rows of x and q to the front and returns their count.
+int64_t Context::Compact(int il, int64_t n) {
+  Scratch& s = *s_;
+  const int64_t n_out = static_cast<int64_t>(s.out_rows.size());
+  if (il != static_cast<int>(model_.config().n_layer) - 1 || n_out == n) return n;
+  const int64_t e = model_.config().n_embd, nq = model_.config().n_embd_q();
+  for (int64_t r = 0; r < n_out; ++r) {
+    const int64_t t = s.out_rows[r];  // >= r: rows only move towards the front
+    if (t == r) continue;
+    std::copy_n(s.x.data() + t * e, e, s.x.data() + r * e);
+    std::copy_n(s.q.data() + t * nq, nq, s.q.data() + r * nq);
+  }
+  s.compacted = true;
+  return n_out;
+}
+
 // softmax(q k^T / sqrt(head_dim)) v for every (token, head), spread over the pool.
-// Grouped-query attention: query head h reads kv head h / (n_head / n_head_kv). Key
-// and value rows are addressed as base + index * n_embd_kv: the index is the cache
+// Grouped-query attention: query head h reads kv head h / (n_head / n_head_kv).
+//
+// Work items are (slot, kv head, a tile of up to kQueryTile of the slot's query rows).
+// Key and value rows are addressed as base + index * n_embd_kv: the index is the cache
 // cell of each position (decoders) or the batch index of each member of the slot
-// (encoders), so both read their rows in place.
-void Context::Attention(int il, std::span<const BatchToken> batch) {
+// (encoders). A lone query (decoding) reads them in place, one dot product per key. A
+// tile of several queries (prompt processing) copies the rows it needs to float32
+// once and computes all its queries' scores, softmax and weighted sums as small
+// matrix products (TileScores, TileValues), masking each query's keys past its
+// position.
+void Context::Attention(int il, std::span<const BatchToken> batch, int64_t rows) {
+  constexpr int64_t kQueryTile = 32;
   const ModelConfig& c = model_.config();
-  const int64_t n = static_cast<int64_t>(batch.size());
   const int64_t nq = c.n_embd_q(), nkv = c.n_embd_kv(), hd = c.head_dim;
-  const int64_t n_head = c.n_head, group = c.n_head / c.n_head_kv;
+  const int64_t group = c.n_head / c.n_head_kv;
   const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(hd)));
   Scratch& s = *s_;
   KvCache* cache = cache_.get();
   const bool f16 = cache != nullptr && cache->type() == KvType::kF16;
-  const bool causal_encoder = cache == nullptr && c.causal;
+  const size_t elem = cache != nullptr ? cache->elem_bytes() : sizeof(float);
+  auto entry = [&](int64_t r) -> const BatchToken& { return batch[s.compacted ? s.out_rows[r] : r]; };
+
+  // Query rows of each slot, in batch order (for a decoder: ascending positions).
+  s.seq_rows.resize(options_.n_seq);
+  for (auto& v : s.seq_rows) v.clear();
+  for (int64_t r = 0; r < rows; ++r) s.seq_rows[entry(r).seq].push_back(static_cast<int32_t>(r));
+  s.items.clear();
+  for (int32_t seq = 0; seq < static_cast<int32_t>(options_.n_seq); ++seq) {
+    const int32_t n_rows = static_cast<int32_t>(s.seq_rows[seq].size());
+    for (int32_t kvh = 0; kvh < static_cast<int32_t>(c.n_head_kv); ++kvh) {
+      const int32_t h0 = kvh * static_cast<int32_t>(group), h1 = h0 + static_cast<int32_t>(group);
+      if (n_rows == 1) {
+        // Decoding: one item per query head, so that few kv heads still spread.
+        for (int32_t h = h0; h < h1; ++h) s.items.push_back({seq, kvh, 0, 1, h, h + 1});
+        continue;
+      }
+      for (int32_t b = 0; b < n_rows; b += kQueryTile) {
+        s.items.push_back({seq, kvh, b, std::min<int32_t>(n_rows, b + kQueryTile), h0, h1});
+      }
+    }
+  }
 
   auto body = [&](int64_t begin, int64_t end) {
-    thread_local std::vector<float> scores, qs;
-    thread_local std::vector<int32_t> filtered;
+    thread_local std::vector<float> scores, qs, kf, vf, qt, st, o;
+    thread_local std::vector<int32_t> keys, key_pos;
     qs.resize(static_cast<size_t>(hd));
-    for (int64_t i = begin; i < end; ++i) {
-      const int64_t t = i / n_head, h = i % n_head, kvh = h / group;
-      const float* q = s.q.data() + t * nq + h * hd;
-      for (int64_t d = 0; d < hd; ++d) qs[d] = q[d] * scale;
-      float* out = s.attn.data() + t * nq + h * hd;
-      const int32_t* idx;
+    for (int64_t it = begin; it < end; ++it) {
+      const Scratch::AttnItem& item = s.items[it];
+      const int32_t* tile = s.seq_rows[item.seq].data() + item.begin;
+      const int64_t n_rows = item.end - item.begin, kvh = item.kvh;
+      // The slot's keys: row index and position of each.
+      const char *kbase, *vbase;
+      const int32_t* index;
       int64_t n_keys;
       if (cache != nullptr) {
-        idx = cache->SeqCells(batch[t].seq);
-        n_keys = batch[t].pos + 1;  // causal: up to and including itself
+        kbase = static_cast<const char*>(cache->K(il, 0)) + kvh * hd * elem;
+        vbase = static_cast<const char*>(cache->V(il, 0)) + kvh * hd * elem;
+        index = cache->SeqCells(item.seq);
+        n_keys = entry(tile[n_rows - 1]).pos + 1;  // through the tile's last position
       } else {
-        const std::vector<int32_t>& members = s.members[batch[t].seq];
-        idx = members.data();
-        n_keys = static_cast<int64_t>(members.size());
-        if (causal_encoder) {
-          filtered.clear();
-          for (int32_t m : members) {
-            if (batch[m].pos <= batch[t].pos) filtered.push_back(m);
+        kbase = reinterpret_cast<const char*>(s.k.data() + kvh * hd);
+        vbase = reinterpret_cast<const char*>(s.v.data() + kvh * hd);
+        index = s.members[item.seq].data();
+        n_keys = static_cast<int64_t>(s.members[item.seq].size());
+      }
+      // Whether key j is visible to a query at position p.
+      auto visible = [&](int64_t j, int32_t p) {
+        if (cache != nullptr) return j <= p;
+        return !c.causal || batch[index[j]].pos <= p;
+      };
+
+      if (n_rows == 1) {
+        const int64_t r = tile[0];
+        const int32_t p = entry(r).pos;
+        const int32_t* idx = index;
+        int64_t n = n_keys;
+        if (cache == nullptr && c.causal) {
+          keys.clear();
+          for (int64_t j = 0; j < n_keys; ++j) {
+            if (visible(j, p)) keys.push_back(index[j]);
           }
-          idx = filtered.data();
-          n_keys = static_cast<int64_t>(filtered.size());
+          idx = keys.data();
+          n = static_cast<int64_t>(keys.size());
+        }
+        scores.resize(static_cast<size_t>(n));
+        for (int64_t h = item.h_begin; h < item.h_end; ++h) {
+          const float* q = s.q.data() + r * nq + h * hd;
+          for (int64_t d = 0; d < hd; ++d) qs[d] = q[d] * scale;
+          float* out = s.attn.data() + r * nq + h * hd;
+          if (f16) {
+            const auto* kb = reinterpret_cast<const uint16_t*>(kbase);
+            GatherDotF16(qs.data(), kb, idx, n, nkv, hd, scores.data());
+            Softmax(scores.data(), n);
+            GatherSumF16(scores.data(), reinterpret_cast<const uint16_t*>(vbase), idx, n, nkv, hd, out);
+          } else {
+            GatherDot(qs.data(), reinterpret_cast<const float*>(kbase), idx, n, nkv, hd, scores.data());
+            Softmax(scores.data(), n);
+            GatherSum(scores.data(), reinterpret_cast<const float*>(vbase), idx, n, nkv, hd, out);
+          }
+        }
+        continue;
+      }
+
+      // A tile: keys and values as float32 rows, queries (all heads of the group)
+      // as the columns of qt, padded to a multiple of 16 with zero queries.
+      kf.resize(static_cast<size_t>(n_keys * hd));
+      vf.resize(static_cast<size_t>(n_keys * hd));
+      for (int64_t j = 0; j < n_keys; ++j) {
+        const size_t off = static_cast<size_t>(index[j]) * nkv * elem;
+        if (f16) {
+          FromF16(reinterpret_cast<const uint16_t*>(kbase + off), hd, kf.data() + j * hd);
+          FromF16(reinterpret_cast<const uint16_t*>(vbase + off), hd, vf.data() + j * hd);
+        } else {
+          std::memcpy(kf.data() + j * hd, kbase + off, hd * sizeof(float));
+          std::memcpy(vf.data() + j * hd, vbase + off, hd * sizeof(float));
         }
       }
-      scores.resize(static_cast<size_t>(n_keys));
-      if (cache == nullptr) {
-        GatherDot(qs.data(), s.k.data() + kvh * hd, idx, n_keys, nkv, hd, scores.data());
-        Softmax(scores.data(), n_keys);
-        GatherSum(scores.data(), s.v.data() + kvh * hd, idx, n_keys, nkv, hd, out);
-      } else if (f16) {
-        const auto* k = static_cast<const uint16_t*>(cache->K(il, 0)) + kvh * hd;
-        const auto* v = static_cast<const uint16_t*>(cache->V(il, 0)) + kvh * hd;
-        GatherDotF16(qs.data(), k, idx, n_keys, nkv, hd, scores.data());
-        Softmax(scores.data(), n_keys);
-        GatherSumF16(scores.data(), v, idx, n_keys, nkv, hd, out);
-      } else {
-        const auto* k = static_cast<const float*>(cache->K(il, 0)) + kvh * hd;
-        const auto* v = static_cast<const float*>(cache->V(il, 0)) + kvh * hd;
-        GatherDot(qs.data(), k, idx, n_keys, nkv, hd, scores.data());
-        Softmax(scores.data(), n_keys);
-        GatherSum(scores.data(), v, idx, n_keys, nkv, hd, out);
+      const int64_t m = n_rows * group, mp = (m + 15) / 16 * 16;
+      qt.assign(static_cast<size_t>(hd * mp), 0.0f);
+      for (int64_t i = 0; i < n_rows; ++i) {
+        for (int64_t g = 0; g < group; ++g) {
+          const float* q = s.q.data() + tile[i] * nq + (kvh * group + g) * hd;
+          for (int64_t d = 0; d < hd; ++d) qt[d * mp + i * group + g] = q[d] * scale;
+        }
+      }
+      st.resize(static_cast<size_t>(n_keys * mp));
+      TileScores(kf.data(), n_keys, hd, qt.data(), mp, st.data());
+      auto mask = [&](float value) {
+        if (cache == nullptr && !c.causal) return;  // an encoder's queries see every key
+        for (int64_t i = 0; i < n_rows; ++i) {
+          const int32_t p = entry(tile[i]).pos;
+          // A decoder's keys are positions 0, 1, ...: the hidden ones are those past p.
+          for (int64_t j = cache != nullptr ? p + 1 : 0; j < n_keys; ++j) {
+            if (visible(j, p)) continue;
+            for (int64_t g = 0; g < group; ++g) st[j * mp + i * group + g] = value;
+          }
+        }
+      };
+      mask(-INFINITY);
+      SoftmaxColumns(st.data(), n_keys, mp);
+      mask(0.0f);  // exactly zero, whatever exp(-inf) rounded to
+      o.resize(static_cast<size_t>(mp * hd));
+      TileValues(st.data(), n_keys, mp, vf.data(), hd, o.data());
+      for (int64_t i = 0; i < n_rows; ++i) {
+        for (int64_t g = 0; g < group; ++g) {
+          std::copy_n(o.data() + (i * group + g) * hd, hd, s.attn.data() + tile[i] * nq + (kvh * group + g) * hd);
+        }
       }
     }
   };
-  const int64_t items = n * n_head;
+  const int64_t items = static_cast<int64_t>(s.items.size());
   if (pool_->size() > 1 && items > 1) {
     pool_->ParallelFor(items, body);
   } else {
@@ -375,26 +502,22 @@ void Context::Attention(int il, std::span<const BatchToken> batch) {
   }
 }
 
-void Context::Outputs(std::span<const BatchToken> batch, OutputKind kind) {
+void Context::Outputs(OutputKind kind) {
   const ModelConfig& c = model_.config();
   const Model::Weights& w = model_.weights();
   const int64_t e = c.n_embd;
   Scratch& s = *s_;
-  s.out_rows.clear();
-  for (size_t t = 0; t < batch.size(); ++t) {
-    if (batch[t].output) s.out_rows.push_back(static_cast<int32_t>(t));
-  }
   n_outputs_ = static_cast<int32_t>(s.out_rows.size());
   output_width_ = kind == OutputKind::kLogits ? static_cast<int32_t>(c.n_vocab) : static_cast<int32_t>(e);
   if (n_outputs_ == 0) return;
-  // Gather the output tokens' hidden states (and apply the decoders' final norm).
+  // The output tokens' hidden states, with the decoders' final norm.
   float* h = kind == OutputKind::kLogits ? s.xn.data() : nullptr;
   if (h == nullptr) {
     outputs_.resize(static_cast<size_t>(n_outputs_) * e);
     h = outputs_.data();
   }
   for (int32_t r = 0; r < n_outputs_; ++r) {
-    const float* x = s.x.data() + static_cast<int64_t>(s.out_rows[r]) * e;
+    const float* x = s.x.data() + (s.compacted ? r : s.out_rows[r]) * e;
     if (c.is_encoder()) {
       std::copy(x, x + e, h + r * e);
     } else {

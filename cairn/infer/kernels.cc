@@ -65,6 +65,21 @@ const IsaKernels& Active() {
   return *kernels;
 }
 
+GemmFn PanelFor(const IsaKernels& k, TensorType type) {
+  switch (type) {
+    case TensorType::kQ8_0:
+      return k.panel_q8_0;
+    case TensorType::kQ4_0:
+      return k.panel_q4_0;
+    case TensorType::kQ4_K:
+      return k.panel_q4_k;
+    case TensorType::kQ6_K:
+      return k.panel_q6_k;
+    default:
+      return nullptr;
+  }
+}
+
 GemmFn GemmFor(const IsaKernels& k, TensorType type) {
   switch (type) {
     case TensorType::kF32:
@@ -86,28 +101,12 @@ GemmFn GemmFor(const IsaKernels& k, TensorType type) {
   }
 }
 
-// Scratch for the quantized activations, one per thread that calls MatMul, grown as
-// needed and never shrunk, so steady-state calls do not allocate. 64-byte aligned.
-class Scratch {
- public:
-  void* Get(size_t bytes) {
-    if (bytes > size_) {
-      buf_.reset(static_cast<char*>(::operator new(bytes, std::align_val_t{64})));
-      size_ = bytes;
-    }
-    return buf_.get();
-  }
-
- private:
-  struct Free {
-    void operator()(char* p) const { ::operator delete(p, std::align_val_t{64}); }
-  };
-  std::unique_ptr<char, Free> buf_;
-  size_t size_ = 0;
-};
-
+// Scratch for the quantized activations, one per thread that calls MatMul. While this
+// thread runs rows of a MatMul (matmul_depth > 0), the buffer may be in use by that call,
+// so a MatMul started from there gets a buffer of its own.
+using internal::Scratch;
 thread_local Scratch scratch;
-thread_local int matmul_depth = 0;  // a MatMul inside a ParallelFor body on this thread
+thread_local int matmul_depth = 0;
 
 inline size_t Align64(size_t n) { return (n + 63) & ~size_t{63}; }
 
@@ -115,7 +114,11 @@ inline size_t Align64(size_t n) { return (n + 63) & ~size_t{63}; }
 // stay in L2 while the rows stream past.
 constexpr int64_t kTokenBlock = 64;
 
-void Run(const IsaKernels& k, const WeightView& w, const float* x, int64_t n_tokens, float* y, ThreadPool* pool) {
+}  // namespace
+
+namespace internal {
+void MatMulWith(const IsaKernels& k, const WeightView& w, const float* x, int64_t ldx, int64_t n_tokens, float* y,
+                int64_t ldy, ThreadPool* pool) {
   const GemmFn gemm = GemmFor(k, w.type);
   Acts acts;
   acts.type = ActivationType(w.type);
@@ -123,6 +126,7 @@ void Run(const IsaKernels& k, const WeightView& w, const float* x, int64_t n_tok
   std::unique_ptr<Scratch> own;  // nested calls get their own buffer
   if (acts.type == TensorType::kF32) {
     acts.x = x;
+    acts.ldx = ldx;
   } else {
     const int64_t block = acts.type == TensorType::kQ8_0 ? 32 : kQK_K;
     acts.nb = w.cols / block;
@@ -142,7 +146,7 @@ void Run(const IsaKernels& k, const WeightView& w, const float* x, int64_t n_tok
     char* extra = base + qs_bytes + d_bytes;
     auto quantize = [&](int64_t t0, int64_t t1) {
       for (int64_t t = t0; t < t1; ++t) {
-        const float* xt = x + t * w.cols;
+        const float* xt = x + t * ldx;
         int8_t* qt = qs + t * w.cols;
         float* dt = d + t * acts.nb;
         if (acts.type == TensorType::kQ8_0) {
@@ -167,9 +171,15 @@ void Run(const IsaKernels& k, const WeightView& w, const float* x, int64_t n_tok
   }
 
   const int threads = pool == nullptr ? 1 : pool->size();
-  // Rows per work item, a multiple of 4 (the tile height). Decode: several items per
-  // thread so a late thread is not waited for. Batches: as many rows as fit about 64 KiB,
-  // so the rows of an item stay in L2 while every token tile passes over them.
+  // Batches use the panel kernels where the path has them: for whole panels of rows, so
+  // work items start on panel boundaries and only the matrix's last rows % panel_rows
+  // rows fall back to the per-row kernels (which rows take which kernel never depends on
+  // the thread count).
+  const GemmFn panel = n_tokens >= k.panel_min_tokens ? PanelFor(k, w.type) : nullptr;
+  const int64_t align = panel != nullptr ? k.panel_rows : 4;
+  // Rows per work item. Decode: several items per thread so a late thread is not waited
+  // for. Batches: as many rows as fit about 64 KiB, so the rows of an item stay in L2 while
+  // every token tile passes over them.
   int64_t grain;
   if (n_tokens == 1) {
     grain = w.rows / (int64_t{threads} * 8);
@@ -177,25 +187,31 @@ void Run(const IsaKernels& k, const WeightView& w, const float* x, int64_t n_tok
     grain = std::min<int64_t>(static_cast<int64_t>((64 << 10) / std::max<size_t>(w.row_bytes, 1)),
                               w.rows / (int64_t{threads} * 4));
   }
-  grain = std::max<int64_t>(4, (grain + 3) & ~int64_t{3});
+  grain = std::max<int64_t>(align, (grain + align - 1) / align * align);
+  const int64_t panel_end = panel != nullptr ? w.rows / align * align : 0;
+  // Below about 64 KiB of weight traffic the work takes a few microseconds, about what
+  // waking the pool and waiting for it costs: run it here.
+  const double row_read = static_cast<double>(w.cols / BlockSize(w.type) * BlockBytes(w.type));
+  const bool small = row_read * static_cast<double>(w.rows) * static_cast<double>(n_tokens) < 64.0 * 1024;
 
   const auto* wbase = static_cast<const uint8_t*>(w.data);
   for (int64_t t0 = 0; t0 < n_tokens; t0 += kTokenBlock) {
     const int64_t t1 = std::min(n_tokens, t0 + kTokenBlock);
     auto rows_fn = [&](int64_t r0, int64_t r1) {
       ++matmul_depth;
-      gemm(GemmArgs{wbase, w.row_bytes, w.cols, &acts, r0, r1, t0, t1, y, w.rows});
+      const int64_t split = std::clamp(panel_end, r0, r1);
+      if (split > r0) panel(GemmArgs{wbase, w.row_bytes, w.cols, &acts, r0, split, t0, t1, y, ldy});
+      if (r1 > split) gemm(GemmArgs{wbase, w.row_bytes, w.cols, &acts, split, r1, t0, t1, y, ldy});
       --matmul_depth;
     };
-    if (pool == nullptr || threads == 1 || w.rows <= grain) {
+    if (pool == nullptr || threads == 1 || w.rows <= grain || small) {
       rows_fn(0, w.rows);
     } else {
       pool->ParallelForGrain(w.rows, grain, rows_fn);
     }
   }
 }
-
-}  // namespace
+}  // namespace internal
 
 absl::Status CheckWeightView(const WeightView& w) {
   if (!IsSupported(w.type)) {
@@ -254,18 +270,36 @@ std::vector<Isa> AvailableIsas() {
 Isa ActiveIsa() { return Active().isa; }
 std::string_view ActiveIsaDescription() { return Active().description; }
 
-void MatMulIsa(Isa isa, const WeightView& w, const float* x, int64_t n_tokens, float* y, ThreadPool* pool) {
+namespace {
+
+void CheckOrDie(const WeightView& w, int64_t ldx, int64_t ldy) {
   if (absl::Status s = CheckWeightView(w); !s.ok()) Die(s);
+  if (ldx < w.cols || ldy < w.rows) {
+    Die(absl::InvalidArgumentError(fmt::format("strides ldx {} / ldy {} below the {} x {} matrix", ldx, ldy, w.rows, w.cols)));
+  }
+}
+
+}  // namespace
+
+void MatMulIsa(Isa isa, const WeightView& w, const float* x, int64_t n_tokens, float* y, ThreadPool* pool) {
+  CheckOrDie(w, w.cols, w.rows);
   const IsaKernels* k = KernelsFor(isa);
   if (k == nullptr) Die(absl::InvalidArgumentError(fmt::format("instruction set {} is not available", IsaName(isa))));
   if (n_tokens <= 0 || w.rows == 0) return;
-  Run(*k, w, x, n_tokens, y, pool);
+  internal::MatMulWith(*k, w, x, w.cols, n_tokens, y, w.rows, pool);
 }
 
 void MatMul(const WeightView& w, const float* x, int64_t n_tokens, float* y, ThreadPool* pool) {
-  if (absl::Status s = CheckWeightView(w); !s.ok()) Die(s);
+  CheckOrDie(w, w.cols, w.rows);
   if (n_tokens <= 0 || w.rows == 0) return;
-  Run(Active(), w, x, n_tokens, y, pool);
+  internal::MatMulWith(Active(), w, x, w.cols, n_tokens, y, w.rows, pool);
+}
+
+void MatMulStrided(const WeightView& w, const float* x, int64_t ldx, int64_t n_tokens, float* y, int64_t ldy,
+                   ThreadPool* pool) {
+  CheckOrDie(w, ldx, ldy);
+  if (n_tokens <= 0 || w.rows == 0) return;
+  internal::MatMulWith(Active(), w, x, ldx, n_tokens, y, ldy, pool);
 }
 
 }  // namespace cairn::infer

@@ -3,21 +3,30 @@
 // MatMul multiplies a weight matrix, read in place from the model mapping (never expanded
 // to float32 in memory), by a batch of float32 activation vectors. For the quantized types
 // the activations are quantized on the fly, as llama.cpp does, so the inner loops are
-// integer dot products: to Q8_0 (blocks of 32, fp16 scale) for Q4_0 and Q8_0 weights, to
-// Q8_K (blocks of 256, float scale, sums of each 16) for Q4_K and Q6_K. F32, F16 and BF16
-// weights use float dot products with the activations as given.
+// integer dot products: to Q8_0-style blocks of 32 for Q4_0 and Q8_0 weights, to
+// Q8_K-style blocks of 256 (with the sums of each 16) for Q4_K and Q6_K. Each block has a
+// float scale d = max|x| / 127 and values q = nearbyint(x / d), identical on every path.
+// F32, F16 and BF16 weights use float dot products with the activations as given.
 //
 // Instruction sets: a scalar path (the reference, plain C++), AVX2 (+FMA, F16C), AVX-512
-// (BW/VL, with VNNI where the CPU has it) and NEON (with the dot-product extension where
-// the compiler targets it). The best one the CPU supports is chosen once, at the first
-// call; the environment variable CAIRN_INFER_ISA=scalar|avx2|avx512|neon forces one (a
-// path the machine lacks falls back to the best, with a warning).
+// (F/BW/VL/DQ, with VNNI vpdpbusd where the CPU has it) and NEON (vdotq_s32 where the
+// compiler targets the dot-product extension). The best one the CPU supports is chosen
+// once, at the first call; the environment variable CAIRN_INFER_ISA=scalar|avx2|avx512|neon
+// forces one (a path the machine lacks falls back to the best, with a warning). Batches of
+// 4 tokens or more run on AVX2 and AVX-512/VNNI through panels of 8 or 16 rows repacked on
+// the fly into a small per-thread buffer (rows in the vector lanes), so each weight block
+// is unpacked once for the whole batch; decode streams the rows as they are.
 //
-// Accuracy: every path computes, per output, the same quantity — the weights (exactly as
-// Dequantize gives them) times the quantized activations — and differs from the others
-// only in float rounding. Results never depend on the number of threads.
+// Accuracy: every path computes, per output, the same quantity (the weights exactly as
+// Dequantize gives them, times the quantized activations) and differs from the others only
+// in float rounding. Against float activations the error is bounded by the activation
+// rounding: at most sum over blocks of (d / 2) * sum |w_i|. Results never depend on the
+// number of threads; they may differ in the last bits between a batch of 4+ tokens and
+// the same tokens one at a time, and between paths.
 //
-// Thread-safety: all functions are reentrant; MatMul reads `w` and `x` and writes only y.
+// Threads: `pool` splits the rows across its threads (the caller takes part); null runs on
+// the calling thread. Thread-safety: all functions are reentrant; MatMul reads `w` and `x`
+// and writes only y.
 #pragma once
 
 #include <cstddef>
@@ -52,6 +61,12 @@ absl::Status CheckWeightView(const WeightView& w);
 // OK (the model validates its tensors when it loads); violating it aborts.
 void MatMul(const WeightView& w, const float* x, int64_t n_tokens, float* y, ThreadPool* pool);
 
+// MatMul with strides: token t's input at x + t * ldx (ldx >= cols) and its outputs at
+// y + t * ldy (ldy >= rows), e.g. to write Q, K and V side by side in one buffer. Other
+// elements of y are left alone. Same results as MatMul.
+void MatMulStrided(const WeightView& w, const float* x, int64_t ldx, int64_t n_tokens, float* y, int64_t ldy,
+                   ThreadPool* pool);
+
 // The instruction-set paths.
 enum class Isa { kScalar, kAvx2, kAvx512, kNeon };
 const char* IsaName(Isa isa);  // "scalar", "avx2", "avx512", "neon"
@@ -64,7 +79,8 @@ Isa ActiveIsa();
 // A short description of the active path, e.g. "avx512 (vnni)", for logs and benchmarks.
 std::string_view ActiveIsaDescription();
 
-// MatMul on a given path (for tests and benchmarks); `isa` must be available.
+// MatMul on a given path (for tests and benchmarks); `isa` must be available (aborts
+// otherwise).
 void MatMulIsa(Isa isa, const WeightView& w, const float* x, int64_t n_tokens, float* y, ThreadPool* pool);
 
 // The activation format MatMul uses for a weight type: kQ8_0, kQ8_K, or kF32 for the

@@ -15,6 +15,7 @@
 #include "cairn/infer/kernels_internal.h"
 
 #if defined(__x86_64__)
+#include <cpuid.h>
 #include <immintrin.h>
 #endif
 
@@ -68,7 +69,9 @@ CAIRN_AVX2 inline float AbsMax(const float* x, int n) {
   return Hmax(m);
 }
 
-CAIRN_AVX2 void QuantizeQ8_0(const float* x, int64_t n, int8_t* qs, float* d, int32_t* sums) {
+}  // namespace
+
+CAIRN_AVX2 void QuantizeQ8_0Avx2(const float* x, int64_t n, int8_t* qs, float* d, int32_t* sums) {
   for (int64_t b = 0; b < n / 32; ++b) {
     const float db = AbsMax(x + 32 * b, 32) / 127;
     const float id = db != 0 ? 1 / db : 0;
@@ -77,15 +80,14 @@ CAIRN_AVX2 void QuantizeQ8_0(const float* x, int64_t n, int8_t* qs, float* d, in
   }
 }
 
-CAIRN_AVX2 void QuantizeQ8_K(const float* x, int64_t n, int8_t* qs, float* d, int16_t* bsums) {
+CAIRN_AVX2 void QuantizeQ8_KAvx2(const float* x, int64_t n, int8_t* qs, float* d, int16_t* bsums) {
   for (int64_t b = 0; b < n / kQK_K; ++b) {
     const float* xb = x + kQK_K * b;
     const float db = AbsMax(xb, kQK_K) / 127;
     const float id = db != 0 ? 1 / db : 0;
     d[b] = db;
     for (int k = 0; k < 8; ++k) {
-      // Lanes 0-3 of the int32 sums come from the first 16 values, 4-7 from the second...
-      // Round32 adds i0..i3 lane-wise, which mixes the halves, so sum the halves apart.
+      // Each 32 values: i0, i1 are the first 16 (one bsum), i2, i3 the second.
       const __m256 vid = _mm256_set1_ps(id);
       const __m256i i0 = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(xb + 32 * k), vid));
       const __m256i i1 = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(xb + 32 * k + 8), vid));
@@ -99,6 +101,14 @@ CAIRN_AVX2 void QuantizeQ8_K(const float* x, int64_t n, int8_t* qs, float* d, in
     }
   }
 }
+
+// kernels_avx2_panel.cc.
+void PanelQ4_0Avx2(const GemmArgs& g);
+void PanelQ8_0Avx2(const GemmArgs& g);
+void PanelQ4_KAvx2(const GemmArgs& g);
+void PanelQ6_KAvx2(const GemmArgs& g);
+
+namespace {
 
 inline const uint8_t* RowPtr(const GemmArgs& g, int64_t r) { return g.w + static_cast<size_t>(r) * g.row_bytes; }
 
@@ -334,14 +344,14 @@ struct FloatKernel {
       __m256 w[R];
       for (int r = 0; r < R; ++r) w[r] = L::Load8(rows[r], i);
       for (int t = 0; t < T; ++t) {
-        const __m256 x = _mm256_loadu_ps(xs + (t0 + t) * g.cols + i);
+        const __m256 x = _mm256_loadu_ps(xs + (t0 + t) * g.acts->ldx + i);
         for (int r = 0; r < R; ++r) acc[r][t] = _mm256_fmadd_ps(w[r], x, acc[r][t]);
       }
     }
     for (int r = 0; r < R; ++r) {
       for (int t = 0; t < T; ++t) {
         float s = Hsum(acc[r][t]);
-        for (int64_t k = i; k < g.cols; ++k) s += L::Load1(rows[r], k) * xs[(t0 + t) * g.cols + k];
+        for (int64_t k = i; k < g.cols; ++k) s += L::Load1(rows[r], k) * xs[(t0 + t) * g.acts->ldx + k];
         g.y[(t0 + t) * g.ldy + r0 + r] = s;
       }
     }
@@ -356,20 +366,29 @@ void GemmF32(const GemmArgs& g) { RunTiles<FloatKernel<LoadF32>>(g); }
 void GemmF16(const GemmArgs& g) { RunTiles<FloatKernel<LoadF16>>(g); }
 void GemmBF16(const GemmArgs& g) { RunTiles<FloatKernel<LoadBF16>>(g); }
 
-constexpr IsaKernels kAvx2 = {Isa::kAvx2, "avx2", QuantizeQ8_0, QuantizeQ8_K, GemmF32,  GemmF16,
-                              GemmBF16,   GemmQ8_0, GemmQ4_0,  GemmQ4_K,   GemmQ6_K};
+constexpr IsaKernels kAvx2 = {Isa::kAvx2,   "avx2",        QuantizeQ8_0Avx2, QuantizeQ8_KAvx2, GemmF32,
+                              GemmF16,      GemmBF16,      GemmQ8_0,         GemmQ4_0,         GemmQ4_K,
+                              GemmQ6_K,     8,             4,                PanelQ8_0Avx2,    PanelQ4_0Avx2,
+                              PanelQ4_KAvx2, PanelQ6_KAvx2};
 
 }  // namespace
 
+// Not every compiler's __builtin_cpu_supports knows "f16c" (clang 14 does not): CPUID
+// leaf 1, ECX bit 29.
+bool CpuHasF16c() {
+  unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
+  return __get_cpuid(1, &eax, &ebx, &ecx, &edx) != 0 && (ecx & (1u << 29)) != 0;
+}
+
 const IsaKernels* Avx2Kernels() {
-  static const bool supported =
-      __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+  static const bool supported = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && CpuHasF16c();
   return supported ? &kAvx2 : nullptr;
 }
 
 #else
 
 const IsaKernels* Avx2Kernels() { return nullptr; }
+bool CpuHasF16c() { return false; }
 
 #endif
 

@@ -5,9 +5,11 @@
 //   BM_MatMulStream/<type>/<threads>            one token, successive calls walk 5632x2048
 //       matrices through a 1 GiB buffer, so every byte comes from DRAM (the decode case
 //       for a model larger than the caches).
-//   BM_ReadBandwidth/<threads>                   a plain streaming read of the same buffer:
-//       the decode bound is this rate / bytes of weights per token.
-//   BM_MatMulIsa/<type>/<isa>/<tokens>           5632x2048 on one thread, each instruction set.
+//   BM_ReadBandwidth/<threads>/<streams>         a plain streaming read of the same buffer,
+//       1, 4 or 8 interleaved streams per thread: the decode bound is the best of these
+//       rates / bytes of weights per token.
+//   BM_MatMulIsa/<type>/<isa>/<tokens>/<rows>    one thread, each instruction set; 256 rows
+//       stay in L2 (compute cost alone), 5632 rows come from L3 or DRAM.
 //   BM_Dispatch/<threads>                        an empty ParallelFor and a tiny MatMul:
 //       the per-call overhead decode pays hundreds of times per token.
 #include <benchmark/benchmark.h>
@@ -178,36 +180,42 @@ void BM_ReadBandwidth(benchmark::State& state) {
   const size_t n = buf.bytes.size() / 8;
   const auto* words = reinterpret_cast<const uint64_t*>(buf.bytes.data());
   ThreadPool* pool = Pool(static_cast<int>(state.range(0)));
-  std::vector<uint64_t> partial(64);
+  const int streams = static_cast<int>(state.range(1));
+  constexpr size_t kChunkWords = size_t{1} << 17;  // 1 MiB
   for (auto _ : state) {
-    // Chunks of 1 MiB; four independent sums per chunk so the adds never limit the rate.
-    pool->ParallelForGrain(static_cast<int64_t>(n / (1 << 17)), 1, [&](int64_t b, int64_t e) {
-      uint64_t s0 = 0, s1 = 0, s2 = 0, s3 = 0;
-      for (size_t i = static_cast<size_t>(b) << 17; i < static_cast<size_t>(e) << 17; i += 4) {
-        s0 += words[i];
-        s1 += words[i + 1];
-        s2 += words[i + 2];
-        s3 += words[i + 3];
+    // Each 1 MiB chunk is read as `streams` interleaved sequential streams (a kernel reads
+    // several rows at once; one core draws more bandwidth from several streams than one).
+    pool->ParallelForGrain(static_cast<int64_t>(n / kChunkWords), 1, [&](int64_t b, int64_t e) {
+      uint64_t s[8] = {};
+      const size_t len = kChunkWords / static_cast<size_t>(streams);
+      for (int64_t c = b; c < e; ++c) {
+        const uint64_t* base = words + static_cast<size_t>(c) * kChunkWords;
+        for (size_t i = 0; i < len; i += 2) {
+          for (int k = 0; k < streams; ++k) s[k] += base[k * len + i] + base[k * len + i + 1];
+        }
       }
-      benchmark::DoNotOptimize(s0 + s1 + s2 + s3);
+      uint64_t total = 0;
+      for (uint64_t v : s) total += v;
+      benchmark::DoNotOptimize(total);
     });
   }
-  state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * (n / (1 << 17)) * (1 << 20)));
+  state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * (n / kChunkWords) * kChunkWords * 8));
+  state.SetLabel(fmt::format("{} stream(s) per thread", streams));
 }
-BENCHMARK(BM_ReadBandwidth)->Arg(1)->Arg(2)->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_ReadBandwidth)->ArgsProduct({{1, 2}, {1, 4, 8}})->UseRealTime()->Unit(benchmark::kMillisecond);
 
 void BM_MatMulIsa(benchmark::State& state) {
   const auto type = static_cast<TensorType>(state.range(0));
   const auto isa = static_cast<Isa>(state.range(1));
-  const int64_t tokens = state.range(2);
+  const int64_t tokens = state.range(2), rows = state.range(3);
   if (!IsaAvailable(isa)) {
     state.SkipWithError("instruction set not available");
     return;
   }
-  const Buffer& buf = Weights(type, 5632);
-  const WeightView w{type, 5632, kCols, buf.bytes.data(), buf.row_bytes};
+  const Buffer& buf = Weights(type, rows);
+  const WeightView w{type, rows, kCols, buf.bytes.data(), buf.row_bytes};
   const std::vector<float> x = Activations(tokens * kCols);
-  std::vector<float> y(static_cast<size_t>(tokens * 5632));
+  std::vector<float> y(static_cast<size_t>(tokens * rows));
   for (auto _ : state) {
     MatMulIsa(isa, w, x.data(), tokens, y.data(), nullptr);
     benchmark::DoNotOptimize(y.data());
@@ -221,7 +229,7 @@ void IsaArgs(benchmark::internal::Benchmark* b) {
       if (!IsaAvailable(isa)) continue;
       for (int64_t tokens : {1, 64}) {
         if (isa == Isa::kScalar && tokens > 1) continue;  // seconds per call
-        b->Args({static_cast<int64_t>(type), static_cast<int64_t>(isa), tokens});
+        for (int64_t rows : {256, 5632}) b->Args({static_cast<int64_t>(type), static_cast<int64_t>(isa), tokens, rows});
       }
     }
   }

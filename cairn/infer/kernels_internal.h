@@ -13,6 +13,8 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <memory>
+#include <new>
 
 #include "cairn/infer/kernels.h"
 #include "cairn/infer/tensor_type.h"
@@ -31,7 +33,8 @@ struct Acts {
   TensorType type = TensorType::kF32;
   int64_t cols = 0;
   int64_t nb = 0;  // blocks per token
-  const float* x = nullptr;  // kF32: the caller's activations
+  const float* x = nullptr;  // kF32: the caller's activations, token t at x + t * ldx
+  int64_t ldx = 0;
   const int8_t* qs = nullptr;
   const float* d = nullptr;
   const int32_t* sums = nullptr;
@@ -60,6 +63,13 @@ struct IsaKernels {
   QuantizeQ8_0Fn quantize_q8_0;
   QuantizeQ8_KFn quantize_q8_k;
   GemmFn f32, f16, bf16, q8_0, q4_0, q4_k, q6_k;
+  // Batches of at least panel_min_tokens tokens: kernels over panels of panel_rows rows
+  // repacked on the fly (lanes = rows), for ranges whose r0 and r1 are multiples of
+  // panel_rows; the last rows % panel_rows rows of a matrix use the kernels above. Null
+  // where the path has none.
+  int panel_rows = 0;
+  int64_t panel_min_tokens = 0;
+  GemmFn panel_q8_0 = nullptr, panel_q4_0 = nullptr, panel_q4_k = nullptr, panel_q6_k = nullptr;
 };
 
 // Each returns nullptr when the build or the CPU lacks the instructions.
@@ -68,9 +78,41 @@ const IsaKernels* Avx2Kernels();
 const IsaKernels* Avx512Kernels();
 const IsaKernels* NeonKernels();
 
-// The scalar quantizers; the SIMD ones produce the same bytes.
+// x86: whether the CPU has F16C (false elsewhere).
+bool CpuHasF16c();
+
+// The AVX-512 table without VNNI (nullptr without AVX-512), for tests and benchmarks.
+const IsaKernels* Avx512NoVnniKernels();
+
+// MatMulStrided with a given table (the public functions pick one by Isa).
+void MatMulWith(const IsaKernels& kernels, const WeightView& w, const float* x, int64_t ldx, int64_t n_tokens, float* y,
+                int64_t ldy, ThreadPool* pool);
+
+// The quantizers; the SIMD ones produce the same bytes as the scalar ones.
 void QuantizeQ8_0Scalar(const float* x, int64_t n, int8_t* qs, float* d, int32_t* sums);
 void QuantizeQ8_KScalar(const float* x, int64_t n, int8_t* qs, float* d, int16_t* bsums);
+void QuantizeQ8_0Avx2(const float* x, int64_t n, int8_t* qs, float* d, int32_t* sums);
+void QuantizeQ8_KAvx2(const float* x, int64_t n, int8_t* qs, float* d, int16_t* bsums);
+
+// A 64-byte aligned buffer that grows on demand and never shrinks, so steady-state calls
+// do not allocate. Not thread-safe: one per thread (thread_local) or per call.
+class Scratch {
+ public:
+  void* Get(size_t bytes) {
+    if (bytes > size_) {
+      buf_.reset(static_cast<char*>(::operator new(bytes, std::align_val_t{64})));
+      size_ = bytes;
+    }
+    return buf_.get();
+  }
+
+ private:
+  struct Free {
+    void operator()(char* p) const { ::operator delete(p, std::align_val_t{64}); }
+  };
+  std::unique_ptr<char, Free> buf_;
+  size_t size_ = 0;
+};
 
 // Loads that tolerate any alignment.
 inline uint16_t LoadU16(const void* p) {
@@ -101,39 +143,46 @@ inline void UnpackQ4KScales(const uint8_t* packed, uint64_t* scales, uint64_t* m
   *mins = uint64_t{m_lo} | (uint64_t{m_hi} << 32);
 }
 
+// Tiles of R rows x T tokens over rows [g.r0, g.r1) for tokens [t, t + T); leftover rows
+// one at a time.
+template <class K, int R, int T>
+inline void RowTiles(const GemmArgs& g, int64_t t) {
+  int64_t r = g.r0;
+  for (; r + R <= g.r1; r += R) K::template Tile<R, T>(g, r, t);
+  for (; r < g.r1; ++r) K::template Tile<1, T>(g, r, t);
+}
+
 // Walks a GemmArgs range in tiles. K provides
 //   template <int R, int T> static void Tile(const GemmArgs& g, int64_t r, int64_t t);
 // computing rows [r, r+R) for tokens [t, t+T). One token (decode): tiles of 4 rows, so
-// four independent dependency chains hide the FMA latency. More tokens: tiles of 2 rows x
-// 4 tokens, so each unpacked weight block is used four times.
-template <class K>
+// four independent dependency chains hide the FMA latency. More tokens: tiles of RB rows x
+// TB tokens (TB <= 6), so each unpacked weight vector is used RB x TB times.
+template <class K, int RB = 2, int TB = 4>
 inline void RunTiles(const GemmArgs& g) {
-  const int64_t nt = g.t1 - g.t0;
-  if (nt == 1) {
-    int64_t r = g.r0;
-    for (; r + 4 <= g.r1; r += 4) K::template Tile<4, 1>(g, r, g.t0);
-    for (; r < g.r1; ++r) K::template Tile<1, 1>(g, r, g.t0);
+  static_assert(TB >= 1 && TB <= 6);
+  if (g.t1 - g.t0 == 1) {
+    RowTiles<K, 4, 1>(g, g.t0);
     return;
   }
-  for (int64_t t = g.t0; t < g.t1; t += 4) {
-    const int64_t tn = g.t1 - t < 4 ? g.t1 - t : 4;
-    int64_t r = g.r0;
-    switch (tn) {
+  for (int64_t t = g.t0; t < g.t1; t += TB) {
+    switch (g.t1 - t < TB ? g.t1 - t : TB) {
+      case 6:
+        if constexpr (TB >= 6) RowTiles<K, RB, 6>(g, t);
+        break;
+      case 5:
+        if constexpr (TB >= 5) RowTiles<K, RB, 5>(g, t);
+        break;
       case 4:
-        for (; r + 2 <= g.r1; r += 2) K::template Tile<2, 4>(g, r, t);
-        if (r < g.r1) K::template Tile<1, 4>(g, r, t);
+        if constexpr (TB >= 4) RowTiles<K, RB, 4>(g, t);
         break;
       case 3:
-        for (; r + 2 <= g.r1; r += 2) K::template Tile<2, 3>(g, r, t);
-        if (r < g.r1) K::template Tile<1, 3>(g, r, t);
+        if constexpr (TB >= 3) RowTiles<K, RB, 3>(g, t);
         break;
       case 2:
-        for (; r + 2 <= g.r1; r += 2) K::template Tile<2, 2>(g, r, t);
-        if (r < g.r1) K::template Tile<1, 2>(g, r, t);
+        RowTiles<K, RB, 2>(g, t);
         break;
       default:
-        for (; r + 4 <= g.r1; r += 4) K::template Tile<4, 1>(g, r, t);
-        for (; r < g.r1; ++r) K::template Tile<1, 1>(g, r, t);
+        RowTiles<K, 4, 1>(g, t);
         break;
     }
   }

@@ -162,7 +162,7 @@ void GemmFloat(const GemmArgs& g) {
       const int64_t len = std::min(kPiece, g.cols - c0);
       for (int64_t i = 0; i < len; ++i) wf[i] = Load(Row(g, r), c0 + i);
       for (int64_t t = g.t0; t < g.t1; ++t) {
-        const float* xt = g.acts->x + t * g.cols + c0;
+        const float* xt = g.acts->x + t * g.acts->ldx + c0;
         float s = g.y[t * g.ldy + r];
         for (int64_t i = 0; i < len; ++i) s += wf[i] * xt[i];
         g.y[t * g.ldy + r] = s;

@@ -88,6 +88,15 @@ absl::Status Model::Bind() {
   } else {
     w.output_norm = vec("output_norm.weight");
     w.output = c.tied_embeddings ? w.token_embd : matrix("output.weight");
+    // Llama 3.1 and later ship their RoPE frequency scaling as divisors, one per
+    // rotated pair (llama.cpp's optional rope_freqs.weight).
+    if (const GgufTensor* t = f.FindTensor("rope_freqs.weight"); t != nullptr) {
+      if (t->n_dims != 1 || t->ne[0] != c.n_rot / 2) {
+        return ModelError(f, fmt::format("tensor 'rope_freqs.weight' has shape {}, expected [{}]", t->ShapeString(),
+                                         c.n_rot / 2));
+      }
+      w.rope_freqs = vec("rope_freqs.weight");
+    }
   }
   w.layers.resize(c.n_layer);
   for (uint32_t i = 0; i < c.n_layer; ++i) {

@@ -23,12 +23,24 @@
 // Session: one sequence in one slot — Decode (prefill in chunks of up to n_batch
 // tokens, logits of the last), Truncate, Embed (pooled, L2-normalized vectors).
 //
+// Architectures: llama (Llama 2/3 incl. the rope_freqs.weight frequency factors of
+// 3.1+, TinyLlama, SmolLM, Mistral without a sliding window), qwen2 (q/k/v biases,
+// NeoX RoPE) and bert (token type and position embeddings, post-LayerNorm, GELU).
+// Grouped-query attention, RoPE with the file's frequency base and linear scaling,
+// tied embeddings (no output.weight: token_embd is the output projection).
+//
 // Numerics: activations are float32; weight products go through kernels.h's MatMul
 // (quantized weights multiply activations quantized to 8 bits on the fly, as
-// llama.cpp does); the KV cache is f16 by default (ContextOptions::kv_type). RoPE
-// angles, norms and softmax sums are computed in double where it is cheap.
-// model_test.cc checks every architecture and weight type against a plain float
-// reference; the tolerances are stated there.
+// llama.cpp does); the KV cache is f16 by default, like llama.cpp's
+// (ContextOptions::kv_type: kF32 doubles its memory and removes its rounding). RoPE
+// angles and norm sums are computed in double. The last layer computes attention and
+// the feed-forward only for the entries marked `output` (their K/V still go in the
+// cache), as llama.cpp does. model_test.cc checks every architecture and weight type
+// against a plain float reference; the tolerances are stated there.
+//
+// Threads: every weight product, the attention (over slots x kv heads x query tiles,
+// or query heads when decoding) and the row-wise ops of large batches run on the
+// context's ThreadPool. Results do not depend on the thread count.
 #pragma once
 
 #include <cstdint>
@@ -93,6 +105,7 @@ class Model {
     WeightView position_embd{};  // bert
     const float *embd_norm = nullptr, *embd_norm_b = nullptr;  // bert
     const float* output_norm = nullptr;  // decoders
+    const float* rope_freqs = nullptr;   // optional per-frequency RoPE divisors (Llama 3.1+)
     WeightView output{};  // decoders: output.weight or token_embd (tied)
     std::vector<Layer> layers;
   };
@@ -179,8 +192,10 @@ class Context {
   void Embed(std::span<const BatchToken> batch);
   void DecoderLayer(int il, std::span<const BatchToken> batch);
   void EncoderLayer(int il, std::span<const BatchToken> batch);
-  void Attention(int il, std::span<const BatchToken> batch);
-  void Outputs(std::span<const BatchToken> batch, OutputKind kind);
+  // Returns the number of rows the rest of the layer carries (see Compact).
+  int64_t Compact(int il, int64_t n);
+  void Attention(int il, std::span<const BatchToken> batch, int64_t rows);
+  void Outputs(OutputKind kind);
   // Runs fn over [0, n) tokens, on the pool when there is enough work.
   void ForTokens(int64_t n, int64_t cost_per_token, const std::function<void(int64_t, int64_t)>& fn);
 

@@ -54,6 +54,10 @@ void ToF16Scalar(const float* x, int64_t n, uint16_t* out) {
   for (int64_t i = 0; i < n; ++i) out[i] = Fp32ToFp16(x[i]);
 }
 
+void FromF16Scalar(const uint16_t* x, int64_t n, float* out) {
+  for (int64_t i = 0; i < n; ++i) out[i] = Fp16ToFp32(x[i]);
+}
+
 float DotF16Scalar(const float* a, const uint16_t* b, int64_t n) {
   float s = 0;
   for (int64_t i = 0; i < n; ++i) s += a[i] * Fp16ToFp32(b[i]);
@@ -94,6 +98,42 @@ void GatherSumScalar(const float* p, const T* base, const int32_t* idx, int64_t 
   }
 }
 
+void TileScoresScalar(const float* k, int64_t n, int64_t hd, const float* qt, int64_t m, float* st) {
+  for (int64_t j = 0; j < n; ++j) {
+    float* row = st + j * m;
+    std::fill(row, row + m, 0.0f);
+    for (int64_t d = 0; d < hd; ++d) {
+      const float kd = k[j * hd + d];
+      for (int64_t c = 0; c < m; ++c) row[c] += kd * qt[d * m + c];
+    }
+  }
+}
+
+void SoftmaxColumnsScalar(float* st, int64_t n, int64_t m) {
+  for (int64_t c = 0; c < m; ++c) {
+    float max = -INFINITY;
+    for (int64_t j = 0; j < n; ++j) max = std::max(max, st[j * m + c]);
+    double sum = 0;
+    for (int64_t j = 0; j < n; ++j) {
+      float& x = st[j * m + c];
+      x = std::exp(x - max);
+      sum += x;
+    }
+    const float inv = static_cast<float>(1.0 / sum);
+    for (int64_t j = 0; j < n; ++j) st[j * m + c] *= inv;
+  }
+}
+
+void TileValuesScalar(const float* pt, int64_t n, int64_t m, const float* v, int64_t hd, float* out) {
+  std::fill(out, out + m * hd, 0.0f);
+  for (int64_t j = 0; j < n; ++j) {
+    for (int64_t c = 0; c < m; ++c) {
+      const float p = pt[j * m + c];
+      for (int64_t i = 0; i < hd; ++i) out[c * hd + i] += p * v[j * hd + i];
+    }
+  }
+}
+
 constexpr internal::OpsTable kScalar = {"scalar",
                                         SoftmaxScalar,
                                         SiluMulScalar,
@@ -101,12 +141,16 @@ constexpr internal::OpsTable kScalar = {"scalar",
                                         DotScalar,
                                         AxpyScalar,
                                         ToF16Scalar,
+                                        FromF16Scalar,
                                         DotF16Scalar,
                                         AxpyF16Scalar,
                                         GatherDotScalar<float>,
                                         GatherDotScalar<uint16_t>,
                                         GatherSumScalar<float>,
-                                        GatherSumScalar<uint16_t>};
+                                        GatherSumScalar<uint16_t>,
+                                        TileScoresScalar,
+                                        SoftmaxColumnsScalar,
+                                        TileValuesScalar};
 
 const internal::OpsTable& Ops() {
   static const internal::OpsTable* table = [] {
@@ -142,12 +186,13 @@ void LayerNorm(const float* x, const float* w, const float* b, float eps, int64_
   for (int64_t i = 0; i < n; ++i) out[i] = (x[i] - mean) * scale * w[i] + b[i];
 }
 
-void RopeAngles(int32_t pos, int n_rot, float freq_base, float freq_scale, float* cos_sin) {
+void RopeAngles(int32_t pos, int n_rot, float freq_base, float freq_scale, const float* factors, float* cos_sin) {
   // In double: at positions in the thousands a float angle would lose the low bits
   // that decide the fast-rotating dimensions.
   for (int i = 0; i < n_rot / 2; ++i) {
     const double inv_freq = std::pow(static_cast<double>(freq_base), -2.0 * i / n_rot);
-    const double theta = static_cast<double>(pos) * freq_scale * inv_freq;
+    double theta = static_cast<double>(pos) * freq_scale * inv_freq;
+    if (factors != nullptr) theta /= factors[i];
     cos_sin[2 * i] = static_cast<float>(std::cos(theta));
     cos_sin[2 * i + 1] = static_cast<float>(std::sin(theta));
   }
@@ -179,6 +224,7 @@ void AddTo(float* x, const float* b, int64_t n) {
 float Dot(const float* a, const float* b, int64_t n) { return Ops().dot(a, b, n); }
 void Axpy(float a, const float* x, int64_t n, float* y) { Ops().axpy(a, x, n, y); }
 void ToF16(const float* x, int64_t n, uint16_t* out) { Ops().to_f16(x, n, out); }
+void FromF16(const uint16_t* x, int64_t n, float* out) { Ops().from_f16(x, n, out); }
 float DotF16(const float* a, const uint16_t* b, int64_t n) { return Ops().dot_f16(a, b, n); }
 void AxpyF16(float a, const uint16_t* x, int64_t n, float* y) { Ops().axpy_f16(a, x, n, y); }
 
@@ -197,6 +243,14 @@ void GatherSum(const float* p, const float* base, const int32_t* idx, int64_t n,
 void GatherSumF16(const float* p, const uint16_t* base, const int32_t* idx, int64_t n, int64_t stride, int64_t hd,
                   float* out) {
   Ops().gather_sum_f16(p, base, idx, n, stride, hd, out);
+}
+
+void TileScores(const float* k, int64_t n, int64_t hd, const float* qt, int64_t m, float* st) {
+  Ops().tile_scores(k, n, hd, qt, m, st);
+}
+void SoftmaxColumns(float* st, int64_t n, int64_t m) { Ops().softmax_columns(st, n, m); }
+void TileValues(const float* pt, int64_t n, int64_t m, const float* v, int64_t hd, float* out) {
+  Ops().tile_values(pt, n, m, v, hd, out);
 }
 
 const char* OpsIsa() { return Ops().name; }

@@ -135,6 +135,12 @@ CAIRN_AVX2 void ToF16(const float* x, int64_t n, uint16_t* out) {
   for (; i < n; ++i) out[i] = Fp32ToFp16(x[i]);
 }
 
+CAIRN_AVX2 void FromF16(const uint16_t* x, int64_t n, float* out) {
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) _mm256_storeu_ps(out + i, LoadF16(x + i));
+  for (; i < n; ++i) out[i] = Fp16ToFp32(x[i]);
+}
+
 CAIRN_AVX2 float DotF16(const float* a, const uint16_t* b, int64_t n) {
   __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
   int64_t i = 0;
@@ -230,10 +236,139 @@ CAIRN_AVX2 void GatherSum(const float* p, const T* base, const int32_t* idx, int
   }
 }
 
-constexpr OpsTable kAvx2 = {"avx2",          Softmax,          SiluMul,         Gelu,
-                            Dot,             Axpy,             ToF16,           DotF16,
-                            AxpyF16,         GatherDot<float>, GatherDot<uint16_t>, GatherSum<float>,
-                            GatherSum<uint16_t>};
+// Four keys x sixteen queries per block: per element of the head, two vector loads of
+// queries and four broadcast keys feed eight independent FMAs.
+CAIRN_AVX2 void TileScores(const float* k, int64_t n, int64_t hd, const float* qt, int64_t m, float* st) {
+  int64_t c = 0;
+  for (; c + 16 <= m; c += 16) {
+    int64_t j = 0;
+    for (; j + 4 <= n; j += 4) {
+      const float* k0 = k + j * hd;
+      __m256 a[4][2];
+      for (auto& r : a) r[0] = r[1] = _mm256_setzero_ps();
+      for (int64_t d = 0; d < hd; ++d) {
+        const __m256 q0 = _mm256_loadu_ps(qt + d * m + c), q1 = _mm256_loadu_ps(qt + d * m + c + 8);
+        for (int r = 0; r < 4; ++r) {
+          const __m256 b = _mm256_broadcast_ss(k0 + r * hd + d);
+          a[r][0] = _mm256_fmadd_ps(b, q0, a[r][0]);
+          a[r][1] = _mm256_fmadd_ps(b, q1, a[r][1]);
+        }
+      }
+      for (int r = 0; r < 4; ++r) {
+        _mm256_storeu_ps(st + (j + r) * m + c, a[r][0]);
+        _mm256_storeu_ps(st + (j + r) * m + c + 8, a[r][1]);
+      }
+    }
+    for (; j < n; ++j) {
+      __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
+      for (int64_t d = 0; d < hd; ++d) {
+        const __m256 b = _mm256_broadcast_ss(k + j * hd + d);
+        a0 = _mm256_fmadd_ps(b, _mm256_loadu_ps(qt + d * m + c), a0);
+        a1 = _mm256_fmadd_ps(b, _mm256_loadu_ps(qt + d * m + c + 8), a1);
+      }
+      _mm256_storeu_ps(st + j * m + c, a0);
+      _mm256_storeu_ps(st + j * m + c + 8, a1);
+    }
+  }
+  for (; c + 8 <= m; c += 8) {
+    for (int64_t j = 0; j < n; ++j) {
+      __m256 a0 = _mm256_setzero_ps();
+      for (int64_t d = 0; d < hd; ++d) {
+        a0 = _mm256_fmadd_ps(_mm256_broadcast_ss(k + j * hd + d), _mm256_loadu_ps(qt + d * m + c), a0);
+      }
+      _mm256_storeu_ps(st + j * m + c, a0);
+    }
+  }
+  for (; c < m; ++c) {
+    for (int64_t j = 0; j < n; ++j) {
+      float a = 0;
+      for (int64_t d = 0; d < hd; ++d) a += k[j * hd + d] * qt[d * m + c];
+      st[j * m + c] = a;
+    }
+  }
+}
+
+CAIRN_AVX2 void SoftmaxColumns(float* st, int64_t n, int64_t m) {
+  int64_t c = 0;
+  for (; c + 8 <= m; c += 8) {
+    __m256 mx = _mm256_set1_ps(-INFINITY);
+    for (int64_t j = 0; j < n; ++j) mx = _mm256_max_ps(mx, _mm256_loadu_ps(st + j * m + c));
+    __m256 sum = _mm256_setzero_ps();
+    for (int64_t j = 0; j < n; ++j) {
+      const __m256 e = Exp(_mm256_sub_ps(_mm256_loadu_ps(st + j * m + c), mx));
+      _mm256_storeu_ps(st + j * m + c, e);
+      sum = _mm256_add_ps(sum, e);
+    }
+    const __m256 inv = _mm256_div_ps(_mm256_set1_ps(1.0f), sum);
+    for (int64_t j = 0; j < n; ++j) _mm256_storeu_ps(st + j * m + c, _mm256_mul_ps(_mm256_loadu_ps(st + j * m + c), inv));
+  }
+  for (; c < m; ++c) {
+    float max = -INFINITY;
+    for (int64_t j = 0; j < n; ++j) max = std::max(max, st[j * m + c]);
+    double sum = 0;
+    for (int64_t j = 0; j < n; ++j) sum += (st[j * m + c] = std::exp(st[j * m + c] - max));
+    for (int64_t j = 0; j < n; ++j) st[j * m + c] *= static_cast<float>(1.0 / sum);
+  }
+}
+
+// Four queries x sixteen output values per block: two vector loads of a value row and
+// four broadcast probabilities feed eight FMAs per key.
+CAIRN_AVX2 void TileValues(const float* pt, int64_t n, int64_t m, const float* v, int64_t hd, float* out) {
+  int64_t i = 0;
+  for (; i + 16 <= hd; i += 16) {
+    int64_t c = 0;
+    for (; c + 4 <= m; c += 4) {
+      __m256 a[4][2];
+      for (auto& r : a) r[0] = r[1] = _mm256_setzero_ps();
+      for (int64_t j = 0; j < n; ++j) {
+        const __m256 v0 = _mm256_loadu_ps(v + j * hd + i), v1 = _mm256_loadu_ps(v + j * hd + i + 8);
+        const float* p = pt + j * m + c;
+        for (int r = 0; r < 4; ++r) {
+          const __m256 b = _mm256_broadcast_ss(p + r);
+          a[r][0] = _mm256_fmadd_ps(b, v0, a[r][0]);
+          a[r][1] = _mm256_fmadd_ps(b, v1, a[r][1]);
+        }
+      }
+      for (int r = 0; r < 4; ++r) {
+        _mm256_storeu_ps(out + (c + r) * hd + i, a[r][0]);
+        _mm256_storeu_ps(out + (c + r) * hd + i + 8, a[r][1]);
+      }
+    }
+    for (; c < m; ++c) {
+      __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
+      for (int64_t j = 0; j < n; ++j) {
+        const __m256 b = _mm256_broadcast_ss(pt + j * m + c);
+        a0 = _mm256_fmadd_ps(b, _mm256_loadu_ps(v + j * hd + i), a0);
+        a1 = _mm256_fmadd_ps(b, _mm256_loadu_ps(v + j * hd + i + 8), a1);
+      }
+      _mm256_storeu_ps(out + c * hd + i, a0);
+      _mm256_storeu_ps(out + c * hd + i + 8, a1);
+    }
+  }
+  for (; i + 8 <= hd; i += 8) {
+    for (int64_t c = 0; c < m; ++c) {
+      __m256 a0 = _mm256_setzero_ps();
+      for (int64_t j = 0; j < n; ++j) {
+        a0 = _mm256_fmadd_ps(_mm256_broadcast_ss(pt + j * m + c), _mm256_loadu_ps(v + j * hd + i), a0);
+      }
+      _mm256_storeu_ps(out + c * hd + i, a0);
+    }
+  }
+  for (; i < hd; ++i) {
+    for (int64_t c = 0; c < m; ++c) {
+      float a = 0;
+      for (int64_t j = 0; j < n; ++j) a += pt[j * m + c] * v[j * hd + i];
+      out[c * hd + i] = a;
+    }
+  }
+}
+
+constexpr OpsTable kAvx2 = {"avx2",           Softmax,          SiluMul,
+                            Gelu,             Dot,              Axpy,
+                            ToF16,            FromF16,          DotF16,
+                            AxpyF16,          GatherDot<float>, GatherDot<uint16_t>,
+                            GatherSum<float>, GatherSum<uint16_t>, TileScores,
+                            SoftmaxColumns,   TileValues};
 
 }  // namespace
 

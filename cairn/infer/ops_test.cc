@@ -49,7 +49,7 @@ TEST(OpsTest, LayerNormMatchesDefinition) {
 TEST(OpsTest, RopeRotatesPairsByPositionAngles) {
   const int head_dim = 8, n_rot = 6, heads = 2;
   std::vector<float> cs(n_rot);
-  RopeAngles(5, n_rot, 10000.0f, 0.5f, cs.data());
+  RopeAngles(5, n_rot, 10000.0f, 0.5f, nullptr, cs.data());
   for (int i = 0; i < n_rot / 2; ++i) {
     const double theta = 5 * 0.5 * std::pow(10000.0, -2.0 * i / n_rot);
     EXPECT_NEAR(cs[2 * i], std::cos(theta), 1e-6);
@@ -72,7 +72,16 @@ TEST(OpsTest, RopeRotatesPairsByPositionAngles) {
     }
   }
   // Position 0 is the identity.
-  RopeAngles(0, n_rot, 10000.0f, 1.0f, cs.data());
+  // Frequency factors divide the angles.
+  const float factors[3] = {1.0f, 2.0f, 8.0f};
+  std::vector<float> cf(n_rot);
+  RopeAngles(5, n_rot, 10000.0f, 0.5f, factors, cf.data());
+  for (int i = 0; i < n_rot / 2; ++i) {
+    const double theta = 5 * 0.5 * std::pow(10000.0, -2.0 * i / n_rot) / factors[i];
+    EXPECT_NEAR(cf[2 * i], std::cos(theta), 1e-6);
+    EXPECT_NEAR(cf[2 * i + 1], std::sin(theta), 1e-6);
+  }
+  RopeAngles(0, n_rot, 10000.0f, 1.0f, nullptr, cs.data());
   std::vector<float> z = Random(head_dim, 7), z0 = z;
   Rope(z.data(), 1, head_dim, n_rot, false, cs.data());
   EXPECT_EQ(z, z0);
@@ -127,9 +136,15 @@ TEST_P(OpsIsaTest, MatchDefinitions) {
     double dot16 = 0;
     for (int64_t i = 0; i < n; ++i) {
       EXPECT_EQ(h[i], Fp32ToFp16(a[i]));
+      float back = 0;
+      t->from_f16(&h[i], 1, &back);
+      EXPECT_EQ(back, Fp16ToFp32(h[i]));
       dot16 += static_cast<double>(Fp16ToFp32(h[i])) * b[i];
     }
     EXPECT_NEAR(t->dot_f16(b.data(), h.data(), n), dot16, 1e-4);
+    std::vector<float> wide(n);
+    t->from_f16(h.data(), n, wide.data());
+    for (int64_t i = 0; i < n; ++i) EXPECT_EQ(wide[i], Fp16ToFp32(h[i]));
     y = b;
     t->axpy_f16(2.0f, h.data(), n, y.data());
     for (int64_t i = 0; i < n; ++i) EXPECT_FLOAT_EQ(y[i], b[i] + 2.0f * Fp16ToFp32(h[i]));
@@ -175,6 +190,47 @@ TEST_P(OpsIsaTest, GatheredAttentionRows) {
         }
         EXPECT_NEAR(sum[i], want, 1e-4);
         EXPECT_NEAR(sum16[i], want16, 1e-4);
+      }
+    }
+  }
+}
+
+TEST_P(OpsIsaTest, AttentionTiles) {
+  const internal::OpsTable* t = table();
+  if (t == nullptr) GTEST_SKIP() << "this CPU lacks the instructions";
+  for (int64_t hd : {8, 20, 64, 80}) {
+    for (int64_t m : {3, 8, 16, 24, 48}) {
+      for (int64_t n : {1, 5, 37}) {
+        SCOPED_TRACE(fmt::format("hd {} m {} n {}", hd, m, n));
+        const std::vector<float> k = Random(static_cast<size_t>(n * hd), 70 + n, 2.0f);
+        const std::vector<float> v = Random(static_cast<size_t>(n * hd), 80 + n);
+        const std::vector<float> qt = Random(static_cast<size_t>(hd * m), 90 + m, 0.5f);
+        std::vector<float> st(static_cast<size_t>(n * m), 7.0f);
+        t->tile_scores(k.data(), n, hd, qt.data(), m, st.data());
+        for (int64_t j = 0; j < n; ++j) {
+          for (int64_t c = 0; c < m; ++c) {
+            double want = 0;
+            for (int64_t d = 0; d < hd; ++d) want += static_cast<double>(k[j * hd + d]) * qt[d * m + c];
+            ASSERT_NEAR(st[j * m + c], want, 1e-4) << j << " " << c;
+          }
+        }
+        std::vector<float> p = st;
+        t->softmax_columns(p.data(), n, m);
+        for (int64_t c = 0; c < m; ++c) {
+          double max = -1e30, sum = 0;
+          for (int64_t j = 0; j < n; ++j) max = std::max<double>(max, st[j * m + c]);
+          for (int64_t j = 0; j < n; ++j) sum += std::exp(st[j * m + c] - max);
+          for (int64_t j = 0; j < n; ++j) ASSERT_NEAR(p[j * m + c], std::exp(st[j * m + c] - max) / sum, 1e-6);
+        }
+        std::vector<float> out(static_cast<size_t>(m * hd), 5.0f);
+        t->tile_values(p.data(), n, m, v.data(), hd, out.data());
+        for (int64_t c = 0; c < m; ++c) {
+          for (int64_t i = 0; i < hd; ++i) {
+            double want = 0;
+            for (int64_t j = 0; j < n; ++j) want += static_cast<double>(p[j * m + c]) * v[j * hd + i];
+            ASSERT_NEAR(out[c * hd + i], want, 1e-5) << c << " " << i;
+          }
+        }
       }
     }
   }

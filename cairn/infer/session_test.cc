@@ -138,6 +138,28 @@ TEST(SessionTest, ChunkedPrefillMatchesOneBatch) {
   EXPECT_EQ(b->pos(), 30);
 }
 
+TEST(SessionTest, ResultsDoNotDependOnThreadCount) {
+  for (Arch arch : {Arch::kLlama, Arch::kBert}) {
+    std::unique_ptr<Model> model = TinyModel(arch, "q4_k");
+    const std::vector<int32_t> prompt = Tokens(40, 12);
+    std::vector<std::vector<float>> got;
+    for (int threads : {1, 2, 3}) {
+      ContextOptions o;
+      o.n_threads = threads;
+      std::unique_ptr<Session> s = *Session::Create(*model, o);
+      if (arch == Arch::kBert) {
+        got.push_back(*s->Embed(prompt, Pooling::kMean));
+      } else {
+        got.push_back(Copy(s->Decode(prompt)));
+        got.push_back(Copy(s->Decode(std::span(prompt.data(), 1))));
+      }
+    }
+    for (size_t i = arch == Arch::kBert ? 1 : 2; i < got.size(); ++i) {
+      EXPECT_EQ(got[i], got[i % (arch == Arch::kBert ? 1 : 2)]) << ArchName(arch) << " " << i;
+    }
+  }
+}
+
 TEST(SessionTest, SessionsOnSlotsOfOneContextAreIndependent) {
   std::unique_ptr<Model> model = TinyModel(Arch::kLlama);
   ContextOptions o;

@@ -121,8 +121,9 @@ absl::Status BuildMerges(Tokenizer::Impl* impl) {
     const int32_t right_id = impl->Find(right);
     const int32_t result = impl->Find(std::string(left) + std::string(right));
     if (left_id == kNoToken || right_id == kNoToken || result == kNoToken) {
-      const std::string missing =
-          left_id == kNoToken ? std::string(left) : right_id == kNoToken ? std::string(right) : std::string(left) + std::string(right);
+      std::string missing = std::string(left) + std::string(right);
+      if (left_id == kNoToken) missing = std::string(left);
+      if (left_id != kNoToken && right_id == kNoToken) missing = std::string(right);
       return absl::InvalidArgumentError(
           fmt::format("tokenizer: merge {} '{}' refers to a string that is not a token ('{}')", rank, merge, missing));
     }

@@ -33,7 +33,7 @@
 namespace cairn::infer {
 
 struct DecodeOptions {
-  // Control and unknown tokens print their text ("<s>", "[CLS]"); otherwise nothing.
+  // Control, unknown and unused tokens print their text ("<s>", "[CLS]"); otherwise nothing.
   bool render_special = false;
   // SentencePiece and WordPiece: drop the space the encoder put before the text (at the
   // start and after each special token), so that Decode(Encode(x)) == x.
@@ -60,7 +60,8 @@ class Tokenizer {
 
   // The bytes token `id` stands for: U+2581 and GPT-2 characters turned back into spaces
   // and raw bytes, <0xXX> into its byte. A piece can be part of a UTF-8 sequence (see
-  // StreamDecoder). Control/unknown tokens give their text with render_special, else "".
+  // StreamDecoder). Control, unknown, unused and undefined tokens give their text with
+  // render_special, else ""; user-defined tokens always give their text.
   std::string_view TokenToPiece(int32_t id, bool render_special = false) const;
 
   bool IsValidId(int32_t id) const { return id >= 0 && id < vocab_size(); }

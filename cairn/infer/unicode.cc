@@ -52,7 +52,9 @@ const ByteTables& GetByteTables() {
     ByteTables t;
     t.cp_to_byte.fill(-1);
     // Printable Latin-1 bytes stand for themselves; the rest are moved, in order, to 256+.
-    auto printable = [](int b) { return (b >= '!' && b <= '~') || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE && b <= 0xFF); };
+    auto printable = [](int b) {
+      return (b >= '!' && b <= '~') || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE && b <= 0xFF);
+    };
     char32_t next = 256;
     for (int b = 0; b < 256; ++b) {
       const char32_t cp = printable(b) ? static_cast<char32_t>(b) : next++;

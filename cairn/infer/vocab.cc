@@ -123,7 +123,9 @@ absl::StatusOr<Vocab> LoadVocab(const GgufFile& file) {
   if (!file.Has(model_key)) return Invalid(file, "no tokenizer.ggml.model: the file has no tokenizer");
   absl::StatusOr<std::string_view> model = file.GetString(model_key);
   if (!model.ok()) return InFile(file, model.status());
-  if (*model == "none" || *model == "no_vocab") return Invalid(file, "the model has no vocabulary (tokenizer.ggml.model is 'none')");
+  if (*model == "none" || *model == "no_vocab") {
+    return Invalid(file, "the model has no vocabulary (tokenizer.ggml.model is 'none')");
+  }
   absl::StatusOr<TokenizerModel> parsed = ParseTokenizerModel(*model);
   if (!parsed.ok()) return InFile(file, parsed.status());
   v.model = *parsed;

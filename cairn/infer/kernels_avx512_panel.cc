@@ -1,0 +1,316 @@
+// Batch kernels for AVX-512 with VNNI: matrix x many tokens (prompt processing).
+//
+// The per-row kernels put elements in the lanes, so every block of every (row, token)
+// ends in a conversion and a scaled add of a whole register. Here 16 rows are first
+// repacked into a panel with the rows in the lanes: for each 32-value unit (a Q4_0 / Q8_0
+// block, a Q4_K sub-block, two Q6_K groups) eight 64-byte vectors whose lane r holds 4
+// consecutive values of row r, unsigned. One vpdpbusd against 4 activation bytes
+// broadcast to all lanes is then 64 useful multiply-adds for 16 outputs, and the block
+// scale is applied once per block for 16 rows at a time. The panel (16 rows x cols bytes
+// plus scales, 32 KiB for 2048 columns) is built once and stays in L1/L2 while every
+// token of the batch passes over it.
+//
+// Offsets are folded into the int32 starting value of each block's sum, from the
+// activation sums: -8 * sum (Q4_0), -128 * sum (Q8_0 stored as w + 128), -32 * group sum
+// (Q6_K); Q4_K's mins are subtracted in float (dmin * min * sum of the sub-block).
+#include "cairn/infer/kernels_internal.h"
+
+#if defined(__x86_64__)
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
+#include <immintrin.h>
+#endif
+
+namespace cairn::infer::internal {
+
+#if defined(__x86_64__)
+
+#define CAIRN_T __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma,f16c")))
+
+namespace {
+
+constexpr int kRows = 16;
+constexpr int kMaxTokens = 8;  // tokens per tile: 2 x 8 registers of sums
+
+// A panel of 16 rows. vals: units x 8 vectors of 64 bytes. scale: 16 floats per unit
+// (Q6_K: per 16-value group, two per unit). mins (Q4_K): 16 floats per unit.
+struct Panel {
+  uint8_t* vals;
+  float* scale;
+  float* mins;
+};
+
+thread_local Scratch panel_scratch;
+
+Panel AllocPanel(int64_t cols) {
+  const size_t units = static_cast<size_t>(cols / 32);
+  const size_t vals = units * 8 * 64, scale = units * 2 * kRows * sizeof(float), mins = units * kRows * sizeof(float);
+  auto* base = static_cast<uint8_t*>(panel_scratch.Get(vals + scale + mins));
+  return Panel{base, reinterpret_cast<float*>(base + vals), reinterpret_cast<float*>(base + vals + scale)};
+}
+
+// 16 rows of 16 bytes (p[r] + off) to 4 vectors: out[m] lane r = bytes 4m..4m+3 of row r.
+CAIRN_T inline void Transpose16(const uint8_t* const* p, size_t off, __m512i out[4]) {
+  // Within a register of 4 rows, a 4 x 4 dword transpose (one permute), then the
+  // 128-bit chunks of the four registers transposed with two rounds of shuffles.
+  const __m512i idx = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+  __m512i b[4];
+  for (int j = 0; j < 4; ++j) {
+    __m512i a = _mm512_castsi128_si512(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p[4 * j] + off)));
+    a = _mm512_inserti32x4(a, _mm_loadu_si128(reinterpret_cast<const __m128i*>(p[4 * j + 1] + off)), 1);
+    a = _mm512_inserti32x4(a, _mm_loadu_si128(reinterpret_cast<const __m128i*>(p[4 * j + 2] + off)), 2);
+    a = _mm512_inserti32x4(a, _mm_loadu_si128(reinterpret_cast<const __m128i*>(p[4 * j + 3] + off)), 3);
+    b[j] = _mm512_permutexvar_epi32(idx, a);
+  }
+  const __m512i e0 = _mm512_shuffle_i32x4(b[0], b[1], 0x44), e1 = _mm512_shuffle_i32x4(b[0], b[1], 0xEE);
+  const __m512i e2 = _mm512_shuffle_i32x4(b[2], b[3], 0x44), e3 = _mm512_shuffle_i32x4(b[2], b[3], 0xEE);
+  out[0] = _mm512_shuffle_i32x4(e0, e2, 0x88);
+  out[1] = _mm512_shuffle_i32x4(e0, e2, 0xDD);
+  out[2] = _mm512_shuffle_i32x4(e1, e3, 0x88);
+  out[3] = _mm512_shuffle_i32x4(e1, e3, 0xDD);
+}
+
+CAIRN_T inline void Store(uint8_t* p, __m512i v) { _mm512_store_si512(p, v); }
+
+// Low and high nibbles of a transposed vector.
+CAIRN_T inline __m512i Lo(__m512i v) { return _mm512_and_si512(v, _mm512_set1_epi8(0x0F)); }
+CAIRN_T inline __m512i Hi(__m512i v) { return _mm512_and_si512(_mm512_srli_epi16(v, 4), _mm512_set1_epi8(0x0F)); }
+
+// 16 fp16 values at p[r] + off to floats.
+CAIRN_T inline __m512 Halves(const uint8_t* const* p, size_t off) {
+  alignas(32) uint16_t h[kRows];
+  for (int r = 0; r < kRows; ++r) h[r] = LoadU16(p[r] + off);
+  return _mm512_cvtph_ps(_mm256_load_si256(reinterpret_cast<const __m256i*>(h)));
+}
+
+// ---- packing ----
+
+CAIRN_T void PackQ4_0(const uint8_t* const* rows, int64_t nb, const Panel& pk) {
+  for (int64_t b = 0; b < nb; ++b) {
+    __m512i t[4];
+    Transpose16(rows, static_cast<size_t>(18 * b + 2), t);
+    uint8_t* v = pk.vals + b * 512;
+    // qs byte i holds value i (low nibble) and i + 16 (high).
+    for (int m = 0; m < 4; ++m) {
+      Store(v + 64 * m, Lo(t[m]));
+      Store(v + 64 * (m + 4), Hi(t[m]));
+    }
+    _mm512_store_ps(pk.scale + b * kRows, Halves(rows, static_cast<size_t>(18 * b)));
+  }
+}
+
+CAIRN_T void PackQ8_0(const uint8_t* const* rows, int64_t nb, const Panel& pk) {
+  const __m512i flip = _mm512_set1_epi8(static_cast<char>(0x80));
+  for (int64_t b = 0; b < nb; ++b) {
+    uint8_t* v = pk.vals + b * 512;
+    for (int half = 0; half < 2; ++half) {
+      __m512i t[4];
+      Transpose16(rows, static_cast<size_t>(34 * b + 2 + 16 * half), t);
+      for (int m = 0; m < 4; ++m) Store(v + 64 * (4 * half + m), _mm512_xor_si512(t[m], flip));
+    }
+    _mm512_store_ps(pk.scale + b * kRows, Halves(rows, static_cast<size_t>(34 * b)));
+  }
+}
+
+// Unit 8 * sb + j is sub-block j; its scale d * scale_j and min dmin * min_j, rounded as
+// Dequantize rounds them.
+CAIRN_T void PackQ4_K(const uint8_t* const* rows, int64_t nb, const Panel& pk) {
+  for (int64_t sb = 0; sb < nb; ++sb) {
+    const size_t base = static_cast<size_t>(144 * sb);
+    for (int j2 = 0; j2 < 4; ++j2) {
+      for (int half = 0; half < 2; ++half) {
+        __m512i t[4];
+        Transpose16(rows, base + 16 + 32 * j2 + 16 * half, t);
+        uint8_t* lo = pk.vals + (8 * sb + 2 * j2) * 512;
+        uint8_t* hi = lo + 512;
+        for (int m = 0; m < 4; ++m) {
+          Store(lo + 64 * (4 * half + m), Lo(t[m]));
+          Store(hi + 64 * (4 * half + m), Hi(t[m]));
+        }
+      }
+    }
+    for (int r = 0; r < kRows; ++r) {
+      const uint8_t* blk = rows[r] + base;
+      const float d = _cvtsh_ss(LoadU16(blk)), dmin = _cvtsh_ss(LoadU16(blk + 2));
+      uint64_t scales, mins;
+      UnpackQ4KScales(blk + 4, &scales, &mins);
+      for (int j = 0; j < 8; ++j) {
+        pk.scale[(8 * sb + j) * kRows + r] = d * static_cast<float>((scales >> (8 * j)) & 0xFF);
+        pk.mins[(8 * sb + j) * kRows + r] = dmin * static_cast<float>((mins >> (8 * j)) & 0xFF);
+      }
+    }
+  }
+}
+
+// The 6-bit values of each row are decoded to bytes in element order first (as the per-row
+// kernel does), then transposed. Group g of 16 (scale[16 * sb + g]) is half of unit
+// 8 * sb + g / 2.
+CAIRN_T void PackQ6_K(const uint8_t* const* rows, int64_t nb, const Panel& pk) {
+  alignas(64) uint8_t decoded[kRows][kQK_K];
+  const uint8_t* dec[kRows];
+  for (int r = 0; r < kRows; ++r) dec[r] = decoded[r];
+  const __m512i m4 = _mm512_set1_epi8(0x0F), m2 = _mm512_set1_epi8(0x03);
+  for (int64_t sb = 0; sb < nb; ++sb) {
+    for (int r = 0; r < kRows; ++r) {
+      const uint8_t* blk = rows[r] + 210 * sb;
+      for (int half = 0; half < 2; ++half) {
+        const __m512i l = _mm512_loadu_si512(blk + 64 * half);
+        const __m256i h = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 128 + 32 * half));
+        const __m512i hz = _mm512_inserti64x4(_mm512_castsi256_si512(h), _mm256_srli_epi16(h, 2), 1);
+        const __m512i h01 = _mm512_slli_epi16(_mm512_and_si512(hz, m2), 4);
+        const __m512i h23 = _mm512_slli_epi16(_mm512_and_si512(_mm512_srli_epi16(hz, 4), m2), 4);
+        _mm512_store_si512(decoded[r] + 128 * half, _mm512_or_si512(_mm512_and_si512(l, m4), h01));
+        _mm512_store_si512(decoded[r] + 128 * half + 64,
+                           _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(l, 4), m4), h23));
+      }
+      const float d = _cvtsh_ss(LoadU16(blk + 208));
+      const auto* sc = reinterpret_cast<const int8_t*>(blk + 192);
+      for (int gi = 0; gi < 16; ++gi) pk.scale[(16 * sb + gi) * kRows + r] = d * static_cast<float>(sc[gi]);
+    }
+    for (int u = 0; u < 8; ++u) {
+      uint8_t* v = pk.vals + (8 * sb + u) * 512;
+      for (int half = 0; half < 2; ++half) {
+        __m512i t[4];
+        Transpose16(dec, static_cast<size_t>(32 * u + 16 * half), t);
+        for (int m = 0; m < 4; ++m) Store(v + 64 * (4 * half + m), t[m]);
+      }
+    }
+  }
+}
+
+// ---- tiles: 16 rows x T tokens ----
+
+// sum[t] += the 8 (or `steps`) vectors of a unit against token t's 32 activation bytes.
+template <int T>
+CAIRN_T inline void DotUnit(const uint8_t* v, const int8_t* const* x, int first, int steps, __m512i* sum) {
+  for (int k = first; k < first + steps; ++k) {
+    const __m512i w = _mm512_load_si512(v + 64 * k);
+    for (int t = 0; t < T; ++t) {
+      sum[t] = _mm512_dpbusd_epi32(sum[t], w, _mm512_set1_epi32(static_cast<int>(LoadU32(x[t] + 4 * k))));
+    }
+  }
+}
+
+template <int T, bool kQ8>
+CAIRN_T void TileBlocks(const Panel& pk, const Acts& a, int64_t t0, float* y, int64_t ldy) {
+  constexpr int kShift = kQ8 ? 7 : 3;
+  __m512 acc[T];
+  for (int t = 0; t < T; ++t) acc[t] = _mm512_setzero_ps();
+  for (int64_t b = 0; b < a.nb; ++b) {
+    __m512i sum[T];
+    const int8_t* x[T];
+    for (int t = 0; t < T; ++t) {
+      const int64_t tb = (t0 + t) * a.nb + b;
+      sum[t] = _mm512_set1_epi32(-(a.sums[tb] << kShift));
+      x[t] = a.qs + tb * 32;
+    }
+    DotUnit<T>(pk.vals + b * 512, x, 0, 8, sum);
+    const __m512 dw = _mm512_load_ps(pk.scale + b * kRows);
+    for (int t = 0; t < T; ++t) {
+      const __m512 s = _mm512_mul_ps(dw, _mm512_set1_ps(a.d[(t0 + t) * a.nb + b]));
+      acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum[t]), s, acc[t]);
+    }
+  }
+  for (int t = 0; t < T; ++t) _mm512_storeu_ps(y + (t0 + t) * ldy, acc[t]);
+}
+
+template <int T>
+CAIRN_T void TileQ4_K(const Panel& pk, const Acts& a, int64_t t0, float* y, int64_t ldy) {
+  __m512 acc[T];
+  for (int t = 0; t < T; ++t) acc[t] = _mm512_setzero_ps();
+  for (int64_t sb = 0; sb < a.nb; ++sb) {
+    for (int j = 0; j < 8; ++j) {
+      const int64_t u = 8 * sb + j;
+      __m512i sum[T];
+      const int8_t* x[T];
+      for (int t = 0; t < T; ++t) {
+        sum[t] = _mm512_setzero_si512();
+        x[t] = a.qs + ((t0 + t) * a.nb + sb) * kQK_K + 32 * j;
+      }
+      DotUnit<T>(pk.vals + u * 512, x, 0, 8, sum);
+      const __m512 sc = _mm512_load_ps(pk.scale + u * kRows);
+      const __m512 mn = _mm512_load_ps(pk.mins + u * kRows);
+      for (int t = 0; t < T; ++t) {
+        const int64_t tb = (t0 + t) * a.nb + sb;
+        const float da = a.d[tb];
+        const int16_t* bs = a.bsums + tb * 16 + 2 * j;
+        acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum[t]), _mm512_mul_ps(sc, _mm512_set1_ps(da)), acc[t]);
+        acc[t] = _mm512_fnmadd_ps(mn, _mm512_set1_ps(da * static_cast<float>(bs[0] + bs[1])), acc[t]);
+      }
+    }
+  }
+  for (int t = 0; t < T; ++t) _mm512_storeu_ps(y + (t0 + t) * ldy, acc[t]);
+}
+
+template <int T>
+CAIRN_T void TileQ6_K(const Panel& pk, const Acts& a, int64_t t0, float* y, int64_t ldy) {
+  __m512 acc[T];
+  for (int t = 0; t < T; ++t) acc[t] = _mm512_setzero_ps();
+  for (int64_t sb = 0; sb < a.nb; ++sb) {
+    for (int gi = 0; gi < 16; ++gi) {
+      __m512i sum[T];
+      const int8_t* x[T];
+      for (int t = 0; t < T; ++t) {
+        const int64_t tb = (t0 + t) * a.nb + sb;
+        sum[t] = _mm512_set1_epi32(-32 * a.bsums[tb * 16 + gi]);
+        x[t] = a.qs + tb * kQK_K + 32 * (gi / 2);
+      }
+      DotUnit<T>(pk.vals + (8 * sb + gi / 2) * 512, x, 4 * (gi % 2), 4, sum);
+      const __m512 sc = _mm512_load_ps(pk.scale + (16 * sb + gi) * kRows);
+      for (int t = 0; t < T; ++t) {
+        const __m512 s = _mm512_mul_ps(sc, _mm512_set1_ps(a.d[(t0 + t) * a.nb + sb]));
+        acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum[t]), s, acc[t]);
+      }
+    }
+  }
+  for (int t = 0; t < T; ++t) _mm512_storeu_ps(y + (t0 + t) * ldy, acc[t]);
+}
+
+using PackFn = void (*)(const uint8_t* const*, int64_t, const Panel&);
+using TileFn = void (*)(const Panel&, const Acts&, int64_t, float*, int64_t);
+
+template <template <int> class K>
+void RunPanels(const GemmArgs& g, PackFn pack, int64_t blocks) {
+  static constexpr TileFn kTiles[kMaxTokens + 1] = {nullptr,  K<1>::Fn, K<2>::Fn, K<3>::Fn, K<4>::Fn,
+                                                    K<5>::Fn, K<6>::Fn, K<7>::Fn, K<8>::Fn};
+  const Panel pk = AllocPanel(g.cols);
+  for (int64_t r = g.r0; r + kRows <= g.r1; r += kRows) {
+    const uint8_t* rows[kRows];
+    for (int i = 0; i < kRows; ++i) rows[i] = g.w + static_cast<size_t>(r + i) * g.row_bytes;
+    pack(rows, blocks, pk);
+    for (int64_t t = g.t0; t < g.t1; t += kMaxTokens) {
+      const int64_t n = g.t1 - t < kMaxTokens ? g.t1 - t : kMaxTokens;
+      kTiles[n](pk, *g.acts, t, g.y + r, g.ldy);
+    }
+  }
+}
+
+template <int T>
+struct Q4_0Tile {
+  static constexpr TileFn Fn = TileBlocks<T, false>;
+};
+template <int T>
+struct Q8_0Tile {
+  static constexpr TileFn Fn = TileBlocks<T, true>;
+};
+template <int T>
+struct Q4_KTile {
+  static constexpr TileFn Fn = TileQ4_K<T>;
+};
+template <int T>
+struct Q6_KTile {
+  static constexpr TileFn Fn = TileQ6_K<T>;
+};
+
+}  // namespace
+
+void PanelQ4_0Avx512(const GemmArgs& g) { RunPanels<Q4_0Tile>(g, PackQ4_0, g.cols / 32); }
+void PanelQ8_0Avx512(const GemmArgs& g) { RunPanels<Q8_0Tile>(g, PackQ8_0, g.cols / 32); }
+void PanelQ4_KAvx512(const GemmArgs& g) { RunPanels<Q4_KTile>(g, PackQ4_K, g.cols / kQK_K); }
+void PanelQ6_KAvx512(const GemmArgs& g) { RunPanels<Q6_KTile>(g, PackQ6_K, g.cols / kQK_K); }
+
+#endif
+
+}  // namespace cairn::infer::internal
