@@ -9,11 +9,15 @@
 //   f32, f16, bf16 weights       1e-3  float dot products; the decoders' error is the f16
 //                                      KV cache (observed 3e-4; bert, no cache, 5e-7;
 //                                      f32 weights with an f32 cache must reach 2e-5)
-//   q8_0, q4_0, q4_k, q4_k_m     4e-2  MatMul quantizes the activations to 8 bits per
-//                                      block on the fly, as llama.cpp does (observed
-//                                      1.4e-2 to 2.2e-2 on the logits, whose random
-//                                      weights cancel a lot; 1e-3 to 2e-3 on bert's
-//                                      layer-normed hidden states)
+//   q8_0, q4_0                   5e-2  MatMul quantizes the activations to 8 bits per
+//   q4_k, q4_k_m                 6e-2  block on the fly, as llama.cpp does: blocks of 32
+//                                      (Q8_0) for the first two, of 256 (Q8_K, coarser)
+//                                      for the k-quants. Observed on the logits of the
+//                                      synthesized models (weights N(0, 1/row length),
+//                                      whose random products cancel a lot, so the logits
+//                                      are small): 2.9e-2 to 3.5e-2 (Q8_0 activations),
+//                                      3.9e-2 to 4.4e-2 (Q8_K); 1.2e-2 to 1.8e-2 on bert's
+//                                      layer-normed hidden states
 // Greedy decoding of f32 models must pick exactly the reference's tokens. The test
 // prints the measured errors.
 #include "cairn/infer/model.h"
@@ -299,7 +303,8 @@ double RelError(std::span<const float> a, const std::vector<float>& b) {
 }
 
 double Tolerance(const std::string& type) {
-  return type == "f32" || type == "f16" || type == "bf16" ? 1e-3 : 4e-2;
+  if (type == "f32" || type == "f16" || type == "bf16") return 1e-3;
+  return type == "q8_0" || type == "q4_0" ? 5e-2 : 6e-2;
 }
 
 constexpr int kPrompt = 64;

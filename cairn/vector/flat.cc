@@ -149,15 +149,22 @@ absl::Status FlatIndex::AddBatch(std::span<const uint64_t> ids, std::span<const 
   // are scaled by their inverse norm on the way into the storage.
   const bool cosine = options_.metric == Metric::kCosine;
   std::vector<float> scale(cosine ? ids.size() : 0);
+  // The SIMD dot product screens a row at once: a NaN or infinity anywhere makes it
+  // non-finite (so does overflow of huge finite values: then the exact check decides).
+  // Cosine rows take the exact loop: their scale must not depend on the kernel.
+  const KernelTable& kernels = Kernels();
   for (size_t i = 0; i < ids.size(); ++i) {
     const float* r = rows.data() + i * dim;
-    double norm2 = 0;
-    for (size_t j = 0; j < dim; ++j) {
-      if (!std::isfinite(r[j])) {
-        return absl::InvalidArgumentError(
-            fmt::format("row {} (id {}): vector value {} at dimension {} is not finite", i, ids[i], r[j], j));
+    double norm2 = cosine ? 0.0 : kernels.dot(r, r, dim);
+    if (cosine || !std::isfinite(norm2)) {
+      norm2 = 0;
+      for (size_t j = 0; j < dim; ++j) {
+        if (!std::isfinite(r[j])) {
+          return absl::InvalidArgumentError(
+              fmt::format("row {} (id {}): vector value {} at dimension {} is not finite", i, ids[i], r[j], j));
+        }
+        norm2 += double{r[j]} * r[j];
       }
-      norm2 += double{r[j]} * r[j];
     }
     if (cosine) {
       if (!(norm2 > 0)) {
@@ -188,7 +195,8 @@ absl::Status FlatIndex::AddBatch(std::span<const uint64_t> ids, std::span<const 
       if (sq8_) {
         codes_.resize(codes_.size() + dim);
       } else {
-        floats_.resize(floats_.size() + dim);
+        floats_.insert(floats_.end(), r, r + dim);  // appended as is: no zero fill first
+        if (!cosine) continue;
       }
     }
     float* out = sq8_ ? row.data() : floats_.data() + slot * dim;
