@@ -59,9 +59,10 @@ absl::StatusOr<infer::SamplerParams> SamplerParamsFrom(const SamplingFlags& flag
 std::string TimingLine(const infer::GenerateResult& r) {
   const infer::GenerateTimings& t = r.timings;
   return fmt::format("prompt {} tokens ({} cached) {:.1f} ms, {:.1f} t/s | decode {} tokens {:.1f} ms, {:.1f} t/s | "
-                     "finish {}",
+                     "sample {:.2f} ms | finish {}",
                      r.usage.prompt_tokens, r.usage.cached_tokens, t.prompt_ms, t.prompt_tokens_per_second(),
-                     t.decode_tokens, t.decode_ms, t.decode_tokens_per_second(), infer::FinishReasonName(r.finish));
+                     t.decode_tokens, t.decode_ms, t.decode_tokens_per_second(), t.sample_ms,
+                     infer::FinishReasonName(r.finish));
 }
 
 }  // namespace cairn::cli

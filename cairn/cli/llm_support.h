@@ -39,7 +39,8 @@ void AddSamplingFlags(CLI::App* cmd, SamplingFlags* flags);
 // The parameters with the seed filled in; InvalidArgument for nonsense values.
 absl::StatusOr<infer::SamplerParams> SamplerParamsFrom(const SamplingFlags& flags);
 
-// "prompt 12 tokens (3 cached) 4.1 ms, 2927.0 t/s | decode 31 tokens 40.2 ms, 771.1 t/s | finish length"
+// "prompt 12 tokens (3 cached) 4.1 ms, 2927.0 t/s | decode 31 tokens 40.2 ms, 771.1 t/s |
+//  sample 0.52 ms | finish length"
 std::string TimingLine(const infer::GenerateResult& r);
 
 }  // namespace cairn::cli

@@ -45,7 +45,7 @@ void Sampler::Reset() {
   rng_ = SplitMix64(params_.seed);
 }
 
-void Sampler::ApplyPenalties(std::vector<TokenCandidate>* c) const {
+void Sampler::ApplyPenalties(std::vector<float>* logits) const {
   const SamplerParams& p = params_;
   if (p.repeat_last_n == 0 || history_.empty()) return;
   if (p.repeat_penalty == 1.0f && p.presence_penalty == 0.0f && p.frequency_penalty == 0.0f) return;
@@ -60,8 +60,8 @@ void Sampler::ApplyPenalties(std::vector<TokenCandidate>* c) const {
     const int32_t id = seen[i];
     const int count = static_cast<int>(j - i);
     i = j;
-    if (id < 0 || static_cast<size_t>(id) >= c->size()) continue;
-    float& logit = (*c)[static_cast<size_t>(id)].logit;
+    if (id < 0 || static_cast<size_t>(id) >= logits->size()) continue;
+    float& logit = (*logits)[static_cast<size_t>(id)];
     // Dividing a negative logit would raise it; llama.cpp multiplies instead.
     logit = logit <= 0.0f ? logit * p.repeat_penalty : logit / p.repeat_penalty;
     logit -= static_cast<float>(count) * p.frequency_penalty + p.presence_penalty;
@@ -70,26 +70,42 @@ void Sampler::ApplyPenalties(std::vector<TokenCandidate>* c) const {
 
 void Sampler::Filter(std::span<const float> logits, std::vector<TokenCandidate>* out) const {
   std::vector<TokenCandidate>& c = *out;
-  c.resize(logits.size());
-  for (size_t i = 0; i < logits.size(); ++i) {
-    const float l = logits[i];
-    // A NaN logit would poison every comparison; treat it as impossible.
-    c[i] = {static_cast<int32_t>(i), std::isnan(l) ? -std::numeric_limits<float>::infinity() : l, 0.0};
-  }
-  if (c.empty()) return;
-  ApplyPenalties(&c);
+  c.clear();
+  if (logits.empty()) return;
+  std::vector<float>& l = logits_;
+  l.resize(logits.size());
+  constexpr float kNegInf = -std::numeric_limits<float>::infinity();
+  // A NaN logit would poison every comparison; treat it as impossible.
+  for (size_t i = 0; i < logits.size(); ++i) l[i] = std::isnan(logits[i]) ? kNegInf : logits[i];
+  ApplyPenalties(&l);
+  const size_t n = l.size();
 
   const SamplerParams& p = params_;
   if (p.temperature <= 0.0f) {
-    const auto best = std::min_element(c.begin(), c.end(), Before);
-    c = {{best->id, best->logit, 1.0}};
+    const size_t best = static_cast<size_t>(std::max_element(l.begin(), l.end()) - l.begin());  // first of ties
+    c.push_back({static_cast<int32_t>(best), l[best], 1.0});
     return;
   }
 
-  // 2. top-k.
-  if (p.top_k > 0 && static_cast<size_t>(p.top_k) < c.size()) {
-    std::nth_element(c.begin(), c.begin() + p.top_k, c.end(), Before);
-    c.resize(static_cast<size_t>(p.top_k));
+  // 2. top-k: one pass with a heap of the k best so far (its front the worst of
+  // them); ids come in increasing order, so a later token replaces the worst only
+  // with a strictly higher logit, which keeps the lower id on ties.
+  if (p.top_k > 0 && static_cast<size_t>(p.top_k) < n) {
+    const size_t k = static_cast<size_t>(p.top_k);
+    c.reserve(k);
+    for (size_t i = 0; i < k; ++i) c.push_back({static_cast<int32_t>(i), l[i], 0.0});
+    std::make_heap(c.begin(), c.end(), Before);
+    float worst = c.front().logit;
+    for (size_t i = k; i < n; ++i) {
+      if (!(l[i] > worst)) continue;
+      std::pop_heap(c.begin(), c.end(), Before);
+      c.back() = {static_cast<int32_t>(i), l[i], 0.0};
+      std::push_heap(c.begin(), c.end(), Before);
+      worst = c.front().logit;
+    }
+  } else {
+    c.resize(n);
+    for (size_t i = 0; i < n; ++i) c[i] = {static_cast<int32_t>(i), l[i], 0.0};
   }
 
   // 3. top-p and 4. min-p. Both keep a most-likely-first prefix. min-p's cut (a

@@ -94,12 +94,13 @@ class Sampler {
   // Applies steps 1-5 to `c` (filled from the logits), leaving it sorted by logit
   // descending with softmax probabilities.
   void Filter(std::span<const float> logits, std::vector<TokenCandidate>* c) const;
-  void ApplyPenalties(std::vector<TokenCandidate>* c) const;
+  void ApplyPenalties(std::vector<float>* logits) const;
 
   SamplerParams params_;
   SplitMix64 rng_;
   std::vector<int32_t> history_;
   std::vector<TokenCandidate> scratch_;
+  mutable std::vector<float> logits_;  // scratch of Filter
 };
 
 }  // namespace cairn::infer
