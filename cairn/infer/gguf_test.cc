@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <cstring>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <string>
@@ -348,8 +349,10 @@ TEST(GgufTest, TensorErrors) {
 class TempDir {
  public:
   TempDir() {
-    char tmpl[] = "/tmp/gguf_test_XXXXXX";
-    path_ = ::mkdtemp(tmpl);
+    std::string tmpl = (std::filesystem::temp_directory_path() / "gguf_test_XXXXXX").string();
+    const char* made = ::mkdtemp(tmpl.data());
+    if (made == nullptr) std::abort();  // no temporary directory: nothing here can run
+    path_ = made;
   }
   ~TempDir() { std::filesystem::remove_all(path_); }
   std::string File(const std::string& name) const { return path_ + "/" + name; }
