@@ -320,26 +320,39 @@ absl::Status Collection::LoadSnapshot() {
   if (!have_snapshot) return absl::OkStatus();
 
   t = std::chrono::steady_clock::now();
-  SnapshotFile& s = **snap;
+  std::shared_ptr<SnapshotFile> shared_snap(std::move(*snap));
+  SnapshotFile& s = *shared_snap;
   const size_t n = s.header().count;
-  std::vector<Attributes> attrs = s.TakeAttributes();
+  std::vector<uint64_t> id_copy;
+  if (s.Ids().size() != n) {  // version 1 file: ids not aligned in the mapping
+    id_copy.resize(n);
+    for (size_t i = 0; i < n; ++i) id_copy[i] = s.id(i);
+  }
+  const std::span<const uint64_t> snap_ids = id_copy.empty() ? s.Ids() : std::span<const uint64_t>(id_copy);
   // The attribute indexes and the vector index are independent: build them on two
   // threads (open time is the longer of the two, not the sum).
   double attribute_seconds = 0;
+  absl::Status attribute_status;
   std::thread attribute_loader([&] {
     auto ta = std::chrono::steady_clock::now();
-    std::vector<uint64_t> ids(n);
-    for (size_t i = 0; i < n; ++i) ids[i] = s.id(i);
-    attributes_.BulkLoad(ids, std::move(attrs));
+    auto attrs = s.DecodeAttributes();
+    if (attrs.ok()) {
+      attributes_.BulkLoad(snap_ids, std::move(*attrs));
+    } else {
+      attribute_status = attrs.status();
+    }
     attribute_seconds = SecondsSince(ta);
   });
   auto load_index = [&]() -> absl::Status {
     if (s.header().vectors_inline) {
       auto* hnsw = dynamic_cast<HnswIndex*>(index_.get());
       auto* flat = dynamic_cast<FlatIndex*>(index_.get());
+      if (flat != nullptr && n > 0 && flat->storage() == FlatStorage::kFloat32 && !s.MutableVectors().empty()) {
+        // The rows stay in the snapshot's copy-on-write mapping: nothing is copied.
+        return flat->Adopt(snap_ids, s.MutableVectors(), shared_snap);
+      }
       if ((hnsw != nullptr || flat != nullptr) && n > 0) {
-        std::vector<uint64_t> ids(n);
-        for (size_t i = 0; i < n; ++i) ids[i] = s.id(i);
+        const std::span<const uint64_t> ids = snap_ids;
         std::span<const float> block = s.Vectors();
         std::vector<float> rows;
         if (block.size() != n * settings_.dim) {  // not aligned in the mapping: copy
@@ -360,6 +373,8 @@ absl::Status Collection::LoadSnapshot() {
       return absl::DataLossError(fmt::format("collection '{}': index file holds {} vectors, {} holds {} points",
                                              settings_.name, index_->size(), path, n));
     }
+    auto* hnsw = dynamic_cast<HnswIndex*>(index_.get());
+    if (hnsw != nullptr && hnsw->CountPresent(snap_ids) == n) return absl::OkStatus();
     for (size_t i = 0; i < n; ++i) {
       if (!index_->Contains(s.id(i))) {
         return absl::DataLossError(fmt::format("collection '{}': point {} of {} is missing from the index file",
@@ -372,6 +387,7 @@ absl::Status Collection::LoadSnapshot() {
   open_stats_.index_seconds = index_open_seconds + SecondsSince(t);
   attribute_loader.join();
   open_stats_.attribute_seconds = attribute_seconds;
+  CAIRN_RETURN_IF_ERROR(attribute_status);
   CAIRN_RETURN_IF_ERROR(index_status);
   snapshot_seq_ = last_seq_ = seq;
   open_stats_.snapshot_seq = seq;

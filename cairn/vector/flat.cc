@@ -108,24 +108,22 @@ absl::Status FlatIndex::Add(uint64_t id, std::span<const float> v) {
   if (absl::Status s = Prepare(v, &row); !s.ok()) return s;
   std::unique_lock lock(mu_);
   const size_t dim = options_.dim;
-  auto [it, inserted] = slot_of_.try_emplace(id, static_cast<uint32_t>(ids_.size()));
-  const size_t slot = it->second;
-  if (inserted) {
-    if (ids_.size() >= UINT32_MAX) {
-      slot_of_.erase(it);
-      return absl::ResourceExhaustedError("flat index is full (2^32 - 1 vectors)");
-    }
+  size_t slot = FindSlot(id);
+  if (slot == kNoSlot) {
+    if (ids_.size() >= UINT32_MAX) return absl::ResourceExhaustedError("flat index is full (2^32 - 1 vectors)");
+    slot = ids_.size();
+    slot_of_.emplace(id, static_cast<uint32_t>(slot));
     ids_.push_back(id);
     if (sq8_) {
       codes_.resize(codes_.size() + dim);
     } else {
-      floats_.resize(floats_.size() + dim);
+      ResizeOwned(ids_.size());
     }
   }
   if (sq8_) {
     sq8_->Encode(row.data(), codes_.data() + slot * dim);
   } else {
-    std::copy(row.begin(), row.end(), floats_.begin() + slot * dim);
+    std::copy(row.begin(), row.end(), Row(slot));
   }
   if (options_.storage == FlatStorage::kSq8 && !sq8_ && !auto_train_failed_ &&
       options_.sq8_auto_train_size > 0 && ids_.size() >= options_.sq8_auto_train_size) {
@@ -188,9 +186,10 @@ absl::Status FlatIndex::AddBatch(std::span<const uint64_t> ids, std::span<const 
   }
   for (size_t i = 0; i < ids.size(); ++i) {
     const float* r = rows.data() + i * dim;
-    auto [it, inserted] = slot_of_.try_emplace(ids[i], static_cast<uint32_t>(ids_.size()));
-    const size_t slot = it->second;
-    if (inserted) {
+    size_t slot = FindSlot(ids[i]);
+    if (slot == kNoSlot) {
+      slot = ids_.size();
+      slot_of_.emplace(ids[i], static_cast<uint32_t>(slot));
       ids_.push_back(ids[i]);
       if (sq8_) {
         codes_.resize(codes_.size() + dim);
@@ -199,7 +198,7 @@ absl::Status FlatIndex::AddBatch(std::span<const uint64_t> ids, std::span<const 
         if (!cosine) continue;
       }
     }
-    float* out = sq8_ ? row.data() : floats_.data() + slot * dim;
+    float* out = sq8_ ? row.data() : Row(slot);
     if (cosine) {
       for (size_t j = 0; j < dim; ++j) out[j] = r[j] * scale[i];
     } else {
@@ -217,50 +216,88 @@ absl::Status FlatIndex::AddBatch(std::span<const uint64_t> ids, std::span<const 
   return absl::OkStatus();
 }
 
+absl::Status FlatIndex::Adopt(std::span<const uint64_t> ids, std::span<float> rows, std::shared_ptr<void> owner) {
+  const size_t dim = options_.dim;
+  if (rows.size() != ids.size() * dim) {
+    return absl::InvalidArgumentError(fmt::format("{} values for {} ids of dimension {}", rows.size(), ids.size(), dim));
+  }
+  for (size_t i = 1; i < ids.size(); ++i) {
+    if (ids[i] <= ids[i - 1]) return absl::InvalidArgumentError("flat index: adopted ids must be strictly ascending");
+  }
+  if (ids.size() >= UINT32_MAX) return absl::ResourceExhaustedError("flat index is full (2^32 - 1 vectors)");
+  std::unique_lock lock(mu_);
+  if (options_.storage != FlatStorage::kFloat32 || !ids_.empty()) {
+    return absl::FailedPreconditionError("flat index: Adopt needs an empty float32 index");
+  }
+  ids_.assign(ids.begin(), ids.end());
+  sorted_n_ = ids.size();
+  base_rows_ = rows.data();
+  base_n_ = ids.size();
+  base_owner_ = std::move(owner);
+  return absl::OkStatus();
+}
+
+size_t FlatIndex::FindSlot(uint64_t id) const {
+  if (sorted_n_ > 0 && id <= ids_[sorted_n_ - 1]) {
+    auto it = std::lower_bound(ids_.begin(), ids_.begin() + static_cast<ptrdiff_t>(sorted_n_), id);
+    if (*it == id) return static_cast<size_t>(it - ids_.begin());
+  }
+  if (slot_of_.empty()) return kNoSlot;
+  auto it = slot_of_.find(id);
+  return it == slot_of_.end() ? kNoSlot : it->second;
+}
+
 absl::Status FlatIndex::Remove(uint64_t id) {
   std::unique_lock lock(mu_);
-  auto it = slot_of_.find(id);
-  if (it == slot_of_.end()) {
+  const size_t slot = FindSlot(id);
+  if (slot == kNoSlot) {
     return absl::NotFoundError(fmt::format("id {} is not in the flat index", id));
   }
   // Move the last row into the hole so rows stay dense.
-  const size_t slot = it->second, last = ids_.size() - 1, dim = options_.dim;
-  slot_of_.erase(it);
+  const size_t last = ids_.size() - 1, dim = options_.dim;
+  if (slot < sorted_n_) {
+    // The sorted run ends here: the ids after it go to the hash map (each id moves once).
+    slot_of_.reserve(slot_of_.size() + (sorted_n_ - slot - 1));
+    for (size_t j = slot + 1; j < sorted_n_; ++j) slot_of_.emplace(ids_[j], static_cast<uint32_t>(j));
+    sorted_n_ = slot;
+  } else {
+    slot_of_.erase(id);
+  }
   if (slot != last) {
     ids_[slot] = ids_[last];
     slot_of_[ids_[slot]] = static_cast<uint32_t>(slot);
     if (sq8_) {
       std::copy_n(codes_.begin() + last * dim, dim, codes_.begin() + slot * dim);
     } else {
-      std::copy_n(floats_.begin() + last * dim, dim, floats_.begin() + slot * dim);
+      std::copy_n(Row(last), dim, Row(slot));
     }
   }
   ids_.pop_back();
   if (sq8_) {
     codes_.resize(last * dim);
   } else {
-    floats_.resize(last * dim);
+    ResizeOwned(last);
   }
   return absl::OkStatus();
 }
 
 bool FlatIndex::Contains(uint64_t id) const {
   std::shared_lock lock(mu_);
-  return slot_of_.contains(id);
+  return FindSlot(id) != kNoSlot;
 }
 
 absl::StatusOr<std::vector<float>> FlatIndex::Get(uint64_t id) const {
   std::shared_lock lock(mu_);
-  auto it = slot_of_.find(id);
-  if (it == slot_of_.end()) {
+  const size_t slot = FindSlot(id);
+  if (slot == kNoSlot) {
     return absl::NotFoundError(fmt::format("id {} is not in the flat index", id));
   }
   const size_t dim = options_.dim;
   std::vector<float> out(dim);
   if (sq8_) {
-    sq8_->Decode(codes_.data() + size_t{it->second} * dim, out.data());
+    sq8_->Decode(codes_.data() + slot * dim, out.data());
   } else {
-    std::copy_n(floats_.begin() + size_t{it->second} * dim, dim, out.begin());
+    std::copy_n(Row(slot), dim, out.begin());
   }
   return out;
 }
@@ -269,7 +306,7 @@ float FlatIndex::DistanceToSlot(const KernelTable& k, const float* q,
                                 const Sq8Quantizer::Query* sq, size_t slot) const {
   const size_t dim = options_.dim;
   if (sq8_) return sq8_->Distance(*sq, codes_.data() + slot * dim);
-  const float* row = floats_.data() + slot * dim;
+  const float* row = Row(slot);
   if (options_.metric == Metric::kL2) return k.l2sq(q, row, dim);
   return 1.0f - k.dot(q, row, dim);
 }
@@ -315,23 +352,41 @@ absl::StatusOr<std::vector<Neighbor>> FlatIndex::SearchAmong(std::span<const flo
   const KernelTable& kernels = Kernels();
   TopK top(k);
   if (k == 0) return std::move(top).Sorted();
-  // Two passes so the cache misses overlap: ids -> slots with the hash groups
-  // prefetched a few ids ahead, then the rows in address order, prefetched ahead.
+  // Two passes so the cache misses overlap: ids -> slots (the sorted run walked
+  // forward, since `unique` is ascending; hash groups prefetched a few ids ahead), then
+  // the rows in address order, prefetched ahead.
   constexpr size_t kAhead = 8;
   std::vector<uint32_t> slots;
   slots.reserve(unique.size());
+  const auto sorted_begin = ids_.begin(), sorted_end = ids_.begin() + static_cast<ptrdiff_t>(sorted_n_);
+  auto pos = sorted_begin;
   for (size_t i = 0; i < unique.size(); ++i) {
+    const uint64_t id = unique[i];
+    if (pos != sorted_end && *pos <= id) {
+      // Gallop from the last position, then binary search the bracket.
+      size_t step = 1;
+      auto hi = pos;
+      while (sorted_end - hi > static_cast<ptrdiff_t>(step) && hi[step] < id) {
+        hi += static_cast<ptrdiff_t>(step);
+        step *= 2;
+      }
+      pos = std::lower_bound(hi, std::min(hi + static_cast<ptrdiff_t>(step) + 1, sorted_end), id);
+      if (pos != sorted_end && *pos == id) {
+        slots.push_back(static_cast<uint32_t>(pos - sorted_begin));
+        continue;
+      }
+    }
+    if (slot_of_.empty()) continue;
     if (i + kAhead < unique.size()) slot_of_.prefetch(unique[i + kAhead]);
-    auto it = slot_of_.find(unique[i]);
+    auto it = slot_of_.find(id);
     if (it != slot_of_.end()) slots.push_back(it->second);
   }
   std::sort(slots.begin(), slots.end());
   const size_t row_bytes = sq8_ ? options_.dim : options_.dim * sizeof(float);
-  const char* base = sq8_ ? reinterpret_cast<const char*>(codes_.data())
-                          : reinterpret_cast<const char*>(floats_.data());
   for (size_t i = 0; i < slots.size(); ++i) {
     if (i + kAhead < slots.size()) {
-      const char* p = base + size_t{slots[i + kAhead]} * row_bytes;
+      const char* p = sq8_ ? reinterpret_cast<const char*>(codes_.data() + size_t{slots[i + kAhead]} * row_bytes)
+                           : reinterpret_cast<const char*>(Row(slots[i + kAhead]));
       for (size_t off = 0; off < row_bytes; off += 64) __builtin_prefetch(p + off, 0, 3);
     }
     const float d = DistanceToSlot(kernels, q.data(), &sq, slots[i]);

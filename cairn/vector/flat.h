@@ -19,6 +19,13 @@
 //    After training, distances are SQ8 approximations and `Get` returns the decoded
 //    vector.
 //
+// Adopt() takes a block of rows owned by someone else (a collection snapshot's
+// copy-on-write mapping) as the first slots instead of copying it, so a large index
+// opens without touching its vectors. Those rows are written only when their points
+// are replaced or removed (a mapping's copy-on-write then copies just that page); new
+// points go to owned memory after them. Their ids, sorted, are found by binary search;
+// removing an adopted point moves the ids after it into the hash map once.
+//
 // Thread-safety: every method may be called concurrently. Searches take a shared
 // lock and never block each other; Add/Remove/Train take an exclusive lock.
 #pragma once
@@ -67,6 +74,13 @@ class FlatIndex final : public Index {
   // lock, with the storage reserved up front: the bulk path of loading a snapshot.
   // Every row is checked first; when one is bad nothing is added.
   [[nodiscard]] absl::Status AddBatch(std::span<const uint64_t> ids, std::span<const float> rows);
+  // Makes `rows` (ids.size() x dim, row-major, finite, already normalized for cosine)
+  // the index's first slots without copying them; `owner` keeps them alive and is
+  // released with the index. `ids` strictly ascending. The rows are written in place
+  // when their points are replaced or removed. FailedPrecondition unless the index is
+  // empty and kFloat32; InvalidArgument for mismatched sizes or unsorted ids.
+  [[nodiscard]] absl::Status Adopt(std::span<const uint64_t> ids, std::span<float> rows,
+                                   std::shared_ptr<void> owner);
   [[nodiscard]] absl::Status Remove(uint64_t id) override;
   bool Contains(uint64_t id) const override;
   absl::StatusOr<std::vector<float>> Get(uint64_t id) const override;
@@ -96,14 +110,32 @@ class FlatIndex final : public Index {
   absl::Status TrainLocked(std::span<const float> sample) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   float DistanceToSlot(const KernelTable& k, const float* q, const Sq8Quantizer::Query* sq,
                        size_t slot) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  static constexpr size_t kNoSlot = ~size_t{0};
+  size_t FindSlot(uint64_t id) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  // Float row of a slot: adopted rows first, then floats_.
+  float* Row(size_t slot) const ABSL_SHARED_LOCKS_REQUIRED(mu_) {
+    return slot < base_n_ ? base_rows_ + slot * options_.dim
+                          : const_cast<float*>(floats_.data()) + (slot - base_n_) * options_.dim;
+  }
+  // Rows owned by floats_ for `slots` slots in all.
+  void ResizeOwned(size_t slots) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    floats_.resize((slots > base_n_ ? slots - base_n_ : 0) * options_.dim);
+    if (slots < base_n_) base_n_ = slots;
+  }
 
   const FlatOptions options_;
   mutable std::shared_mutex mu_;
-  // Slot i holds ids_[i]; rows are either float32 (floats_) or SQ8 codes (codes_).
+  // Slot i holds ids_[i]; rows are either float32 (slots below base_n_ in the adopted
+  // block, the rest in floats_) or SQ8 codes (codes_). The ids of slots below
+  // sorted_n_ are ascending and found by binary search; the others are in slot_of_.
   std::vector<uint64_t> ids_ ABSL_GUARDED_BY(mu_);
   std::vector<float> floats_ ABSL_GUARDED_BY(mu_);
   std::vector<uint8_t> codes_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<uint64_t, uint32_t> slot_of_ ABSL_GUARDED_BY(mu_);
+  size_t sorted_n_ ABSL_GUARDED_BY(mu_) = 0;
+  float* base_rows_ ABSL_GUARDED_BY(mu_) = nullptr;
+  size_t base_n_ ABSL_GUARDED_BY(mu_) = 0;
+  std::shared_ptr<void> base_owner_;
   std::optional<Sq8Quantizer> sq8_ ABSL_GUARDED_BY(mu_);
   bool auto_train_failed_ ABSL_GUARDED_BY(mu_) = false;
 };

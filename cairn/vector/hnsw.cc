@@ -51,7 +51,6 @@
 #include <shared_mutex>
 #include <thread>
 
-#include "absl/container/flat_hash_set.h"
 #include "absl/hash/hash.h"
 #include "cairn/base/codec.h"
 #include "cairn/base/hash.h"
@@ -59,6 +58,7 @@
 #include "cairn/base/status.h"
 #include "cairn/vector/distance.h"
 #include "cairn/vector/internal/hnsw_format.h"
+#include "cairn/vector/internal/slot_table.h"
 #include "cairn/vector/quantize.h"
 #include "fmt/format.h"
 
@@ -417,6 +417,7 @@ class HnswIndex::Impl {
       ns[i].store(i < capacity_ ? state_[i].load() : uint8_t{kFree}, std::memory_order_relaxed);
     state_ = std::move(ns);
     capacity_ = new_cap;
+    slot_set_.Reserve(new_cap);  // the map grows with the slots, never during inserts
   }
 
   // ---------------------------------------------------------------- distances
@@ -749,7 +750,7 @@ class HnswIndex::Impl {
         }
         if (s != kNone) {
           std::memcpy(SlotPtr(s) + id_off_, &id, 8);  // the map keys slots by this id
-          slot_set_.insert(s);
+          slot_set_.Insert(s);
           level = RandomLevel();
           state_[s].store(kInserting, std::memory_order_relaxed);
         }
@@ -780,7 +781,7 @@ class HnswIndex::Impl {
         quant_->Encode(v, reinterpret_cast<uint8_t*>(p));
         if (!PwriteAll(vec_fd_, v, dim_ * sizeof(float), off_t(s) * off_t(dim_ * sizeof(float)))) {
           std::lock_guard<std::mutex> g(map_mu_);
-          slot_set_.erase(s);
+          slot_set_.Erase(s);
           state_[s].store(kFree);
           free_.push_back(s);
           return absl::InternalError(
@@ -798,7 +799,7 @@ class HnswIndex::Impl {
         if (upper_at_[s] == UpperArena::kNil) {
           levels_[s] = 0;
           std::lock_guard<std::mutex> g(map_mu_);
-          slot_set_.erase(s);
+          slot_set_.Erase(s);
           state_[s].store(kFree);
           free_.push_back(s);
           return absl::ResourceExhaustedError("hnsw: no room for more upper-level links");
@@ -880,7 +881,7 @@ class HnswIndex::Impl {
   // Exclusive lock held.
   void RemoveSlot(uint32_t x) {
     Scratch& sc = TlsScratch();
-    slot_set_.erase(x);
+    slot_set_.Erase(x);
     state_[x].store(kRemoved);
     live_.fetch_sub(1);
     for (int l = 0; l <= levels_[x]; ++l) {
@@ -1011,7 +1012,7 @@ class HnswIndex::Impl {
     {
       std::lock_guard<std::mutex> g(map_mu_);
       for (size_t i = 0; i < ids.size(); ++i) {
-        if (i + kAhead < ids.size()) slot_set_.prefetch(IdKey{ids[i + kAhead]});
+        if (i + kAhead < ids.size()) slot_set_.Prefetch(ids[i + kAhead]);
         const uint32_t s = FindSlot(ids[i]);
         if (s != kNone && State(s) == kLive) slots.push_back(s);
       }
@@ -1057,7 +1058,7 @@ class HnswIndex::Impl {
     std::shared_lock<StorageMutex> sh(storage_mu_);
     size_t b = capacity_ * slot_bytes_ + capacity_ * (sizeof(uint32_t) + 2) + upper_.Bytes();
     std::lock_guard<std::mutex> g(map_mu_);
-    b += slot_set_.capacity() * (sizeof(uint32_t) + 1);
+    b += slot_set_.Bytes();
     b += kLockStripes * sizeof(SpinLock);
     return b;
   }
@@ -1108,8 +1109,8 @@ class HnswIndex::Impl {
         for (uint32_t j = 0; j < lk[0]; ++j) lk[1 + j] = remap[lk[1 + j]];
       }
     }
-    slot_set_.clear();
-    for (uint32_t t = 0; t < n; ++t) slot_set_.insert(t);
+    slot_set_.Clear();
+    for (uint32_t t = 0; t < n; ++t) slot_set_.Insert(t);
     uint32_t ep = entry_.load();
     entry_.store(ep == kNone || ep >= old_slots ? kNone : remap[ep]);
     FixEntry();
@@ -1197,30 +1198,14 @@ class HnswIndex::Impl {
   std::unique_ptr<SpinLock[]> locks_;
 
   mutable std::mutex map_mu_;
-  // id -> slot, stored as a set of slots hashed and compared by the id kept in the
-  // slot itself (4 bytes per entry instead of 16). Needs the storage lock (for
-  // block_) and map_mu_.
-  struct IdKey {
-    uint64_t id;
-  };
-  struct SlotHash {
-    using is_transparent = void;
+  // id -> slot: a set of slots keyed by the id kept in the slot itself (internal/
+  // slot_table.h: 5 bytes per entry). Needs the storage lock (for block_) and map_mu_.
+  struct SlotId {
     const Impl* m;
-    size_t operator()(uint32_t s) const { return absl::Hash<uint64_t>()(m->IdOf(s)); }
-    size_t operator()(IdKey k) const { return absl::Hash<uint64_t>()(k.id); }
+    uint64_t operator()(uint32_t s) const { return m->IdOf(s); }
   };
-  struct SlotEq {
-    using is_transparent = void;
-    const Impl* m;
-    bool operator()(uint32_t a, uint32_t b) const { return a == b || m->IdOf(a) == m->IdOf(b); }
-    bool operator()(uint32_t a, IdKey b) const { return m->IdOf(a) == b.id; }
-    bool operator()(IdKey a, uint32_t b) const { return a.id == m->IdOf(b); }
-  };
-  absl::flat_hash_set<uint32_t, SlotHash, SlotEq> slot_set_{0, SlotHash{this}, SlotEq{this}};
-  uint32_t FindSlot(uint64_t id) const {
-    auto it = slot_set_.find(IdKey{id});
-    return it == slot_set_.end() ? kNone : *it;
-  }
+  internal::SlotTable<SlotId> slot_set_{SlotId{this}};
+  uint32_t FindSlot(uint64_t id) const { return slot_set_.Find(id); }
   std::vector<uint32_t> free_;
   std::unique_ptr<SplitMix64> rng_;
 
@@ -1405,12 +1390,13 @@ absl::StatusOr<std::unique_ptr<HnswIndex::Impl>> HnswIndex::Impl::Decode(std::st
     if (st[s] == kFree) continue;
     impl->levels_[s] = lev[s];
     if (lev[s] > 0) {
-      std::vector<uint32_t> up;
-      if (!r.Array<uint32_t>(uint64_t(lev[s]) * impl->upper_stride_, &up)) return r.status();
-      impl->upper_at_[s] = impl->upper_.Alloc(up.size());
+      const size_t words = size_t(lev[s]) * impl->upper_stride_;
+      const std::string_view up = r.Bytes(words * 4);
+      if (!r.ok()) return r.status();
+      impl->upper_at_[s] = impl->upper_.Alloc(words);
       if (impl->upper_at_[s] == UpperArena::kNil)
         return absl::InvalidArgumentError("HNSW index: more upper-level links than an index can hold");
-      std::memcpy(impl->upper_.At(impl->upper_at_[s]), up.data(), up.size() * 4);
+      std::memcpy(impl->upper_.At(impl->upper_at_[s]), up.data(), words * 4);
     }
   }
   // Check every link, so a bad file cannot make a search read out of bounds.
@@ -1431,6 +1417,8 @@ absl::StatusOr<std::unique_ptr<HnswIndex::Impl>> HnswIndex::Impl::Decode(std::st
     }
   }
   size_t live = 0;
+  // Sized once: growing rehashes every entry, and each hash reads its id from the block.
+  impl->slot_set_.Reserve(size_t(std::count(st.begin(), st.end(), uint8_t{kLive})));
   for (uint32_t s = 0; s < num_slots; ++s) {
     if (st[s] == kFree) {
       impl->free_.push_back(s);
@@ -1438,7 +1426,7 @@ absl::StatusOr<std::unique_ptr<HnswIndex::Impl>> HnswIndex::Impl::Decode(std::st
       impl->pending_.push_back(s);
     } else {
       ++live;
-      if (!impl->slot_set_.insert(s).second)
+      if (!impl->slot_set_.Insert(s))
         return absl::InvalidArgumentError(
             fmt::format("HNSW index: id {} is stored twice", impl->IdOf(s)));
     }
@@ -1586,18 +1574,21 @@ absl::Status HnswIndex::AddBatch(std::span<const uint64_t> ids, std::span<const 
     return absl::InvalidArgumentError(fmt::format(
         "hnsw: batch has {} ids and {} values; dimension {} needs {} values", ids.size(),
         rows.size(), m.dim_, ids.size() * m.dim_));
-  std::vector<float> data(rows.begin(), rows.end());
+  // Checked up front, used in place: no copy of the batch (it would stay in the
+  // process's heap after the call). Cosine rows are normalized one at a time below.
+  const bool cosine = m.opt_.metric == Metric::kCosine;
+  std::vector<float> unit(m.dim_);
   for (size_t i = 0; i < ids.size(); ++i) {
-    float* r = data.data() + i * m.dim_;
-    absl::Status st = m.CheckVector(std::span<const float>(r, m.dim_));
+    const std::span<const float> r = rows.subspan(i * m.dim_, m.dim_);
+    absl::Status st = m.CheckVector(r);
     if (!st.ok()) return absl::InvalidArgumentError(fmt::format("row {}: ", i) + std::string(st.message()));
-    if (m.opt_.metric == Metric::kCosine && !Normalize(r, m.dim_))
+    if (cosine && !Normalize(std::copy(r.begin(), r.end(), unit.data()) - m.dim_, m.dim_))
       return absl::InvalidArgumentError(fmt::format("row {}: a zero vector cannot be stored with cosine", i));
   }
   if (ids.empty()) return absl::OkStatus();
   if (m.sq8_ && !trained()) {
     const size_t n = std::min<size_t>(ids.size(), 100000);
-    CAIRN_RETURN_IF_ERROR(Train(std::span<const float>(data.data(), n * m.dim_)));
+    CAIRN_RETURN_IF_ERROR(Train(rows.first(n * m.dim_)));
   }
   {
     std::unique_lock<StorageMutex> ex(m.storage_mu_);
@@ -1610,10 +1601,17 @@ absl::Status HnswIndex::AddBatch(std::span<const uint64_t> ids, std::span<const 
   std::mutex err_mu;
   absl::Status err;
   auto work = [&] {
+    std::vector<float> row(cosine ? m.dim_ : 0);
     for (;;) {
       size_t i = next.fetch_add(1);
       if (i >= ids.size()) return;
-      absl::Status st = m.Insert(ids[i], data.data() + i * m.dim_);
+      const float* v = rows.data() + i * m.dim_;
+      if (cosine) {
+        std::copy(v, v + m.dim_, row.begin());
+        Normalize(row.data(), m.dim_);
+        v = row.data();
+      }
+      absl::Status st = m.Insert(ids[i], v);
       if (!st.ok()) {
         std::lock_guard<std::mutex> g(err_mu);
         if (err.ok()) err = st;
@@ -1644,6 +1642,17 @@ bool HnswIndex::Contains(uint64_t id) const {
   std::shared_lock<StorageMutex> sh(impl_->storage_mu_);
   std::lock_guard<std::mutex> g(impl_->map_mu_);
   return impl_->FindSlot(id) != kNone;
+}
+
+size_t HnswIndex::CountPresent(std::span<const uint64_t> ids) const {
+  std::shared_lock<StorageMutex> sh(impl_->storage_mu_);
+  std::lock_guard<std::mutex> g(impl_->map_mu_);
+  size_t n = 0;
+  for (size_t i = 0; i < ids.size(); ++i) {
+    if (i + 8 < ids.size()) impl_->slot_set_.Prefetch(ids[i + 8]);
+    n += impl_->FindSlot(ids[i]) != kNone;
+  }
+  return n;
 }
 
 absl::StatusOr<std::vector<float>> HnswIndex::Get(uint64_t id) const {

@@ -108,6 +108,9 @@ class HnswIndex : public Index {
 
   // --- HNSW specific ---
   const HnswOptions& options() const;
+  // How many of `ids` are present: Contains for a whole list under one lock, with the
+  // lookups overlapped (for checking an opened index against its collection's ids).
+  size_t CountPresent(std::span<const uint64_t> ids) const;
 
   // SQ8: trains the quantizer on `sample` (n x dim rows, normalized here for cosine).
   // FailedPrecondition when vectors are already stored or storage is kFloat32.

@@ -21,8 +21,20 @@ namespace cairn::vector {
 namespace {
 
 constexpr uint32_t kSnapshotMagic = MakeMagic("CVSN");
-constexpr uint16_t kSnapshotVersion = 1;
+constexpr uint16_t kSnapshotVersion = 2;
 constexpr size_t kFixedHead = 8 + 4 + 1 + 1 + 8;
+constexpr size_t kVectorAlign = 64;
+
+// Zero bytes that take file offset `at` to a multiple of `align` (version 2 layout).
+size_t PadTo(uint64_t at, size_t align) { return static_cast<size_t>((align - at % align) % align); }
+
+// True when every value is finite: one pass of integer tests the compiler vectorizes
+// (an all-ones exponent is an infinity or a NaN).
+bool AllFinite(const uint32_t* bits, size_t n) {
+  uint32_t bad = 0;
+  for (size_t i = 0; i < n; ++i) bad |= static_cast<uint32_t>((bits[i] & 0x7f800000u) == 0x7f800000u);
+  return bad == 0;
+}
 
 // Buffered writer that also feeds the XXH3 state, so the envelope checksum is
 // computed on the fly.
@@ -63,7 +75,11 @@ absl::Status WriteSnapshot(const std::string& path, const SnapshotHeader& header
   head.U64(ids.size());
   const uint64_t vector_bytes =
       header.vectors_inline ? static_cast<uint64_t>(ids.size()) * header.dim * sizeof(float) : 0;
-  const uint64_t payload_size = head.size() + ids.size_bytes() + vector_bytes + attrs.size();
+  const size_t ids_pad = PadTo(kEnvelopeHeaderSize + head.size(), 8);
+  const size_t vectors_pad =
+      header.vectors_inline ? PadTo(kEnvelopeHeaderSize + head.size() + ids_pad + ids.size_bytes(), kVectorAlign) : 0;
+  static const char kZeros[kVectorAlign] = {};
+  const uint64_t payload_size = head.size() + ids_pad + ids.size_bytes() + vectors_pad + vector_bytes + attrs.size();
   ByteWriter env;
   env.U32(kSnapshotMagic);
   env.U16(kSnapshotVersion);
@@ -76,7 +92,7 @@ absl::Status WriteSnapshot(const std::string& path, const SnapshotHeader& header
   std::setvbuf(f, nullptr, _IOFBF, 1 << 20);
   HashingFileWriter w(f);
   bool ok = w.Write(env.data().data(), env.size()) && w.Write(head.data().data(), head.size()) &&
-            w.Write(ids.data(), ids.size_bytes());
+            w.Write(kZeros, ids_pad) && w.Write(ids.data(), ids.size_bytes()) && w.Write(kZeros, vectors_pad);
   for (size_t i = 0; ok && header.vectors_inline && i < ids.size(); ++i) {
     const Attributes* a = nullptr;
     auto st = source(i, vec, &a);
@@ -110,6 +126,7 @@ absl::StatusOr<std::unique_ptr<SnapshotFile>> SnapshotFile::Parse(std::string_vi
     return absl::DataLossError(fmt::format("{}: {}", file, std::string(env.status().message())));
   }
   std::unique_ptr<SnapshotFile> s(new SnapshotFile());
+  s->file_ = std::string(file);
   std::string_view p = env->payload;
   auto bad = [&](size_t offset, std::string what) {
     return absl::DataLossError(fmt::format("{}: {} at byte {}", file, what, kEnvelopeHeaderSize + offset));
@@ -128,45 +145,70 @@ absl::StatusOr<std::unique_ptr<SnapshotFile>> SnapshotFile::Parse(std::string_vi
   if (s->header_.dim == 0 || s->header_.dim > 65536) {
     return bad(8, fmt::format("dimension {} out of range", s->header_.dim));
   }
+  const bool v2 = env->version >= 2;
   const uint64_t count = s->header_.count;
-  const uint64_t rest = p.size() - kFixedHead;
+  const size_t ids_off = kFixedHead + (v2 ? PadTo(kEnvelopeHeaderSize + kFixedHead, 8) : 0);
   const uint64_t per_point = 8 + (s->header_.vectors_inline ? static_cast<uint64_t>(s->header_.dim) * 4 : 0);
-  if (count > rest / per_point) {
-    return bad(14, fmt::format("{} points of dimension {} do not fit in {} bytes", count,
-                               s->header_.dim, rest));
+  if (ids_off > p.size() || count > (p.size() - ids_off) / per_point) {
+    return bad(14, fmt::format("{} points of dimension {} do not fit in {} bytes", count, s->header_.dim,
+                               p.size() - kFixedHead));
   }
-  s->ids_ = p.data() + kFixedHead;
-  s->vectors_ = s->ids_ + count * 8;
-  const size_t attr_off = kFixedHead + count * per_point;
+  const size_t vectors_off =
+      ids_off + count * 8 +
+      (v2 && s->header_.vectors_inline ? PadTo(kEnvelopeHeaderSize + ids_off + count * 8, kVectorAlign) : 0);
+  const size_t attr_off = vectors_off + (s->header_.vectors_inline ? count * s->header_.dim * 4 : 0);
+  if (attr_off > p.size()) {
+    return bad(14, fmt::format("{} points of dimension {} do not fit in {} bytes", count, s->header_.dim,
+                               p.size() - kFixedHead));
+  }
+  for (size_t i = kFixedHead; i < ids_off; ++i) {
+    if (p[i] != 0) return bad(i, "non-zero padding");
+  }
+  for (size_t i = ids_off + count * 8; i < vectors_off; ++i) {
+    if (p[i] != 0) return bad(i, "non-zero padding");
+  }
+  s->ids_ = p.data() + ids_off;
+  s->vectors_ = p.data() + vectors_off;
   s->attributes_ = p.substr(attr_off);
+  s->attributes_offset_ = kEnvelopeHeaderSize + attr_off;
   // Validate ids (strictly ascending) and vectors (finite) once, so the accessors can
   // trust the mapping.
   uint64_t prev = 0;
   for (uint64_t i = 0; i < count; ++i) {
     uint64_t id = s->id(i);
-    if (i > 0 && id <= prev) return bad(kFixedHead + i * 8, "ids not strictly ascending");
+    if (i > 0 && id <= prev) return bad(ids_off + i * 8, "ids not strictly ascending");
     prev = id;
   }
   const size_t nvalues = s->header_.vectors_inline ? count * s->header_.dim : 0;
-  for (size_t i = 0; i < nvalues; ++i) {
-    float v;
-    std::memcpy(&v, s->vectors_ + i * 4, 4);
-    if (!std::isfinite(v)) return bad(kFixedHead + count * 8 + i * 4, "non-finite vector value");
-  }
-  ByteReader ar(s->attributes_, file);
-  s->decoded_.reserve(count);
-  for (uint64_t i = 0; i < count && ar.ok(); ++i) {
-    Attributes a = DecodeAttributes(&ar);
-    if (ar.ok() && !ValidateAttributes(a).ok()) {
-      return bad(attr_off + ar.position(), fmt::format("invalid attributes of point {}", s->id(i)));
+  const bool aligned = reinterpret_cast<uintptr_t>(s->vectors_) % alignof(uint32_t) == 0;
+  if (!aligned || !AllFinite(reinterpret_cast<const uint32_t*>(s->vectors_), nvalues)) {
+    for (size_t i = 0; i < nvalues; ++i) {
+      float v;
+      std::memcpy(&v, s->vectors_ + i * 4, 4);
+      if (!std::isfinite(v)) return bad(vectors_off + i * 4, "non-finite vector value");
     }
-    s->decoded_.push_back(std::move(a));
-  }
-  if (!ar.ok() || ar.remaining() != 0) {
-    return bad(attr_off + ar.position(),
-               ar.ok() ? "bytes left after the last point's attributes" : "damaged attributes");
   }
   return s;
+}
+
+absl::StatusOr<std::vector<Attributes>> SnapshotFile::DecodeAttributes() {
+  const size_t count = static_cast<size_t>(header_.count);
+  std::vector<Attributes> out;
+  out.reserve(count);
+  ByteReader ar(attributes_, file_);
+  auto bad = [&](std::string what) {
+    return absl::DataLossError(fmt::format("{}: {} at byte {}", file_, what, attributes_offset_ + ar.position()));
+  };
+  for (size_t i = 0; i < count && ar.ok(); ++i) {
+    Attributes a = cairn::vector::DecodeAttributes(&ar);
+    if (ar.ok() && !ValidateAttributes(a).ok()) return bad(fmt::format("invalid attributes of point {}", id(i)));
+    out.push_back(std::move(a));
+  }
+  if (!ar.ok() || ar.remaining() != 0) {
+    return bad(ar.ok() ? "bytes left after the last point's attributes" : "damaged attributes");
+  }
+  attributes_ = {};
+  return out;
 }
 
 absl::StatusOr<std::unique_ptr<SnapshotFile>> SnapshotFile::Open(const std::string& path) {
@@ -183,12 +225,17 @@ absl::StatusOr<std::unique_ptr<SnapshotFile>> SnapshotFile::Open(const std::stri
   const size_t size = static_cast<size_t>(st.st_size);
   void* map = nullptr;
   if (size > 0) {
-    map = ::mmap(nullptr, size, PROT_READ, MAP_PRIVATE, fd, 0);
+    // Populated read-only (one bulk fault-in for the checksum pass); made writable
+    // below. Populating a writable private mapping would copy every page.
+    int flags = MAP_PRIVATE;
+#ifdef MAP_POPULATE
+    flags |= MAP_POPULATE;
+#endif
+    map = ::mmap(nullptr, size, PROT_READ, flags, fd, 0);
     if (map == MAP_FAILED) {
       ::close(fd);
       return absl::InternalError(fmt::format("cannot mmap {}: {}", path, std::strerror(errno)));
     }
-    (void)::madvise(map, size, MADV_SEQUENTIAL | MADV_WILLNEED);
   }
   ::close(fd);
   auto parsed = Parse(std::string_view(static_cast<const char*>(map), size), path);
@@ -198,6 +245,8 @@ absl::StatusOr<std::unique_ptr<SnapshotFile>> SnapshotFile::Open(const std::stri
   }
   (*parsed)->map_ = map;
   (*parsed)->map_size_ = size;
+  // Copy-on-write rows for MutableVectors (private mapping: nothing reaches the file).
+  (*parsed)->writable_ = map != nullptr && ::mprotect(map, size, PROT_READ | PROT_WRITE) == 0;
   return parsed;
 }
 
@@ -215,11 +264,20 @@ void SnapshotFile::Vector(size_t i, std::span<float> out) const {
   std::memcpy(out.data(), vectors_ + i * header_.dim * 4, static_cast<size_t>(header_.dim) * 4);
 }
 
+std::span<const uint64_t> SnapshotFile::Ids() const {
+  if (reinterpret_cast<uintptr_t>(ids_) % alignof(uint64_t) != 0) return {};
+  return {reinterpret_cast<const uint64_t*>(ids_), static_cast<size_t>(header_.count)};
+}
+
 std::span<const float> SnapshotFile::Vectors() const {
   if (!header_.vectors_inline || reinterpret_cast<uintptr_t>(vectors_) % alignof(float) != 0) return {};
   return {reinterpret_cast<const float*>(vectors_), static_cast<size_t>(header_.count) * header_.dim};
 }
 
-std::vector<Attributes> SnapshotFile::TakeAttributes() { return std::move(decoded_); }
+std::span<float> SnapshotFile::MutableVectors() {
+  std::span<const float> v = Vectors();
+  if (!writable_ || v.empty()) return {};
+  return {const_cast<float*>(v.data()), v.size()};
+}
 
 }  // namespace cairn::vector

@@ -1,17 +1,24 @@
 // The collection snapshot file (points.snap): every live point's id, vector and
 // attributes, plus the last WAL sequence it includes.
 //
-// Format: one base-codec envelope (magic "CVSN", version 1), written streaming (the
-// checksum is computed as the bytes go out, so a large collection is never held twice
-// in memory) and read through mmap (the checksum is one pass over the mapping). Payload:
+// Format: one base-codec envelope (magic "CVSN", version 2; version 1 is still read),
+// written streaming (the checksum is computed as the bytes go out, so a large collection
+// is never held twice in memory) and read through mmap (the checksum is one pass over
+// the mapping). Payload:
 //   u64 seq | u32 dim | u8 metric | u8 vectors_inline | u64 count
+//   | v2: zero bytes up to an 8-byte file offset
 //   | count x u64 ids (ascending)
+//   | v2: zero bytes up to a 64-byte file offset
 //   | count x dim x f32 vectors (only when vectors_inline; otherwise the index keeps its
 //     own file, e.g. HnswIndex::Save) | count x attributes (filter.h EncodeAttributes)
+// Version 2 aligns the ids and the vector block so that an index can use them in place
+// from the mapping (FlatIndex::Adopt) instead of copying them at open.
 // Decoding rejects truncated, bit-flipped and inconsistent files with an error naming
-// the file and the offset of the problem.
+// the file and the offset of the problem; attributes are decoded (and checked) by
+// DecodeAttributes, separately, so that work can run on another thread.
 //
-// Thread-safety: SnapshotFile is immutable after Open; the writer function is stateless.
+// Thread-safety: SnapshotFile is immutable after Open except for the rows handed out by
+// MutableVectors (their single user owns them); the writer function is stateless.
 #pragma once
 
 #include <cstddef>
@@ -63,13 +70,22 @@ class SnapshotFile {
 
   const SnapshotHeader& header() const { return header_; }
   uint64_t id(size_t i) const;
+  // Every id, ascending, straight from the mapping when 8-byte aligned there (version
+  // 2 files); else empty (use id(i)).
+  std::span<const uint64_t> Ids() const;
   // Copies point i's vector into `out` (header().dim floats); vectors_inline only.
   void Vector(size_t i, std::span<float> out) const;
   // Every point's vector in one row-major block, straight from the mapping, when the
-  // block is float-aligned there (it is in files this code writes); else empty.
+  // block is float-aligned there (version 2 files); else empty.
   std::span<const float> Vectors() const;
-  // All points' attributes, in id order (decoded and validated by Parse); once.
-  std::vector<Attributes> TakeAttributes();
+  // The same block, writable: a file opened with Open() is mapped copy-on-write, so a
+  // write copies only the touched page into the process and never reaches the file.
+  // Empty for Parse()d bytes, and where Vectors() is empty. For one owner (an index
+  // adopting the rows): the mapping must outlive its use.
+  std::span<float> MutableVectors();
+  // All points' attributes, in id order, decoded and validated (DataLoss naming the file
+  // and offset on damage). Call at most once.
+  absl::StatusOr<std::vector<Attributes>> DecodeAttributes();
 
  private:
   SnapshotFile() = default;
@@ -79,7 +95,9 @@ class SnapshotFile {
   const char* ids_ = nullptr;
   const char* vectors_ = nullptr;
   std::string_view attributes_;
-  std::vector<Attributes> decoded_;
+  size_t attributes_offset_ = 0;  // of attributes_ in the file, for error messages
+  std::string file_;
+  bool writable_ = false;
 };
 
 }  // namespace cairn::vector

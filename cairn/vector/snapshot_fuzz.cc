@@ -16,7 +16,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       std::vector<float> v(h.dim);
       (*snap)->Vector(h.count - 1, v);
     }
-    (void)(*snap)->TakeAttributes();
+    (void)(*snap)->DecodeAttributes();
   }
   return 0;
 }
