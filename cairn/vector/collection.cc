@@ -273,10 +273,45 @@ double SecondsSince(std::chrono::steady_clock::time_point t) {
 absl::Status Collection::LoadSnapshot() {
   auto t = std::chrono::steady_clock::now();
   const std::string path = (fs::path(dir_) / kSnapshotFile).string();
-  auto snap = SnapshotFile::Open(path);
+  // Verification (checksum, ids, values) is deferred so that the attribute indexes,
+  // whose decoding is bounds-checked and safe on any bytes, are built on a second
+  // thread meanwhile: open time is the longer of the two paths, not the sum.
+  auto snap = SnapshotFile::Open(path, /*deferred_verify=*/true);
   if (!snap.ok() && !absl::IsNotFound(snap.status())) return snap.status();
   const bool have_snapshot = snap.ok();
   const uint64_t seq = have_snapshot ? (*snap)->header().seq : 0;
+  std::shared_ptr<SnapshotFile> shared_snap;
+  if (have_snapshot) shared_snap = std::move(*snap);
+
+  double attribute_seconds = 0;
+  absl::Status attribute_status;
+  std::thread attribute_loader;
+  if (have_snapshot) {
+    attribute_loader = std::thread([&] {
+      auto ta = std::chrono::steady_clock::now();
+      SnapshotFile& s = *shared_snap;
+      auto attrs = s.DecodeAttributes();
+      if (attrs.ok()) {
+        std::vector<uint64_t> ids(s.header().count);
+        for (size_t i = 0; i < ids.size(); ++i) ids[i] = s.id(i);
+        attributes_.BulkLoad(ids, std::move(*attrs));
+      } else {
+        attribute_status = attrs.status();
+      }
+      attribute_seconds = SecondsSince(ta);
+    });
+  }
+  struct Joiner {
+    std::thread& t;
+    ~Joiner() {
+      if (t.joinable()) t.join();
+    }
+  } joiner{attribute_loader};
+  // Failures return through the joiner (Open then discards this collection).
+  auto fail = [](absl::Status st) { return st; };
+  if (have_snapshot) {
+    if (auto st = shared_snap->Verify(); !st.ok()) return fail(st);
+  }
 
   // Index files left by a snapshot that crashed before points.snap named them.
   std::error_code ec;
@@ -289,38 +324,37 @@ absl::Status Collection::LoadSnapshot() {
   }
 
   if (have_snapshot) {
-    const SnapshotHeader& h = (*snap)->header();
+    const SnapshotHeader& h = shared_snap->header();
     if (h.dim != settings_.dim || h.metric != settings_.metric) {
-      return absl::DataLossError(fmt::format(
+      return fail(absl::DataLossError(fmt::format(
           "{}: snapshot has dimension {} and metric {}; settings.json says {} and {}", path, h.dim,
-          MetricName(h.metric), settings_.dim, MetricName(settings_.metric)));
+          MetricName(h.metric), settings_.dim, MetricName(settings_.metric))));
     }
   }
   open_stats_.snapshot_seconds = SecondsSince(t);
   t = std::chrono::steady_clock::now();
   const bool custom = static_cast<bool>(options_.index_factory);
-  if (have_snapshot && !(*snap)->header().vectors_inline) {
+  if (have_snapshot && !shared_snap->header().vectors_inline) {
     if (custom || settings_.index == IndexKind::kFlat) {
-      return absl::DataLossError(fmt::format("{}: snapshot keeps no vectors but the index is not HNSW", path));
+      return fail(absl::DataLossError(fmt::format("{}: snapshot keeps no vectors but the index is not HNSW", path)));
     }
     const std::string index_path = (fs::path(dir_) / IndexFileName(seq)).string();
     auto hnsw = HnswIndex::Open(index_path);
     if (!hnsw.ok()) {
-      return absl::DataLossError(
-          fmt::format("collection '{}': index file: {}", settings_.name, std::string(hnsw.status().message())));
+      return fail(absl::DataLossError(
+          fmt::format("collection '{}': index file: {}", settings_.name, std::string(hnsw.status().message()))));
     }
     if ((*hnsw)->dim() != settings_.dim || (*hnsw)->metric() != settings_.metric) {
-      return absl::DataLossError(fmt::format("{}: dimension or metric differs from settings.json", index_path));
+      return fail(absl::DataLossError(fmt::format("{}: dimension or metric differs from settings.json", index_path)));
     }
     index_ = std::move(*hnsw);
   } else {
-    CAIRN_ASSIGN_OR_RETURN(index_, custom ? options_.index_factory(settings_) : DefaultIndexFactory(settings_));
+    auto index = custom ? options_.index_factory(settings_) : DefaultIndexFactory(settings_);
+    if (!index.ok()) return fail(index.status());
+    index_ = std::move(*index);
   }
-  const double index_open_seconds = SecondsSince(t);
   if (!have_snapshot) return absl::OkStatus();
 
-  t = std::chrono::steady_clock::now();
-  std::shared_ptr<SnapshotFile> shared_snap(std::move(*snap));
   SnapshotFile& s = *shared_snap;
   const size_t n = s.header().count;
   std::vector<uint64_t> id_copy;
@@ -329,20 +363,6 @@ absl::Status Collection::LoadSnapshot() {
     for (size_t i = 0; i < n; ++i) id_copy[i] = s.id(i);
   }
   const std::span<const uint64_t> snap_ids = id_copy.empty() ? s.Ids() : std::span<const uint64_t>(id_copy);
-  // The attribute indexes and the vector index are independent: build them on two
-  // threads (open time is the longer of the two, not the sum).
-  double attribute_seconds = 0;
-  absl::Status attribute_status;
-  std::thread attribute_loader([&] {
-    auto ta = std::chrono::steady_clock::now();
-    auto attrs = s.DecodeAttributes();
-    if (attrs.ok()) {
-      attributes_.BulkLoad(snap_ids, std::move(*attrs));
-    } else {
-      attribute_status = attrs.status();
-    }
-    attribute_seconds = SecondsSince(ta);
-  });
   auto load_index = [&]() -> absl::Status {
     if (s.header().vectors_inline) {
       auto* hnsw = dynamic_cast<HnswIndex*>(index_.get());
@@ -384,11 +404,11 @@ absl::Status Collection::LoadSnapshot() {
     return absl::OkStatus();
   };
   absl::Status index_status = load_index();
-  open_stats_.index_seconds = index_open_seconds + SecondsSince(t);
+  open_stats_.index_seconds = SecondsSince(t);
+  if (!index_status.ok()) return fail(index_status);
   attribute_loader.join();
   open_stats_.attribute_seconds = attribute_seconds;
-  CAIRN_RETURN_IF_ERROR(attribute_status);
-  CAIRN_RETURN_IF_ERROR(index_status);
+  if (!attribute_status.ok()) return fail(attribute_status);
   snapshot_seq_ = last_seq_ = seq;
   open_stats_.snapshot_seq = seq;
   return absl::OkStatus();

@@ -2,8 +2,10 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <functional>
 #include <limits>
+#include <utility>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
@@ -412,6 +414,38 @@ void AttributeIndex::Put(uint64_t id, Attributes attributes) {
   it->second = std::move(attributes);
 }
 
+namespace {
+
+// Sorts (value, id) entries pushed in ascending id order: a stable LSD radix sort on
+// the value's bits (8 bits a pass, passes where every value has the same byte skipped),
+// so equal values keep their ids ascending. Several times faster than std::sort on
+// pairs, which dominated loading a snapshot's attribute indexes.
+void SortNumberEntries(std::vector<std::pair<double, uint64_t>>* entries) {
+  auto key = [](double d) {
+    if (d == 0) d = 0;  // -0 and +0 are one value
+    uint64_t b;
+    std::memcpy(&b, &d, 8);
+    return (b >> 63) ? ~b : b ^ (uint64_t{1} << 63);
+  };
+  const size_t n = entries->size();
+  std::vector<std::pair<uint64_t, uint32_t>> a(n), b(n);  // (key, index into entries)
+  for (size_t i = 0; i < n; ++i) a[i] = {key((*entries)[i].first), static_cast<uint32_t>(i)};
+  for (int shift = 0; shift < 64; shift += 8) {
+    size_t pos[256] = {};
+    for (const auto& x : a) ++pos[(x.first >> shift) & 0xff];
+    if (std::find(std::begin(pos), std::end(pos), n) != std::end(pos)) continue;
+    size_t sum = 0;
+    for (size_t& c : pos) sum += std::exchange(c, sum);
+    for (const auto& x : a) b[pos[(x.first >> shift) & 0xff]++] = x;
+    a.swap(b);
+  }
+  std::vector<std::pair<double, uint64_t>> sorted(n);
+  for (size_t i = 0; i < n; ++i) sorted[i] = (*entries)[a[i].second];
+  entries->swap(sorted);
+}
+
+}  // namespace
+
 void AttributeIndex::BulkLoad(std::span<const uint64_t> ids, std::vector<Attributes> attributes) {
   struct Entries {
     std::vector<std::pair<double, uint64_t>> numbers;
@@ -419,9 +453,17 @@ void AttributeIndex::BulkLoad(std::span<const uint64_t> ids, std::vector<Attribu
   };
   absl::flat_hash_map<std::string, Entries> entries;
   points_.reserve(points_.size() + ids.size());
+  // Points tend to share their attribute names: the last field looked up is reused.
+  // (valid until the next insertion into `entries`, which only a new name makes).
+  std::string last_name;
+  Entries* last = nullptr;
   for (size_t i = 0; i < ids.size(); ++i) {
     for (const auto& [name, value] : attributes[i]) {
-      Entries& e = entries[name];
+      if (last == nullptr || last_name != name) {
+        last = &entries[name];
+        last_name = name;
+      }
+      Entries& e = *last;
       if (auto x = AsNumber(value)) {
         e.numbers.emplace_back(*x, ids[i]);
       } else if (const auto* str = std::get_if<std::string>(&value)) {
@@ -432,10 +474,15 @@ void AttributeIndex::BulkLoad(std::span<const uint64_t> ids, std::vector<Attribu
     }
     points_.emplace(ids[i], std::move(attributes[i]));
   }
+  const bool ids_ascending = std::is_sorted(ids.begin(), ids.end()) && ids.size() < UINT32_MAX;
   // Sorted input makes each btree insertion an append at the end hint.
   for (auto& [name, e] : entries) {
     FieldIndex& f = fields_[name];
-    std::sort(e.numbers.begin(), e.numbers.end());
+    if (ids_ascending) {
+      SortNumberEntries(&e.numbers);
+    } else {
+      std::sort(e.numbers.begin(), e.numbers.end());
+    }
     std::sort(e.strings.begin(), e.strings.end());
     for (auto& n : e.numbers) f.numbers.insert(f.numbers.end(), n);
     for (auto& str : e.strings) f.strings.insert(f.strings.end(), std::move(str));

@@ -15,6 +15,7 @@
 
 #include "cairn/base/codec.h"
 #include "cairn/base/hash.h"
+#include "cairn/base/status.h"
 #include "cairn/vector/wal.h"
 
 namespace cairn::vector {
@@ -121,13 +122,37 @@ absl::Status WriteSnapshot(const std::string& path, const SnapshotHeader& header
 
 absl::StatusOr<std::unique_ptr<SnapshotFile>> SnapshotFile::Parse(std::string_view bytes,
                                                                   std::string_view file) {
-  auto env = OpenEnvelope(bytes, kSnapshotMagic, kSnapshotVersion, "collection snapshot");
-  if (!env.ok()) {
-    return absl::DataLossError(fmt::format("{}: {}", file, std::string(env.status().message())));
+  CAIRN_ASSIGN_OR_RETURN(auto s, ParseLayout(bytes, file));
+  CAIRN_RETURN_IF_ERROR(s->Verify());
+  return s;
+}
+
+absl::StatusOr<std::unique_ptr<SnapshotFile>> SnapshotFile::ParseLayout(std::string_view bytes,
+                                                                        std::string_view file) {
+  auto fail = [&](std::string what) { return absl::DataLossError(fmt::format("{}: collection snapshot: {}", file, what)); };
+  if (bytes.size() < kEnvelopeHeaderSize + kEnvelopeTrailerSize) {
+    return fail(fmt::format("{} bytes is too short for a snapshot: truncated?", bytes.size()));
+  }
+  // The envelope header as OpenEnvelope checks it; the checksum waits for Verify().
+  ByteReader er(bytes, file);
+  const uint32_t magic = er.U32();
+  const uint16_t version = er.U16();
+  const uint16_t flags = er.U16();
+  const uint64_t payload_size = er.U64();
+  if (magic != kSnapshotMagic) return fail(fmt::format("not a snapshot (magic '{}')", MagicToString(magic)));
+  if (version == 0 || version > kSnapshotVersion) {
+    return fail(fmt::format("format version {} is not supported (this build reads 1..{}); upgrade cairn", version,
+                            kSnapshotVersion));
+  }
+  if (flags != 0) return fail(fmt::format("unknown flags 0x{:04x}", flags));
+  if (payload_size != bytes.size() - kEnvelopeHeaderSize - kEnvelopeTrailerSize) {
+    return fail(fmt::format("header says {} payload bytes but the file holds {}: truncated or padded", payload_size,
+                            bytes.size() - kEnvelopeHeaderSize - kEnvelopeTrailerSize));
   }
   std::unique_ptr<SnapshotFile> s(new SnapshotFile());
   s->file_ = std::string(file);
-  std::string_view p = env->payload;
+  s->bytes_ = bytes;
+  std::string_view p = bytes.substr(kEnvelopeHeaderSize, payload_size);
   auto bad = [&](size_t offset, std::string what) {
     return absl::DataLossError(fmt::format("{}: {} at byte {}", file, what, kEnvelopeHeaderSize + offset));
   };
@@ -145,7 +170,7 @@ absl::StatusOr<std::unique_ptr<SnapshotFile>> SnapshotFile::Parse(std::string_vi
   if (s->header_.dim == 0 || s->header_.dim > 65536) {
     return bad(8, fmt::format("dimension {} out of range", s->header_.dim));
   }
-  const bool v2 = env->version >= 2;
+  const bool v2 = version >= 2;
   const uint64_t count = s->header_.count;
   const size_t ids_off = kFixedHead + (v2 ? PadTo(kEnvelopeHeaderSize + kFixedHead, 8) : 0);
   const uint64_t per_point = 8 + (s->header_.vectors_inline ? static_cast<uint64_t>(s->header_.dim) * 4 : 0);
@@ -161,34 +186,53 @@ absl::StatusOr<std::unique_ptr<SnapshotFile>> SnapshotFile::Parse(std::string_vi
     return bad(14, fmt::format("{} points of dimension {} do not fit in {} bytes", count, s->header_.dim,
                                p.size() - kFixedHead));
   }
-  for (size_t i = kFixedHead; i < ids_off; ++i) {
-    if (p[i] != 0) return bad(i, "non-zero padding");
-  }
-  for (size_t i = ids_off + count * 8; i < vectors_off; ++i) {
-    if (p[i] != 0) return bad(i, "non-zero padding");
-  }
+  s->ids_offset_ = ids_off;
+  s->vectors_offset_ = vectors_off;
   s->ids_ = p.data() + ids_off;
   s->vectors_ = p.data() + vectors_off;
   s->attributes_ = p.substr(attr_off);
   s->attributes_offset_ = kEnvelopeHeaderSize + attr_off;
-  // Validate ids (strictly ascending) and vectors (finite) once, so the accessors can
-  // trust the mapping.
+  return s;
+}
+
+absl::Status SnapshotFile::Verify() const {
+  const size_t body = bytes_.size() - kEnvelopeTrailerSize;
+  uint64_t stored;
+  std::memcpy(&stored, bytes_.data() + body, 8);
+  const uint64_t actual = Hash64(bytes_.substr(0, body));
+  if (stored != actual) {
+    return absl::DataLossError(fmt::format(
+        "{}: collection snapshot: checksum mismatch (stored {:016x}, computed {:016x}): the file is corrupted", file_,
+        stored, actual));
+  }
+  const std::string_view p = bytes_.substr(kEnvelopeHeaderSize, body - kEnvelopeHeaderSize);
+  auto bad = [&](size_t offset, std::string what) {
+    return absl::DataLossError(fmt::format("{}: {} at byte {}", file_, what, kEnvelopeHeaderSize + offset));
+  };
+  for (size_t i = kFixedHead; i < ids_offset_; ++i) {
+    if (p[i] != 0) return bad(i, "non-zero padding");
+  }
+  const uint64_t count = header_.count;
+  for (size_t i = ids_offset_ + count * 8; i < vectors_offset_; ++i) {
+    if (p[i] != 0) return bad(i, "non-zero padding");
+  }
+  // Ids strictly ascending and vectors finite, so the accessors can trust the mapping.
   uint64_t prev = 0;
   for (uint64_t i = 0; i < count; ++i) {
-    uint64_t id = s->id(i);
-    if (i > 0 && id <= prev) return bad(ids_off + i * 8, "ids not strictly ascending");
+    uint64_t id = this->id(i);
+    if (i > 0 && id <= prev) return bad(ids_offset_ + i * 8, "ids not strictly ascending");
     prev = id;
   }
-  const size_t nvalues = s->header_.vectors_inline ? count * s->header_.dim : 0;
-  const bool aligned = reinterpret_cast<uintptr_t>(s->vectors_) % alignof(uint32_t) == 0;
-  if (!aligned || !AllFinite(reinterpret_cast<const uint32_t*>(s->vectors_), nvalues)) {
+  const size_t nvalues = header_.vectors_inline ? count * header_.dim : 0;
+  const bool aligned = reinterpret_cast<uintptr_t>(vectors_) % alignof(uint32_t) == 0;
+  if (!aligned || !AllFinite(reinterpret_cast<const uint32_t*>(vectors_), nvalues)) {
     for (size_t i = 0; i < nvalues; ++i) {
       float v;
-      std::memcpy(&v, s->vectors_ + i * 4, 4);
-      if (!std::isfinite(v)) return bad(vectors_off + i * 4, "non-finite vector value");
+      std::memcpy(&v, vectors_ + i * 4, 4);
+      if (!std::isfinite(v)) return bad(vectors_offset_ + i * 4, "non-finite vector value");
     }
   }
-  return s;
+  return absl::OkStatus();
 }
 
 absl::StatusOr<std::vector<Attributes>> SnapshotFile::DecodeAttributes() {
@@ -211,7 +255,7 @@ absl::StatusOr<std::vector<Attributes>> SnapshotFile::DecodeAttributes() {
   return out;
 }
 
-absl::StatusOr<std::unique_ptr<SnapshotFile>> SnapshotFile::Open(const std::string& path) {
+absl::StatusOr<std::unique_ptr<SnapshotFile>> SnapshotFile::Open(const std::string& path, bool deferred_verify) {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) {
     if (errno == ENOENT) return absl::NotFoundError(fmt::format("{} does not exist", path));
@@ -238,7 +282,8 @@ absl::StatusOr<std::unique_ptr<SnapshotFile>> SnapshotFile::Open(const std::stri
     }
   }
   ::close(fd);
-  auto parsed = Parse(std::string_view(static_cast<const char*>(map), size), path);
+  const std::string_view bytes(static_cast<const char*>(map), size);
+  auto parsed = deferred_verify ? ParseLayout(bytes, path) : Parse(bytes, path);
   if (!parsed.ok()) {
     if (map) ::munmap(map, size);
     return parsed.status();

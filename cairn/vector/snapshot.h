@@ -58,12 +58,19 @@ absl::Status WriteSnapshot(const std::string& path, const SnapshotHeader& header
 class SnapshotFile {
  public:
   // NotFound when the file does not exist; DataLoss naming the file and offset when it
-  // is damaged.
-  static absl::StatusOr<std::unique_ptr<SnapshotFile>> Open(const std::string& path);
+  // is damaged. With `deferred_verify` only the envelope header and the layout are
+  // checked, so that DecodeAttributes (bounds-checked, safe on any bytes) can run on
+  // another thread while the caller runs Verify(): nothing else may be used before
+  // Verify() returned OK.
+  static absl::StatusOr<std::unique_ptr<SnapshotFile>> Open(const std::string& path,
+                                                            bool deferred_verify = false);
   // Verifies and parses bytes already in memory (used by Open and the fuzz target).
   // The returned object references `bytes`, which must outlive it.
   static absl::StatusOr<std::unique_ptr<SnapshotFile>> Parse(std::string_view bytes,
                                                              std::string_view file);
+  // The checks Parse makes beyond the layout: the checksum, ascending ids, finite
+  // vector values. Thread-safe against a concurrent DecodeAttributes.
+  absl::Status Verify() const;
   ~SnapshotFile();
   SnapshotFile(const SnapshotFile&) = delete;
   SnapshotFile& operator=(const SnapshotFile&) = delete;
@@ -89,11 +96,14 @@ class SnapshotFile {
 
  private:
   SnapshotFile() = default;
+  static absl::StatusOr<std::unique_ptr<SnapshotFile>> ParseLayout(std::string_view bytes, std::string_view file);
   SnapshotHeader header_;
   void* map_ = nullptr;
   size_t map_size_ = 0;
   const char* ids_ = nullptr;
   const char* vectors_ = nullptr;
+  std::string_view bytes_;  // the whole file
+  size_t ids_offset_ = 0, vectors_offset_ = 0;  // in the payload
   std::string_view attributes_;
   size_t attributes_offset_ = 0;  // of attributes_ in the file, for error messages
   std::string file_;
