@@ -2,6 +2,7 @@
 
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <set>
@@ -282,4 +283,38 @@ TEST(VectorWorkloadTest, ParallelForVisitsEveryIndexOnce) {
 }
 
 }  // namespace
+// `cairn vector bench` without the CLI binary: skipped unless CAIRN_VECTOR_BENCH_N is
+// set; CAIRN_VECTOR_BENCH_ONLY (comma list), _QUERIES, _EF (comma list), _DIM, _THREADS.
+TEST(VectorBenchFromEnvironment, Run) {
+  const char* n = std::getenv("CAIRN_VECTOR_BENCH_N");
+  if (n == nullptr) GTEST_SKIP() << "set CAIRN_VECTOR_BENCH_N to run";
+  auto list = [](const char* v) {
+    std::vector<std::string> out;
+    std::string cur;
+    for (const char* p = v; ; ++p) {
+      if (*p == ',' || *p == 0) {
+        if (!cur.empty()) out.push_back(cur);
+        cur.clear();
+        if (*p == 0) break;
+      } else {
+        cur.push_back(*p);
+      }
+    }
+    return out;
+  };
+  VectorBenchOptions o;
+  o.n = static_cast<size_t>(std::atoll(n));
+  if (const char* v = std::getenv("CAIRN_VECTOR_BENCH_DIM")) o.dim = static_cast<size_t>(std::atoll(v));
+  if (const char* v = std::getenv("CAIRN_VECTOR_BENCH_QUERIES")) o.queries = static_cast<size_t>(std::atoll(v));
+  if (const char* v = std::getenv("CAIRN_VECTOR_BENCH_THREADS")) o.threads = std::atoi(v);
+  if (const char* v = std::getenv("CAIRN_VECTOR_BENCH_ONLY")) o.only = list(v);
+  if (const char* v = std::getenv("CAIRN_VECTOR_BENCH_EF")) {
+    o.ef.clear();
+    for (const auto& e : list(v)) o.ef.push_back(static_cast<size_t>(std::atoll(e.c_str())));
+  }
+  auto report = RunVectorBench(o);
+  ASSERT_TRUE(report.ok()) << report.status();
+  std::printf("%s\n", FormatVectorBench(o, *report).c_str());
+}
+
 }  // namespace cairn::bench

@@ -1058,8 +1058,7 @@ class HnswIndex::Impl {
     std::shared_lock<StorageMutex> sh(storage_mu_);
     size_t b = capacity_ * slot_bytes_ + capacity_ * (sizeof(uint32_t) + 2) + upper_.Bytes();
     std::lock_guard<std::mutex> g(map_mu_);
-    b += slot_set_.Bytes();
-    b += kLockStripes * sizeof(SpinLock);
+    b += slot_set_.Bytes() + kLockStripes * sizeof(SpinLock);
     return b;
   }
 
@@ -1574,8 +1573,7 @@ absl::Status HnswIndex::AddBatch(std::span<const uint64_t> ids, std::span<const 
     return absl::InvalidArgumentError(fmt::format(
         "hnsw: batch has {} ids and {} values; dimension {} needs {} values", ids.size(),
         rows.size(), m.dim_, ids.size() * m.dim_));
-  // Checked up front, used in place: no copy of the batch (it would stay in the
-  // process's heap after the call). Cosine rows are normalized one at a time below.
+  // Rows are checked up front and used in place (a copy would linger in the heap).
   const bool cosine = m.opt_.metric == Metric::kCosine;
   std::vector<float> unit(m.dim_);
   for (size_t i = 0; i < ids.size(); ++i) {
@@ -1606,11 +1604,7 @@ absl::Status HnswIndex::AddBatch(std::span<const uint64_t> ids, std::span<const 
       size_t i = next.fetch_add(1);
       if (i >= ids.size()) return;
       const float* v = rows.data() + i * m.dim_;
-      if (cosine) {
-        std::copy(v, v + m.dim_, row.begin());
-        Normalize(row.data(), m.dim_);
-        v = row.data();
-      }
+      if (cosine && Normalize(std::copy(v, v + m.dim_, row.data()) - m.dim_, m.dim_)) v = row.data();
       absl::Status st = m.Insert(ids[i], v);
       if (!st.ok()) {
         std::lock_guard<std::mutex> g(err_mu);
@@ -1620,13 +1614,10 @@ absl::Status HnswIndex::AddBatch(std::span<const uint64_t> ids, std::span<const 
       }
     }
   };
-  if (threads <= 1) {
-    work();
-  } else {
-    std::vector<std::thread> ts;
-    for (size_t t = 0; t < threads; ++t) ts.emplace_back(work);
-    for (auto& t : ts) t.join();
-  }
+  std::vector<std::thread> ts;
+  for (size_t t = 1; t < threads; ++t) ts.emplace_back(work);
+  work();
+  for (auto& t : ts) t.join();
   return err;
 }
 

@@ -15,6 +15,8 @@
 #include "absl/container/flat_hash_set.h"
 #include "cairn/base/random.h"
 #include "cairn/vector/internal/hnsw_format.h"
+#include "cairn/vector/internal/slot_table.h"
+#include "absl/container/flat_hash_map.h"
 #include "gtest/gtest.h"
 
 namespace cairn::vector {
@@ -553,6 +555,46 @@ TEST(HnswTest, Sq8RecallAndMemory) {
   }
   EXPECT_EQ(*(*opened)->Get(ids[3]), *qidx->Get(ids[3]));
   std::remove(path.c_str());
+}
+
+// The id -> slot table against a model, through growth, deletions and reuse of
+// deleted buckets (ids held in a side array, as HnswIndex keeps them in its slots).
+TEST(HnswSlotTable, MatchesAModel) {
+  std::vector<uint64_t> id_of_slot;
+  struct IdOf {
+    const std::vector<uint64_t>* ids;
+    uint64_t operator()(uint32_t s) const { return (*ids)[s]; }
+  };
+  internal::SlotTable<IdOf> table{IdOf{&id_of_slot}};
+  absl::flat_hash_map<uint64_t, uint32_t> model;
+  SplitMix64 rng(3);
+  for (int step = 0; step < 60000; ++step) {
+    const uint64_t id = rng.Next() % 5000 * 7919;  // clustered ids that collide in the table
+    auto it = model.find(id);
+    if (rng.Next() % 3 != 0) {
+      if (it != model.end()) {
+        EXPECT_EQ(table.Find(id), it->second);
+        continue;
+      }
+      const uint32_t slot = static_cast<uint32_t>(id_of_slot.size());
+      id_of_slot.push_back(id);
+      ASSERT_TRUE(table.Insert(slot));
+      EXPECT_FALSE(table.Insert(slot));  // the id is present now
+      model[id] = slot;
+    } else if (it != model.end()) {
+      ASSERT_TRUE(table.Erase(it->second));
+      EXPECT_FALSE(table.Erase(it->second));
+      model.erase(it);
+      EXPECT_EQ(table.Find(id), internal::SlotTable<IdOf>::kNone);
+    }
+    ASSERT_EQ(table.size(), model.size());
+  }
+  for (const auto& [id, slot] : model) EXPECT_EQ(table.Find(id), slot);
+  EXPECT_EQ(table.Find(1), internal::SlotTable<IdOf>::kNone);
+  // Reserved up front, a million entries take about 8/7 buckets each, 5 bytes a bucket.
+  table.Clear();
+  table.Reserve(1000000);
+  EXPECT_LE(table.Bytes(), 1000000u * 5 * 8 / 7 + 1024);
 }
 
 }  // namespace
