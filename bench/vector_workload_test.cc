@@ -284,7 +284,7 @@ TEST(VectorWorkloadTest, ParallelForVisitsEveryIndexOnce) {
 
 }  // namespace
 // `cairn vector bench` without the CLI binary: skipped unless CAIRN_VECTOR_BENCH_N is
-// set; CAIRN_VECTOR_BENCH_ONLY (comma list), _QUERIES, _EF (comma list), _DIM, _THREADS.
+// set; CAIRN_VECTOR_BENCH_ONLY (comma list), _QUERIES, _EF (comma list), _DIM, _THREADS, _EFC.
 TEST(VectorBenchFromEnvironment, Run) {
   const char* n = std::getenv("CAIRN_VECTOR_BENCH_N");
   if (n == nullptr) GTEST_SKIP() << "set CAIRN_VECTOR_BENCH_N to run";
@@ -307,6 +307,7 @@ TEST(VectorBenchFromEnvironment, Run) {
   if (const char* v = std::getenv("CAIRN_VECTOR_BENCH_DIM")) o.dim = static_cast<size_t>(std::atoll(v));
   if (const char* v = std::getenv("CAIRN_VECTOR_BENCH_QUERIES")) o.queries = static_cast<size_t>(std::atoll(v));
   if (const char* v = std::getenv("CAIRN_VECTOR_BENCH_THREADS")) o.threads = std::atoi(v);
+  if (const char* v = std::getenv("CAIRN_VECTOR_BENCH_EFC")) o.ef_construction = static_cast<size_t>(std::atoll(v));
   if (const char* v = std::getenv("CAIRN_VECTOR_BENCH_ONLY")) o.only = list(v);
   if (const char* v = std::getenv("CAIRN_VECTOR_BENCH_EF")) {
     o.ef.clear();
