@@ -488,7 +488,7 @@ check embed_missing_model 1 "$CAIRN" embed -m "$T/none.gguf" -p a
 check bench_infer_table 0 "$CAIRN" bench infer -m "$T/lm.gguf" --threads 1,2 --pp 16 --tg 4 --repeats 1 --bw-mib 8
 expect bench_infer_header '^ *threads +pp t/s +tg t/s +read GB/s +bound t/s +tg/bound$'
 expect bench_infer_two_rows '^ +2 +[0-9.]+ +[0-9.]+ +[0-9.]+ +'
-expect bench_infer_rss '^peak resident memory: .* \(limit: file .* \+ KV cache .* \+ 10% = .*\): (within|OVER)$'
+expect bench_infer_rss '^peak resident memory: .*, .* before loading the model \(limit: file .* \+ KV cache .* \+ 10% = .*\): (within|OVER)$'
 check bench_infer_json 0 "$CAIRN" bench infer -m "$T/lm.gguf" --threads 1 --pp 8 --tg 2 --repeats 2 --no-bandwidth --json
 expect bench_infer_json_fields '"tg_samples": \['
 awk '/"pp_tokens_per_s"|"tg_tokens_per_s"/ { gsub(/[,]/, ""); if ($2 + 0 <= 0) bad = 1; n++ }
@@ -500,5 +500,6 @@ check bench_infer_missing_model 1 "$CAIRN" bench infer -m "$T/none.gguf"
 expect bench_infer_missing_model_reason '^cairn bench infer: .*none.gguf'
 check bench_infer_bad_threads 2 "$CAIRN" bench infer -m "$T/lm.gguf" --threads 0
 check bench_infer_too_long 1 "$CAIRN" bench infer -m "$T/lm.gguf" --pp 100000 --tg 1 --no-bandwidth
+expect bench_infer_too_long_reason 'tokens do not fit the model.s context'
 
 exit $fail
