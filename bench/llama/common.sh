@@ -34,7 +34,7 @@ ensure_nlc() {
 }
 
 # Sets LLAMA_BIN to a directory with llama-bench, llama-simple and llama-embedding, built
-# (Release, -DGGML_NATIVE=ON, ccache when present) from the llama.cpp source that
+# (Release, this CPU's instruction sets, ccache when present) from the llama.cpp source that
 # node-llama-cpp ships as a git bundle, so both baselines are the same llama.cpp.
 ensure_llama_tools() {
   if [ -n "${LLAMA_BIN:-}" ]; then
@@ -53,14 +53,30 @@ ensure_llama_tools() {
     git clone -q "$bundle" "$src" && git -C "$src" checkout -q "$head" || die "cannot clone $bundle"
   fi
   LLAMA_BIN="$src/build/bin"
-  if [ ! -x "$LLAMA_BIN/llama-bench" ] || [ ! -x "$LLAMA_BIN/llama-simple" ] || [ ! -x "$LLAMA_BIN/llama-embedding" ]; then
-    log "building llama-bench, llama-simple, llama-embedding (this takes a while)"
+  # -DGGML_NATIVE=ON, except where the CPU advertises AMX: KVM guests can list amx_tile
+  # and still fault on the first tile instruction (llama-bench dies with SIGILL in
+  # ggml's AMX matmul), so there the native x86 features are named one by one without AMX.
+  local isa=(-DGGML_NATIVE=ON)
+  if grep -qw amx_tile /proc/cpuinfo 2>/dev/null; then
+    isa=(-DGGML_NATIVE=OFF -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF)
+    local flag opt
+    for pair in avx:AVX avx2:AVX2 fma:FMA f16c:F16C bmi2:BMI2 avx_vnni:AVX_VNNI avx512f:AVX512 \
+                avx512_vbmi:AVX512_VBMI avx512_vnni:AVX512_VNNI avx512_bf16:AVX512_BF16; do
+      flag="${pair%%:*}"; opt="${pair##*:}"
+      if grep -qw "$flag" /proc/cpuinfo; then isa+=("-DGGML_$opt=ON"); else isa+=("-DGGML_$opt=OFF"); fi
+    done
+  fi
+  local stamp="$src/build/cairn-bench-options"
+  if [ ! -x "$LLAMA_BIN/llama-bench" ] || [ ! -x "$LLAMA_BIN/llama-simple" ] || [ ! -x "$LLAMA_BIN/llama-embedding" ] ||
+     [ "$(cat "$stamp" 2>/dev/null)" != "${isa[*]}" ]; then
+    log "building llama-bench, llama-simple, llama-embedding (${isa[*]}; this takes a while)"
     local gen=()
     command -v ninja >/dev/null && gen=(-G Ninja)
-    cmake -S "$src" -B "$src/build" "${gen[@]}" -DCMAKE_BUILD_TYPE=Release -DGGML_NATIVE=ON -DLLAMA_CURL=OFF \
+    cmake -S "$src" -B "$src/build" "${gen[@]}" -DCMAKE_BUILD_TYPE=Release "${isa[@]}" -DLLAMA_CURL=OFF \
       -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_SERVER=OFF -DGGML_CCACHE=ON >&2 || die "cmake configure failed"
     cmake --build "$src/build" -j "${LLAMA_JOBS:-$(nproc)}" --target llama-bench llama-simple llama-embedding >&2 ||
       die "llama.cpp build failed"
+    echo "${isa[*]}" > "$stamp"
   fi
   export LLAMA_BIN
 }

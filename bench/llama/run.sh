@@ -7,7 +7,8 @@
 #   2. llama-bench -m FILE -p PP -n TG -t T -r R -o json   (built from node-llama-cpp's source)
 #   3. node nlc_bench.mjs FILE T PP TG R                    (node-llama-cpp's prebuilt llama.cpp)
 # then prints one markdown table (medians, cairn/llama-bench ratios, the bandwidth bound
-# and peak memory) and keeps the raw JSON under the output directory.
+# and peak memory) and keeps the raw JSON under the output directory (an existing one is
+# added to: the table covers every result in it).
 #
 # usage: bench/llama/run.sh [--cairn BIN] [--threads 1,2] [--pp 512] [--tg 128] [--repeats 3]
 #                           [--no-nlc] [--out DIR] MODEL.gguf...
@@ -53,9 +54,9 @@ mkdir -p "$OUT"
   echo "load before: $(uptime | sed 's/.*load average: //')"
   echo "cairn: $CAIRN ($("$CAIRN" --version))"
   echo "llama.cpp: $(git -C "$LLAMA_BIN/../.." rev-parse --short HEAD 2>/dev/null || echo "$LLAMA_BIN") (node-llama-cpp $NLC_VERSION's source bundle)"
-  echo "settings: pp $PP, tg $TG, $REPEATS repetitions, threads $THREADS"
-} > "$OUT/env.txt"
-cat "$OUT/env.txt" >&2
+  echo "settings: pp $PP, tg $TG, $REPEATS repetitions, threads $THREADS, node-llama-cpp $([ "$NLC" = 1 ] && echo on || echo off)"
+  echo "models: ${MODELS[*]}"
+} | tee -a "$OUT/env.txt" >&2
 
 for model in "${MODELS[@]}"; do
   [ -f "$model" ] || die "no such model file: $model"
