@@ -12,7 +12,14 @@ if (!dir) {
   console.error("usage: node table.mjs DIR");
   process.exit(2);
 }
-const read = (f) => (fs.existsSync(f) ? JSON.parse(fs.readFileSync(f, "utf8")) : null);
+// null for a missing file or one still being written
+const read = (f) => {
+  try {
+    return JSON.parse(fs.readFileSync(f, "utf8"));
+  } catch {
+    return null;
+  }
+};
 const median = (v) => {
   const s = [...(v ?? [])].sort((a, b) => a - b);
   const n = s.length;
