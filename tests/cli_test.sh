@@ -6,8 +6,8 @@
 # generated files, and `cairn eval nab` on a tiny synthetic corpus in NAB's layout
 # (tests/data/nab_tiny), `cairn vector build/search/bench` on tiny generated files,
 # `cairn model synth/inspect` on tiny synthesized models, `cairn tokenize` on
-# llama.cpp's vocabulary fixtures, and `cairn generate/chat/embed` on tiny
-# synthesized models.
+# llama.cpp's vocabulary fixtures, `cairn generate/chat/embed` and `cairn bench
+# infer` on tiny synthesized models.
 set -u
 CAIRN="$1"
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
@@ -483,5 +483,23 @@ check embed_empty_line 1 sh -c "printf 'a\n\nb\n' | '$CAIRN' embed -m '$T/bert.g
 expect embed_empty_line_reason '^cairn embed: line 2: text is empty'
 check embed_bad_pooling 2 "$CAIRN" embed -m "$T/bert.gguf" -p a --pooling max
 check embed_missing_model 1 "$CAIRN" embed -m "$T/none.gguf" -p a
+
+# --- cairn bench infer: tiny synthesized models, a few tokens, small bandwidth buffer ---
+check bench_infer_table 0 "$CAIRN" bench infer -m "$T/lm.gguf" --threads 1,2 --pp 16 --tg 4 --repeats 1 --bw-mib 8
+expect bench_infer_header '^ *threads +pp t/s +tg t/s +read GB/s +bound t/s +tg/bound$'
+expect bench_infer_two_rows '^ +2 +[0-9.]+ +[0-9.]+ +[0-9.]+ +'
+expect bench_infer_rss '^peak resident memory: .*, .* before loading the model \(limit: file .* \+ KV cache .* \+ 10% = .*\): (within|OVER)$'
+check bench_infer_json 0 "$CAIRN" bench infer -m "$T/lm.gguf" --threads 1 --pp 8 --tg 2 --repeats 2 --no-bandwidth --json
+expect bench_infer_json_fields '"tg_samples": \['
+awk '/"pp_tokens_per_s"|"tg_tokens_per_s"/ { gsub(/[,]/, ""); if ($2 + 0 <= 0) bad = 1; n++ }
+     END { exit (n == 2 && !bad) ? 0 : 1 }' "$OUT" && echo "ok   bench_infer_json_rates" \
+  || { echo "FAIL bench infer --json: rates missing or not positive"; sed 's/^/     /' "$OUT"; fail=1; }
+check bench_infer_encoder 0 "$CAIRN" bench infer -m "$T/bert.gguf" --threads 1 --pp 16 --tg 4 --repeats 1 --no-bandwidth
+expect bench_infer_encoder_no_decode '^ +1 +[0-9.]+ +0\.00 '
+check bench_infer_missing_model 1 "$CAIRN" bench infer -m "$T/none.gguf"
+expect bench_infer_missing_model_reason '^cairn bench infer: .*none.gguf'
+check bench_infer_bad_threads 2 "$CAIRN" bench infer -m "$T/lm.gguf" --threads 0
+check bench_infer_too_long 1 "$CAIRN" bench infer -m "$T/lm.gguf" --pp 100000 --tg 1 --no-bandwidth
+expect bench_infer_too_long_reason 'tokens do not fit the model.s context'
 
 exit $fail

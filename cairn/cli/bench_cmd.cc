@@ -206,6 +206,7 @@ void RegisterBench(CLI::App& app, Runner* run) {
   ed->callback([=] { *run = [=] { return RunEdgeBenchCommand(*f); }; });
 
   AddVectorBench(bench, "vector", run);  // the same as `cairn vector bench`
+  AddInferBench(bench, run);
 }
 
 }  // namespace cairn::cli

@@ -31,5 +31,7 @@ void RegisterChat(CLI::App& app, Runner* run);      // chat_cmd.cc
 void RegisterEmbed(CLI::App& app, Runner* run);     // embed_cmd.cc
 // `cairn vector bench`, also reachable as `cairn bench vector`: adds it under `parent`.
 void AddVectorBench(CLI::App* parent, const std::string& name, Runner* run);
+// `cairn bench infer` (bench_infer_cmd.cc): adds it under `parent`.
+void AddInferBench(CLI::App* parent, Runner* run);
 
 }  // namespace cairn::cli

@@ -93,6 +93,8 @@ absl::StatusOr<InferBenchResult> BenchInfer(const Model& model, const InferBench
       tg.push_back(r.n_decode / seconds_since(t0));
     }
   }
+  r.prompt_samples = pp;
+  r.decode_samples = tg;
   if (!pp.empty()) MeanStddev(pp, &r.prompt_tokens_per_s, &r.prompt_stddev);
   if (!tg.empty()) MeanStddev(tg, &r.decode_tokens_per_s, &r.decode_stddev);
   return r;

@@ -6,7 +6,8 @@
 // Decoding (tg): n_decode single-token steps from an empty sequence, each computing
 // full logits; tokens/s = n_decode / seconds. One untimed warm-up of each first (page
 // in the weights, spin up the pool), then `repetitions` timed runs; the mean and
-// standard deviation are reported, as llama-bench reports them.
+// standard deviation are reported, as llama-bench reports them, and every run's rate is
+// kept (the CLI reports the median, which a loaded machine's outliers move less).
 //
 // Encoders (bert) have no decoding: pp evaluates min(n_prompt, n_ctx) tokens in one
 // batch (hidden states of all of them), and tg is reported as 0.
@@ -16,6 +17,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "cairn/infer/kv_cache.h"
@@ -37,6 +39,7 @@ struct InferBenchResult {
   int n_prompt = 0, n_decode = 0, n_threads = 0, repetitions = 0;
   double prompt_tokens_per_s = 0, prompt_stddev = 0;  // mean and stddev over repetitions
   double decode_tokens_per_s = 0, decode_stddev = 0;
+  std::vector<double> prompt_samples, decode_samples;  // tokens/s of each repetition, in run order
   std::string isa;  // the kernels' active instruction set, e.g. "avx2"
 };
 
