@@ -322,9 +322,14 @@ Scored SeriesDetector::Update(SeriesState& st, const Observation& obs) const {
   const double z_season = hour_known ? st.season.TailZ(residual, kSeasonExtrapolation, season_floor) : 0.0;
   double up = st.cusum_up, down = st.cusum_down, z_change = 0.0;
   const double median = st.level.Quantile(0.5);
+  double recent_scale = 0.0;
+  if (c.change_alpha > 0) {
+    recent_scale = std::max({1.25 * st.recent_dev, 1e-3 * (st.level.max - st.level.min), 1e-9});
+  }
   if (st.level.size > 20) {
     const double robust_sd = (st.level.Quantile(0.75) - st.level.Quantile(0.25)) / 1.349 + 1e-9;
-    const double u = std::clamp((x - median) / robust_sd, -10.0, 10.0);
+    const double u = c.change_alpha > 0 ? std::clamp((x - st.recent_mean) / recent_scale, -10.0, 10.0)
+                                        : std::clamp((x - median) / robust_sd, -10.0, 10.0);
     up = std::max(0.0, up * c.cusum_decay + u - c.cusum_slack);
     down = std::max(0.0, down * c.cusum_decay - u - c.cusum_slack);
     if (i > kChangeStart) z_change = st.change.TailZ(std::max(up, down), kChangeExtrapolation, c.cusum_slack + 1.0);
@@ -368,6 +373,17 @@ Scored SeriesDetector::Update(SeriesState& st, const Observation& obs) const {
   if (i > kChangeStart) st.change.Add(std::max(up, down), NextRandom(st.rng));
   st.cusum_up = up;
   st.cusum_down = down;
+  if (c.change_alpha > 0) {
+    if (i == 0) {
+      st.recent_mean = x;
+    } else {
+      const double a = std::max(c.change_alpha, 1.0 / static_cast<double>(i + 1));
+      const double lim = c.change_clip * recent_scale;
+      const double d = std::clamp(x - st.recent_mean, -lim, lim);
+      st.recent_mean += a * d;
+      st.recent_dev += a * (std::fabs(d) - st.recent_dev);
+    }
+  }
   if (hour_known) st.season.Add(residual, NextRandom(st.rng));
   st.hour_mean[h] = st.HourSeen(h) == 0 ? static_cast<float>(x)
                                          : static_cast<float>(st.hour_mean[h] + c.season_alpha * residual);

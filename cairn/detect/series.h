@@ -48,6 +48,9 @@ struct SeriesConfig {
   // CUSUM slack (in robust sigmas) and per-record decay.
   double cusum_slack = 1.0;
   double cusum_decay = 0.98;
+  // Weight of a record in the recent baseline the CUSUM measures against (0: the median of all history).
+  double change_alpha = 0.03;
+  double change_clip = 5.0;
   // Weight of a record in the running standardization of the surprise.
   double calibration_alpha = 0.02;
   // Alarm level (standardized surprise), suppression length and escalation factor.
@@ -94,6 +97,7 @@ struct alignas(64) SeriesState {
   EventTime last_time = 0;
   uint64_t rng = 0x5eed5eed5eedull;
   double cusum_up = 0.0, cusum_down = 0.0;
+  double recent_mean = 0.0, recent_dev = 0.0;
   double cal_mean = 0.0, cal_var = 0.0;
   int64_t cal_n = 0;
   int64_t alarm_at = -(int64_t{1} << 40);
