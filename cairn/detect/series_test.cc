@@ -80,6 +80,51 @@ TEST(SeriesDetector, LevelShiftIsReportedOnceNotOnEveryRecord) {
   EXPECT_LE(alarms, 2u);
 }
 
+// A series that spiked and shifted once before: the second shift stays below
+// the old spikes (nothing "never seen"), so only the change measure can see it,
+// and only if its baseline has caught up with the first shift.
+std::vector<double> TwoShifts() {
+  auto v = Noise(5000, 11);
+  v[300] = 95.0;
+  v[700] = 92.0;
+  for (size_t i = 1000; i < v.size(); ++i) v[i] += 12.0;
+  for (size_t i = 3000; i < v.size(); ++i) v[i] += 12.0;
+  return v;
+}
+
+TEST(SeriesDetector, SecondLevelShiftIsReportedOnceAfterAnEarlierOne) {
+  const auto v = TwoShifts();
+  const auto t = Times(v.size());
+  SeriesDetector d;
+  SeriesState st;
+  double best = 0;
+  size_t alarms = 0, first = 0;
+  for (size_t i = 0; i < v.size(); ++i) {
+    const Scored s = d.Update(st, {.value = v[i], .time = t[i]});
+    if (i < 3000 || i >= 3300) continue;
+    if (s.score >= ThresholdFor(1e-4)) {
+      if (alarms++ == 0) {
+        first = i;
+        const std::string reason = d.Explain(st, {.value = v[i], .time = t[i]}, s);
+        EXPECT_NE(reason.find("has stayed above its recent level"), std::string::npos) << reason;
+      }
+    }
+    best = std::max(best, s.score);
+  }
+  EXPECT_GT(best, ThresholdFor(1e-6));
+  EXPECT_GE(alarms, 1u);
+  EXPECT_LE(alarms, 2u);
+  EXPECT_LT(first, 3020u);  // within a few records of the shift
+
+  // Against the median of all history (the earlier design) the CUSUM had stayed
+  // high for hundreds of records after the first shift, and hides the second.
+  SeriesDetector all_history = *SeriesDetector::Create({.change_alpha = 0.0});
+  const auto old = ScoreSeries(all_history, t, v);
+  double old_best = 0;
+  for (size_t i = 3000; i < 3300; ++i) old_best = std::max(old_best, old[i].score);
+  EXPECT_LT(old_best, ThresholdFor(1e-4));
+}
+
 TEST(SeriesDetector, DailyPatternBreakIsSeen) {
   // A clean daily cycle; on day 12 the afternoon peak does not happen.
   SeriesDetector d;
@@ -128,6 +173,36 @@ TEST(SeriesDetector, StateRoundTripContinuesIdentically) {
   ByteReader shorter(std::string_view(bytes).substr(0, bytes.size() / 2));
   SeriesState c;
   EXPECT_FALSE(SeriesState::Decode(shorter, &c));
+  std::string unknown = bytes;
+  unknown[0] = 9;
+  ByteReader unknown_reader(unknown);
+  EXPECT_FALSE(SeriesState::Decode(unknown_reader, &c));
+}
+
+TEST(SeriesDetector, Layout2StateIsRestoredWithARecentBaselineFromItsHistory) {
+  // Layout 3 appends the recent baseline (two doubles) to layout 2; a layout-2
+  // checkpoint is that encoding with version 2 and without them.
+  SeriesDetector d;
+  auto v = Noise(3000, 5);
+  auto t = Times(v.size());
+  SeriesState a;
+  for (size_t i = 0; i < 1500; ++i) d.Update(a, {.value = v[i], .time = t[i]});
+  ByteWriter w;
+  a.Encode(w);
+  std::string bytes = w.data();
+  ASSERT_EQ(bytes[0], 3);
+  bytes[0] = 2;
+  bytes.resize(bytes.size() - 2 * sizeof(double));
+  SeriesState b;
+  ByteReader r(bytes);
+  ASSERT_TRUE(SeriesState::Decode(r, &b));
+  EXPECT_EQ(b.n, a.n);
+  EXPECT_NEAR(b.recent_mean, 50.0, 1.0);                 // the history's median
+  EXPECT_NEAR(1.25 * b.recent_dev, 2.0, 0.5);            // its robust sigma
+  // It goes on scoring ordinary noise as ordinary.
+  for (size_t i = 1500; i < v.size(); ++i) {
+    EXPECT_LT(d.Update(b, {.value = v[i], .time = t[i]}).score, ThresholdFor(1e-4)) << i;
+  }
 }
 
 TEST(SeriesDetector, NonFiniteValuesScoreZeroAndAreNotLearned) {
@@ -159,6 +234,12 @@ TEST(SeriesDetector, BadConfigIsRefused) {
   EXPECT_FALSE(SeriesDetector::Create(c).ok());
   c = {};
   c.escalation = 0.5;
+  EXPECT_FALSE(SeriesDetector::Create(c).ok());
+  c = {};
+  c.change_alpha = 1.0;
+  EXPECT_FALSE(SeriesDetector::Create(c).ok());
+  c = {};
+  c.change_clip = 0.0;
   EXPECT_FALSE(SeriesDetector::Create(c).ok());
 }
 
