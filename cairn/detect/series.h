@@ -54,7 +54,7 @@ struct SeriesConfig {
   double cusum_decay = 0.98;
   // Weight of a record in the recent baseline that the CUSUM measures against,
   // and the clip of a record's update of it, in recent deviations. 0 measures
-  // against the median and IQR of all history instead (the layout-2 behaviour):
+  // against the median and IQR of all history instead (the earlier design):
   // after one lasting shift that baseline lags for as long as the old level
   // dominates the history, and the CUSUM's own history then hides a later shift.
   double change_alpha = 0.03;
