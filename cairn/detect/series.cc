@@ -203,7 +203,7 @@ bool DecodeReservoir(ByteReader& r, RankReservoir<N>* out) {
 }  // namespace
 
 void SeriesState::Encode(ByteWriter& w) const {
-  w.U8(2);  // layout version (2: 16-bit samples)
+  w.U8(3);  // layout version (2: 16-bit samples; 3: + the change measure's recent baseline, at the end)
   w.I64(n);
   w.I64(last_time);
   w.U64(rng);
@@ -229,10 +229,13 @@ void SeriesState::Encode(ByteWriter& w) const {
   w.F64(cause_z);
   w.F64(expected);
   w.F64(previous_extreme);
+  w.F64(recent_mean);
+  w.F64(recent_dev);
 }
 
 bool SeriesState::Decode(ByteReader& r, SeriesState* out) {
-  if (r.U8() != 2) return false;
+  const uint8_t version = r.U8();
+  if (version != 2 && version != 3) return false;
   out->n = r.I64();
   out->last_time = r.I64();
   out->rng = r.U64();
@@ -263,6 +266,15 @@ bool SeriesState::Decode(ByteReader& r, SeriesState* out) {
   out->cause_z = r.F64();
   out->expected = r.F64();
   out->previous_extreme = r.F64();
+  if (version == 3) {
+    out->recent_mean = r.F64();
+    out->recent_dev = r.F64();
+    if (!std::isfinite(out->recent_mean) || !(out->recent_dev >= 0) || !std::isfinite(out->recent_dev)) return false;
+  } else {
+    // Layout 2 had no recent baseline: start it where the history's middle is.
+    out->recent_mean = out->level.Quantile(0.5);
+    out->recent_dev = (out->level.Quantile(0.75) - out->level.Quantile(0.25)) / 1.349 / 1.25;
+  }
   return r.ok() && out->cause <= 4 && out->hour < kHours && out->week_hour < kWeekHours;
 }
 
@@ -277,6 +289,8 @@ absl::StatusOr<SeriesDetector> SeriesDetector::Create(SeriesConfig c) {
   if (!(c.week_weight >= 0)) return bad("week_weight must be >= 0");
   if (!(c.cusum_slack >= 0)) return bad(fmt::format("cusum_slack {} must be >= 0", c.cusum_slack));
   if (!(c.cusum_decay > 0 && c.cusum_decay <= 1)) return bad(fmt::format("cusum_decay {} must be in (0, 1]", c.cusum_decay));
+  if (!(c.change_alpha >= 0 && c.change_alpha < 1)) return bad(fmt::format("change_alpha {} must be in [0, 1)", c.change_alpha));
+  if (!(c.change_clip > 0)) return bad(fmt::format("change_clip {} must be > 0", c.change_clip));
   if (!(c.calibration_alpha > 0 && c.calibration_alpha < 1)) {
     return bad(fmt::format("calibration_alpha {} must be in (0, 1)", c.calibration_alpha));
   }
@@ -322,9 +336,16 @@ Scored SeriesDetector::Update(SeriesState& st, const Observation& obs) const {
   const double z_season = hour_known ? st.season.TailZ(residual, kSeasonExtrapolation, season_floor) : 0.0;
   double up = st.cusum_up, down = st.cusum_down, z_change = 0.0;
   const double median = st.level.Quantile(0.5);
+  // The change measure's baseline: recent (mean absolute deviation x 1.25 is a
+  // normal sigma; a thousandth of the range keeps flat stretches from turning
+  // a small step into a huge one), or all history when change_alpha is 0.
+  const bool recent = c.change_alpha > 0;
+  const double recent_scale = std::max({1.25 * st.recent_dev, 1e-3 * (st.level.max - st.level.min), 1e-9});
+  const double change_base = recent ? st.recent_mean : median;
   if (st.level.size > 20) {
-    const double robust_sd = (st.level.Quantile(0.75) - st.level.Quantile(0.25)) / 1.349 + 1e-9;
-    const double u = std::clamp((x - median) / robust_sd, -10.0, 10.0);
+    const double robust_sd =
+        recent ? recent_scale : (st.level.Quantile(0.75) - st.level.Quantile(0.25)) / 1.349 + 1e-9;
+    const double u = std::clamp((x - change_base) / robust_sd, -10.0, 10.0);
     up = std::max(0.0, up * c.cusum_decay + u - c.cusum_slack);
     down = std::max(0.0, down * c.cusum_decay - u - c.cusum_slack);
     if (i > kChangeStart) z_change = st.change.TailZ(std::max(up, down), kChangeExtrapolation, c.cusum_slack + 1.0);
@@ -360,7 +381,7 @@ Scored SeriesDetector::Update(SeriesState& st, const Observation& obs) const {
   st.beyond = st.level.count >= 10 && (x > st.level.max || x < st.level.min);
   st.previous_extreme = x > st.level.max ? st.level.max : st.level.min;
   st.cause_z = cause == 1 ? z_level : cause == 2 ? z_season : cause == 3 ? z_change : z_week;
-  st.expected = cause == 2 ? st.hour_mean[h] : cause == 4 ? st.week_mean[wh] : median;
+  st.expected = cause == 2 ? st.hour_mean[h] : cause == 4 ? st.week_mean[wh] : cause == 3 ? change_base : median;
   st.week_hour = static_cast<uint8_t>(wh);
 
   // Learn.
@@ -368,6 +389,20 @@ Scored SeriesDetector::Update(SeriesState& st, const Observation& obs) const {
   if (i > kChangeStart) st.change.Add(std::max(up, down), NextRandom(st.rng));
   st.cusum_up = up;
   st.cusum_down = down;
+  if (recent) {
+    // Clipped updates: a spike moves the baseline by at most change_clip
+    // deviations x alpha; a lasting shift widens the deviation, which widens
+    // the clip, so the baseline catches up within a few 1/alpha records.
+    if (i == 0) {
+      st.recent_mean = x;
+    } else {
+      const double a = std::max(c.change_alpha, 1.0 / static_cast<double>(i + 1));
+      const double lim = c.change_clip * recent_scale;
+      const double d = std::clamp(x - st.recent_mean, -lim, lim);
+      st.recent_mean += a * d;
+      st.recent_dev += a * (std::fabs(d) - st.recent_dev);
+    }
+  }
   if (hour_known) st.season.Add(residual, NextRandom(st.rng));
   st.hour_mean[h] = st.HourSeen(h) == 0 ? static_cast<float>(x)
                                          : static_cast<float>(st.hour_mean[h] + c.season_alpha * residual);
@@ -422,8 +457,8 @@ std::string SeriesDetector::Explain(const SeriesState& st, const Observation& ob
                          Sigma(s.raw), dir, st.expected, kDays[st.week_hour / 24], st.week_hour % 24);
     }
     case 3:
-      return fmt::format("{} has stayed {} its median of {:.4g} (now {:.4g}): a sustained shift, {}", name, dir,
-                         st.expected, x, Sigma(s.raw));
+      return fmt::format("{} has stayed {} its {} of {:.4g} (now {:.4g}): a sustained shift, {}", name, dir,
+                         config_.change_alpha > 0 ? "recent level" : "median", st.expected, x, Sigma(s.raw));
     default:
       return fmt::format("{} {:.4g} is not a number", name, x);
   }

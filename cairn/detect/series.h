@@ -11,8 +11,12 @@
 //    day (24 baselines) and at this hour of the week (168 baselines), each
 //    residual ranked against the series' own past residuals, so series without
 //    such a pattern are not penalized;
-//  * change: a two-sided CUSUM of the robustly standardized value (median,
-//    IQR), which grows on sustained shifts that no single point reveals.
+//  * change: a two-sided CUSUM of the value standardized against a recent
+//    baseline (an exponentially weighted mean and mean absolute deviation whose
+//    updates are clipped, so a spike barely moves them while a lasting shift is
+//    absorbed within tens of records). It grows on sustained shifts that no
+//    single point reveals, and it settles once the series has moved: a second
+//    shift later on counts as much as the first.
 // The largest (weighted) of the three is the record's surprise. The surprise
 // is standardized against its own running mean and spread (winsorized, so one
 // incident does not blind the detector) and mapped to a calibrated score
@@ -48,6 +52,13 @@ struct SeriesConfig {
   // CUSUM slack (in robust sigmas) and per-record decay.
   double cusum_slack = 1.0;
   double cusum_decay = 0.98;
+  // Weight of a record in the recent baseline that the CUSUM measures against,
+  // and the clip of a record's update of it, in recent deviations. 0 measures
+  // against the median and IQR of all history instead (the earlier design):
+  // after one lasting shift that baseline lags for as long as the old level
+  // dominates the history, and the CUSUM's own history then hides a later shift.
+  double change_alpha = 0.03;
+  double change_clip = 5.0;
   // Weight of a record in the running standardization of the surprise.
   double calibration_alpha = 0.02;
   // Alarm level (standardized surprise), suppression length and escalation factor.
@@ -94,6 +105,7 @@ struct alignas(64) SeriesState {
   EventTime last_time = 0;
   uint64_t rng = 0x5eed5eed5eedull;
   double cusum_up = 0.0, cusum_down = 0.0;
+  double recent_mean = 0.0, recent_dev = 0.0;  // the change measure's baseline
   double cal_mean = 0.0, cal_var = 0.0;
   int64_t cal_n = 0;
   int64_t alarm_at = -(int64_t{1} << 40);

@@ -80,6 +80,35 @@ TEST(SeriesDetector, LevelShiftIsReportedOnceNotOnEveryRecord) {
   EXPECT_LE(alarms, 2u);
 }
 
+TEST(SeriesDetector, ChangeMeasureSettlesSoonAfterALastingShift) {
+  // After a lasting shift the CUSUM must return to zero, or its own history
+  // (against which it is ranked) fills with the excursion and a later shift
+  // ranks as ordinary. Against the recent baseline it settles within 100
+  // records; against the median of all history (change_alpha = 0, the earlier
+  // design) it stays saturated for hundreds.
+  auto v = Noise(1400, 12);
+  for (size_t i = 1000; i < v.size(); ++i) v[i] += 12.0;
+  const auto t = Times(v.size());
+  SeriesDetector recent;
+  SeriesDetector all_history = *SeriesDetector::Create({.change_alpha = 0.0});
+  SeriesState a, b;
+  size_t alarms = 0;
+  for (size_t i = 0; i < v.size(); ++i) {
+    const Scored s = recent.Update(a, {.value = v[i], .time = t[i]});
+    all_history.Update(b, {.value = v[i], .time = t[i]});
+    if (i == 1001) {
+      EXPECT_GT(a.cusum_up, 5.0);  // the shift is being measured
+    }
+    if (i >= 1100) {
+      EXPECT_LT(std::max(a.cusum_up, a.cusum_down), 5.0) << i;
+      EXPECT_NEAR(a.recent_mean, 62.0, 1.5) << i;
+      alarms += s.score >= ThresholdFor(1e-4) ? 1 : 0;
+    }
+  }
+  EXPECT_EQ(alarms, 0u);  // the new level is the new normal
+  EXPECT_GT(b.cusum_up, 50.0);
+}
+
 TEST(SeriesDetector, DailyPatternBreakIsSeen) {
   // A clean daily cycle; on day 12 the afternoon peak does not happen.
   SeriesDetector d;
@@ -128,6 +157,36 @@ TEST(SeriesDetector, StateRoundTripContinuesIdentically) {
   ByteReader shorter(std::string_view(bytes).substr(0, bytes.size() / 2));
   SeriesState c;
   EXPECT_FALSE(SeriesState::Decode(shorter, &c));
+  std::string unknown = bytes;
+  unknown[0] = 9;
+  ByteReader unknown_reader(unknown);
+  EXPECT_FALSE(SeriesState::Decode(unknown_reader, &c));
+}
+
+TEST(SeriesDetector, Layout2StateIsRestoredWithARecentBaselineFromItsHistory) {
+  // Layout 3 appends the recent baseline (two doubles) to layout 2; a layout-2
+  // checkpoint is that encoding with version 2 and without them.
+  SeriesDetector d;
+  auto v = Noise(3000, 5);
+  auto t = Times(v.size());
+  SeriesState a;
+  for (size_t i = 0; i < 1500; ++i) d.Update(a, {.value = v[i], .time = t[i]});
+  ByteWriter w;
+  a.Encode(w);
+  std::string bytes = w.data();
+  ASSERT_EQ(bytes[0], 3);
+  bytes[0] = 2;
+  bytes.resize(bytes.size() - 2 * sizeof(double));
+  SeriesState b;
+  ByteReader r(bytes);
+  ASSERT_TRUE(SeriesState::Decode(r, &b));
+  EXPECT_EQ(b.n, a.n);
+  EXPECT_NEAR(b.recent_mean, 50.0, 1.0);                 // the history's median
+  EXPECT_NEAR(1.25 * b.recent_dev, 2.0, 0.5);            // its robust sigma
+  // It goes on scoring ordinary noise as ordinary.
+  for (size_t i = 1500; i < v.size(); ++i) {
+    EXPECT_LT(d.Update(b, {.value = v[i], .time = t[i]}).score, ThresholdFor(1e-4)) << i;
+  }
 }
 
 TEST(SeriesDetector, NonFiniteValuesScoreZeroAndAreNotLearned) {
@@ -159,6 +218,12 @@ TEST(SeriesDetector, BadConfigIsRefused) {
   EXPECT_FALSE(SeriesDetector::Create(c).ok());
   c = {};
   c.escalation = 0.5;
+  EXPECT_FALSE(SeriesDetector::Create(c).ok());
+  c = {};
+  c.change_alpha = 1.0;
+  EXPECT_FALSE(SeriesDetector::Create(c).ok());
+  c = {};
+  c.change_clip = 0.0;
   EXPECT_FALSE(SeriesDetector::Create(c).ok());
 }
 
