@@ -68,12 +68,15 @@ TEST(EdgeStream, DetectorMeetsTheAccuracyTarget) {
   o.stream.edges = 400'000;
   o.stream.rate = 8'000;
   o.speed = false;
-  o.baselines = false;
   auto rep = RunEdgeBench(o);
   ASSERT_TRUE(rep.ok()) << rep.status();
-  ASSERT_EQ(rep->results.size(), 1u);
+  ASSERT_EQ(rep->results.size(), 3u);
   EXPECT_GE(rep->results[0].auc, 0.95);
   EXPECT_GT(rep->results[0].bytes, 0);
+  // More accurate than both references on the same stream.
+  EXPECT_EQ(rep->results[2].name, "MIDAS-F (reference)");
+  EXPECT_GT(rep->results[0].auc, rep->results[1].auc);
+  EXPECT_GT(rep->results[0].auc, rep->results[2].auc);
 }
 
 TEST(EdgeStream, WritesCsv) {

@@ -15,6 +15,7 @@ namespace {
 
 constexpr uint8_t kStateVersion = 1;
 constexpr int kMaxHistory = 1024;
+constexpr size_t kMaxRegisters = size_t{65} << 12;  // 64 sub-windows and the union, 2^12 each
 
 // floor(a / b) for b > 0.
 int64_t FloorDiv(int64_t a, int64_t b) {
@@ -72,10 +73,24 @@ void CardinalityState::Encode(ByteWriter& w) const {
   w.F32(base_s);
   w.F32(raw);
   w.F64(score);
-  w.Varint(registers.size());
-  w.Array<uint8_t>(registers);
-  w.Varint(history.size());
-  w.Array<float>(history);
+  // The same bytes whether the registers and history are inline or spilled.
+  w.Varint(register_count);
+  w.Array<uint8_t>(std::span<const uint8_t>(registers(), register_count));
+  w.Varint(history_size);
+  for (size_t i = 0; i < history_size; ++i) w.F32(History(i));
+}
+
+void CardinalityState::Allocate(size_t registers, size_t history) {
+  register_count = static_cast<uint32_t>(registers);
+  history_size = static_cast<uint32_t>(history);
+  std::memset(inline_registers, 0, sizeof inline_registers);
+  std::fill(std::begin(inline_history), std::end(inline_history), 0.0f);
+  if (FitsInline(registers, history)) {
+    spill.clear();
+    spill.shrink_to_fit();
+  } else {
+    spill.assign(((registers + 3) & ~size_t{3}) + history * sizeof(float), 0);
+  }
 }
 
 bool CardinalityState::Decode(ByteReader& r, CardinalityState* out) {
@@ -97,29 +112,42 @@ bool CardinalityState::Decode(ByteReader& r, CardinalityState* out) {
   out->base_s = r.F32();
   out->raw = r.F32();
   out->score = r.F64();
-  if (!r.Array(r.Varint(), &out->registers)) return false;
-  if (!r.Array(r.Varint(), &out->history)) return false;
+  // Sizes are checked against what remains before anything is allocated.
+  std::vector<uint8_t> registers;
+  std::vector<float> history;
+  const uint64_t register_count = r.Varint();
+  if (r.ok() && register_count > kMaxRegisters) {
+    r.Fail("cardinality state: too many registers");
+    return false;
+  }
+  if (!r.Array(register_count, &registers)) return false;
+  if (!r.Array(r.Varint(), &history)) return false;
   if (!r.ok()) return false;
   // Indexes must stay inside the arrays whatever the bytes said: a state that
   // does not fit is reset by the next Update (its sizes differ from the config's).
-  const size_t h = out->history.size();
+  const size_t h = history.size();
   if (h > kMaxHistory || out->samples > h || (h > 0 && out->next >= h) || out->current >= 64 ||
-      out->zeros > out->registers.size()) {
+      out->zeros > registers.size()) {
     r.Fail("cardinality state: ring positions out of range");
     return false;
   }
   const auto bad = [](float v) { return !std::isfinite(v) || v < 0.0f; };
   if (bad(out->estimate) || bad(out->base_s) || !std::isfinite(out->base_y) || !std::isfinite(out->inv_sum) ||
-      std::any_of(out->history.begin(), out->history.end(), bad)) {
+      std::any_of(history.begin(), history.end(), bad)) {
     r.Fail("cardinality state: counts are not finite");
     return false;
   }
+  out->Allocate(registers.size(), h);
+  if (!registers.empty()) std::memcpy(out->registers(), registers.data(), registers.size());
+  for (size_t i = 0; i < h; ++i) out->SetHistory(i, history[i]);
   return true;
 }
 
 CardinalityDetector::CardinalityDetector(CardinalityConfig c) : config_(std::move(c)) {
   width_ = config_.window_ms / config_.buckets;
   m_ = uint32_t{1} << config_.precision;
+  stride_ = static_cast<size_t>(config_.buckets) + 1;
+  inline_ = CardinalityState::FitsInline(stride_ * m_, static_cast<size_t>(config_.history));
   // alpha_m of Flajolet et al.: the exact constants for small m, the usual fit above.
   double alpha;
   switch (m_) {
@@ -163,9 +191,7 @@ double CardinalityDetector::EstimateFrom(uint32_t zeros, double inv_sum) const {
 }
 
 void CardinalityDetector::Reset(CardinalityState& st, int64_t epoch) const {
-  const size_t b = static_cast<size_t>(config_.buckets);
-  st.registers.assign((b + 1) * m_, 0);
-  st.history.assign(static_cast<size_t>(config_.history), 0.0f);
+  st.Allocate(stride_ * m_, static_cast<size_t>(config_.history));
   st.epoch = epoch;
   st.first_epoch = epoch;
   st.bucket_start = EpochStart(epoch, width_);
@@ -182,18 +208,45 @@ void CardinalityDetector::Reset(CardinalityState& st, int64_t epoch) const {
   st.raw = 0.0f;
 }
 
-void CardinalityDetector::RebuildUnion(CardinalityState& st) const {
-  const size_t stride = static_cast<size_t>(config_.buckets) + 1;
-  uint32_t zeros = 0;
-  double sum = 0.0;
-  for (uint32_t j = 0; j < m_; ++j) {
-    uint8_t* reg = st.registers.data() + j * stride;
+namespace {
+
+// The union pass of RebuildUnion: per register, the max over the live
+// sub-windows, the count of empty ones and the sum of 2^-u, exact in fixed point
+// (2^(64 - u), u clamped to 64 for damaged bytes) so that no chain of dependent
+// floating-point adds serializes it. kStride > 0 unrolls the common shapes.
+template <size_t kStride>
+void UnionPass(uint8_t* regs, uint32_t m, size_t stride, uint32_t* zeros, unsigned __int128* sum) {
+  if constexpr (kStride > 0) stride = kStride;
+  uint32_t z = 0;
+  unsigned __int128 acc = 0;
+  for (uint32_t j = 0; j < m; ++j) {
+    uint8_t* reg = regs + j * stride;
     uint8_t u = 0;
     for (size_t b = 0; b + 1 < stride; ++b) u = std::max(u, reg[b]);
     reg[stride - 1] = u;
-    zeros += u == 0;
-    sum += inv_pow2_[u];
+    z += u == 0;
+    acc += static_cast<unsigned __int128>(1) << (64 - std::min<unsigned>(u, 64));
   }
+  *zeros = z;
+  *sum = acc;
+}
+
+}  // namespace
+
+// A sub-window rotation (about one record in 15 per key with 100 K keys at one
+// record per key and second) recomputes the union: kept cheap.
+void CardinalityDetector::RebuildUnion(CardinalityState& st) const {
+  uint32_t zeros = 0;
+  unsigned __int128 fixed = 0;
+  uint8_t* const regs = st.registers();
+  switch (stride_) {
+    case 2: UnionPass<2>(regs, m_, stride_, &zeros, &fixed); break;
+    case 3: UnionPass<3>(regs, m_, stride_, &zeros, &fixed); break;
+    case 5: UnionPass<5>(regs, m_, stride_, &zeros, &fixed); break;
+    case 9: UnionPass<9>(regs, m_, stride_, &zeros, &fixed); break;
+    default: UnionPass<0>(regs, m_, stride_, &zeros, &fixed); break;
+  }
+  const double sum = std::ldexp(static_cast<double>(fixed), -64);
   st.zeros = zeros;
   st.inv_sum = sum;
   st.estimate = static_cast<float>(EstimateFrom(zeros, sum));
@@ -203,7 +256,8 @@ void CardinalityDetector::RebuildBaseline(CardinalityState& st) const {
   std::array<float, kMaxHistory> y;
   size_t n = 0;
   for (size_t i = 0; i < st.samples; ++i) {
-    if (std::isfinite(st.history[i]) && st.history[i] >= 0.0f) y[n++] = std::sqrt(st.history[i] + 0.375f);
+    const float v = st.History(i);
+    if (std::isfinite(v) && v >= 0.0f) y[n++] = std::sqrt(v + 0.375f);
   }
   if (n == 0) {
     st.base_y = 0.0f;
@@ -227,8 +281,8 @@ void CardinalityDetector::Rescore(CardinalityState& st) const {
 }
 
 void CardinalityDetector::Rotate(CardinalityState& st, int64_t epoch) const {
-  if (st.history.size() != static_cast<size_t>(config_.history) || st.next >= st.history.size() ||
-      st.samples > st.history.size()) [[unlikely]] {
+  if (st.history_size != static_cast<uint32_t>(config_.history) || st.next >= st.history_size ||
+      st.samples > st.history_size) [[unlikely]] {
     Reset(st, epoch);  // the history has another shape: start afresh
     return;
   }
@@ -238,19 +292,20 @@ void CardinalityDetector::Rotate(CardinalityState& st, int64_t epoch) const {
   // key has been seen for a whole window.
   if (static_cast<uint64_t>(st.epoch) - static_cast<uint64_t>(st.first_epoch) >= static_cast<uint64_t>(buckets - 1) &&
       st.estimate > 0.0f && std::isfinite(st.estimate)) {
-    st.history[st.next] = st.estimate;
-    st.next = st.next + 1 == st.history.size() ? 0 : st.next + 1;
-    st.samples = std::min<uint32_t>(st.samples + 1, static_cast<uint32_t>(st.history.size()));
+    st.SetHistory(st.next, st.estimate);
+    st.next = st.next + 1 == st.history_size ? 0 : st.next + 1;
+    st.samples = std::min<uint32_t>(st.samples + 1, st.history_size);
     sampled = true;
   }
   const uint64_t distance = static_cast<uint64_t>(epoch) - static_cast<uint64_t>(st.epoch);
   const int steps = distance >= static_cast<uint64_t>(buckets) ? buckets : static_cast<int>(distance);
-  const size_t stride = static_cast<size_t>(buckets) + 1;
+  const size_t stride = stride_;
+  uint8_t* const regs = st.registers();
   for (int k = 0; k < steps; ++k) {
     int64_t e;
     if (__builtin_sub_overflow(epoch, static_cast<int64_t>(k), &e)) break;
     const auto idx = static_cast<size_t>(((e % buckets) + buckets) % buckets);
-    for (uint32_t j = 0; j < m_; ++j) st.registers[j * stride + idx] = 0;
+    for (uint32_t j = 0; j < m_; ++j) regs[j * stride + idx] = 0;
   }
   st.epoch = epoch;
   st.current = static_cast<uint32_t>(((epoch % buckets) + buckets) % buckets);
@@ -262,10 +317,10 @@ void CardinalityDetector::Rotate(CardinalityState& st, int64_t epoch) const {
 }
 
 Scored CardinalityDetector::UpdateHash(CardinalityState& st, uint64_t h, EventTime time) const {
-  const size_t stride = static_cast<size_t>(config_.buckets) + 1;
+  const size_t stride = stride_;
   // A state of another shape (or decoded from damaged bytes) starts afresh; the
   // history's shape is checked where it is used (Rotate), off the hot path.
-  if (st.registers.size() != stride * m_ || st.current >= static_cast<uint32_t>(config_.buckets) ||
+  if (st.register_count != stride * m_ || st.current >= static_cast<uint32_t>(config_.buckets) ||
       st.zeros > m_) [[unlikely]] {
     Reset(st, FloorDiv(time, width_));
   }
@@ -288,7 +343,7 @@ Scored CardinalityDetector::UpdateHash(CardinalityState& st, uint64_t h, EventTi
   const uint32_t j = static_cast<uint32_t>(h >> (64 - p));
   const uint8_t rank = static_cast<uint8_t>(std::countl_zero((h << p) | (uint64_t{1} << (p - 1))) + 1);
   // Register j of every sub-window and of the union lie side by side: one cache line.
-  uint8_t* reg = st.registers.data() + j * stride;
+  uint8_t* reg = st.registers() + j * stride;
   if (rank > reg[bucket]) {
     reg[bucket] = rank;
     uint8_t& u = reg[stride - 1];
@@ -307,8 +362,8 @@ std::pair<double, double> CardinalityDetector::Baseline(const CardinalityState& 
   if (st.samples == 0) return {0.0, 0.0};
   std::array<float, kMaxHistory> v;
   size_t n = 0;
-  for (size_t i = 0; i < st.samples && i < st.history.size(); ++i) {
-    if (std::isfinite(st.history[i])) v[n++] = st.history[i];
+  for (size_t i = 0; i < st.samples && i < st.history_size; ++i) {
+    if (std::isfinite(st.History(i))) v[n++] = st.History(i);
   }
   if (n == 0) return {0.0, 0.0};
   const auto [med, mad] = MedianMad(v.data(), n);

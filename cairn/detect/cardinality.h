@@ -32,16 +32,19 @@
 //
 // Cost: Update is O(1): one hash, a few byte compares; a sub-window rotation
 // costs O(buckets * 2^precision + history) once per sub-window and key. No
-// allocation after a key's first record. Memory per key: (buckets + 1) *
-// 2^precision register bytes + 4 * history bytes + 128 bytes (576 bytes with
-// the defaults; MemoryBytes()). A record touches the state's first cache line
-// and one line of registers.
+// allocation after a key's first record (none at all for the default shape).
+// Memory per key: 576 bytes while (buckets + 1) * 2^precision <= 320 and
+// history <= 32 (the defaults: everything in one block), else 576 bytes +
+// (buckets + 1) * 2^precision + 4 * history on the heap (MemoryBytes()). A
+// record touches the state's first cache line and one line of registers, at a
+// fixed offset from the state in the default shape (PrefetchState).
 //
 // Thread-safety: the detector is immutable and shareable; a State is used by
 // one thread at a time.
 
 #include <array>
 #include <cstdint>
+#include <cstring>
 #include <string>
 #include <vector>
 
@@ -72,33 +75,75 @@ struct CardinalityConfig {
 };
 
 // One key's state. Default-constructed empty; sized by the first Update. The
-// fields a record touches come first, in one cache line.
+// fields every record reads fill the first cache line; the registers and the
+// history follow in the same block when they fit (`kInlineRegisters` and
+// `kInlineHistory`: the default shape, 576 bytes in all, no heap allocation),
+// so that the register line a record touches sits at a fixed offset from the
+// state and can be fetched together with it. Larger shapes keep both in
+// `spill` on the heap.
 struct alignas(64) CardinalityState {
+  static constexpr size_t kInlineRegisters = 320;  // (4 + 1) sub-windows x 2^6
+  static constexpr size_t kInlineHistory = 32;
+
+  // First cache line: what a record reads.
   EventTime bucket_start = 0;  // newest sub-window: [bucket_start, bucket_end)
   EventTime bucket_end = 0;
-  // 2^precision registers x (buckets + 1) bytes: register j of sub-window b
-  // (by epoch mod buckets) at j * (buckets + 1) + b, the union's at
-  // j * (buckets + 1) + buckets.
-  std::vector<uint8_t> registers;
-  double inv_sum = 0.0;     // sum over union registers of 2^-register
-  double score = 0.0;       // cached Scored of the current estimate
-  uint32_t zeros = 0;       // empty union registers
-  uint32_t current = 0;     // ring index of the newest sub-window
+  double inv_sum = 0.0;        // sum over union registers of 2^-register
+  double score = 0.0;          // cached Scored of the current estimate
+  uint32_t zeros = 0;          // empty union registers
+  uint32_t current = 0;        // ring index of the newest sub-window
   float raw = 0.0f;
-  float estimate = 0.0f;    // distinct count of the window
-  float base_y = 0.0f;      // median of sqrt(count + 3/8) over the history
-  float base_s = 0.0f;      // its robust spread
+  float estimate = 0.0f;       // distinct count of the window
+  float base_y = 0.0f;         // median of sqrt(count + 3/8) over the history
+  float base_s = 0.0f;         // its robust spread
+  uint32_t register_count = 0; // 2^precision x (buckets + 1); 0 = empty state
+  uint32_t history_size = 0;   // length of the history ring
+
+  // 2^precision registers x (buckets + 1) bytes: register j of sub-window b (by
+  // epoch mod buckets) at j * (buckets + 1) + b, the union's at
+  // j * (buckets + 1) + buckets.
+  alignas(64) uint8_t inline_registers[kInlineRegisters] = {};
+  float inline_history[kInlineHistory] = {};
+
+  // Cold: read when a sub-window closes.
   int64_t epoch = 0;        // newest sub-window: [epoch * width, (epoch + 1) * width)
   int64_t first_epoch = 0;  // the key's first sub-window
   uint32_t samples = 0;     // counts in the history ring (<= its size)
   uint32_t next = 0;        // next write position of the ring
-  std::vector<float> history;
+  // Registers, then the history (4-byte floats, at register_count rounded up
+  // to 4), when either does not fit inline (!IsInline()); empty otherwise.
+  std::vector<uint8_t> spill;
 
-  size_t MemoryBytes() const {
-    return sizeof(*this) + registers.capacity() + history.capacity() * sizeof(float);
+  static bool FitsInline(size_t registers, size_t history) {
+    return registers <= kInlineRegisters && history <= kInlineHistory;
   }
+  // Whether registers and history are inline, from the first line alone (not
+  // from `spill`, whose pointers lie in the cold line).
+  bool IsInline() const { return FitsInline(register_count, history_size); }
+  uint8_t* registers() { return IsInline() ? inline_registers : spill.data(); }
+  const uint8_t* registers() const { return IsInline() ? inline_registers : spill.data(); }
+  float History(size_t i) const {
+    if (IsInline()) return inline_history[i];
+    float v;
+    std::memcpy(&v, spill.data() + HistoryOffset() + i * sizeof(float), sizeof v);
+    return v;
+  }
+  void SetHistory(size_t i, float v) {
+    if (IsInline()) {
+      inline_history[i] = v;
+    } else {
+      std::memcpy(spill.data() + HistoryOffset() + i * sizeof(float), &v, sizeof v);
+    }
+  }
+  // Sizes the storage for this shape (zeroed), inline or spilled.
+  void Allocate(size_t registers, size_t history);
+
+  size_t MemoryBytes() const { return sizeof(*this) + spill.capacity(); }
   void Encode(ByteWriter& w) const;
   static bool Decode(ByteReader& r, CardinalityState* out);
+
+ private:
+  size_t HistoryOffset() const { return (size_t{register_count} + 3) & ~size_t{3}; }
 };
 
 class CardinalityDetector {
@@ -117,22 +162,36 @@ class CardinalityDetector {
   Scored UpdateHash(CardinalityState& st, uint64_t item_hash, EventTime time) const;
   uint64_t HashItem(std::string_view item) const;
 
-  // Requests the cache lines that UpdateHash(st, item_hash, time) will touch: the
-  // item's register line, or every register and the history when the record opens
-  // a new sub-window. For callers that see records ahead (a batch): prefetch a
-  // state's header (`&st`, one line) a few records before calling this, and this a
-  // few records before the update, so both misses overlap with other work.
+  // Requests the cache lines that UpdateHash(st, item_hash, time) will touch, for
+  // callers that see records ahead (a batch); results do not depend on it. Two
+  // stages:
+  //  * PrefetchState(st, item_hash), some records ahead, reads nothing from the
+  //    state: its first line and, for the shapes held inline (the default), the
+  //    item's register line at its fixed offset, so that the two misses overlap;
+  //  * Prefetch(st, item_hash, time), a few records ahead, reads the first line
+  //    (cached by then): every register and the history when the record opens
+  //    a new sub-window, else the item's register line of a spilled state.
+  void PrefetchState(const CardinalityState& st, uint64_t item_hash) const {
+    __builtin_prefetch(&st, 1, 3);
+    if (!inline_) return;
+    const uint8_t* reg = st.inline_registers + (item_hash >> (64 - config_.precision)) * stride_;
+    __builtin_prefetch(reg, 1, 3);
+    __builtin_prefetch(reg + stride_ - 1, 1, 3);  // the few groups that straddle two lines
+  }
   void Prefetch(const CardinalityState& st, uint64_t item_hash, EventTime time) const {
-    const size_t stride = static_cast<size_t>(config_.buckets) + 1;
-    const uint8_t* reg = st.registers.data();
+    const size_t regs = st.register_count;
+    const uint8_t* reg = st.registers();
     if (time >= st.bucket_start && time < st.bucket_end) [[likely]] {
-      const size_t j = static_cast<size_t>(item_hash >> (64 - config_.precision));
-      if ((j + 1) * stride <= st.registers.size()) __builtin_prefetch(reg + j * stride, 1, 3);
+      if (!st.IsInline()) {
+        const size_t j = static_cast<size_t>(item_hash >> (64 - config_.precision));
+        if ((j + 1) * stride_ <= regs) __builtin_prefetch(reg + j * stride_, 1, 3);
+      }
       return;
     }
-    for (size_t off = 0; off < st.registers.size(); off += 64) __builtin_prefetch(reg + off, 1, 3);
-    const auto* h = reinterpret_cast<const char*>(st.history.data());
-    for (size_t off = 0; off < st.history.size() * sizeof(float); off += 64) __builtin_prefetch(h + off, 1, 3);
+    for (size_t off = 0; off < regs; off += 64) __builtin_prefetch(reg + off, 1, 3);
+    const auto* h = st.IsInline() ? reinterpret_cast<const char*>(st.inline_history)
+                                     : reinterpret_cast<const char*>(reg + ((regs + 3) & ~size_t{3}));
+    for (size_t off = 0; off < st.history_size * sizeof(float); off += 64) __builtin_prefetch(h + off, 1, 3);
   }
 
   // "10.0.0.7 contacted 912 distinct destinations in the last 1 min; usually
@@ -157,6 +216,8 @@ class CardinalityDetector {
   double EstimateFrom(uint32_t zeros, double inv_sum) const;
 
   CardinalityConfig config_;
+  size_t stride_ = 0;    // buckets + 1
+  bool inline_ = false;  // this shape's registers and history fit in the state block
   int64_t width_ = 0;  // sub-window length, ms
   uint32_t m_ = 0;     // registers per sub-window
   double alpha_mm_ = 0.0;

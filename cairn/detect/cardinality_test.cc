@@ -174,7 +174,8 @@ TEST(Cardinality, StateOfAnotherShapeStartsAfresh) {
   CardinalityState st;
   for (int i = 0; i < 100; ++i) small.Update(st, {.item = std::to_string(i), .time = i});
   big.Update(st, {.item = "x", .time = 200});
-  EXPECT_EQ(st.registers.size(), 5u * 256);
+  EXPECT_EQ(st.register_count, 5u * 256);
+  EXPECT_FALSE(st.spill.empty());  // too large to sit inside the state block
   EXPECT_NEAR(big.Estimate(st), 1.0, 0.01);
 }
 
@@ -220,11 +221,59 @@ TEST(Cardinality, Deterministic) {
     std::vector<CardinalityState> st(3);
     for (const auto& r : t.records) {
       // The second run prefetches as a batching caller would: results must not change.
-      if (run == 1) d.Prefetch(st[r.key], d.HashItem(r.item), r.time);
+      if (run == 1) {
+        d.PrefetchState(st[r.key], d.HashItem(r.item));
+        d.Prefetch(st[r.key], d.HashItem(r.item), r.time);
+      }
       (run == 0 ? first : second).push_back(d.Update(st[r.key], {.item = r.item, .time = r.time}).score);
     }
   }
   EXPECT_EQ(first, second);
+}
+
+// The default shape lives in one 576-byte block; a larger one spills its
+// registers and history to the heap and behaves the same: bounded, prefetching
+// changes nothing, and its state round-trips.
+TEST(Cardinality, InlineAndSpilledShapes) {
+  const CardinalityDetector small = MakeDetector();
+  CardinalityState a;
+  small.Update(a, {.item = "x", .time = 0});
+  EXPECT_TRUE(a.spill.empty());
+  EXPECT_EQ(a.MemoryBytes(), 576u);
+
+  const CardinalityDetector big = MakeDetector({.precision = 8, .history = 64, .warmup = 4});
+  Traffic t = NormalTraffic(4, 20, 12, 200);
+  std::vector<CardinalityState> plain(4), fetched(4);
+  const size_t half = t.records.size() / 2;
+  for (size_t i = 0; i < half; ++i) {
+    const auto& rec = t.records[i];
+    const uint64_t h = big.HashItem(rec.item);
+    big.PrefetchState(fetched[rec.key], h);
+    big.Prefetch(fetched[rec.key], h, rec.time);
+    const Scored x = big.UpdateHash(plain[rec.key], h, rec.time);
+    const Scored y = big.UpdateHash(fetched[rec.key], h, rec.time);
+    ASSERT_EQ(x.score, y.score) << i;
+  }
+  EXPECT_FALSE(plain[0].spill.empty());
+  EXPECT_EQ(plain[0].MemoryBytes(), 576u + 5 * 256 + 64 * 4);
+  std::vector<CardinalityState> decoded(4);
+  for (int k = 0; k < 4; ++k) {
+    ByteWriter w;
+    plain[k].Encode(w);
+    ByteReader r(w.data());
+    ASSERT_TRUE(CardinalityState::Decode(r, &decoded[k])) << r.status();
+    ASSERT_TRUE(r.Finish().ok());
+  }
+  size_t positive = 0;
+  for (size_t i = half; i < t.records.size(); ++i) {
+    const auto& rec = t.records[i];
+    const Scored x = big.Update(plain[rec.key], {.item = rec.item, .time = rec.time});
+    const Scored y = big.Update(decoded[rec.key], {.item = rec.item, .time = rec.time});
+    ASSERT_EQ(x.score, y.score) << i;
+    ASSERT_EQ(x.raw, y.raw) << i;
+    positive += x.score > 0;
+  }
+  EXPECT_GT(positive, 0u);  // the history filled and scoring ran
 }
 
 // Damaged state bytes: Decode refuses them or yields a state that Update can

@@ -7,6 +7,10 @@
 
 #include "fmt/format.h"
 
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
+
 namespace cairn::detect {
 namespace {
 
@@ -39,6 +43,18 @@ inline int BinOf(float raw, float* frac) {
   static_assert(EdgeState::kBinsPerOctave == 16);
   *frac = static_cast<float>(bits & ((1u << kShift) - 1)) * (1.0f / (1u << kShift));
   return static_cast<int>(bits >> kShift) - (127 << 4);
+}
+
+// max(a, b) without a branch (b when either is NaN). Compilers turn std::max of
+// floats into a compare and jump when the result feeds a multiply; on this data
+// (is a count above its usual rate?) that jump is mispredicted about every
+// other record, which cost more than the rest of the update.
+inline float MaxNoBranch(float a, float b) {
+#if defined(__x86_64__)
+  return _mm_cvtss_f32(_mm_max_ss(_mm_set_ss(a), _mm_set_ss(b)));
+#else
+  return std::fmax(a, b);  // one instruction (fmaxnm) on aarch64
+#endif
 }
 
 }  // namespace
@@ -127,7 +143,9 @@ EdgeDetector::EdgeDetector() : EdgeDetector(EdgeConfig{}) {}
 EdgeDetector::EdgeDetector(EdgeConfig c) : config_(std::move(c)) {
   cells_ = static_cast<size_t>(config_.rows) * (config_.edge_width + 2 * size_t{config_.node_width});
   inv_one_minus_decay_ = static_cast<float>(1.0 / (1.0 - config_.decay));
-  min_expected_ = static_cast<float>(config_.min_expected);
+  // A positive floor keeps the statistics' cross products finite (min_expected = 0
+  // with an empty history would otherwise divide by zero).
+  min_expected_ = std::max(static_cast<float>(config_.min_expected), 1e-30f);
   filter_ = config_.filter_threshold > 0 ? static_cast<float>(config_.filter_threshold) : HUGE_VALF;
   log2_decay_ = std::log2(config_.decay);
   log2_history_ = config_.history_half_life_ticks > 0 ? -1.0 / config_.history_half_life_ticks : 0.0;
@@ -277,10 +295,12 @@ Scored EdgeDetector::UpdateRows(EdgeState& st, uint64_t src_hash, uint64_t dst_h
   // While the history is short everything is learned: it is what "usual" is made of.
   const float filter = elapsed < config_.warmup_ticks ? HUGE_VALF : filter_;
   // Branch-free arithmetic below: which row or sketch wins is data, and
-  // mispredicted branches would serialize the cells' independent loads.
-  float stat[3], cur[3], mu[3];
+  // mispredicted branches would serialize the cells' independent loads. Each
+  // statistic is kept as a fraction num / den (den > 0) and compared by cross
+  // products, so a record divides once, for the winner.
+  float num[3], den[3], cur[3], mu[3];
   for (int k = 0; k < 3; ++k) {
-    float s_r[8] = {}, c_r[8] = {}, m_r[8] = {};
+    float n_r[8] = {}, d_r[8] = {}, c_r[8] = {}, m_r[8] = {};
     for (int r = 0; r < rows; ++r) {
       EdgeCell& c = *cells[k][r];
       const uint32_t gap = now - c.tick;
@@ -296,23 +316,26 @@ Scored EdgeDetector::UpdateRows(EdgeState& st, uint64_t src_hash, uint64_t dst_h
       c.tick = now;
       // One-sided chi-square of this row.
       const float m = c.total * scale;
-      const float d = std::max(c.cur - m, 0.0f);
-      s_r[r] = d * d / std::max(m, min_expected_);
+      const float d = MaxNoBranch(c.cur - m, 0.0f);
+      n_r[r] = d * d;
+      d_r[r] = MaxNoBranch(m, min_expected_);
       c_r[r] = c.cur;
       m_r[r] = m;
     }
     int best = 0;  // the row with the smallest statistic
-    for (int r = 1; r < rows; ++r) best = s_r[r] < s_r[best] ? r : best;
-    const float learn = s_r[best] < filter ? 1.0f : 0.0f;
+    for (int r = 1; r < rows; ++r) best = n_r[r] * d_r[best] < n_r[best] * d_r[r] ? r : best;
+    const float learn = n_r[best] < filter * d_r[best] ? 1.0f : 0.0f;
     for (int r = 0; r < rows; ++r) cells[k][r]->learn += learn;
-    stat[k] = s_r[best];
+    num[k] = n_r[best];
+    den[k] = d_r[best];
     cur[k] = c_r[best];
     mu[k] = m_r[best];
   }
-  uint8_t fired = stat[1] > stat[0] ? 1 : 0;
-  fired = stat[2] > stat[fired] ? 2 : fired;
-  const float raw = stat[fired];
-  st.fired = fired;
+  // Arithmetic rather than ?: so that the compiler keeps it branch-free.
+  int fired = num[1] * den[0] > num[0] * den[1];
+  fired += (2 - fired) * static_cast<int>(num[2] * den[fired] > num[fired] * den[2]);
+  const float raw = num[fired] / den[fired];
+  st.fired = static_cast<uint8_t>(fired);
   st.observed = cur[fired];
   st.expected = mu[fired];
 

@@ -213,6 +213,31 @@ TEST(EdgeDetector, CreateRejectsBadConfigs) {
   EXPECT_TRUE(EdgeDetector::Create({.rows = 3, .history_half_life_ticks = 0, .filter_threshold = 0}).ok());
 }
 
+// Pinned results on a fixed stream with one edge burst: speed work on Update
+// must not change what it computes (these values were the same before the
+// statistic became branch-free). Sums are compared with a relative tolerance
+// for other platforms' libm; a changed formula moves them far more.
+TEST(EdgeDetector, GoldenScoresOnAFixedStream) {
+  const EdgeDetector d;
+  EdgeState st;
+  SplitMix64 rng(21);
+  double sum_raw = 0, sum_score = 0;
+  int high = 0;
+  for (int64_t s = 0; s < 40; ++s) {
+    for (int i = 0; i < 2000; ++i) {
+      uint64_t src = rng.Next() % 800, dst = (src * 7 + rng.Next() % 4) % 800;
+      if (s >= 30 && s < 32 && i % 4 == 0) src = 5, dst = 6;  // the burst
+      const Scored x = d.UpdateHashed(st, d.HashNode(src), d.HashNode(dst), s * 1000 + i / 2);
+      sum_raw += x.raw;
+      sum_score += x.score;
+      high += x.score >= 0.999;
+    }
+  }
+  EXPECT_NEAR(sum_raw, 128717270.0, 128717270.0 * 1e-6);
+  EXPECT_NEAR(sum_score, 33810.482, 0.01);
+  EXPECT_NEAR(high, 811, 2);
+}
+
 TEST(EdgeDetector, SeveralRowsWork) {
   auto d = EdgeDetector::Create({.rows = 3, .edge_width = 4096, .node_width = 2048});
   ASSERT_TRUE(d.ok());
