@@ -31,6 +31,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <span>
 #include <string_view>
 #include <vector>
 
@@ -66,6 +67,18 @@ void MatMul(const WeightView& w, const float* x, int64_t n_tokens, float* y, Thr
 // elements of y are left alone. Same results as MatMul.
 void MatMulStrided(const WeightView& w, const float* x, int64_t ldx, int64_t n_tokens, float* y, int64_t ldy,
                    ThreadPool* pool);
+
+// One output of MatMulShared: y = W x, y[t * w->rows + r] as in MatMul.
+struct MatMulOut {
+  const WeightView* w;
+  float* y;
+};
+
+// Several matrices of the same number of columns applied to the same input (q, k and v;
+// gate and up): the activations are converted once for all of them instead of once per
+// matrix. Results are exactly those of one MatMul per output. Same precondition as
+// MatMul for every matrix; mismatched column counts abort.
+void MatMulShared(std::span<const MatMulOut> outs, const float* x, int64_t n_tokens, ThreadPool* pool);
 
 // The instruction-set paths.
 enum class Isa { kScalar, kAvx2, kAvx512, kNeon };
