@@ -15,7 +15,9 @@
 // forces one (a path the machine lacks falls back to the best, with a warning). Batches of
 // 4 tokens or more run on AVX2 and AVX-512/VNNI through panels of 8 or 16 rows repacked on
 // the fly into a small per-thread buffer (rows in the vector lanes), so each weight block
-// is unpacked once for the whole batch; decode streams the rows as they are.
+// is unpacked once for the whole batch; decode streams the rows as they are, four at a
+// time, prefetching the next four (the hardware prefetchers alone left Q4_0 decode at half
+// the read bandwidth).
 //
 // Accuracy: every path computes, per output, the same quantity (the weights exactly as
 // Dequantize gives them, times the quantized activations) and differs from the others only
