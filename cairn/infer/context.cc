@@ -230,9 +230,8 @@ void Context::DecoderLayer(int il, std::span<const BatchToken> batch) {
   ForTokens(n, e, [&](int64_t b, int64_t end) {
     for (int64_t t = b; t < end; ++t) RmsNorm(s.x.data() + t * e, l.attn_norm, c.norm_eps, e, s.xn.data() + t * e);
   });
-  MatMul(l.wq, s.xn.data(), n, s.q.data(), pool_);
-  MatMul(l.wk, s.xn.data(), n, s.k.data(), pool_);
-  MatMul(l.wv, s.xn.data(), n, s.v.data(), pool_);
+  const MatMulOut qkv[] = {{&l.wq, s.q.data()}, {&l.wk, s.k.data()}, {&l.wv, s.v.data()}};
+  MatMulShared(qkv, s.xn.data(), n, pool_);
   const bool neox = c.rope_type == RopeType::kNeox;
   ForTokens(n, nq + 2 * nkv, [&](int64_t b, int64_t end) {
     for (int64_t t = b; t < end; ++t) {
@@ -268,8 +267,8 @@ void Context::DecoderLayer(int il, std::span<const BatchToken> batch) {
       RmsNorm(x, l.ffn_norm, c.norm_eps, e, s.xn.data() + t * e);
     }
   });
-  MatMul(l.gate, s.xn.data(), m, s.gate.data(), pool_);
-  MatMul(l.up, s.xn.data(), m, s.up.data(), pool_);
+  const MatMulOut gate_up[] = {{&l.gate, s.gate.data()}, {&l.up, s.up.data()}};
+  MatMulShared(gate_up, s.xn.data(), m, pool_);
   ForTokens(m, 8 * ff, [&](int64_t b, int64_t end) {
     SiluMul(s.gate.data() + b * ff, s.up.data() + b * ff, (end - b) * ff, s.gate.data() + b * ff);
   });
@@ -284,9 +283,8 @@ void Context::EncoderLayer(int il, std::span<const BatchToken> batch) {
   const int64_t e = c.n_embd, nq = c.n_embd_q(), nkv = c.n_embd_kv(), ff = c.n_ff;
   Scratch& s = *s_;
 
-  MatMul(l.wq, s.x.data(), n, s.q.data(), pool_);
-  MatMul(l.wk, s.x.data(), n, s.k.data(), pool_);
-  MatMul(l.wv, s.x.data(), n, s.v.data(), pool_);
+  const MatMulOut qkv[] = {{&l.wq, s.q.data()}, {&l.wk, s.k.data()}, {&l.wv, s.v.data()}};
+  MatMulShared(qkv, s.x.data(), n, pool_);
   ForTokens(n, nq + 2 * nkv, [&](int64_t b, int64_t end) {
     for (int64_t t = b; t < end; ++t) {
       AddTo(s.q.data() + t * nq, l.bq, nq);

@@ -116,60 +116,68 @@ constexpr int64_t kTokenBlock = 64;
 
 }  // namespace
 
-namespace internal {
-void MatMulWith(const IsaKernels& k, const WeightView& w, const float* x, int64_t ldx, int64_t n_tokens, float* y,
-                int64_t ldy, ThreadPool* pool) {
-  const GemmFn gemm = GemmFor(k, w.type);
+namespace {
+
+// Bytes of the quantized activations of n_tokens tokens of `cols` values in `type`.
+size_t ActsBytes(TensorType type, int64_t cols, int64_t n_tokens) {
+  if (type == TensorType::kF32) return 0;
+  const int64_t nb = cols / (type == TensorType::kQ8_0 ? 32 : kQK_K);
+  const size_t n = static_cast<size_t>(n_tokens);
+  const size_t extra = type == TensorType::kQ8_0 ? sizeof(int32_t) : 16 * sizeof(int16_t);
+  return Align64(n * static_cast<size_t>(cols)) + Align64(n * static_cast<size_t>(nb) * sizeof(float)) +
+         Align64(n * static_cast<size_t>(nb) * extra);
+}
+
+// Converts the activations to `type` (kF32: used as given) in `buf` (ActsBytes bytes).
+Acts MakeActs(const IsaKernels& k, TensorType type, int64_t cols, const float* x, int64_t ldx, int64_t n_tokens,
+              char* buf, ThreadPool* pool) {
   Acts acts;
-  acts.type = ActivationType(w.type);
-  acts.cols = w.cols;
-  std::unique_ptr<Scratch> own;  // nested calls get their own buffer
-  if (acts.type == TensorType::kF32) {
+  acts.type = type;
+  acts.cols = cols;
+  if (type == TensorType::kF32) {
     acts.x = x;
     acts.ldx = ldx;
-  } else {
-    const int64_t block = acts.type == TensorType::kQ8_0 ? 32 : kQK_K;
-    acts.nb = w.cols / block;
-    const size_t n = static_cast<size_t>(n_tokens);
-    const size_t qs_bytes = Align64(n * static_cast<size_t>(w.cols));
-    const size_t d_bytes = Align64(n * static_cast<size_t>(acts.nb) * sizeof(float));
-    const size_t extra_bytes = acts.type == TensorType::kQ8_0 ? n * static_cast<size_t>(acts.nb) * sizeof(int32_t)
-                                                              : n * static_cast<size_t>(acts.nb) * 16 * sizeof(int16_t);
-    Scratch* s = &scratch;
-    if (matmul_depth > 0) {
-      own = std::make_unique<Scratch>();
-      s = own.get();
-    }
-    auto* base = static_cast<char*>(s->Get(qs_bytes + d_bytes + extra_bytes));
-    auto* qs = reinterpret_cast<int8_t*>(base);
-    auto* d = reinterpret_cast<float*>(base + qs_bytes);
-    char* extra = base + qs_bytes + d_bytes;
-    auto quantize = [&](int64_t t0, int64_t t1) {
-      for (int64_t t = t0; t < t1; ++t) {
-        const float* xt = x + t * ldx;
-        int8_t* qt = qs + t * w.cols;
-        float* dt = d + t * acts.nb;
-        if (acts.type == TensorType::kQ8_0) {
-          k.quantize_q8_0(xt, w.cols, qt, dt, reinterpret_cast<int32_t*>(extra) + t * acts.nb);
-        } else {
-          k.quantize_q8_k(xt, w.cols, qt, dt, reinterpret_cast<int16_t*>(extra) + t * acts.nb * 16);
-        }
-      }
-    };
-    if (pool != nullptr && n_tokens >= 8) {
-      pool->ParallelFor(n_tokens, quantize);
-    } else {
-      quantize(0, n_tokens);
-    }
-    acts.qs = qs;
-    acts.d = d;
-    if (acts.type == TensorType::kQ8_0) {
-      acts.sums = reinterpret_cast<const int32_t*>(extra);
-    } else {
-      acts.bsums = reinterpret_cast<const int16_t*>(extra);
-    }
+    return acts;
   }
+  acts.nb = cols / (type == TensorType::kQ8_0 ? 32 : kQK_K);
+  const size_t n = static_cast<size_t>(n_tokens);
+  const size_t qs_bytes = Align64(n * static_cast<size_t>(cols));
+  const size_t d_bytes = Align64(n * static_cast<size_t>(acts.nb) * sizeof(float));
+  auto* qs = reinterpret_cast<int8_t*>(buf);
+  auto* d = reinterpret_cast<float*>(buf + qs_bytes);
+  char* extra = buf + qs_bytes + d_bytes;
+  const int64_t nb = acts.nb;
+  auto quantize = [&](int64_t t0, int64_t t1) {
+    for (int64_t t = t0; t < t1; ++t) {
+      const float* xt = x + t * ldx;
+      int8_t* qt = qs + t * cols;
+      float* dt = d + t * nb;
+      if (type == TensorType::kQ8_0) {
+        k.quantize_q8_0(xt, cols, qt, dt, reinterpret_cast<int32_t*>(extra) + t * nb);
+      } else {
+        k.quantize_q8_k(xt, cols, qt, dt, reinterpret_cast<int16_t*>(extra) + t * nb * 16);
+      }
+    }
+  };
+  if (pool != nullptr && n_tokens >= 8) {
+    pool->ParallelFor(n_tokens, quantize);
+  } else {
+    quantize(0, n_tokens);
+  }
+  acts.qs = qs;
+  acts.d = d;
+  if (type == TensorType::kQ8_0) {
+    acts.sums = reinterpret_cast<const int32_t*>(extra);
+  } else {
+    acts.bsums = reinterpret_cast<const int16_t*>(extra);
+  }
+  return acts;
+}
 
+// The products of one matrix with activations already converted.
+void RunRows(const IsaKernels& k, const WeightView& w, const Acts& acts, int64_t n_tokens, float* y, int64_t ldy,
+             ThreadPool* pool) {
+  const GemmFn gemm = GemmFor(k, w.type);
   const int threads = pool == nullptr ? 1 : pool->size();
   // Batches use the panel kernels where the path has them: for whole panels of rows, so
   // work items start on panel boundaries and only the matrix's last rows % panel_rows
@@ -209,6 +217,56 @@ void MatMulWith(const IsaKernels& k, const WeightView& w, const float* x, int64_
     } else {
       pool->ParallelForGrain(w.rows, grain, rows_fn);
     }
+  }
+}
+
+// The calling thread's buffer, or (inside a MatMul's rows) one of the call's own.
+Scratch* ActsScratch(std::unique_ptr<Scratch>& own) {
+  if (matmul_depth == 0) return &scratch;
+  own = std::make_unique<Scratch>();
+  return own.get();
+}
+
+}  // namespace
+
+namespace internal {
+void MatMulWith(const IsaKernels& k, const WeightView& w, const float* x, int64_t ldx, int64_t n_tokens, float* y,
+                int64_t ldy, ThreadPool* pool) {
+  const TensorType type = ActivationType(w.type);
+  std::unique_ptr<Scratch> own;
+  char* buf = type == TensorType::kF32
+                  ? nullptr
+                  : static_cast<char*>(ActsScratch(own)->Get(ActsBytes(type, w.cols, n_tokens)));
+  const Acts acts = MakeActs(k, type, w.cols, x, ldx, n_tokens, buf, pool);
+  RunRows(k, w, acts, n_tokens, y, ldy, pool);
+}
+
+void MatMulSharedWith(const IsaKernels& k, std::span<const MatMulOut> outs, const float* x, int64_t n_tokens,
+                      ThreadPool* pool) {
+  // One conversion per activation format the matrices need (Q4_K and Q6_K share Q8_K).
+  constexpr TensorType kFormats[] = {TensorType::kQ8_0, TensorType::kQ8_K};
+  size_t offsets[2] = {0, 0}, total = 0;
+  bool needed[2] = {false, false};
+  const int64_t cols = outs.empty() ? 0 : outs[0].w->cols;
+  for (const MatMulOut& o : outs) {
+    for (int f = 0; f < 2; ++f) needed[f] |= ActivationType(o.w->type) == kFormats[f];
+  }
+  for (int f = 0; f < 2; ++f) {
+    if (!needed[f]) continue;
+    offsets[f] = total;
+    total += ActsBytes(kFormats[f], cols, n_tokens);
+  }
+  std::unique_ptr<Scratch> own;
+  char* buf = total == 0 ? nullptr : static_cast<char*>(ActsScratch(own)->Get(total));
+  Acts acts[3];
+  for (int f = 0; f < 2; ++f) {
+    if (needed[f]) acts[f] = MakeActs(k, kFormats[f], cols, x, cols, n_tokens, buf + offsets[f], pool);
+  }
+  acts[2] = MakeActs(k, TensorType::kF32, cols, x, cols, n_tokens, nullptr, pool);
+  for (const MatMulOut& o : outs) {
+    const TensorType type = ActivationType(o.w->type);
+    const Acts& a = type == kFormats[0] ? acts[0] : type == kFormats[1] ? acts[1] : acts[2];
+    RunRows(k, *o.w, a, n_tokens, o.y, o.w->rows, pool);
   }
 }
 }  // namespace internal
@@ -293,6 +351,18 @@ void MatMul(const WeightView& w, const float* x, int64_t n_tokens, float* y, Thr
   CheckOrDie(w, w.cols, w.rows);
   if (n_tokens <= 0 || w.rows == 0) return;
   internal::MatMulWith(Active(), w, x, w.cols, n_tokens, y, w.rows, pool);
+}
+
+void MatMulShared(std::span<const MatMulOut> outs, const float* x, int64_t n_tokens, ThreadPool* pool) {
+  for (const MatMulOut& o : outs) {
+    CheckOrDie(*o.w, o.w->cols, o.w->rows);
+    if (o.w->cols != outs[0].w->cols) {
+      Die(absl::InvalidArgumentError(
+          fmt::format("MatMulShared: matrices of {} and {} columns share one input", outs[0].w->cols, o.w->cols)));
+    }
+  }
+  if (n_tokens <= 0 || outs.empty()) return;
+  internal::MatMulSharedWith(Active(), outs, x, n_tokens, pool);
 }
 
 void MatMulStrided(const WeightView& w, const float* x, int64_t ldx, int64_t n_tokens, float* y, int64_t ldy,

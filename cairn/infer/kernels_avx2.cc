@@ -130,6 +130,7 @@ struct Q4_0Kernel {
       float dw[R];
       for (int r = 0; r < R; ++r) {
         const uint8_t* blk = rows[r] + 18 * b;
+        if ((b & 7) == 0) PrefetchNextTile<R, T, 18 * 8>(blk, g.row_bytes);
         const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 2));
         w[r] = _mm256_and_si256(_mm256_inserti128_si256(_mm256_castsi128_si256(v), _mm_srli_epi16(v, 4), 1), mask);
         dw[r] = Half(blk);
@@ -167,6 +168,7 @@ struct Q8_0Kernel {
       float dw[R];
       for (int r = 0; r < R; ++r) {
         const uint8_t* blk = rows[r] + 34 * b;
+        if ((b & 3) == 0) PrefetchNextTile<R, T, 34 * 4>(blk, g.row_bytes);
         w[r] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 2));
         wabs[r] = _mm256_sign_epi8(w[r], w[r]);
         dw[r] = Half(blk);
@@ -197,8 +199,17 @@ struct Q4_KKernel {
     for (int r = 0; r < R; ++r)
       for (int t = 0; t < T; ++t) acc[r][t] = _mm256_setzero_ps();
     for (int64_t b = 0; b < a.nb; ++b) {
+      // The sums of each 32 activations (pairwise adds of the 16 sums of 16), shared by
+      // the rows.
+      __m128i bsum32[T];
+      for (int t = 0; t < T; ++t) {
+        const int16_t* bs = a.bsums + ((t0 + t) * a.nb + b) * 16;
+        bsum32[t] = _mm_hadd_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(bs)),
+                                   _mm_loadu_si128(reinterpret_cast<const __m128i*>(bs + 8)));
+      }
       for (int r = 0; r < R; ++r) {
         const uint8_t* blk = RowPtr(g, r0 + r) + 144 * b;
+        PrefetchNextTile<R, T, 144>(blk, g.row_bytes);
         const uint8_t* q = blk + 16;
         uint64_t scales, mins;
         UnpackQ4KScales(blk + 4, &scales, &mins);
@@ -219,10 +230,7 @@ struct Q4_KKernel {
             isum = _mm256_add_epi32(isum, _mm256_madd_epi16(_mm256_maddubs_epi16(lo, xl), sc[2 * j]));
             isum = _mm256_add_epi32(isum, _mm256_madd_epi16(_mm256_maddubs_epi16(hi, xh), sc[2 * j + 1]));
           }
-          // Sums of each 32 activations: pairwise adds of the 16 sums of 16.
-          const __m128i b0 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(a.bsums + tb * 16));
-          const __m128i b1 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(a.bsums + tb * 16 + 8));
-          const __m128i msum = _mm_madd_epi16(_mm_hadd_epi16(b0, b1), mins16);
+          const __m128i msum = _mm_madd_epi16(bsum32[t], mins16);
           const float da = a.d[tb];
           acc[r][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), _mm256_set1_ps(d * da), acc[r][t]);
           acc[r][t] = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(_mm256_castsi128_si256(msum)), _mm256_set1_ps(dmin * da),
@@ -249,6 +257,7 @@ struct Q6_KKernel {
     for (int64_t b = 0; b < a.nb; ++b) {
       for (int r = 0; r < R; ++r) {
         const auto* blk = RowPtr(g, r0 + r) + 210 * b;
+        PrefetchNextTile<R, T, 210>(blk, g.row_bytes);
         const uint8_t* ql = blk;
         const uint8_t* qh = blk + 128;
         const __m128i sc8 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 192));
@@ -306,6 +315,7 @@ struct Q6_KKernel {
 // ---- F32 / F16 / BF16 ----
 
 struct LoadF32 {
+  static constexpr int kBytes = 4;
   CAIRN_AVX2 static __m256 Load8(const uint8_t* row, int64_t i) {
     return _mm256_loadu_ps(reinterpret_cast<const float*>(row) + i);
   }
@@ -316,12 +326,14 @@ struct LoadF32 {
   }
 };
 struct LoadF16 {
+  static constexpr int kBytes = 2;
   CAIRN_AVX2 static __m256 Load8(const uint8_t* row, int64_t i) {
     return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(row + 2 * i)));
   }
   static float Load1(const uint8_t* row, int64_t i) { return Fp16ToFp32(LoadU16(row + 2 * i)); }
 };
 struct LoadBF16 {
+  static constexpr int kBytes = 2;
   CAIRN_AVX2 static __m256 Load8(const uint8_t* row, int64_t i) {
     const __m256i v = _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(row + 2 * i)));
     return _mm256_castsi256_ps(_mm256_slli_epi32(v, 16));
@@ -342,6 +354,9 @@ struct FloatKernel {
     int64_t i = 0;
     for (; i + 8 <= g.cols; i += 8) {
       __m256 w[R];
+      if ((i & 31) == 0) {
+        for (int r = 0; r < R; ++r) PrefetchNextTile<R, T, 32 * L::kBytes>(rows[r] + L::kBytes * i, g.row_bytes);
+      }
       for (int r = 0; r < R; ++r) w[r] = L::Load8(rows[r], i);
       for (int t = 0; t < T; ++t) {
         const __m256 x = _mm256_loadu_ps(xs + (t0 + t) * g.acts->ldx + i);

@@ -133,7 +133,10 @@ struct BlockPairKernel {
     for (; b + kGroup <= a.nb; b += kGroup) {
       // Per group: the scale products dw * da and the offsets of all its blocks.
       __m256 dw[R];
-      for (int r = 0; r < R; ++r) dw[r] = GroupScales(rows[r] + kBlockBytes * b);
+      for (int r = 0; r < R; ++r) {
+        dw[r] = GroupScales(rows[r] + kBlockBytes * b);
+        PrefetchNextTile<R, T, kBlockBytes * kGroup>(rows[r] + kBlockBytes * b, g.row_bytes);
+      }
       __m256 sc[R][T];
       __m256i corr[T];
       for (int t = 0; t < T; ++t) {
@@ -194,8 +197,17 @@ struct Q4_KKernel {
     for (int r = 0; r < R; ++r)
       for (int t = 0; t < T; ++t) acc[r][t] = _mm512_setzero_ps();
     for (int64_t b = 0; b < a.nb; ++b) {
+      // The sums of each 32 activations (pairwise adds of the 16 sums of 16), shared by
+      // the rows.
+      __m128i bsum32[T];
+      for (int t = 0; t < T; ++t) {
+        const int16_t* bs = a.bsums + ((t0 + t) * a.nb + b) * 16;
+        bsum32[t] = _mm_hadd_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(bs)),
+                                   _mm_loadu_si128(reinterpret_cast<const __m128i*>(bs + 8)));
+      }
       for (int r = 0; r < R; ++r) {
         const uint8_t* blk = RowPtr(g, r0 + r) + 144 * b;
+        PrefetchNextTile<R, T, 144>(blk, g.row_bytes);
         uint64_t scales, mins;
         UnpackQ4KScales(blk + 4, &scales, &mins);
         // Sub-blocks 2j and 2j+1: int16 scale lanes 0-15 and 16-31.
@@ -219,9 +231,7 @@ struct Q4_KKernel {
           for (int j = 0; j < 4; ++j) {
             isum = DotPairs(isum, _mm512_maddubs_epi16(w[j], _mm512_loadu_si512(x + 64 * j)), sc[j]);
           }
-          const __m128i b0 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(a.bsums + tb * 16));
-          const __m128i b1 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(a.bsums + tb * 16 + 8));
-          const __m128i msum = _mm_madd_epi16(_mm_hadd_epi16(b0, b1), mins16);
+          const __m128i msum = _mm_madd_epi16(bsum32[t], mins16);
           const float da = a.d[tb];
           acc[r][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), _mm512_set1_ps(d * da), acc[r][t]);
           acc[r][t] = _mm512_fnmadd_ps(_mm512_cvtepi32_ps(_mm512_zextsi128_si512(msum)), _mm512_set1_ps(dmin * da),
@@ -252,6 +262,7 @@ struct Q6_KKernel {
     for (int64_t b = 0; b < a.nb; ++b) {
       for (int r = 0; r < R; ++r) {
         const uint8_t* blk = RowPtr(g, r0 + r) + 210 * b;
+        PrefetchNextTile<R, T, 210>(blk, g.row_bytes);
         const __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 192)));
         // 64 values (4 groups of 16) per register: int16 lanes 8k..8k+7 take group 4m + k.
         __m512i sc[4];
@@ -293,16 +304,19 @@ struct Q6_KKernel {
 // ---- F32 / F16 / BF16 ----
 
 struct LoadF32 {
+  static constexpr int kBytes = 4;
   CAIRN_T static __m512 Load(const uint8_t* row, int64_t i, __mmask16 m) {
     return _mm512_maskz_loadu_ps(m, reinterpret_cast<const float*>(row) + i);
   }
 };
 struct LoadF16 {
+  static constexpr int kBytes = 2;
   CAIRN_T static __m512 Load(const uint8_t* row, int64_t i, __mmask16 m) {
     return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, row + 2 * i));
   }
 };
 struct LoadBF16 {
+  static constexpr int kBytes = 2;
   CAIRN_T static __m512 Load(const uint8_t* row, int64_t i, __mmask16 m) {
     const __m512i v = _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, row + 2 * i));
     return _mm512_castsi512_ps(_mm512_slli_epi32(v, 16));
@@ -323,6 +337,9 @@ struct FloatKernel {
     for (int64_t i = 0; i < g.cols; i += 16) {
       const __mmask16 m = g.cols - i >= 16 ? __mmask16{0xFFFF} : static_cast<__mmask16>((1u << (g.cols - i)) - 1);
       __m512 w[R];
+      if ((i & 31) == 0) {
+        for (int r = 0; r < R; ++r) PrefetchNextTile<R, T, 32 * L::kBytes>(rows[r] + L::kBytes * i, g.row_bytes);
+      }
       for (int r = 0; r < R; ++r) w[r] = L::Load(rows[r], i, m);
       for (int t = 0; t < T; ++t) {
         const __m512 x = _mm512_maskz_loadu_ps(m, xs + (t0 + t) * g.acts->ldx + i);

@@ -15,6 +15,7 @@
 #include <cstring>
 #include <memory>
 #include <new>
+#include <span>
 
 #include "cairn/infer/kernels.h"
 #include "cairn/infer/tensor_type.h"
@@ -88,6 +89,10 @@ const IsaKernels* Avx512NoVnniKernels();
 void MatMulWith(const IsaKernels& kernels, const WeightView& w, const float* x, int64_t ldx, int64_t n_tokens, float* y,
                 int64_t ldy, ThreadPool* pool);
 
+// MatMulShared with a given table.
+void MatMulSharedWith(const IsaKernels& kernels, std::span<const MatMulOut> outs, const float* x, int64_t n_tokens,
+                      ThreadPool* pool);
+
 // The quantizers; the SIMD ones produce the same bytes as the scalar ones.
 void QuantizeQ8_0Scalar(const float* x, int64_t n, int8_t* qs, float* d, int32_t* sums);
 void QuantizeQ8_KScalar(const float* x, int64_t n, int8_t* qs, float* d, int16_t* bsums);
@@ -141,6 +146,20 @@ inline void UnpackQ4KScales(const uint8_t* packed, uint64_t* scales, uint64_t* m
   const uint32_t m_hi = ((u2 >> 4) & 0x0f0f0f0fu) | (((u1 >> 6) & 0x03030303u) << 4);
   *scales = uint64_t{s_lo} | (uint64_t{s_hi} << 32);
   *mins = uint64_t{m_lo} | (uint64_t{m_hi} << 32);
+}
+
+// Decode streams each matrix once from memory, a few rows at a time, and the hardware
+// prefetchers alone keep too few lines in flight for that (measured: Q4_0 decode at half
+// the plain read bandwidth). So a one-token tile of R rows, as it consumes `bytes` bytes
+// at p in one of its rows, fetches the same bytes of the row R further on: the next tile
+// finds its rows in cache. Prefetches never fault, so running past the matrix is harmless.
+template <int R, int T, int kBytes>
+inline void PrefetchNextTile(const uint8_t* p, size_t row_bytes) {
+  if constexpr (T == 1 && R > 1) {
+    const uint8_t* q = p + R * row_bytes;
+    // Every line [q, q + kBytes) touches (one more when it straddles).
+    for (int l = 0; l < (kBytes + 63) / 64 + 1; ++l) __builtin_prefetch(q + 64 * l, 0, 3);
+  }
 }
 
 // Tiles of R rows x T tokens over rows [g.r0, g.r1) for tokens [t, t + T); leftover rows

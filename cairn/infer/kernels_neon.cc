@@ -57,6 +57,7 @@ struct BlockKernel {
       float dw[R];
       for (int r = 0; r < R; ++r) {
         const uint8_t* blk = rows[r] + kBlockBytes * b;
+        if ((b & 3) == 0) PrefetchNextTile<R, T, kBlockBytes * 4>(blk, g.row_bytes);
         if constexpr (kQ8) {
           w0[r] = vld1q_s8(reinterpret_cast<const int8_t*>(blk + 2));
           w1[r] = vld1q_s8(reinterpret_cast<const int8_t*>(blk + 18));
@@ -94,6 +95,7 @@ struct Q4_KKernel {
     for (int64_t b = 0; b < a.nb; ++b) {
       for (int r = 0; r < R; ++r) {
         const uint8_t* blk = RowPtr(g, r0 + r) + 144 * b;
+        PrefetchNextTile<R, T, 144>(blk, g.row_bytes);
         const uint8_t* q = blk + 16;
         uint64_t scales, mins;
         UnpackQ4KScales(blk + 4, &scales, &mins);
@@ -141,6 +143,7 @@ struct Q6_KKernel {
     for (int64_t b = 0; b < a.nb; ++b) {
       for (int r = 0; r < R; ++r) {
         const uint8_t* blk = RowPtr(g, r0 + r) + 210 * b;
+        PrefetchNextTile<R, T, 210>(blk, g.row_bytes);
         const auto* sc = reinterpret_cast<const int8_t*>(blk + 192);
         const float d = Half(blk + 208);
         for (int t = 0; t < T; ++t) {

@@ -283,6 +283,34 @@ TEST(KernelsTest, StridedMatchesPacked) {
   }
 }
 
+// Matrices sharing one input get exactly what separate calls give, whatever mix of
+// activation formats they need (Q8_0, Q8_K, float), for decode and for batches.
+TEST(KernelsTest, SharedInputMatchesSeparateCalls) {
+  const int64_t cols = 512;
+  const int64_t rows[] = {37, 16, 0, 8, 21, 40};
+  const TensorType types[] = {TensorType::kQ4_K, TensorType::kQ6_K, TensorType::kQ4_K,
+                              TensorType::kQ8_0, TensorType::kF16,  TensorType::kQ4_0};
+  std::vector<Matrix> ms;
+  for (size_t i = 0; i < std::size(types); ++i) ms.push_back(MakeMatrix(types[i], rows[i], cols, 20 + i));
+  ThreadPool pool(2);
+  for (int64_t n : {1, 5, 19}) {
+    const std::vector<float> x = Gaussian(static_cast<size_t>(n * cols), 30 + static_cast<uint64_t>(n));
+    std::vector<std::vector<float>> want(ms.size()), got(ms.size());
+    std::vector<MatMulOut> outs;
+    for (size_t i = 0; i < ms.size(); ++i) {
+      want[i].resize(static_cast<size_t>(n * rows[i]) + 1);
+      got[i].assign(static_cast<size_t>(n * rows[i]) + 1, -3.0f);
+      MatMul(ms[i].view, x.data(), n, want[i].data(), &pool);
+      want[i].back() = -3.0f;
+      outs.push_back({&ms[i].view, got[i].data()});
+    }
+    MatMulShared(outs, x.data(), n, &pool);
+    for (size_t i = 0; i < ms.size(); ++i) {
+      ASSERT_EQ(got[i], want[i]) << TensorTypeName(types[i]) << " n=" << n;
+    }
+  }
+}
+
 // Every path quantizes activations to the same bytes, so they differ only in how they sum.
 TEST(KernelsTest, ActivationQuantizersAgree) {
   const std::vector<float> x = Gaussian(4096, 21);
