@@ -513,8 +513,8 @@ std::string FormatVectorBench(const VectorBenchOptions& o, const VectorBenchRepo
     }
   }
   if (o.threads > 1) {
-    s += fmt::format("\nconcurrent search ({} threads, at the first param with recall >= {})\n", o.threads,
-                     o.recall_target);
+    s += fmt::format("\nconcurrent search ({} threads, at the first param with recall >= {}, else the most accurate)\n",
+                     o.threads, o.recall_target);
     s += fmt::format("{:<12} {:>8} {:>12} {:>12} {:>8}\n", "index", "param", "QPS 1 thr", "QPS N thr", "scaling");
     for (const auto& x : r.runners) {
       if (!x.ok || x.concurrent_threads == 0) continue;
