@@ -308,19 +308,28 @@ TEST_F(MqttTest, TwoSourcesInOneSharedGroupSplitTheMessages) {
   for (int i = 0; i < kMessages; ++i) pub.Publish("shared/t", fmt::format(R"({{"id":{}}})", i));
   ASSERT_TRUE(pub.WaitAcked());
 
+  // A shared group hands each message to one member. QoS 1 is at least once end to end:
+  // when a client reconnects (a slow sanitizer run can miss a keepalive), the publisher or
+  // the broker resends its in-flight window (up to 20 messages), so a few duplicates are
+  // legitimate; a group that delivered to both members would duplicate all 200.
   std::multiset<int64_t> ids;
+  std::set<int64_t> distinct;
   size_t per_source[2] = {0, 0};
   auto deadline = std::chrono::steady_clock::now() + 5s;
-  while (ids.size() < kMessages && std::chrono::steady_clock::now() < deadline) {
+  while (distinct.size() < kMessages && std::chrono::steady_clock::now() < deadline) {
     for (int i = 0; i < 2; ++i) {
       SourceBatch<Row> batch;
       ASSERT_TRUE(sources[i]->Poll(batch, 100, 10ms).ok());
       per_source[i] += batch.records.size();
-      for (auto& r : batch.records) ids.insert(std::get<int64_t>(*r.Get("id")));
+      for (auto& r : batch.records) {
+        ids.insert(std::get<int64_t>(*r.Get("id")));
+        distinct.insert(std::get<int64_t>(*r.Get("id")));
+      }
     }
   }
-  ASSERT_EQ(ids.size(), static_cast<size_t>(kMessages));
-  for (int i = 0; i < kMessages; ++i) EXPECT_EQ(ids.count(i), 1u) << i;
+  ASSERT_EQ(distinct.size(), static_cast<size_t>(kMessages));
+  for (int i = 0; i < kMessages; ++i) EXPECT_GE(ids.count(i), 1u) << i;
+  EXPECT_LE(ids.size() - distinct.size(), static_cast<size_t>(kMessages / 4)) << "duplicates";
   EXPECT_GT(per_source[0], 0u);
   EXPECT_GT(per_source[1], 0u);
 }
