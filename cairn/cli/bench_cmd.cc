@@ -12,6 +12,24 @@
 #include "cairn/cli/commands.h"
 
 namespace cairn::cli {
+
+int EmitBenchResults(bool json, const std::string& json_out, const nlohmann::json& j, const std::string& table) {
+  if (json) {
+    fmt::print("{}\n", j.dump(2));
+  } else {
+    fmt::print("{}", table);
+  }
+  if (!json_out.empty()) {
+    std::ofstream out(json_out);
+    out << j.dump(2) << "\n";
+    if (!out) {
+      fmt::print(stderr, "cairn bench: cannot write '{}'\n", json_out);
+      return 1;
+    }
+  }
+  return 0;
+}
+
 namespace {
 
 struct BenchFlags {
@@ -24,22 +42,8 @@ struct BenchFlags {
   std::string json_out;
 };
 
-// Prints the table (or the JSON with --json) and writes --json-out; the exit code.
 int EmitResults(const BenchFlags& f, const nlohmann::json& j, const std::string& table) {
-  if (f.json) {
-    fmt::print("{}\n", j.dump(2));
-  } else {
-    fmt::print("{}", table);
-  }
-  if (!f.json_out.empty()) {
-    std::ofstream out(f.json_out);
-    out << j.dump(2) << "\n";
-    if (!out) {
-      fmt::print(stderr, "cairn bench: cannot write '{}'\n", f.json_out);
-      return 1;
-    }
-  }
-  return 0;
+  return EmitBenchResults(f.json, f.json_out, j, table);
 }
 
 int RunSketchBenchCommand(const BenchFlags& f) {

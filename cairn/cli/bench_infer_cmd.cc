@@ -20,7 +20,6 @@
 #include <chrono>
 #include <cstdint>
 #include <cstdlib>
-#include <fstream>
 #include <memory>
 #include <string>
 #include <thread>
@@ -320,20 +319,7 @@ int RunInferBench(const InferBenchFlags& f) {
                       {"kv_cache_bytes", mem.kv_cache},
                       {"rss_limit_bytes", limit},
                       {"rss_within_limit", peak <= limit}};
-  if (f.json) {
-    fmt::print("{}\n", j.dump(2));
-  } else {
-    fmt::print("{}", table);
-  }
-  if (!f.json_out.empty()) {
-    std::ofstream out(f.json_out);
-    out << j.dump(2) << "\n";
-    if (!out) {
-      fmt::print(stderr, "cairn bench infer: cannot write '{}'\n", f.json_out);
-      return 1;
-    }
-  }
-  return 0;
+  return EmitBenchResults(f.json, f.json_out, j, table);
 }
 
 }  // namespace
