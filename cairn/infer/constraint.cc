@@ -95,17 +95,24 @@ class JsonConstraint final : public TokenConstraint {
       if (tokenizer_.IsEndOfGeneration(id)) eog_.push_back(id);
     }
     walk_.resize(static_cast<size_t>(trie_->max_depth) + 1);
+    at_.resize(walk_.size());
   }
 
   void Apply(std::span<float> logits) override {
     allowed_.assign(logits.size(), 0);
     if (!ended_) {
       const TokenTrie& t = *trie_;
-      walk_[0] = state_;
+      // at_[d]: the state after the current trie path's first d bytes; it is either
+      // walk_[d] or, when a byte changed nothing, the same state as at_[d - 1].
+      at_[0] = &state_;
       const uint32_t n = static_cast<uint32_t>(t.byte.size());
       for (uint32_t i = 1; i < n;) {
         const uint16_t d = t.depth[i];
-        if (!rec_.Advance(walk_[d - 1], t.byte[i], &walk_[d])) {
+        if (rec_.Neutral(*at_[d - 1], t.byte[i])) {
+          at_[d] = at_[d - 1];
+        } else if (rec_.Advance(*at_[d - 1], t.byte[i], &walk_[d])) {
+          at_[d] = &walk_[d];
+        } else {
           i = t.end[i];
           continue;
         }
@@ -152,12 +159,13 @@ class JsonConstraint final : public TokenConstraint {
   bool Complete() const override { return ended_ || rec_.Finished(state_); }
 
  private:
-  const Tokenizer& tokenizer_;
+  Tokenizer tokenizer_;  // a copy shares the tables and keeps them (and the trie cache key) alive
   std::shared_ptr<const TokenTrie> trie_;
   json::JsonRecognizer rec_;
   json::JsonState state_;
   json::JsonState scratch_;
-  std::vector<json::JsonState> walk_;  // walk_[d]: the state after the trie path's first d bytes
+  std::vector<json::JsonState> walk_;
+  std::vector<const json::JsonState*> at_;
   std::vector<uint8_t> allowed_;
   std::vector<int32_t> eog_;
   bool ended_ = false;

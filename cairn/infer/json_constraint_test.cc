@@ -55,13 +55,13 @@ TEST(JsonRecognizerTest, AcceptsValidJson) {
 TEST(JsonRecognizerTest, RejectsInvalidJson) {
   const json::JsonRecognizer any = Recognizer(true);
   for (std::string_view text :
-       {"{,}", "[1,]", "01", "1.", ".5", "+1", "1e", "{\"a\"}", "{\"a\":}", "\"\x01\"", R"("\ud800")", R"("\udc00")",
-        R"("\ud800\u0041")", R"("\x")", "tru ", "nul", "{\"a\":1}}", "{} ", "\"\xC0\x80\"", "\"\xED\xA0\x80\"",
+       {"{,}", "[1,]", "01", "1.e", ".5", "+1", "1e+x", "{\"a\"}", "{\"a\":}", "\"\x01\"", R"("\ud800")", R"("\udc00")",
+        R"("\ud800\u0041")", R"("\x")", "tru ", "nulx", "{\"a\":1}}", "{} ", "\"\xC0\x80\"", "\"\xED\xA0\x80\"",
         "\"\xF4\x90\x80\x80\"", "\"\x80\"", "[1 2]", "{\"a\" 1}", "         1", "[         1]", "'a'"}) {
     EXPECT_EQ(Read(any, text), -1) << text;
   }
   // Prefixes are not whole values.
-  for (std::string_view text : {"{", "[1,", "\"ab", "-", "1.", "tr", R"("\u12)", " "}) EXPECT_EQ(Read(any, text), 0) << text;
+  for (std::string_view text : {"{", "[1,", "\"ab", "-", "1.", "1e", "nul", "tr", R"("\u12)", " "}) EXPECT_EQ(Read(any, text), 0) << text;
 }
 
 TEST(JsonRecognizerTest, AnyObjectRootIsAnObject) {

@@ -235,8 +235,11 @@ class Feeder {
           return true;
         }
         if (c < 0x20 || f.a >= node.max_length) return false;
-        if (c == '\\') return ++f.a, f.sub = kStrEsc, true;
-        if (c < 0x80) return ++f.a, true;
+        // Lengths are counted only where the schema bounds them, so that in a free
+        // string an ordinary character leaves the state as it was (see Neutral).
+        if (node.min_length > 0 || node.max_length != INT32_MAX) ++f.a;
+        if (c == '\\') return f.sub = kStrEsc, true;
+        if (c < 0x80) return true;
         // UTF-8: the lead byte says how many continuation bytes follow, and the
         // first of them is narrowed to rule out overlong forms, surrogates and
         // code points above U+10FFFF.
@@ -285,7 +288,6 @@ class Feeder {
   }
 
   static bool Lead(Frame& f, int continuation, int lo, int hi) {
-    ++f.a;
     f.sub = kStrCont;
     f.x = static_cast<uint16_t>(continuation);
     f.b = (lo << 8) | hi;
@@ -423,6 +425,16 @@ bool JsonRecognizer::Advance(JsonState* state, std::string_view bytes, JsonState
   }
   *state = std::move(cur);
   return true;
+}
+
+bool JsonRecognizer::Neutral(const JsonState& state, uint8_t byte) const {
+  if (state.ends.size() != 1 || state.ends[0] == 0 || byte < 0x20 || byte >= 0x80 || byte == '"' || byte == '\\') {
+    return false;
+  }
+  const Frame& f = state.frames[state.ends[0] - 1];
+  if (f.kind != kStr || f.sub != kStrChar || state.ws[0] != 0) return false;
+  const JsonNode& n = g_.nodes[static_cast<size_t>(f.node)];
+  return n.min_length == 0 && n.max_length == INT32_MAX;
 }
 
 bool JsonRecognizer::CanEnd(const JsonState& state) const {

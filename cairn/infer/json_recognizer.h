@@ -57,6 +57,10 @@ class JsonRecognizer {
   bool Advance(const JsonState& state, uint8_t byte, JsonState* next) const;
   // The same for several bytes; `state` is left as it was when they are rejected.
   bool Advance(JsonState* state, std::string_view bytes, JsonState* scratch) const;
+  // True when `byte` certainly leaves `state` as it is (an ordinary character in a
+  // string without length bounds): a quick test that lets a caller skip Advance.
+  // False does not mean the state changes.
+  bool Neutral(const JsonState& state, uint8_t byte) const;
   // The text read is a whole value (a top-level number may still go on).
   bool CanEnd(const JsonState& state) const;
   // The text read is a whole value that nothing may follow.
