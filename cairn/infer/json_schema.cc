@@ -48,7 +48,7 @@ class Compiler {
     if (!depth.ok()) return depth.status();
     if (*depth > kMaxFrames) {
       return absl::InvalidArgumentError(
-          fmt::format("json schema: nests too deeply ({} levels; at most {} are supported)", *depth / 2, kMaxFrames / 2));
+          fmt::format("json schema: nests too deeply ({} levels; at most {} are supported)", *depth, kMaxFrames));
     }
     return std::move(g_);
   }

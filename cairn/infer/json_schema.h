@@ -75,7 +75,7 @@ struct JsonGrammar {
 
 inline constexpr int32_t kLiteralTrue = 0, kLiteralFalse = 1, kLiteralNull = 2;
 
-// The recognizer's stack holds at most this many frames (about two per level of
+// The recognizer's stack holds at most this many frames (one per level of
 // nesting): deeper free-form values are not generated, and a schema that needs more
 // is rejected.
 inline constexpr int kMaxFrames = 64;
