@@ -58,6 +58,16 @@ class Compiler {
     return absl::InvalidArgumentError(fmt::format("json schema: {} (at '{}')", what, where.empty() ? "#" : where));
   }
 
+  // The compact text of `v`; a string that is not UTF-8 (possible in a json built in
+  // code, never in one parsed) cannot be written and is an error.
+  static absl::StatusOr<std::string> Dump(const json& v, std::string_view where) {
+    try {
+      return v.dump();
+    } catch (const json::exception&) {
+      return Error(where, "a name or value is not valid UTF-8");
+    }
+  }
+
   int32_t AddLiteral(std::string text) {
     auto it = literal_ids_.find(text);
     if (it != literal_ids_.end()) return it->second;
@@ -88,7 +98,7 @@ class Compiler {
       auto it = kTypes.find(name.get<std::string>());
       if (it != kTypes.end()) return it->second;
     }
-    return Error(where, fmt::format("unknown type {}", name.dump()));
+    return Error(where, fmt::format("unknown type {}", name.dump(-1, ' ', false, json::error_handler_t::replace)));
   }
 
   absl::StatusOr<int32_t> Resolve(const std::string& ref, std::string_view where) {
@@ -194,7 +204,9 @@ class Compiler {
       }
       for (const json& v : values) {
         if (has_type && !(n.types & TypeOf(v))) continue;
-        const int32_t lit = AddLiteral(v.dump());
+        absl::StatusOr<std::string> text = Dump(v, where);
+        if (!text.ok()) return text.status();
+        const int32_t lit = AddLiteral(*std::move(text));
         if (std::find(n.literals.begin(), n.literals.end(), lit) == n.literals.end()) n.literals.push_back(lit);
       }
       if (n.literals.empty()) return Error(where, "no enum/const value has the schema's type");
@@ -241,8 +253,10 @@ class Compiler {
       for (auto it = p.begin(); it != p.end(); ++it) {
         absl::StatusOr<int32_t> v = Compile(it.value(), fmt::format("{}/properties/{}", where, it.key()));
         if (!v.ok()) return v.status();
+        absl::StatusOr<std::string> key = Dump(json(it.key()), where);
+        if (!key.ok()) return key.status();
         names.push_back(it.key());
-        n.properties.push_back({AddLiteral(json(it.key()).dump()), *v, false});
+        n.properties.push_back({AddLiteral(*std::move(key)), *v, false});
       }
     }
     for (const std::string& name : required) {
@@ -251,8 +265,10 @@ class Compiler {
         if (n.additional < 0) {
           return Error(where, fmt::format("required property '{}' is neither declared nor allowed", name));
         }
+        absl::StatusOr<std::string> key = Dump(json(name), where);
+        if (!key.ok()) return key.status();
         names.push_back(name);
-        n.properties.push_back({AddLiteral(json(name).dump()), n.additional, true});
+        n.properties.push_back({AddLiteral(*std::move(key)), n.additional, true});
       } else {
         n.properties[static_cast<size_t>(it - names.begin())].required = true;
       }
