@@ -144,7 +144,7 @@ TEST(JsonSchemaTest, ScalarsAndTypeArrays) {
 }
 
 TEST(JsonSchemaTest, RejectsWhatItCannotEnforce) {
-  const std::vector<std::pair<std::string, std::string>> cases = {
+  std::vector<std::pair<std::string, std::string>> cases = {
       {R"({"type":"string","pattern":"^a"})", "'pattern'"},
       {R"({"type":"string","format":"date"})", "'format'"},
       {R"({"type":"integer","minimum":0})", "'minimum'"},
@@ -161,6 +161,9 @@ TEST(JsonSchemaTest, RejectsWhatItCannotEnforce) {
       {R"({"type":"object","required":["x"],"additionalProperties":false})", "'x'"},
       {"false", "admits nothing"},
   };
+  std::vector<int> many(65);
+  for (int i = 0; i < 65; ++i) many[static_cast<size_t>(i)] = i;
+  cases.emplace_back(nlohmann::json{{"enum", many}}.dump(), "enum has 65 values");
   for (const auto& [text, what] : cases) {
     absl::StatusOr<json::JsonGrammar> g = json::CompileJsonSchema(nlohmann::json::parse(text));
     ASSERT_FALSE(g.ok()) << text;

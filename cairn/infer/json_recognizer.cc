@@ -26,7 +26,6 @@ enum StrSub : uint8_t {
 enum NumSub : uint8_t { kNumStart, kNumMinus, kNumZero, kNumInt, kNumDot, kNumFrac, kNumE, kNumESign, kNumExp };
 
 constexpr int32_t kMaxIntDigits = 15, kMaxFracDigits = 16, kMaxExpDigits = 2;
-constexpr size_t kMaxStacks = 64;
 
 bool IsWs(uint8_t c) { return c == ' ' || c == '\n' || c == '\t' || c == '\r'; }
 bool IsDigit(uint8_t c) { return c >= '0' && c <= '9'; }
@@ -150,7 +149,7 @@ class Feeder {
       }
       prev = end;
     }
-    if (out_->ends.size() >= kMaxStacks) return;  // keep the choices made so far; still sound
+    if (out_->ends.size() >= kMaxChoices) return;  // keep the choices made so far; still sound
     out_->frames.insert(out_->frames.end(), s.f, s.f + s.n);
     out_->ends.push_back(static_cast<uint32_t>(begin + static_cast<size_t>(s.n)));
     out_->ws.push_back(s.ws);

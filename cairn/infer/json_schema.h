@@ -28,6 +28,7 @@
 //   - strings are valid UTF-8 (escapes included); lengths count code points.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -79,6 +80,10 @@ inline constexpr int32_t kLiteralTrue = 0, kLiteralFalse = 1, kLiteralNull = 2;
 // nesting): deeper free-form values are not generated, and a schema that needs more
 // is rejected.
 inline constexpr int kMaxFrames = 64;
+// The recognizer follows at most this many undecided choices at once; an enum or a
+// union with more is rejected. (Choices multiplied by nesting, e.g. a union of
+// enums, can still exceed it: the choices beyond it are then never generated.)
+inline constexpr size_t kMaxChoices = 64;
 
 // A grammar for any JSON object (response_format json_object).
 JsonGrammar AnyObjectGrammar();
