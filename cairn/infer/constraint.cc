@@ -31,6 +31,9 @@ struct TokenTrie {
   std::vector<uint32_t> end;
   std::vector<uint32_t> ids_begin;  // tokens spelled by node i: ids[ids_begin[i] .. ids_begin[i + 1])
   std::vector<int32_t> ids;
+  // next_special[i]: the first node >= i whose byte is not a plain string byte; when
+  // it is >= end[i], every token in i's subtree is plain text.
+  std::vector<uint32_t> next_special;
   int max_depth = 0;
 
   static std::shared_ptr<const TokenTrie> Build(const Tokenizer& t) {
@@ -69,6 +72,10 @@ struct TokenTrie {
     }
     for (uint32_t node : path) r.end[node] = static_cast<uint32_t>(r.byte.size());
     r.ids_begin.push_back(static_cast<uint32_t>(r.ids.size()));
+    const uint32_t n = static_cast<uint32_t>(r.byte.size());
+    r.next_special.assign(n + 1, n);
+    for (uint32_t i = n; i-- > 1;) r.next_special[i] = json::IsPlainStringByte(r.byte[i]) ? r.next_special[i + 1] : i;
+    r.next_special[0] = 0;
     return trie;
   }
 };
@@ -109,6 +116,13 @@ class JsonConstraint final : public TokenConstraint {
       for (uint32_t i = 1; i < n;) {
         const uint16_t d = t.depth[i];
         if (rec_.Neutral(*at_[d - 1], t.byte[i])) {
+          if (t.next_special[i] >= t.end[i]) {
+            // Plain text all the way down: every token below is allowed, and they
+            // are the contiguous run of ids the subtree spells.
+            for (uint32_t k = t.ids_begin[i]; k < t.ids_begin[t.end[i]]; ++k) Allow(t.ids[k]);
+            i = t.end[i];
+            continue;
+          }
           at_[d] = at_[d - 1];
         } else if (rec_.Advance(*at_[d - 1], t.byte[i], &walk_[d])) {
           at_[d] = &walk_[d];
@@ -116,22 +130,21 @@ class JsonConstraint final : public TokenConstraint {
           i = t.end[i];
           continue;
         }
-        for (uint32_t k = t.ids_begin[i]; k < t.ids_begin[i + 1]; ++k) {
-          const size_t id = static_cast<size_t>(t.ids[k]);
-          if (id < allowed_.size()) allowed_[id] = 1;
-        }
+        for (uint32_t k = t.ids_begin[i]; k < t.ids_begin[i + 1]; ++k) Allow(t.ids[k]);
         ++i;
       }
       if (rec_.CanEnd(state_)) {
-        for (int32_t id : eog_) {
-          if (static_cast<size_t>(id) < allowed_.size()) allowed_[static_cast<size_t>(id)] = 1;
-        }
+        for (int32_t id : eog_) Allow(id);
       }
     }
     constexpr float kNegInf = -std::numeric_limits<float>::infinity();
     for (size_t i = 0; i < logits.size(); ++i) {
       if (!allowed_[i]) logits[i] = kNegInf;
     }
+  }
+
+  void Allow(int32_t id) {
+    if (static_cast<size_t>(id) < allowed_.size()) allowed_[static_cast<size_t>(id)] = 1;
   }
 
   absl::Status Accept(int32_t token) override {

@@ -289,10 +289,21 @@ const nlohmann::json& SmallSchema() {
 TEST(JsonConstraintTest, MaskMatchesTokenByTokenCheck) {
   for (const char* vocab : {"ggml-vocab-llama-spm.gguf", "ggml-vocab-gpt-2.gguf"}) {
     const Tokenizer& t = Fixture(vocab);
-    const json::JsonRecognizer rec = Recognizer(SmallSchema());
-    for (std::string_view prefix : {"", " {", "{\"id\":", "{\"id\":12", "{\"id\":1,\"ok\":true,\"tags\":[\"x\"",
-                                    "{\"id\":1,\"ok\":t", "{\"id\":1,\"ok\":true,\"text\":\"ab"}) {
-      std::unique_ptr<TokenConstraint> c = Constraint(t, SmallSchema());
+    const std::vector<std::pair<nlohmann::json, std::string>> cases = {
+        {SmallSchema(), ""},
+        {SmallSchema(), " {"},
+        {SmallSchema(), "{\"id\":"},
+        {SmallSchema(), "{\"id\":12"},
+        {SmallSchema(), "{\"id\":1,\"ok\":true,\"tags\":[\"x\""},
+        {SmallSchema(), "{\"id\":1,\"ok\":t"},
+        {SmallSchema(), "{\"id\":1,\"ok\":true,\"text\":\"ab"},
+        {nullptr, "{\"k\":\"ab c"},  // a free string: whole subtrees of plain text at once
+        {nullptr, "{\"k\":\"ab c\\u00"},
+        {nullptr, "{\"k\":[1,{\"z\":\"\xC3\xA9"},
+    };
+    for (const auto& [schema, prefix] : cases) {
+      const json::JsonRecognizer rec = schema.is_null() ? json::JsonRecognizer(json::AnyObjectGrammar()) : Recognizer(schema);
+      std::unique_ptr<TokenConstraint> c = Constraint(t, schema);
       ASSERT_NE(c, nullptr);
       for (int32_t id : t.Encode(prefix, /*add_special=*/false)) ASSERT_TRUE(c->Accept(id).ok()) << prefix;
       std::vector<float> logits(static_cast<size_t>(t.vocab_size()) + 3, 0.0f);

@@ -427,9 +427,7 @@ bool JsonRecognizer::Advance(JsonState* state, std::string_view bytes, JsonState
 }
 
 bool JsonRecognizer::Neutral(const JsonState& state, uint8_t byte) const {
-  if (state.ends.size() != 1 || state.ends[0] == 0 || byte < 0x20 || byte >= 0x80 || byte == '"' || byte == '\\') {
-    return false;
-  }
+  if (state.ends.size() != 1 || state.ends[0] == 0 || !IsPlainStringByte(byte)) return false;
   const Frame& f = state.frames[state.ends[0] - 1];
   if (f.kind != kStr || f.sub != kStrChar || state.ws[0] != 0) return false;
   const JsonNode& n = g_.nodes[static_cast<size_t>(f.node)];

@@ -46,6 +46,10 @@ struct JsonState {
   size_t stacks() const { return ends.size(); }
 };
 
+// A byte that is an ordinary character inside a string: printable ASCII other than
+// the quote and the backslash.
+inline bool IsPlainStringByte(uint8_t c) { return c >= 0x20 && c < 0x80 && c != '"' && c != '\\'; }
+
 class JsonRecognizer {
  public:
   explicit JsonRecognizer(JsonGrammar grammar);
