@@ -12,7 +12,8 @@
 // the constraint cannot enforce is rejected when it is built (InvalidArgument
 // naming the keyword), never silently ignored; json_schema.h lists the supported
 // keywords and what is generated for them (properties in the order of the schema's
-// "properties" object, required ones always present, bounded whitespace).
+// "properties" object, which nlohmann::json keeps sorted by name; required ones
+// always present; bounded whitespace).
 //
 // Masking walks a trie of the vocabulary's byte strings (TokenToPiece) against the
 // JSON recognizer's state, dropping a whole subtree at the first byte that cannot
