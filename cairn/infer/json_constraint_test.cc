@@ -301,7 +301,10 @@ TEST(JsonConstraintTest, MaskMatchesTokenByTokenCheck) {
         {nullptr, "{\"k\":\"ab c\\u00"},
         {nullptr, "{\"k\":[1,{\"z\":\"\xC3\xA9"},
     };
-    for (const auto& [schema, prefix] : cases) {
+    for (size_t i = 0; i < cases.size(); ++i) {
+      // Each case on one of the two vocabularies, so that the test stays quick.
+      if (i % 2 != (vocab == std::string("ggml-vocab-gpt-2.gguf") ? 1u : 0u)) continue;
+      const auto& [schema, prefix] = cases[i];
       const json::JsonRecognizer rec = schema.is_null() ? json::JsonRecognizer(json::AnyObjectGrammar()) : Recognizer(schema);
       std::unique_ptr<TokenConstraint> c = Constraint(t, schema);
       ASSERT_NE(c, nullptr);
@@ -381,15 +384,15 @@ void CheckWalks(const std::string& vocab, const nlohmann::json& schema, int seed
 }
 
 TEST(JsonConstraintTest, RandomWalksParseAndMatchLlamaSpm) {
-  CheckWalks("ggml-vocab-llama-spm.gguf", SmallSchema(), 6);
-  CheckWalks("ggml-vocab-llama-spm.gguf", PersonSchema(), 6);
-  CheckWalks("ggml-vocab-llama-spm.gguf", nullptr, 6);
+  CheckWalks("ggml-vocab-llama-spm.gguf", SmallSchema(), 4);
+  CheckWalks("ggml-vocab-llama-spm.gguf", PersonSchema(), 4);
+  CheckWalks("ggml-vocab-llama-spm.gguf", nullptr, 4);
 }
 
 TEST(JsonConstraintTest, RandomWalksParseAndMatchGpt2) {
-  CheckWalks("ggml-vocab-gpt-2.gguf", SmallSchema(), 6);
-  CheckWalks("ggml-vocab-gpt-2.gguf", PersonSchema(), 6);
-  CheckWalks("ggml-vocab-gpt-2.gguf", nullptr, 6);
+  CheckWalks("ggml-vocab-gpt-2.gguf", SmallSchema(), 4);
+  CheckWalks("ggml-vocab-gpt-2.gguf", PersonSchema(), 4);
+  CheckWalks("ggml-vocab-gpt-2.gguf", nullptr, 4);
 }
 
 TEST(JsonConstraintTest, AcceptRejectsWhatApplyMasks) {
