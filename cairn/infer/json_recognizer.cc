@@ -47,7 +47,7 @@ struct Stack {
 void CopyStack(Stack* dst, const Stack& src) {
   dst->n = src.n;
   dst->ws = src.ws;
-  std::memcpy(dst->f, src.f, sizeof(Frame) * static_cast<size_t>(src.n));
+  if (src.n > 0) std::memcpy(dst->f, src.f, sizeof(Frame) * static_cast<size_t>(src.n));
 }
 
 class Feeder {
@@ -144,7 +144,7 @@ class Feeder {
     for (size_t i = 0; i < out_->ends.size(); ++i) {
       const uint32_t end = out_->ends[i];
       if (end - prev == static_cast<uint32_t>(s.n) && out_->ws[i] == s.ws &&
-          std::memcmp(out_->frames.data() + prev, s.f, sizeof(Frame) * static_cast<size_t>(s.n)) == 0) {
+          (s.n == 0 || std::memcmp(out_->frames.data() + prev, s.f, sizeof(Frame) * static_cast<size_t>(s.n)) == 0)) {
         return;
       }
       prev = end;
@@ -409,7 +409,7 @@ bool JsonRecognizer::Advance(const JsonState& state, uint8_t byte, JsonState* ne
     const uint32_t end = state.ends[i];
     s.n = static_cast<int>(end - begin);
     s.ws = state.ws[i];
-    std::memcpy(s.f, state.frames.data() + begin, sizeof(Frame) * (end - begin));
+    if (end > begin) std::memcpy(s.f, state.frames.data() + begin, sizeof(Frame) * (end - begin));
     feeder.Feed(s, byte);
     begin = end;
   }
