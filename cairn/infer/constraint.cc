@@ -162,9 +162,9 @@ class JsonConstraint final : public TokenConstraint {
     const std::string_view piece = tokenizer_.TokenToPiece(token);
     if (!IsTextToken(tokenizer_.GetTokenType(token)) || piece.empty() ||
         !rec_.Advance(&state_, piece, &scratch_)) {
-      return absl::InvalidArgumentError(
-          fmt::format("json constraint: token {} ({}) cannot come next", token,
-                      nlohmann::json(std::string(piece)).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)));
+      const std::string shown =
+          nlohmann::json(std::string(piece)).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+      return absl::InvalidArgumentError(fmt::format("json constraint: token {} ({}) cannot come next", token, shown));
     }
     return absl::OkStatus();
   }

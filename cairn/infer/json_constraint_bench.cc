@@ -42,7 +42,8 @@ const char* kPlaces[] = {"start", "key", "in_string", "in_number"};
 
 const nlohmann::json& Schema() {
   static const auto* s = new nlohmann::json(nlohmann::json::parse(R"({"type":"object","properties":{
-      "name":{"type":"string"},"age":{"type":"integer"},"bio":{"type":"string"},"tags":{"type":"array","items":{"type":"string"}}},
+      "name":{"type":"string"},"age":{"type":"integer"},"bio":{"type":"string"},
+      "tags":{"type":"array","items":{"type":"string"}}},
       "required":["name"]})"));
   return *s;
 }

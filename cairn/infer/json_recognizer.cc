@@ -112,7 +112,8 @@ class Feeder {
           }
         case kLit: {
           const std::string& lit = g_.literals[static_cast<size_t>(f.a)];
-          if (static_cast<size_t>(f.b) >= lit.size() || static_cast<uint8_t>(lit[static_cast<size_t>(f.b)]) != c) return;
+          const size_t pos = static_cast<size_t>(f.b);
+          if (pos >= lit.size() || static_cast<uint8_t>(lit[pos]) != c) return;
           if (static_cast<size_t>(++f.b) == lit.size()) Pop(s);
           return Content(s);
         }

@@ -160,7 +160,8 @@ class Compiler {
       const json& alts = s[key];
       if (!alts.is_array() || alts.empty()) return Error(where, fmt::format("{} must be a non-empty array", key));
       if (alts.size() > kMaxChoices) {
-        return Error(where, fmt::format("{} has {} alternatives; at most {} are supported", key, alts.size(), kMaxChoices));
+        return Error(where,
+                     fmt::format("{} has {} alternatives; at most {} are supported", key, alts.size(), kMaxChoices));
       }
       std::vector<int32_t> ids;
       for (size_t i = 0; i < alts.size(); ++i) {
@@ -214,7 +215,8 @@ class Compiler {
       }
       if (n.literals.empty()) return Error(where, "no enum/const value has the schema's type");
       if (n.literals.size() > kMaxChoices) {
-        return Error(where, fmt::format("enum has {} values; at most {} are supported", n.literals.size(), kMaxChoices));
+        return Error(where,
+                     fmt::format("enum has {} values; at most {} are supported", n.literals.size(), kMaxChoices));
       }
       const int32_t id = NewNode();
       g_.nodes[id] = std::move(n);
