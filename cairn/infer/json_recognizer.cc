@@ -47,7 +47,7 @@ struct Stack {
 void CopyStack(Stack* dst, const Stack& src) {
   dst->n = src.n;
   dst->ws = src.ws;
-  if (src.n > 0) std::memcpy(dst->f, src.f, sizeof(Frame) * static_cast<size_t>(src.n));
+  std::memcpy(dst->f, src.f, sizeof(Frame) * static_cast<size_t>(src.n));
 }
 
 class Feeder {
