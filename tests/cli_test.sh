@@ -454,6 +454,21 @@ expect generate_encoder_reason 'bert model has no language-model head'
 check generate_bad_penalty 1 "$CAIRN" generate -m "$T/lm.gguf" -p x --repeat-penalty 0
 expect generate_bad_penalty_reason 'repeat_penalty'
 check generate_no_model 2 "$CAIRN" generate -p x
+# --json / --json-schema: constrained decoding; whitespace is squeezed out before matching.
+# (A free-form object need not close within -n tokens: only its start is checked.)
+"$CAIRN" generate -m "$T/lm.gguf" -p "Once upon a time" --json --seed 3 --temp 1 -n 40 -t 1 >"$T/j1.txt" 2>/dev/null; rc=$?
+tr -d ' \n\t\r' <"$T/j1.txt" | grep -Eq '^\{' && [ $rc -eq 0 ] && echo "ok   generate_json_object" \
+  || { echo "FAIL generate --json (exit $rc)"; od -c "$T/j1.txt" | head -5; fail=1; }
+printf '{"type":"object","properties":{"n":{"type":"integer"},"ok":{"type":"boolean"}},"required":["n","ok"],"additionalProperties":false}' >"$T/schema.json"
+"$CAIRN" generate -m "$T/lm.gguf" -p "Once upon a time" --json-schema "$T/schema.json" --seed 4 --temp 1 -n 200 -t 1 \
+  >"$T/j2.txt" 2>/dev/null; rc=$?
+tr -d ' \n\t\r' <"$T/j2.txt" | grep -Eq '^\{"n":-?[0-9]+,"ok":(true|false)\}$' && [ $rc -eq 0 ] && echo "ok   generate_json_schema" \
+  || { echo "FAIL generate --json-schema (exit $rc)"; od -c "$T/j2.txt" | head -5; fail=1; }
+printf '{"type":"string","pattern":"^a"}' >"$T/bad_schema.json"
+check generate_json_schema_unsupported 1 "$CAIRN" generate -m "$T/lm.gguf" -p x --json-schema "$T/bad_schema.json"
+expect generate_json_schema_unsupported_reason "^cairn generate: json schema: keyword 'pattern' is not supported"
+check generate_json_schema_missing 1 "$CAIRN" generate -m "$T/lm.gguf" -p x --json-schema "$T/none.json"
+expect generate_json_schema_missing_reason 'none.json'
 
 # chat: two turns from a pipe; the second reuses the first turn's KV cache.
 check chat_two_turns 0 sh -c "printf 'Hello there\nWhat next?\n' | '$CAIRN' chat -m '$T/lm.gguf' --template chatml \

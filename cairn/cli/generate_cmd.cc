@@ -7,7 +7,13 @@
 // encoded with the model's BOS and with control-token strings ("<|im_start|>")
 // turned into their tokens, as llama.cpp does. Without -p the prompt is read from
 // stdin.
+//
+// --json makes the completion a JSON object, --json-schema FILE a JSON value matching
+// the schema in FILE (constrained decoding: see cairn/infer/constraint.h); the
+// generation then ends as soon as the value is complete.
 #include <cstdio>
+#include <fstream>
+#include <sstream>
 #include <memory>
 #include <string>
 #include <vector>
@@ -16,6 +22,7 @@
 
 #include "cairn/cli/commands.h"
 #include "cairn/cli/llm_support.h"
+#include "cairn/infer/constraint.h"
 #include "cairn/infer/generate.h"
 
 namespace cairn::cli {
@@ -31,6 +38,8 @@ struct GenerateFlags {
   uint32_t ctx = 0;
   std::vector<std::string> stop;
   bool ignore_eos = false;
+  bool json = false;
+  std::string json_schema;
 };
 
 int Fail(const std::string& message) {
@@ -45,11 +54,32 @@ std::string ReadAll(std::FILE* in) {
   return text;
 }
 
+// The schema --json-schema names, or null for --json.
+absl::StatusOr<nlohmann::json> ReadSchema(const std::string& path) {
+  if (path.empty()) return nlohmann::json();
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return absl::NotFoundError(fmt::format("cannot read the schema file {}", path));
+  std::stringstream text;
+  text << in.rdbuf();
+  nlohmann::json schema = nlohmann::json::parse(text.str(), nullptr, /*allow_exceptions=*/false);
+  if (schema.is_discarded()) return absl::InvalidArgumentError(fmt::format("{} is not valid JSON", path));
+  return schema;
+}
+
 int RunGenerate(const GenerateFlags& f) {
   absl::StatusOr<infer::SamplerParams> params = SamplerParamsFrom(f.sampling);
   if (!params.ok()) return Fail(std::string(params.status().message()));
+  const bool constrained = f.json || !f.json_schema.empty();
+  absl::StatusOr<nlohmann::json> schema = ReadSchema(f.json_schema);
+  if (!schema.ok()) return Fail(std::string(schema.status().message()));
   absl::StatusOr<LoadedModel> loaded = LoadModelAndTokenizer(f.model);
   if (!loaded.ok()) return Fail(std::string(loaded.status().message()));
+  std::unique_ptr<infer::TokenConstraint> constraint;
+  if (constrained) {
+    absl::StatusOr<std::unique_ptr<infer::TokenConstraint>> c = infer::MakeJsonConstraint(loaded->tokenizer, *schema);
+    if (!c.ok()) return Fail(std::string(c.status().message()));
+    constraint = *std::move(c);
+  }
   const std::string prompt = f.has_prompt ? f.prompt : ReadAll(stdin);
   const std::vector<int32_t> tokens =
       loaded->tokenizer.Encode(prompt, /*add_special=*/true, /*parse_special=*/true);
@@ -65,6 +95,7 @@ int RunGenerate(const GenerateFlags& f) {
   o.stop = f.stop;
   o.sampling = *params;
   o.ignore_eos = f.ignore_eos;
+  o.constraint = constraint.get();
   o.on_text = [](std::string_view piece) {
     std::fwrite(piece.data(), 1, piece.size(), stdout);
     std::fflush(stdout);
@@ -92,6 +123,9 @@ void RegisterGenerate(CLI::App& app, Runner* run) {
   cmd->add_option("-c,--ctx", f->ctx, "Context length in tokens (default: the model's)");
   cmd->add_option("--stop", f->stop, "Stop when the text contains this string (repeatable; not printed)");
   cmd->add_flag("--ignore-eos", f->ignore_eos, "Keep generating past end-of-text tokens");
+  cmd->add_flag("--json", f->json, "Constrain the completion to a JSON object");
+  cmd->add_option("--json-schema", f->json_schema, "Constrain the completion to JSON matching this JSON Schema file")
+      ->excludes("--json");
   AddSamplingFlags(cmd, &f->sampling);
   cmd->callback([run, f] { *run = [f] { return RunGenerate(*f); }; });
 }

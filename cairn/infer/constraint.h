@@ -10,7 +10,17 @@
 // The JSON constraint (response_format json_object / json_schema in the OpenAI
 // API) is built from the model's vocabulary once per request. A schema feature
 // the constraint cannot enforce is rejected when it is built (InvalidArgument
-// naming the keyword), never silently ignored.
+// naming the keyword), never silently ignored; json_schema.h lists the supported
+// keywords and what is generated for them (properties in the order of the schema's
+// "properties" object, which nlohmann::json keeps sorted by name; required ones
+// always present; bounded whitespace).
+//
+// Masking walks a trie of the vocabulary's byte strings (TokenToPiece) against the
+// JSON recognizer's state, dropping a whole subtree at the first byte that cannot
+// come next. Control, unknown and unused tokens are always masked; end-of-generation
+// tokens are allowed exactly when the text so far could end (a whole value). For an
+// object, array, string or literal, Complete() turns true with its last byte; a
+// top-level number has no last byte, so it ends with an end-of-generation token.
 //
 // Thread-safety: one constraint belongs to one sequence; distinct constraints
 // may be used on different threads.
@@ -36,7 +46,8 @@ class TokenConstraint {
   virtual void Apply(std::span<float> logits) = 0;
   // Advances by `token`; InvalidArgument when Apply would have masked it.
   virtual absl::Status Accept(int32_t token) = 0;
-  // True when the output so far is a complete value.
+  // True when the output so far is a complete value that nothing may follow (or an
+  // end-of-generation token was accepted after a complete value).
   virtual bool Complete() const = 0;
 };
 

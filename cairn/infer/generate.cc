@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <limits>
 #include <utility>
 
 #include <fmt/format.h>
@@ -157,11 +158,26 @@ absl::StatusOr<GenerateResult> Generate(Session& session, const Tokenizer& token
     if (!piece.empty() && options.on_text && !options.on_text(piece)) cancelled = true;
   };
 
+  constexpr float kNegInf = -std::numeric_limits<float>::infinity();
+  std::vector<float> masked;
   r.finish = FinishReason::kLength;
   for (;;) {
     if (options.max_tokens >= 0 && static_cast<int32_t>(r.tokens.size()) >= options.max_tokens) break;
     t0 = Clock::now();
-    const int32_t token = sampler.Sample(*logits);
+    int32_t token = 0;
+    if (options.constraint != nullptr) {
+      masked.assign(logits->begin(), logits->end());
+      options.constraint->Apply(masked);
+      const auto best = std::max_element(masked.begin(), masked.end());
+      if (best == masked.end() || *best == kNegInf) break;  // nothing allowed: ends with "length"
+      token = sampler.Sample(masked);
+      if (token < 0 || static_cast<size_t>(token) >= masked.size() || masked[static_cast<size_t>(token)] == kNegInf) {
+        token = static_cast<int32_t>(best - masked.begin());
+      }
+      if (absl::Status st = options.constraint->Accept(token); !st.ok()) return st;
+    } else {
+      token = sampler.Sample(*logits);
+    }
     r.timings.sample_ms += MsSince(t0);
     sampler.Accept(token);
     if (!options.ignore_eos && tokenizer.IsEndOfGeneration(token)) {
@@ -178,6 +194,10 @@ absl::StatusOr<GenerateResult> Generate(Session& session, const Tokenizer& token
     emit();
     if (cancelled) {
       r.finish = FinishReason::kCancelled;
+      break;
+    }
+    if (options.constraint != nullptr && options.constraint->Complete()) {
+      r.finish = FinishReason::kStop;
       break;
     }
     if (options.max_tokens >= 0 && static_cast<int32_t>(r.tokens.size()) >= options.max_tokens) break;

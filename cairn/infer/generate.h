@@ -8,6 +8,15 @@
 //                                                                    finish "stop"
 //   - max_tokens tokens, or the context is full;                     finish "length"
 //   - the streaming callback returns false;                          finish "cancelled"
+//   - with a constraint: when it is Complete() (the token that completed it is
+//     part of the result);                                           finish "stop"
+//
+// Constraint (constraint.h): at each step it masks the logits before sampling (a
+// copy: the session's logits are not changed) and is advanced by the token picked.
+// If the sampler still picks a masked token (rounding in its draw can), the most
+// likely allowed token is taken instead; if the constraint allows no token at all
+// the generation ends with "length". The caller keeps the constraint's state: pass a
+// fresh one for each generation.
 //
 // Streaming: the callback receives the completion as it becomes final, in pieces of
 // complete UTF-8 (a character split over byte tokens is held until whole). Text that
@@ -35,6 +44,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "cairn/infer/constraint.h"
 #include "cairn/infer/model.h"
 #include "cairn/infer/sampler.h"
 #include "cairn/infer/tokenizer.h"
@@ -52,6 +62,8 @@ struct GenerateOptions {
   bool ignore_eos = false;  // keep going past end-of-generation tokens (benchmarks)
   // Called with each final piece of text (never empty); return false to cancel.
   std::function<bool(std::string_view piece)> on_text;
+  // Restricts what may be generated (e.g. MakeJsonConstraint); not owned; null: none.
+  TokenConstraint* constraint = nullptr;
   // In/out: the tokens the session holds before the call (must match session.pos()
   // to be used) and after it (prompt + the completion tokens that were evaluated).
   std::vector<int32_t>* session_tokens = nullptr;
