@@ -1,7 +1,8 @@
 // MemoryStore::Recall: hybrid retrieval over episodes and facts.
 //
 // Signals, each a ranked list of candidates:
-//   vector      cosine similarity of the query's embedding to episodes and facts
+//   vector      cosine similarity of the embedding of the query's content words (the
+//               common question words below dropped) to episodes and facts
 //   bm25        SQLite FTS5 bm25() over episode text (porter-stemmed words, OR-ed, a few
 //               very common question words dropped)
 //   graph       entities named in the query (extractor + known aliases) and their
@@ -46,7 +47,8 @@ const std::set<std::string, std::less<>>& QueryStopwords() {
   return *w;
 }
 
-std::string BuildMatch(const std::string& text) {
+// The query's words without the common ones (the whole text when nothing is left).
+std::string ContentWords(const std::string& text) {
   std::string kept;
   std::string word;
   auto flush = [&]() {
@@ -66,7 +68,7 @@ std::string BuildMatch(const std::string& text) {
     }
   }
   flush();
-  return vector::TextIndex::MatchExpression(kept.empty() ? text : kept);
+  return kept.empty() ? text : kept;
 }
 
 struct Candidate {
@@ -100,7 +102,7 @@ absl::StatusOr<std::vector<Recalled>> MemoryStore::Recall(const RecallQuery& q) 
 
   // Vector.
   if (q.vector_weight > 0) {
-    absl::StatusOr<std::vector<float>> v = im.embedder->Embed(q.text);
+    absl::StatusOr<std::vector<float>> v = im.embedder->Embed(ContentWords(q.text));
     if (v.ok()) {
       nlohmann::json f = {{"and", {{{"field", "ns"}, {"in", q.namespaces}}, {{"field", "t"}, {"lte", as_of}}}}};
       if (!q.facts) f["and"].push_back({{"field", "fact"}, {"ne", 1}});
@@ -121,7 +123,7 @@ absl::StatusOr<std::vector<Recalled>> MemoryStore::Recall(const RecallQuery& q) 
 
   // BM25 over episodes.
   if (q.bm25_weight > 0 && q.episodes) {
-    const std::string match = BuildMatch(q.text);
+    const std::string match = vector::TextIndex::MatchExpression(ContentWords(q.text));
     if (!match.empty()) {
       CAIRN_ASSIGN_OR_RETURN(
           Stmt s, db.Prepare("SELECT e.id FROM episodes_fts JOIN episodes e ON e.id = episodes_fts.rowid WHERE"
@@ -188,7 +190,8 @@ absl::StatusOr<std::vector<Recalled>> MemoryStore::Recall(const RecallQuery& q) 
     if (!ents.empty()) {
       double total = 1;
       {
-        CAIRN_ASSIGN_OR_RETURN(Stmt c, db.Prepare("SELECT count(*) FROM episodes"));
+        // max(id) is the count without a scan (close enough for an idf; ids are never reused).
+        CAIRN_ASSIGN_OR_RETURN(Stmt c, db.Prepare("SELECT max(id) FROM episodes"));
         CAIRN_ASSIGN_OR_RETURN(bool row, c.Step());
         if (row) total = std::max<double>(1, static_cast<double>(c.Int(0)));
       }
