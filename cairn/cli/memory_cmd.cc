@@ -191,8 +191,8 @@ int RunConsolidate(const ConsolidateFlags& f) {
 struct LocomoFlags {
   std::string data, work_dir, json_out;
   size_t dim = 256, max_samples = 0;
-  bool speaker_prefix = false, json = false;
-  double vector_weight = 1, bm25_weight = 1, graph_weight = 0.6, recency_weight = 0.1, importance_weight = 0.1;
+  bool no_speaker_prefix = false, json = false;
+  double vector_weight = 0.15, bm25_weight = 1, graph_weight = 0.15, recency_weight = 0.05, importance_weight = 0.05;
 };
 
 int RunLocomo(const LocomoFlags& f) {
@@ -208,7 +208,7 @@ int RunLocomo(const LocomoFlags& f) {
                     : f.work_dir;
   o.memory.dim = f.dim;
   o.memory.sync_full = false;
-  o.speaker_prefix = f.speaker_prefix;
+  o.speaker_prefix = !f.no_speaker_prefix;
   o.max_samples = f.max_samples;
   o.recall.vector_weight = f.vector_weight;
   o.recall.bm25_weight = f.bm25_weight;
@@ -305,7 +305,7 @@ void RegisterMemory(CLI::App& app, Runner* run) {
   l->add_option("--work-dir", lf->work_dir, "Where to build the stores (default: a temporary directory, removed)");
   l->add_option("--dim", lf->dim, "Embedding dimension")->capture_default_str()->check(CLI::Range(size_t{8}, size_t{4096}));
   l->add_option("--max-samples", lf->max_samples, "Only the first N conversations (0 = all)")->capture_default_str();
-  l->add_flag("--speaker-prefix", lf->speaker_prefix, "Prepend \"Speaker: \" to every turn");
+  l->add_flag("--no-speaker-prefix", lf->no_speaker_prefix, "Do not prepend \"Speaker: \" to every turn");
   l->add_option("--vector-weight", lf->vector_weight, "Fusion weight of vector similarity")->capture_default_str();
   l->add_option("--bm25-weight", lf->bm25_weight, "Fusion weight of BM25")->capture_default_str();
   l->add_option("--graph-weight", lf->graph_weight, "Fusion weight of entity-graph expansion")->capture_default_str();

@@ -62,7 +62,8 @@ struct LocomoOptions {
   std::string work_dir;      // where the stores are built (one per sample); required
   MemoryOptions memory;      // dim, extractor
   RecallQuery recall;        // weights; agent, text, namespaces, k are set per question
-  bool speaker_prefix = false;  // prepend "Speaker: " to each turn's content
+  bool speaker_prefix = true;   // prepend "Speaker: " to each turn's content (BM25 then matches
+                                // questions that name who said it)
   size_t max_samples = 0;    // 0 = all
 };
 

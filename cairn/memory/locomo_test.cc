@@ -134,7 +134,7 @@ TEST(Locomo, FullFileFromEnvironment) {
   if (const char* w = std::getenv("CAIRN_LOCOMO_VECTOR_WEIGHT")) o.recall.vector_weight = std::atof(w);
   if (const char* w = std::getenv("CAIRN_LOCOMO_RECENCY_WEIGHT")) o.recall.recency_weight = std::atof(w);
   if (const char* w = std::getenv("CAIRN_LOCOMO_IMPORTANCE_WEIGHT")) o.recall.importance_weight = std::atof(w);
-  o.speaker_prefix = std::getenv("CAIRN_LOCOMO_SPEAKER_PREFIX") != nullptr;
+  o.speaker_prefix = std::getenv("CAIRN_LOCOMO_NO_SPEAKER_PREFIX") == nullptr;
   auto r = RunLocomo(*samples, o);
   std::filesystem::remove_all(o.work_dir);
   ASSERT_TRUE(r.ok()) << r.status();

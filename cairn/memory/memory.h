@@ -160,9 +160,12 @@ struct RecallQuery {
   bool facts = true;
   bool include_archived = false;
   // Weighted reciprocal-rank fusion: score = sum_signal w / (60 + rank). Recency and
-  // importance rank the union of candidates the other signals found.
-  double vector_weight = 1.0, bm25_weight = 1.0, graph_weight = 0.6;
-  double recency_weight = 0.1, importance_weight = 0.1;
+  // importance rank the union of candidates the other signals found. BM25 leads because,
+  // with the model-free hashing embedder, it is by far the strongest single signal on
+  // LoCoMo (docs/benchmarks.md, "Agent memory"); the others break its ties and add what it
+  // cannot find.
+  double vector_weight = 0.15, bm25_weight = 1.0, graph_weight = 0.15;
+  double recency_weight = 0.05, importance_weight = 0.05;
   size_t candidates = 0;                // per signal; 0 = max(50, 4k)
 };
 

@@ -13,7 +13,7 @@
 //   recency     the union of candidates above, newest first
 //   importance  the same union, most important first (facts: by confidence)
 // Fusion: score = sum over signals of weight / (60 + rank) (reciprocal-rank fusion;
-// weights in RecallQuery). `why` lists every signal that ranked the memory.
+// weights and their defaults in RecallQuery). `why` lists every signal that ranked the memory.
 #include <algorithm>
 #include <cmath>
 #include <limits>
