@@ -6,7 +6,7 @@
 //             store already knows (ExtractContext::is_known_alias, case-insensitive), and typed
 //             patterns: e-mail addresses, URLs, dates ("8 May 2023", "May 8, 2023",
 //             "2023-05-08"), organizations (a run ending in Inc, Corp, University, ...).
-//   facts     per sentence: "<S> is/are <O>" (is), "works at/for <O>" (works_at), "lives in"
+//   facts     per sentence: "<S> is a/an/the <O>" (is), "works at/for <O>" (works_at), "lives in"
 //             (lives_in), "moved to" (lives_in), "likes/loves/enjoys <O>" (likes), "is married
 //             to <O>" (married_to), "was born in <O>" (born_in). S is a capitalized name or
 //             "I"/"my" (the context's speaker). Negations ("does not", "doesn't", "no longer",
