@@ -12,6 +12,7 @@
 #include "fmt/format.h"
 #include "spdlog/spdlog.h"
 #include "cairn/server/collections_api.h"
+#include "cairn/server/memory_api.h"
 
 namespace cairn::server {
 
@@ -119,6 +120,13 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Create(ServerOptions options) {
 
   server->router_.Add("GET", "/healthz", [](const Request&) { return Response::Json({{"status", "ok"}}); });
   AddCollectionRoutes(server->router_, *server->collections_);
+  const std::string memory_dir = (std::filesystem::path(server->options_.data_dir) / "memory").string();
+  absl::StatusOr<std::unique_ptr<memory::MemoryStore>> mem = memory::MemoryStore::Open(memory_dir);
+  if (!mem.ok())
+    return absl::Status(mem.status().code(), fmt::format("server: cannot open the memory store in '{}': {}",
+                                                         memory_dir, std::string(mem.status().message())));
+  server->memory_ = std::move(*mem);
+  AddMemoryRoutes(server->router_, *server->memory_);
   return server;
 }
 

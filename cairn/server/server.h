@@ -1,11 +1,12 @@
 // cairn/server — the node's HTTP API server (cpp-httplib underneath).
 //
-// A Server owns the node's stores (today: the vector collections under
-// <data_dir>/collections), a Router (router.h) with the routes of every API
+// A Server owns the node's stores (the vector collections under
+// <data_dir>/collections, agent memory under <data_dir>/memory), a Router (router.h) with the routes of every API
 // module, and the HTTP listener with its thread pool. Create() opens the stores
 // and registers the built-in routes:
 //   GET /healthz                              {"status": "ok"}
 //   /v1/collections...                        collections_api.h
+//   /v1/memory/{namespace}...                 memory_api.h
 // Other modules add their routes through router() before Start().
 //
 // Every answer is JSON. Errors have one shape, {"error": {"message", "type"}}:
@@ -32,6 +33,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "cairn/server/router.h"
+#include "cairn/memory/memory.h"
 #include "cairn/vector/collection.h"
 
 namespace httplib {
@@ -63,6 +65,7 @@ class Server {
   // Routes; add before Start.
   Router& router() { return router_; }
   vector::CollectionStore& collections() { return *collections_; }
+  memory::MemoryStore& memory() { return *memory_; }
   const ServerOptions& options() const { return options_; }
 
   // Binds host:port and starts serving; returns once requests are accepted.
@@ -80,6 +83,7 @@ class Server {
   ServerOptions options_;
   Router router_;
   std::unique_ptr<vector::CollectionStore> collections_;
+  std::unique_ptr<memory::MemoryStore> memory_;  // <data_dir>/memory (memory_api.h)
   std::unique_ptr<httplib::Server> http_;
   std::thread listener_;
   int port_ = 0;

@@ -1,0 +1,115 @@
+#include "cairn/memory/internal/sqlite.h"
+
+#include <sqlite3.h>
+
+#include <fmt/format.h>
+
+namespace cairn::memory::internal {
+
+Stmt::~Stmt() {
+  if (stmt_ != nullptr) {
+    sqlite3_reset(stmt_);
+    sqlite3_clear_bindings(stmt_);
+  }
+}
+
+Stmt& Stmt::Bind(int i, int64_t v) {
+  sqlite3_bind_int64(stmt_, i, v);
+  return *this;
+}
+Stmt& Stmt::Bind(int i, double v) {
+  sqlite3_bind_double(stmt_, i, v);
+  return *this;
+}
+Stmt& Stmt::Bind(int i, std::string_view v) {
+  sqlite3_bind_text(stmt_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
+  return *this;
+}
+Stmt& Stmt::BindNull(int i) {
+  sqlite3_bind_null(stmt_, i);
+  return *this;
+}
+
+absl::StatusOr<bool> Stmt::Step() {
+  int rc = sqlite3_step(stmt_);
+  if (rc == SQLITE_ROW) return true;
+  if (rc == SQLITE_DONE) return false;
+  return conn_->Error("step");
+}
+
+absl::Status Stmt::Run() {
+  while (true) {
+    absl::StatusOr<bool> row = Step();
+    if (!row.ok()) return row.status();
+    if (!*row) return absl::OkStatus();
+  }
+}
+
+int64_t Stmt::Int(int col) const { return sqlite3_column_int64(stmt_, col); }
+double Stmt::Real(int col) const { return sqlite3_column_double(stmt_, col); }
+std::string Stmt::Text(int col) const {
+  const unsigned char* p = sqlite3_column_text(stmt_, col);
+  if (p == nullptr) return {};
+  return std::string(reinterpret_cast<const char*>(p), static_cast<size_t>(sqlite3_column_bytes(stmt_, col)));
+}
+bool Stmt::IsNull(int col) const { return sqlite3_column_type(stmt_, col) == SQLITE_NULL; }
+
+absl::StatusOr<std::unique_ptr<Conn>> Conn::Open(const std::string& path, bool create, bool sync_full) {
+  sqlite3* db = nullptr;
+  int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | (create ? SQLITE_OPEN_CREATE : 0);
+  int rc = sqlite3_open_v2(path.c_str(), &db, flags, nullptr);
+  if (rc != SQLITE_OK) {
+    std::string msg = db ? sqlite3_errmsg(db) : sqlite3_errstr(rc);
+    sqlite3_close(db);
+    return absl::FailedPreconditionError(fmt::format("memory store '{}': cannot open: {}", path, msg));
+  }
+  sqlite3_busy_timeout(db, 10000);
+  std::unique_ptr<Conn> conn(new Conn(db, path));
+  // The first statement reads the header: a file that is not SQLite fails here.
+  for (const char* sql : {"PRAGMA journal_mode=WAL", "PRAGMA foreign_keys=OFF"}) {
+    if (absl::Status s = conn->Exec(sql); !s.ok())
+      return absl::FailedPreconditionError(
+          fmt::format("memory store '{}' is not a memory database or is damaged: {}", path, std::string(s.message())));
+  }
+  if (absl::Status s = conn->Exec(sync_full ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL"); !s.ok())
+    return s;
+  return conn;
+}
+
+Conn::~Conn() {
+  for (auto& [sql, stmt] : cache_) sqlite3_finalize(stmt);
+  sqlite3_close(db_);
+}
+
+absl::Status Conn::Exec(std::string_view sql) {
+  char* err = nullptr;
+  std::string text(sql);
+  int rc = sqlite3_exec(db_, text.c_str(), nullptr, nullptr, &err);
+  if (rc != SQLITE_OK) {
+    std::string msg = err ? err : sqlite3_errstr(rc);
+    sqlite3_free(err);
+    return absl::InternalError(fmt::format("memory store '{}': {}: {}", path_, text.substr(0, 60), msg));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<Stmt> Conn::Prepare(std::string_view sql) {
+  auto it = cache_.find(sql);
+  if (it == cache_.end()) {
+    sqlite3_stmt* stmt = nullptr;
+    int rc = sqlite3_prepare_v3(db_, sql.data(), static_cast<int>(sql.size()), SQLITE_PREPARE_PERSISTENT, &stmt,
+                                nullptr);
+    if (rc != SQLITE_OK) return Error(fmt::format("prepare '{}'", sql.substr(0, 60)));
+    it = cache_.emplace(std::string(sql), stmt).first;
+  }
+  return Stmt(this, it->second);
+}
+
+absl::Status Conn::Error(std::string_view what) const {
+  return absl::InternalError(fmt::format("memory store '{}': {}: {}", path_, what, sqlite3_errmsg(db_)));
+}
+
+int64_t Conn::LastInsertId() const { return sqlite3_last_insert_rowid(db_); }
+int Conn::Changes() const { return sqlite3_changes(db_); }
+
+}  // namespace cairn::memory::internal

@@ -1,0 +1,82 @@
+// MemoryStore's private state, shared by the files that implement it (memory.cc: open,
+// namespaces, write path; recall.cc: read path; consolidate.cc: consolidation).
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "cairn/memory/internal/sqlite.h"
+#include "cairn/memory/memory.h"
+#include "cairn/vector/collection.h"
+#include "cairn/vector/embedder.h"
+
+namespace cairn::memory {
+
+inline constexpr int kSchemaVersion = 1;
+inline constexpr char kFormat[] = "cairn-memory";
+// Vector point ids: episodes use their id, facts set the top bit.
+inline constexpr uint64_t kFactBit = 1ull << 63;
+
+struct MemoryStore::Impl {
+  MemoryOptions options;
+  const Clock* clock = nullptr;
+  std::unique_ptr<HybridClock> hlc;
+  std::shared_ptr<const Extractor> extractor;
+  std::unique_ptr<vector::HashingEmbedder> embedder;
+  std::unique_ptr<vector::Collection> vectors;
+
+  std::mutex write_mu;
+  std::unique_ptr<internal::Conn> wdb;  // guarded by write_mu
+  mutable std::mutex read_mu;
+  std::unique_ptr<internal::Conn> rdb;  // guarded by read_mu
+
+  // Per namespace: alias -> entity id, and entity name embeddings for resolution by
+  // similarity. Loaded lazily; guarded by write_mu.
+  struct NsEntities {
+    std::unordered_map<std::string, uint64_t> aliases;
+    std::vector<std::pair<uint64_t, std::vector<float>>> names;
+    std::unordered_map<uint64_t, std::string> types;
+  };
+  std::map<std::string, NsEntities, std::less<>> entity_cache;
+
+  int64_t NowMs() const { return clock->NowNanos() / 1000000; }
+
+  // Namespace rules, on the given connection.
+  absl::Status CheckAccess(internal::Conn& db, const std::string& agent, const std::string& ns, bool write) const;
+
+  // Write path pieces (write_mu held, inside a transaction).
+  absl::Status EnsureWritable(const std::string& agent, const std::string& ns);
+  absl::StatusOr<NsEntities*> Entities(const std::string& ns);
+  absl::StatusOr<uint64_t> ResolveEntity(const std::string& ns, const std::string& name, const std::string& type);
+  absl::StatusOr<uint64_t> RememberOne(const Episode& e, RememberResult& result, std::vector<vector::Point>& points);
+  struct FactWrite {
+    std::string ns, author;
+    uint64_t subject_id = 0;
+    std::string predicate, object;
+    uint64_t object_id = 0;
+    bool negated = false;
+    int64_t valid_from_ms = 0;
+    double confidence = 0;
+    uint64_t hlc = 0;
+    uint64_t episode_id = 0;  // 0: stated directly
+  };
+  absl::Status ApplyFact(const FactWrite& w, RememberResult& result, std::vector<vector::Point>& points);
+  absl::Status Retimeline(const std::string& ns, uint64_t subject_id, const std::string& predicate, int64_t now,
+                          RememberResult& result);
+  absl::StatusOr<vector::Point> FactPoint(uint64_t fact_id);
+  absl::Status UpsertVectors(std::vector<vector::Point> points);
+  absl::Status SyncVectors();
+
+  // Read helpers on the read connection (read_mu held).
+  absl::StatusOr<Fact> LoadFact(internal::Conn& db, uint64_t id) const;
+  absl::StatusOr<Episode> LoadEpisode(internal::Conn& db, uint64_t id) const;
+};
+
+absl::Status ValidateNamespaceName(const std::string& ns);
+
+}  // namespace cairn::memory

@@ -1,0 +1,350 @@
+// MemoryStore::Recall: hybrid retrieval over episodes and facts.
+//
+// Signals, each a ranked list of candidates:
+//   vector      cosine similarity of the embedding of the query's content words (the
+//               common question words below dropped) to episodes and facts
+//   bm25        SQLite FTS5 bm25() over episode text (porter-stemmed words, OR-ed, a few
+//               very common question words dropped)
+//   graph       entities named in the query (extractor + known aliases) and their
+//               neighbours 1 and 2 hops away (relations, strongest first), weighted 1, 0.5,
+//               0.25; an episode scores the sum of weight * idf over the entities it
+//               mentions (idf = log(1 + episodes / mentions)), so rare names count most;
+//               facts about those entities join too
+//   recency     the union of candidates above, newest first
+//   importance  the same union, most important first (facts: by confidence)
+// Fusion: score = sum over signals of weight / (60 + rank) (reciprocal-rank fusion;
+// weights and their defaults in RecallQuery). `why` lists every signal that ranked the memory.
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <set>
+#include <unordered_map>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "cairn/base/status.h"
+#include "cairn/memory/internal/store_impl.h"
+#include "cairn/memory/memory.h"
+#include "cairn/vector/filter.h"
+#include "cairn/vector/text_index.h"
+
+namespace cairn::memory {
+
+using internal::Conn;
+using internal::Stmt;
+
+namespace {
+
+// Question words and fillers that every question has: they only add noise to BM25.
+const std::set<std::string, std::less<>>& QueryStopwords() {
+  static const auto* w = new std::set<std::string, std::less<>>{
+      "what", "when", "where", "who", "whom", "which", "why", "how", "did", "does", "do", "is", "are", "was",
+      "were", "the", "a", "an", "of", "to", "in", "on", "at", "for", "and", "or", "has", "have", "had", "be",
+      "been", "that", "this", "with", "about", "as", "by", "from", "it", "its", "i", "you", "he", "she", "they",
+      "his", "her", "their", "my", "your", "me", "us", "we", "would", "could", "should", "can", "will", "there",
+      "some", "any", "kind", "type", "likely"};
+  return *w;
+}
+
+// The query's words without the common ones (the whole text when nothing is left).
+std::string ContentWords(const std::string& text) {
+  std::string kept;
+  std::string word;
+  auto flush = [&]() {
+    if (word.empty()) return;
+    std::string low = NormalizeName(word);
+    if (!QueryStopwords().count(low)) {
+      if (!kept.empty()) kept += ' ';
+      kept += word;
+    }
+    word.clear();
+  };
+  for (char c : text) {
+    if (std::isalnum(static_cast<unsigned char>(c)) || static_cast<unsigned char>(c) >= 0x80) {
+      word += c;
+    } else {
+      flush();
+    }
+  }
+  flush();
+  return kept.empty() ? text : kept;
+}
+
+struct Candidate {
+  std::map<std::string, size_t> ranks;  // signal -> 1-based rank
+  std::set<std::string> entities;       // graph: the query entities it mentions
+  int64_t time_ms = 0;
+  double importance = 0;
+  bool loaded = false;
+};
+
+}  // namespace
+
+absl::StatusOr<std::vector<Recalled>> MemoryStore::Recall(const RecallQuery& q) const {
+  if (q.k == 0 || q.k > 1000) return absl::InvalidArgumentError(fmt::format("recall: k must be 1..1000, got {}", q.k));
+  if (q.namespaces.empty()) return absl::InvalidArgumentError("recall: at least one namespace is required");
+  if (q.text.empty()) return absl::InvalidArgumentError("recall: the query text is empty");
+  std::lock_guard<std::mutex> l(impl_->read_mu);
+  Impl& im = *impl_;
+  Conn& db = *im.rdb;
+  for (const std::string& ns : q.namespaces) CAIRN_RETURN_IF_ERROR(im.CheckAccess(db, q.agent, ns, false));
+  const size_t n = q.candidates ? q.candidates : std::max<size_t>(50, 4 * q.k);
+  const int64_t as_of = q.as_of_ms.value_or(std::numeric_limits<int64_t>::max());
+  const std::string ns_json = nlohmann::json(q.namespaces).dump();
+  const std::set<std::string> allowed(q.namespaces.begin(), q.namespaces.end());
+
+  std::map<uint64_t, Candidate> cands;  // point id (facts with kFactBit)
+  std::vector<std::pair<std::string, double>> signals;
+  auto add_list = [&](const std::string& name, const std::vector<uint64_t>& ids) {
+    for (size_t i = 0; i < ids.size(); ++i) cands[ids[i]].ranks.emplace(name, i + 1);
+  };
+
+  // Vector.
+  if (q.vector_weight > 0) {
+    absl::StatusOr<std::vector<float>> v = im.embedder->Embed(ContentWords(q.text));
+    if (v.ok()) {
+      nlohmann::json f = {{"and", {{{"field", "ns"}, {"in", q.namespaces}}, {{"field", "t"}, {"lte", as_of}}}}};
+      if (!q.facts) f["and"].push_back({{"field", "fact"}, {"ne", 1}});
+      if (!q.episodes) f["and"].push_back({{"field", "fact"}, {"eq", 1}});
+      CAIRN_ASSIGN_OR_RETURN(vector::Predicate pred, vector::ParseFilter(f));
+      vector::SearchRequest req;
+      req.vector = std::move(*v);
+      req.k = n;
+      req.ef = std::max<size_t>(n, 64);
+      req.filter = std::move(pred);
+      CAIRN_ASSIGN_OR_RETURN(std::vector<vector::SearchHit> hits, im.vectors->Search(req));
+      std::vector<uint64_t> ids;
+      for (const auto& h : hits) ids.push_back(h.id);
+      add_list("vector", ids);
+      signals.emplace_back("vector", q.vector_weight);
+    }
+  }
+
+  // BM25 over episodes.
+  if (q.bm25_weight > 0 && q.episodes) {
+    const std::string match = vector::TextIndex::MatchExpression(ContentWords(q.text));
+    if (!match.empty()) {
+      CAIRN_ASSIGN_OR_RETURN(
+          Stmt s, db.Prepare("SELECT e.id FROM episodes_fts JOIN episodes e ON e.id = episodes_fts.rowid WHERE"
+                             " episodes_fts MATCH ?1 AND e.time_ms <= ?2 AND (?3 OR e.archived = 0) AND e.ns IN"
+                             " (SELECT value FROM json_each(?4)) ORDER BY bm25(episodes_fts) LIMIT ?5"));
+      s.BindAll(match, as_of, q.include_archived, ns_json, static_cast<int64_t>(n));
+      std::vector<uint64_t> ids;
+      while (true) {
+        CAIRN_ASSIGN_OR_RETURN(bool row, s.Step());
+        if (!row) break;
+        ids.push_back(static_cast<uint64_t>(s.Int(0)));
+      }
+      add_list("bm25", ids);
+      signals.emplace_back("bm25", q.bm25_weight);
+    }
+  }
+
+  // Graph.
+  if (q.graph_weight > 0) {
+    std::map<uint64_t, std::pair<double, std::string>> ents;  // entity -> (weight, name)
+    auto lookup = [&](const std::string& lower) -> absl::StatusOr<std::vector<uint64_t>> {
+      CAIRN_ASSIGN_OR_RETURN(Stmt a, db.Prepare("SELECT entity FROM aliases WHERE alias = ?1 AND ns IN"
+                                                " (SELECT value FROM json_each(?2))"));
+      a.BindAll(lower, ns_json);
+      std::vector<uint64_t> out;
+      while (true) {
+        CAIRN_ASSIGN_OR_RETURN(bool row, a.Step());
+        if (!row) break;
+        out.push_back(static_cast<uint64_t>(a.Int(0)));
+      }
+      return out;
+    };
+    ExtractContext ctx;
+    ctx.is_known_alias = [&](const std::string& lower) {
+      absl::StatusOr<std::vector<uint64_t>> ids = lookup(lower);
+      return ids.ok() && !ids->empty();
+    };
+    CAIRN_ASSIGN_OR_RETURN(Extraction ex, im.extractor->Extract(q.text, ctx));
+    for (const ExtractedEntity& e : ex.entities) {
+      CAIRN_ASSIGN_OR_RETURN(std::vector<uint64_t> ids, lookup(NormalizeName(e.name)));
+      for (uint64_t id : ids) ents.emplace(id, std::make_pair(1.0, e.name));
+    }
+    // Neighbours, 1 and 2 hops, strongest relations first.
+    std::vector<uint64_t> frontier;
+    for (const auto& [id, w] : ents) frontier.push_back(id);
+    for (int hop = 1; hop <= 2 && !frontier.empty(); ++hop) {
+      std::vector<uint64_t> next;
+      const double w = std::pow(0.5, hop);
+      for (uint64_t src : frontier) {
+        CAIRN_ASSIGN_OR_RETURN(Stmt r, db.Prepare("SELECT CASE WHEN src = ?1 THEN dst ELSE src END, weight FROM"
+                                                  " relations WHERE src = ?1 OR dst = ?1 ORDER BY weight DESC LIMIT ?2"));
+        r.BindAll(src, hop == 1 ? 8 : 4);
+        while (true) {
+          CAIRN_ASSIGN_OR_RETURN(bool row, r.Step());
+          if (!row) break;
+          uint64_t dst = static_cast<uint64_t>(r.Int(0));
+          if (ents.count(dst)) continue;
+          ents.emplace(dst, std::make_pair(w, std::string()));
+          next.push_back(dst);
+        }
+      }
+      frontier = std::move(next);
+    }
+    if (!ents.empty()) {
+      double total = 1;
+      {
+        // max(id) is the count without a scan (close enough for an idf; ids are never reused).
+        CAIRN_ASSIGN_OR_RETURN(Stmt c, db.Prepare("SELECT max(id) FROM episodes"));
+        CAIRN_ASSIGN_OR_RETURN(bool row, c.Step());
+        if (row) total = std::max<double>(1, static_cast<double>(c.Int(0)));
+      }
+      std::unordered_map<uint64_t, double> score;
+      std::unordered_map<uint64_t, std::set<std::string>> names;
+      std::vector<uint64_t> fact_ids;
+      for (const auto& [eid, wn] : ents) {
+        double mentions = 1;
+        {
+          CAIRN_ASSIGN_OR_RETURN(Stmt c, db.Prepare("SELECT mentions FROM entities WHERE id = ?"));
+          c.Bind(1, eid);
+          CAIRN_ASSIGN_OR_RETURN(bool row, c.Step());
+          if (row) mentions = std::max<double>(1, static_cast<double>(c.Int(0)));
+        }
+        const double idf = std::log(1 + total / mentions);
+        if (q.episodes) {
+          CAIRN_ASSIGN_OR_RETURN(Stmt m, db.Prepare("SELECT episode FROM mentions WHERE entity = ? ORDER BY episode"
+                                                    " DESC LIMIT 5000"));
+          m.Bind(1, eid);
+          while (true) {
+            CAIRN_ASSIGN_OR_RETURN(bool row, m.Step());
+            if (!row) break;
+            uint64_t ep = static_cast<uint64_t>(m.Int(0));
+            score[ep] += wn.first * idf;
+            if (!wn.second.empty()) names[ep].insert(wn.second);
+          }
+        }
+        if (q.facts && wn.first >= 0.5) {
+          CAIRN_ASSIGN_OR_RETURN(
+              Stmt f, db.Prepare(q.as_of_ms ? "SELECT id FROM facts WHERE (subject = ?1 OR object_entity = ?1) AND"
+                                              " valid_from <= ?2 AND (valid_to IS NULL OR valid_to > ?2) LIMIT 50"
+                                            : "SELECT id FROM facts WHERE (subject = ?1 OR object_entity = ?1) AND"
+                                              " valid_to IS NULL AND ?2 = ?2 LIMIT 50"));
+          f.BindAll(eid, as_of);
+          while (true) {
+            CAIRN_ASSIGN_OR_RETURN(bool row, f.Step());
+            if (!row) break;
+            uint64_t fid = static_cast<uint64_t>(f.Int(0)) | kFactBit;
+            score[fid] += wn.first * idf;
+            if (!wn.second.empty()) names[fid].insert(wn.second);
+          }
+        }
+      }
+      std::vector<std::pair<double, uint64_t>> ranked;
+      for (const auto& [id, s] : score) ranked.emplace_back(-s, id);
+      std::sort(ranked.begin(), ranked.end());
+      std::vector<uint64_t> ids;
+      for (size_t i = 0; i < ranked.size() && ids.size() < n; ++i) ids.push_back(ranked[i].second);
+      add_list("graph", ids);
+      for (uint64_t id : ids)
+        if (auto it = names.find(id); it != names.end()) cands[id].entities = std::move(it->second);
+      signals.emplace_back("graph", q.graph_weight);
+    }
+  }
+
+  // Load every candidate; drop what the query may not see (namespace, time, archive,
+  // stale vectors of forgotten memories).
+  std::map<uint64_t, Recalled> loaded;
+  for (auto it = cands.begin(); it != cands.end();) {
+    const uint64_t pid = it->first;
+    Candidate& c = it->second;
+    Recalled r;
+    bool keep = false;
+    if (pid & kFactBit) {
+      absl::StatusOr<Fact> f = im.LoadFact(db, pid & ~kFactBit);
+      if (f.ok() && allowed.count(f->ns) && q.facts &&
+          (q.as_of_ms ? f->ValidAt(*q.as_of_ms) : f->Current())) {
+        keep = true;
+        r.kind = Recalled::Kind::kFact;
+        r.id = f->id;
+        r.ns = f->ns;
+        std::string pred = f->predicate;
+        std::replace(pred.begin(), pred.end(), '_', ' ');
+        r.text = f->subject + " " + pred + " " + f->object;
+        r.author = f->author;
+        r.time_ms = f->valid_from_ms;
+        r.provenance = f->episodes;
+        c.time_ms = f->valid_from_ms;
+        c.importance = f->confidence;
+        r.fact = std::move(*f);
+      }
+    } else {
+      absl::StatusOr<Episode> e = im.LoadEpisode(db, pid);
+      if (e.ok() && allowed.count(e->ns) && q.episodes && e->time_ms <= as_of && (q.include_archived || !e->archived)) {
+        keep = true;
+        r.kind = Recalled::Kind::kEpisode;
+        r.id = e->id;
+        r.ns = e->ns;
+        r.text = e->content;
+        r.author = e->author;
+        r.time_ms = e->time_ms;
+        r.source = e->source;
+        r.provenance = e->summarizes;
+        c.time_ms = e->time_ms;
+        c.importance = e->importance;
+      }
+    }
+    if (!keep) {
+      it = cands.erase(it);
+      continue;
+    }
+    loaded.emplace(pid, std::move(r));
+    ++it;
+  }
+  if (!cands.empty()) {
+    std::vector<std::pair<int64_t, uint64_t>> by_time;
+    std::vector<std::pair<double, uint64_t>> by_importance;
+    for (const auto& [id, c] : cands) {
+      by_time.emplace_back(-c.time_ms, id);
+      by_importance.emplace_back(-c.importance, id);
+    }
+    std::sort(by_time.begin(), by_time.end());
+    std::sort(by_importance.begin(), by_importance.end());
+    if (q.recency_weight > 0) {
+      std::vector<uint64_t> ids;
+      for (const auto& [t, id] : by_time) ids.push_back(id);
+      add_list("recency", ids);
+      signals.emplace_back("recency", q.recency_weight);
+    }
+    if (q.importance_weight > 0) {
+      std::vector<uint64_t> ids;
+      for (const auto& [v, id] : by_importance) ids.push_back(id);
+      add_list("importance", ids);
+      signals.emplace_back("importance", q.importance_weight);
+    }
+  }
+
+  std::vector<std::pair<double, uint64_t>> fused;
+  for (const auto& [id, c] : cands) {
+    double s = 0;
+    for (const auto& [name, w] : signals)
+      if (auto it = c.ranks.find(name); it != c.ranks.end()) s += w / (60.0 + static_cast<double>(it->second));
+    fused.emplace_back(-s, id);
+  }
+  std::sort(fused.begin(), fused.end());
+  std::vector<Recalled> out;
+  for (size_t i = 0; i < fused.size() && out.size() < q.k; ++i) {
+    const uint64_t id = fused[i].second;
+    Recalled r = std::move(loaded.at(id));
+    r.score = -fused[i].first;
+    const Candidate& c = cands.at(id);
+    // Strongest evidence first: the content signals, then recency/importance.
+    for (const char* name : {"vector", "bm25", "graph", "recency", "importance"}) {
+      auto it = c.ranks.find(name);
+      if (it == c.ranks.end() || (std::string_view(name) != "vector" && std::string_view(name) != "bm25" &&
+                                  std::string_view(name) != "graph" && it->second > q.k))
+        continue;
+      r.why.push_back(fmt::format("{}#{}", name, it->second));
+    }
+    for (const std::string& e : c.entities) r.why.push_back("graph:" + e);
+    out.push_back(std::move(r));
+  }
+  return out;
+}
+
+}  // namespace cairn::memory
