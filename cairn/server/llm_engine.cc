@@ -414,7 +414,7 @@ void LlmEngine::Sample(Seq& s, std::span<const float> logits) {
   if (s.params.constraint) {
     if (absl::Status st = s.params.constraint->Accept(token); !st.ok()) return End(s, SeqFinish::kError, st);
   }
-  if (tokenizer_.IsEndOfGeneration(token)) return End(s, SeqFinish::kStop);
+  if (!s.params.ignore_eos && tokenizer_.IsEndOfGeneration(token)) return End(s, SeqFinish::kStop);
   ++s.generated;
   generated_.fetch_add(1, std::memory_order_relaxed);
   if (metrics_) metrics_->generated_tokens->Increment();

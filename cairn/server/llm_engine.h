@@ -76,6 +76,7 @@ struct SeqParams {
   std::vector<std::string> stop;
   infer::SamplerParams sampling;
   std::unique_ptr<infer::TokenConstraint> constraint;  // optional
+  bool ignore_eos = false;  // generate past end-of-generation tokens (benchmarks, tests)
   LlmClock::time_point deadline = LlmClock::time_point::max();
 };
 

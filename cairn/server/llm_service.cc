@@ -231,6 +231,7 @@ Response LlmService::Complete(const Request& req, bool chat) const {
         chat ? "messages" : "prompt"));
   for (std::string& s : cr.stop) sp.stop.push_back(std::move(s));
   sp.max_tokens = cr.max_tokens;
+  sp.ignore_eos = cr.ignore_eos;
   sp.sampling = cr.sampling;
   if (cr.format != ResponseFormat::kText) {
     absl::StatusOr<std::unique_ptr<infer::TokenConstraint>> c =

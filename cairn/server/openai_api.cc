@@ -96,6 +96,9 @@ absl::Status ParseCommon(const json& body, CompletionRequest* r) {
   if (const json* v = Find(body, "stream")) {
     CAIRN_ASSIGN_OR_RETURN(r->stream, AsBool(*v, "stream"));
   }
+  if (const json* v = Find(body, "ignore_eos")) {
+    CAIRN_ASSIGN_OR_RETURN(r->ignore_eos, AsBool(*v, "ignore_eos"));
+  }
   if (const json* v = Find(body, "stream_options")) {
     if (!v->is_object()) return WrongType("stream_options", "an object", *v);
     if (const json* u = Find(*v, "include_usage")) {

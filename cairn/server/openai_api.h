@@ -43,6 +43,7 @@ struct CompletionRequest {
   std::vector<std::string> stop;
   bool stream = false;
   bool include_usage = false;                 // stream_options.include_usage
+  bool ignore_eos = false;                    // llama-server's extension: generate past EOS (benchmarks)
   ResponseFormat format = ResponseFormat::kText;
   nlohmann::json schema;                      // json_schema.schema (null: any object)
   nlohmann::json cairn;                       // the "cairn" extension object as sent (null when absent)
