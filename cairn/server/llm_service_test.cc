@@ -7,6 +7,8 @@
 #include <httplib.h>
 
 #include <chrono>
+#include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <memory>
 #include <string>
@@ -179,7 +181,9 @@ TEST_F(LlmTest, ChatStreamingMatchesNonStreaming) {
       continue;
     }
     const json& c = chunk["choices"][0];
-    if (i == 0) EXPECT_EQ(c["delta"]["role"], "assistant");
+    if (i == 0) {
+      EXPECT_EQ(c["delta"]["role"], "assistant");
+    }
     if (c["delta"].contains("content")) text += c["delta"]["content"].get<std::string>();
     if (!c["finish_reason"].is_null()) {
       EXPECT_TRUE(finish.empty());
@@ -378,6 +382,50 @@ TEST_F(LlmTest, BadInputs) {
   EXPECT_THAT(ErrorMessage(Post("/v1/chat/completions", bad)), HasSubstr("stop[0]"));
   EXPECT_EQ(Post("/v1/completions", json{{"model", "tiny"}}).status, 400);
   EXPECT_EQ(Get("/v1/chat/completions").status, 405);
+}
+
+// Aggregate decode throughput at 1 and N concurrent greedy streams, in process.
+// Run by hand: CAIRN_SERVE_BENCH_MODEL=FILE.gguf (synthesized as a TinyLlama-shaped
+// Q4_0 model when missing) ./cairn_server_test --gtest_also_run_disabled_tests
+// --gtest_filter='*DISABLED_DecodeThroughput'
+TEST(LlmBench, DISABLED_DecodeThroughput) {
+  const char* path = std::getenv("CAIRN_SERVE_BENCH_MODEL");
+  if (path == nullptr) GTEST_SKIP() << "set CAIRN_SERVE_BENCH_MODEL";
+  if (!std::filesystem::exists(path)) {
+    infer::SynthOptions o;
+    o.shape = *infer::SynthPreset("tinyllama-1.1b");
+    o.weight_type = "q4_0";
+    ASSERT_TRUE(infer::SynthesizeModel(o, path).ok());
+  }
+  const int threads = std::getenv("CAIRN_SERVE_BENCH_THREADS") ? std::atoi(std::getenv("CAIRN_SERVE_BENCH_THREADS")) : 2;
+  const int tokens = 32;
+  for (int n : {1, 16}) {
+    LlmModelOptions mo;
+    mo.path = path;
+    mo.slots = 16;
+    mo.ctx = 128;
+    mo.threads = threads;
+    mo.chat_template = "chatml";
+    absl::StatusOr<std::unique_ptr<LlmService>> s = LlmService::Create({mo}, nullptr);
+    ASSERT_TRUE(s.ok()) << s.status();
+    LlmEngine& e = *(*s)->engine((*s)->model_names()[0]);
+    std::vector<std::shared_ptr<SeqHandle>> hs;
+    const auto t0 = std::chrono::steady_clock::now();
+    for (int i = 0; i < n; ++i) {
+      SeqParams p;
+      p.prompt = e.tokenizer().Encode("stream " + std::to_string(i) + " says");
+      p.max_tokens = tokens;
+      p.ignore_eos = true;
+      p.sampling = infer::SamplerParams::Greedy();
+      hs.push_back(*e.Submit(std::move(p)));
+    }
+    int64_t generated = 0;
+    for (auto& h : hs) generated += h->WaitDone().completion_tokens;
+    const double sec = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    std::printf("streams %2d  threads %d  generated %lld tokens in %.2f s  aggregate %.2f tokens/s  steps %llu\n", n,
+                threads, static_cast<long long>(generated), sec, generated / sec,
+                static_cast<unsigned long long>(e.stats().steps));
+  }
 }
 
 }  // namespace
