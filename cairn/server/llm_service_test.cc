@@ -236,7 +236,7 @@ TEST_F(LlmTest, RequestJoinsMidDecode) {
 }
 
 TEST_F(LlmTest, FullQueueAnswers429) {
-  Start(/*slots=*/1, /*queue=*/1);
+  Start(/*slots=*/1, /*queue=*/1, /*timeout_s=*/60, /*ctx=*/1000);
   std::vector<std::shared_ptr<SeqHandle>> held;
   // One running, one waiting: the queue is full.
   for (int i = 0; i < 2; ++i) {
@@ -302,7 +302,7 @@ TEST_F(LlmTest, Timeouts) {
   // Over HTTP a request that runs into its timeout ends early with what it has.
   SeqParams running = Greedy("run out of time", -1);
   running.ignore_eos = true;
-  running.deadline = LlmClock::now() + std::chrono::milliseconds(30);
+  running.deadline = LlmClock::now() + std::chrono::milliseconds(150);
   absl::StatusOr<std::shared_ptr<SeqHandle>> r = engine().Submit(std::move(running));
   ASSERT_TRUE(r.ok());
   const SeqResult& rr = (*r)->WaitDone();
