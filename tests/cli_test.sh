@@ -93,11 +93,12 @@ if command -v curl >/dev/null 2>&1; then
   SERVE_PID=""
   trap '[ -n "$SERVE_PID" ] && kill "$SERVE_PID" 2>/dev/null; rm -rf "$T"' EXIT
   serve_start() {  # starts `cairn serve` on port 0 and reads the bound address from its log
+    rm -f "$T/serve.log"  # the previous run's line must not be read before the new process truncates it
     "$CAIRN" serve --listen 127.0.0.1:0 --data-dir "$T/node" --threads 2 >"$T/serve.log" 2>&1 &
     SERVE_PID=$!
     SERVE_URL=""
     for _ in $(seq 1 100); do
-      SERVE_URL=$(grep -oE 'listening on http://127\.0\.0\.1:[0-9]+' "$T/serve.log" | grep -oE 'http://.*')
+      SERVE_URL=$(grep -oE 'listening on http://127\.0\.0\.1:[0-9]+' "$T/serve.log" 2>/dev/null | grep -oE 'http://.*')
       [ -n "$SERVE_URL" ] && break
       sleep 0.1
     done
