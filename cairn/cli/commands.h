@@ -30,6 +30,7 @@ void RegisterTokenize(CLI::App& app, Runner* run);  // tokenize_cmd.cc
 void RegisterGenerate(CLI::App& app, Runner* run);  // generate_cmd.cc
 void RegisterChat(CLI::App& app, Runner* run);      // chat_cmd.cc
 void RegisterEmbed(CLI::App& app, Runner* run);     // embed_cmd.cc
+void RegisterAsk(CLI::App& app, Runner* run);       // ask_cmd.cc
 // `cairn vector bench`, also reachable as `cairn bench vector`: adds it under `parent`.
 void AddVectorBench(CLI::App* parent, const std::string& name, Runner* run);
 // `cairn bench infer` (bench_infer_cmd.cc): adds it under `parent`.
