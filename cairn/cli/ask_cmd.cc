@@ -1,7 +1,7 @@
 // `cairn ask -c COLLECTION -m FILE.gguf "question"`: retrieval-augmented
 // generation from the shell (cairn/server/rag.h).
 //
-//   cairn ask -c manuals --data-dir node-data -m qwen2.5-0.5b-instruct.gguf -k 4 \
+//   cairn ask -c manuals --data-dir node-data -m qwen2.5-0.5b-instruct.gguf -k 4
 //       --filter '{"field": "machine", "eq": "press-7"}' "How often is the press serviced?"
 //
 // Retrieves the k best passages for the question from the collection (hybrid

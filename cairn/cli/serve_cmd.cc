@@ -44,8 +44,7 @@ bool LoadNodeConfigFlag(const CLI::App& cmd, ServeArgs* args) {
   if (args->config.empty()) return true;
   absl::StatusOr<server::NodeConfig> node = server::LoadNodeConfig(args->config);
   if (!node.ok()) {
-    fmt::print(stderr, "cairn serve: {}
-", std::string(node.status().message()));
+    fmt::print(stderr, "cairn serve: {}\n", std::string(node.status().message()));
     return false;
   }
   auto unset = [&cmd](const char* flag) { return cmd.count(flag) == 0; };
