@@ -157,7 +157,8 @@ void RegisterAsk(CLI::App& app, Runner* run) {
   cmd->add_option("-k", f->k, "Passages to retrieve (1..100)")->capture_default_str();
   cmd->add_option("--filter", f->filter, "Attribute filter, JSON as in the collections API, e.g. "
                                          "'{\"field\": \"kind\", \"eq\": \"pump\"}'");
-  cmd->add_option("--vector-weight", f->vector_weight, "Hybrid search weight of the vector side")->capture_default_str();
+  cmd->add_option("--vector-weight", f->vector_weight, "Hybrid search weight of the vector side")
+      ->capture_default_str();
   cmd->add_option("--text-weight", f->text_weight, "Hybrid search weight of the BM25 side")->capture_default_str();
   cmd->add_option("-n,--max-tokens", f->max_tokens, "Tokens of the answer at most")->capture_default_str();
   cmd->add_option("--system", f->system, "System prompt (the passages are added to it)");

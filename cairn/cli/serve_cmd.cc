@@ -69,6 +69,27 @@ void ApplyAuthAndTls(const ServeArgs& args, server::ServerOptions* options) {
   options->tls_key_file = args.tls_key;
 }
 
+// The config file's models as the language-model service's options (a struct
+// with the fields of server::NodeModelConfig, i.e. LlmModelOptions).
+template <typename ModelOptions>
+std::vector<ModelOptions> ModelsFromConfig(const ServeArgs& args) {
+  std::vector<ModelOptions> out;
+  if (!args.node) return out;
+  for (const server::NodeModelConfig& m : args.node->models) {
+    ModelOptions o;
+    o.name = m.name;
+    o.path = m.path;
+    o.slots = m.slots;
+    o.ctx = m.ctx;
+    o.queue = m.queue;
+    o.threads = m.threads;
+    o.timeout_s = m.timeout_s;
+    o.chat_template = m.chat_template;
+    out.push_back(std::move(o));
+  }
+  return out;
+}
+
 // The pipelines of the config file, each run on its own thread until the server stops.
 class NodePipelines {
  public:
@@ -78,7 +99,8 @@ class NodePipelines {
     for (const std::string& path : paths) {
       absl::StatusOr<std::unique_ptr<pipeline::CompiledPipeline>> p = pipeline::LoadPipelineFile(path);
       if (!p.ok())
-        return absl::Status(p.status().code(), fmt::format("pipeline '{}': {}", path, std::string(p.status().message())));
+        return absl::Status(p.status().code(),
+                            fmt::format("pipeline '{}': {}", path, std::string(p.status().message())));
       pipelines_.push_back(std::move(*p));
     }
     return absl::OkStatus();

@@ -95,7 +95,8 @@ TEST_F(MetricsTest, CountsRequestsByRoutePatternAndStatus) {
   EXPECT_THAT(m.headers.find("Content-Type")->second, HasSubstr("text/plain; version=0.0.4"));
   EXPECT_THAT(m.raw, HasSubstr(R"(cairn_http_requests_total{code="200",method="GET",route="/healthz"} 2)"));
   // The pattern, not the path: one series however many names are asked for.
-  EXPECT_THAT(m.raw, HasSubstr(R"(cairn_http_requests_total{code="404",method="GET",route="/v1/collections/{name}"} 1)"));
+  EXPECT_THAT(m.raw,
+              HasSubstr(R"(cairn_http_requests_total{code="404",method="GET",route="/v1/collections/{name}"} 1)"));
   EXPECT_THAT(m.raw, HasSubstr(R"(cairn_http_requests_total{code="404",method="GET",route="none"} 1)"));
   EXPECT_THAT(m.raw, HasSubstr(R"(cairn_http_request_seconds_count{method="GET",route="/healthz"} 2)"));
   EXPECT_THAT(m.raw, HasSubstr("# TYPE cairn_http_request_seconds histogram"));

@@ -244,7 +244,8 @@ absl::Status EnsureCollections(vector::CollectionStore& store, std::span<const v
     absl::StatusOr<std::shared_ptr<vector::Collection>> made = store.Create(want);
     if (!made.ok())
       return absl::Status(made.status().code(),
-                          fmt::format("cannot create collection '{}': {}", want.name, std::string(made.status().message())));
+                          fmt::format("cannot create collection '{}': {}", want.name,
+                                      std::string(made.status().message())));
     if (created) created->push_back(want.name);
   }
   return absl::OkStatus();

@@ -28,11 +28,12 @@ class NodeConfigTest : public ::testing::Test {
     std::ofstream(p) << "x";
   }
   absl::StatusOr<NodeConfig> Parse(const std::string& yaml) {
-    return ParseNodeConfig(yaml, "node.yaml", dir_.path(), [this](const std::string& name) -> std::optional<std::string> {
+    auto env = [this](const std::string& name) -> std::optional<std::string> {
       auto it = env_.find(name);
       if (it == env_.end()) return std::nullopt;
       return it->second;
-    });
+    };
+    return ParseNodeConfig(yaml, "node.yaml", dir_.path(), env);
   }
   std::string Error(const std::string& yaml) {
     absl::StatusOr<NodeConfig> c = Parse(yaml);
@@ -112,15 +113,18 @@ TEST_F(NodeConfigTest, AnEmptyFileLeavesEverythingToTheFlags) {
 TEST_F(NodeConfigTest, ErrorsNameTheKeyPath) {
   EXPECT_THAT(Error("listen: [1, 2]"), HasSubstr("key 'listen'"));
   EXPECT_THAT(Error("lisen: x"), HasSubstr("unknown key 'lisen'"));
-  std::string slots = Error("models:\n  - {path: models/tiny.gguf}\n  - {path: models/tiny.gguf, name: b, slots: four}\n");
+  std::string slots =
+      Error("models:\n  - {path: models/tiny.gguf}\n  - {path: models/tiny.gguf, name: b, slots: four}\n");
   EXPECT_THAT(slots, HasSubstr("models[1].slots"));
   EXPECT_THAT(slots, HasSubstr("expected an integer"));
   EXPECT_THAT(slots, HasSubstr("line 3"));
   EXPECT_THAT(Error("models: [{path: models/tiny.gguf, slot: 2}]"), HasSubstr("unknown key 'models[0].slot'"));
-  EXPECT_THAT(Error("models: [{path: models/tiny.gguf, slots: 0}]"), HasSubstr("models[0].slots' (line 1): must be in 1..256"));
+  EXPECT_THAT(Error("models: [{path: models/tiny.gguf, slots: 0}]"),
+              HasSubstr("models[0].slots' (line 1): must be in 1..256"));
   EXPECT_THAT(Error("models: [{path: models/none.gguf}]"), HasSubstr("no such file '" + Abs("models/none.gguf")));
   EXPECT_THAT(Error("models: [{name: a}]"), HasSubstr("missing required key 'models[0].path'"));
-  EXPECT_THAT(Error("models: [{path: models/tiny.gguf}, {path: models/tiny.gguf}]"), HasSubstr("a second model named 'tiny'"));
+  EXPECT_THAT(Error("models: [{path: models/tiny.gguf}, {path: models/tiny.gguf}]"),
+              HasSubstr("a second model named 'tiny'"));
   EXPECT_THAT(Error("models: {path: x}"), HasSubstr("expected a list"));
   EXPECT_THAT(Error("models: [{path: models/tiny.gguf, timeout_s: -1}]"), HasSubstr("timeout_s"));
   EXPECT_THAT(Error("threads: -1"), HasSubstr("'threads'"));

@@ -26,7 +26,8 @@ bool Blank(std::string_view s) {
 }  // namespace
 
 absl::StatusOr<RagOptions> ParseRagOptions(const json& rag) {
-  if (!rag.is_object()) return WrongType(kField, "an object {\"collection\": NAME, \"k\"?, \"filter\"?, \"hybrid\"?}", rag);
+  if (!rag.is_object())
+    return WrongType(kField, "an object {\"collection\": NAME, \"k\"?, \"filter\"?, \"hybrid\"?}", rag);
   if (absl::Status s = RejectUnknownFields(rag, kField, {"collection", "k", "filter", "hybrid"}); !s.ok()) return s;
   RagOptions options;
   absl::StatusOr<std::string> collection = RequiredString(rag, kField, "collection");
@@ -92,7 +93,8 @@ absl::StatusOr<std::vector<Passage>> Retrieve(vector::CollectionStore& store, co
   if (!options.filter.is_null()) body["filter"] = options.filter;
   absl::StatusOr<vector::SearchRequest> request = ParseSearch(body, (*collection)->settings());
   if (!request.ok())
-    return absl::InvalidArgumentError(fmt::format("{}: {}", std::string(kField), std::string(request.status().message())));
+    return absl::InvalidArgumentError(
+        fmt::format("{}: {}", std::string(kField), std::string(request.status().message())));
   absl::StatusOr<std::vector<vector::SearchHit>> hits = (*collection)->Search(*request);
   if (!hits.ok())
     return absl::Status(hits.status().code(), fmt::format("{}: searching '{}': {}", std::string(kField),

@@ -40,8 +40,8 @@ TEST(ParseRagOptions, ReadsTheFieldsAndNamesBadOnes) {
   EXPECT_THAT(ErrorOf({{"collection", "d"}, {"k", "5"}}), HasSubstr("cairn.rag.k"));
   EXPECT_THAT(ErrorOf({{"collection", "d"}, {"top_k", 5}}), HasSubstr("top_k"));
   EXPECT_THAT(ErrorOf({{"collection", "d"}, {"filter", "kind=pump"}}), HasSubstr("cairn.rag.filter"));
-  EXPECT_THAT(ErrorOf(json::parse(R"({"collection": "d", "filter": {"and": [{"field": "a", "eq": 1}, {"field": "b"}]}})")),
-              HasSubstr("cairn.rag.filter.and[1]"));
+  json bad_filter = json::parse(R"({"collection": "d", "filter": {"and": [{"field": "a", "eq": 1}, {"field": "b"}]}})");
+  EXPECT_THAT(ErrorOf(bad_filter), HasSubstr("cairn.rag.filter.and[1]"));
   EXPECT_THAT(ErrorOf({{"collection", "d"}, {"hybrid", {{"vector_weight", -1}}}}),
               HasSubstr("cairn.rag.hybrid.vector_weight"));
   EXPECT_THAT(ErrorOf({{"collection", "d"}, {"hybrid", {{"vector_weight", 0}, {"text_weight", 0}}}}),
@@ -115,7 +115,8 @@ TEST_F(RetrieveTest, UnknownCollectionsAndEmptyQuestionsAreErrors) {
   absl::StatusOr<std::vector<Passage>> p = Retrieve(*store_, o, "anything");
   ASSERT_FALSE(p.ok());
   EXPECT_TRUE(absl::IsNotFound(p.status()));
-  EXPECT_THAT(std::string(p.status().message()), HasSubstr("'cairn.rag.collection': there is no collection named 'nope'"));
+  EXPECT_THAT(std::string(p.status().message()),
+              HasSubstr("'cairn.rag.collection': there is no collection named 'nope'"));
   o.collection = "docs";
   p = Retrieve(*store_, o, "  \n");
   ASSERT_FALSE(p.ok());
@@ -123,7 +124,8 @@ TEST_F(RetrieveTest, UnknownCollectionsAndEmptyQuestionsAreErrors) {
 }
 
 TEST(WithPassages, NumbersThePassagesInTheSystemMessage) {
-  std::vector<Passage> passages = {{"10", "Alpha text.", 0.5, json::object()}, {"11", "Beta text.", 0.4, json::object()}};
+  std::vector<Passage> passages = {{"10", "Alpha text.", 0.5, json::object()},
+                                   {"11", "Beta text.", 0.4, json::object()}};
   std::vector<infer::ChatMessage> chat = {{"user", "Question?"}};
   std::vector<infer::ChatMessage> out = WithPassages(chat, passages);
   ASSERT_EQ(out.size(), 2u);
@@ -149,7 +151,8 @@ TEST(CitationsJson, ListsThePassagesWithTheirNumbers) {
   json c = CitationsJson(passages);
   ASSERT_TRUE(c.is_array());
   ASSERT_EQ(c.size(), 2u);
-  EXPECT_EQ(c[0], json::parse(R"({"index": 1, "id": "10", "score": 0.5, "text": "Alpha.", "attributes": {"kind": "pump"}})"));
+  EXPECT_EQ(c[0],
+            json::parse(R"({"index": 1, "id": "10", "score": 0.5, "text": "Alpha.", "attributes": {"kind": "pump"}})"));
   EXPECT_EQ(c[1]["index"], 2);
   EXPECT_EQ(c[1]["attributes"], json::object());
   EXPECT_EQ(CitationsJson({}), json::array());
