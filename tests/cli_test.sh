@@ -197,6 +197,14 @@ if command -v curl >/dev/null 2>&1; then
   expect config_metrics_by_route 'cairn_http_requests_total\{code="200",method="POST",route="/v1/collections/\{name\}/points"\} 1'
   serve_stop
   [ -d "$T/cfg/node/collections/kb" ] && echo "ok   config_data_dir_relative" || { echo "FAIL config data_dir is not relative to the file"; fail=1; }
+  # Flags win over the file: another key, another data directory.
+  CAIRN_TEST_KEYS="env-key" serve_start_args --config "$T/cfg/node.yaml" --api-key flag-key --data-dir "$T/cfg/other"
+  check config_flag_key 0 keyed flag-key GET /v1/collections/kb
+  expect config_flag_key_200 'HTTP 200'
+  check config_file_key_replaced 0 keyed file-key GET /v1/collections
+  expect config_file_key_replaced_401 'HTTP 401'
+  serve_stop
+  [ -d "$T/cfg/other/collections/kb" ] && echo "ok   config_flag_data_dir" || { echo "FAIL --data-dir did not win over the file"; fail=1; }
   printf 'models:\n  - {path: node.yaml, slots: four}\n' > "$T/cfg/bad.yaml"
   check config_bad_type 1 "$CAIRN" serve --config "$T/cfg/bad.yaml"
   expect config_bad_type_reason "key 'models\[0\]\.slots' \(line 2\): expected an integer"
