@@ -25,6 +25,8 @@ find_package(simdjson CONFIG REQUIRED)
 pkg_check_modules(MOSQUITTO REQUIRED IMPORTED_TARGET libmosquitto)
 pkg_check_modules(RDKAFKA REQUIRED IMPORTED_TARGET rdkafka)
 pkg_check_modules(HTTPLIB REQUIRED IMPORTED_TARGET cpp-httplib)
+# server: HTTPS (httplib's SSLServer); tests make self-signed certificates with it
+find_package(OpenSSL REQUIRED)
 pkg_check_modules(SQLITE3 REQUIRED IMPORTED_TARGET sqlite3)
 pkg_check_modules(PCRE2 REQUIRED IMPORTED_TARGET libpcre2-8)  # infer: tokenizer pre-splitting
 # vector benchmark baselines (`cairn vector bench`, bench/ only; optional): FAISS is

@@ -7,7 +7,8 @@
 # (tests/data/nab_tiny), `cairn vector build/search/bench` on tiny generated files,
 # `cairn model synth/inspect` on tiny synthesized models, `cairn tokenize` on
 # llama.cpp's vocabulary fixtures, `cairn generate/chat/embed` and `cairn bench
-# infer` on tiny synthesized models.
+# infer` on tiny synthesized models, `cairn serve --config` (API keys, /metrics) and
+# `cairn ask` over a collection it made.
 set -u
 CAIRN="$1"
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
@@ -42,7 +43,7 @@ expect one_line_reason '^cairn: '
 for sub in demo "demo sketches" sketch bench "sketch distinct" "sketch top" "sketch quantiles" "sketch contains" \
     "bench sketch" "bench nexmark" "bench detect" "bench edges" "bench vector" vector "vector build" \
     "vector search" "vector bench" run eval "eval nab" detect "detect edges" "detect series" \
-    model "model inspect" "model synth" tokenize generate chat embed; do
+    model "model inspect" "model synth" tokenize generate chat embed ask; do
   # shellcheck disable=SC2086
   check "help_${sub// /_}" 0 "$CAIRN" $sub --help
 done
@@ -155,6 +156,63 @@ if command -v curl >/dev/null 2>&1; then
   check serve_drop 0 api DELETE /v1/collections/docs
   expect serve_drop_200 'HTTP 200'
   serve_stop
+
+  # --- cairn serve --config: API keys (one from the environment), /metrics, a collection made at start ---
+  serve_start_args() {  # serve_start with other arguments
+    "$CAIRN" serve "$@" >"$T/serve.log" 2>&1 &
+    SERVE_PID=$!
+    SERVE_URL=""
+    for _ in $(seq 1 100); do
+      SERVE_URL=$(grep -oE 'listening on https?://127\.0\.0\.1:[0-9]+' "$T/serve.log" | grep -oE 'https?://.*')
+      [ -n "$SERVE_URL" ] && break
+      sleep 0.1
+    done
+    [ -n "$SERVE_URL" ] && echo "ok   serve_start_args" || { echo "FAIL serve did not start"; sed 's/^/     /' "$T/serve.log"; fail=1; }
+  }
+  mkdir -p "$T/cfg"
+  printf 'listen: 127.0.0.1:0\ndata_dir: node\nthreads: 2\napi_keys: [file-key]\napi_keys_env: CAIRN_TEST_KEYS\n' > "$T/cfg/node.yaml"
+  printf 'collections:\n  - {name: kb, dim: 32, metric: cosine, index: {type: flat}, embedder: hash}\n' >> "$T/cfg/node.yaml"
+  CAIRN_TEST_KEYS="env-key" serve_start_args --config "$T/cfg/node.yaml"
+  keyed() {  # keyed KEY METHOD PATH [JSON]
+    local key="$1"; shift
+    curl -sS -X "$1" -H "Authorization: Bearer $key" ${3:+-H 'Content-Type: application/json' --data-binary "$3"} \
+      -w '\nHTTP %{http_code}\n' "$SERVE_URL$2"
+  }
+  check config_healthz_open 0 api GET /healthz
+  expect config_healthz_200 'HTTP 200'
+  check config_no_key 0 api GET /v1/collections
+  expect config_no_key_401 'HTTP 401'
+  expect config_no_key_type '"type":"authentication_error"'
+  check config_wrong_key 0 keyed nope GET /v1/collections
+  expect config_wrong_key_401 'HTTP 401'
+  check config_file_key 0 keyed file-key GET /v1/collections/kb
+  expect config_collection_made '"name":"kb"'
+  expect config_file_key_200 'HTTP 200'
+  check config_env_key 0 keyed env-key POST /v1/collections/kb/points \
+    '{"points":[{"id":1,"text":"The pump P-7 runs at a pressure of 4 bar.","attributes":{"kind":"pump"}},{"id":2,"text":"Valve V-2 closes when the tank is full.","attributes":{"kind":"valve"}},{"id":3,"text":"The compressor is serviced every 500 hours.","attributes":{"kind":"compressor"}}]}'
+  expect config_env_key_upsert '"count":3'
+  check config_metrics_needs_key 0 api GET /metrics
+  expect config_metrics_401 'HTTP 401'
+  check config_metrics 0 keyed file-key GET /metrics
+  expect config_metrics_refused 'cairn_http_requests_total\{code="401",method="GET",route="none"\} 3'
+  expect config_metrics_by_route 'cairn_http_requests_total\{code="200",method="POST",route="/v1/collections/\{name\}/points"\} 1'
+  serve_stop
+  [ -d "$T/cfg/node/collections/kb" ] && echo "ok   config_data_dir_relative" || { echo "FAIL config data_dir is not relative to the file"; fail=1; }
+  # Flags win over the file: another key, another data directory.
+  CAIRN_TEST_KEYS="env-key" serve_start_args --config "$T/cfg/node.yaml" --api-key flag-key --data-dir "$T/cfg/other"
+  check config_flag_key 0 keyed flag-key GET /v1/collections/kb
+  expect config_flag_key_200 'HTTP 200'
+  check config_file_key_replaced 0 keyed file-key GET /v1/collections
+  expect config_file_key_replaced_401 'HTTP 401'
+  serve_stop
+  [ -d "$T/cfg/other/collections/kb" ] && echo "ok   config_flag_data_dir" || { echo "FAIL --data-dir did not win over the file"; fail=1; }
+  printf 'models:\n  - {path: node.yaml, slots: four}\n' > "$T/cfg/bad.yaml"
+  check config_bad_type 1 "$CAIRN" serve --config "$T/cfg/bad.yaml"
+  expect config_bad_type_reason "key 'models\[0\]\.slots' \(line 2\): expected an integer"
+  printf 'api_keys_env: CAIRN_TEST_UNSET_VAR\n' > "$T/cfg/env.yaml"
+  check config_env_unset 1 "$CAIRN" serve --config "$T/cfg/env.yaml"
+  expect config_env_unset_reason "environment variable 'CAIRN_TEST_UNSET_VAR' is not set"
+  check config_missing 2 "$CAIRN" serve --config "$T/cfg/none.yaml"
 else
   echo "skip serve: curl is not installed (scripts/setup installs it)"
 fi
@@ -483,6 +541,33 @@ expect chat_no_template_reason 'has no chat template .*chatml, llama2.* with --t
 check chat_unknown_template 1 sh -c "printf 'Hi\n' | '$CAIRN' chat -m '$T/lm.gguf' --template vicuna"
 expect chat_unknown_template_reason "unknown chat template 'vicuna' \(known: chatml"
 check chat_missing_model 1 "$CAIRN" chat -m "$T/none.gguf" --template chatml
+
+# ask: retrieval from the collection `cairn serve --config` filled above; the tiny model's
+# answer is noise, the sources are not.
+if [ -d "$T/cfg/node/collections/kb" ]; then
+  ask() { "$CAIRN" ask --data-dir "$T/cfg/node" -m "$T/lm.gguf" --template chatml --temp 0 -n 4 -t 1 "$@"; }
+  check ask_sources 0 ask -c kb -k 2 "What pressure does the pump run at?"
+  expect ask_sources_header '^Sources:$'
+  expect ask_first_source '^\[1\] The pump P-7 runs at a pressure of 4 bar\. \(id 1, score [0-9.]+\)$'
+  [ "$(grep -cE '^\[[0-9]+\] ' "$OUT")" -le 2 ] && echo "ok   ask_k" || { echo "FAIL ask -k 2 listed more sources"; fail=1; }
+  check ask_json 0 ask -c kb -k 3 --json "How often is the compressor serviced?"
+  expect ask_json_citation '"citations":\[\{"attributes":\{"kind":"compressor"\},"id":"3","index":1,'
+  expect ask_json_usage '"usage":\{"completion_tokens":[0-9]+,"prompt_tokens":[0-9]+\}'
+  check ask_filter 0 ask -c kb --filter '{"field":"kind","eq":"valve"}' "What pressure does the pump run at?"
+  expect ask_filter_only_valve '^\[1\] Valve V-2 .*\(id 2,'
+  ! grep -q '(id 1,' "$OUT" && echo "ok   ask_filter_excludes" || { echo "FAIL ask --filter let other kinds through"; fail=1; }
+  check ask_unknown_collection 1 ask -c nope "anything"
+  expect ask_unknown_collection_reason "^cairn ask: 'cairn.rag.collection': there is no collection named 'nope'"
+  check ask_bad_filter 2 ask -c kb --filter 'kind=valve' "x"
+  expect ask_bad_filter_reason 'not valid JSON'
+  check ask_bad_filter_field 2 ask -c kb --filter '{"field":"kind"}' "x"
+  expect ask_bad_filter_field_reason 'cairn.rag.filter'
+  check ask_bad_k 2 ask -c kb -k 0 "x"
+  expect ask_bad_k_reason 'cairn.rag.k'
+  check ask_no_data 1 "$CAIRN" ask --data-dir "$T/none" -c kb -m "$T/lm.gguf" "x"
+  check ask_missing_model 1 "$CAIRN" ask --data-dir "$T/cfg/node" -c kb -m "$T/none.gguf" --template chatml "pump"
+  check ask_no_question 2 "$CAIRN" ask -c kb -m "$T/lm.gguf"
+fi
 
 # embed: normalized vectors of the model's dimension.
 check embed_one 0 "$CAIRN" embed -m "$T/bert.gguf" -p "pump seven is overheating" -t 1

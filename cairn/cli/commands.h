@@ -32,6 +32,7 @@ void RegisterChat(CLI::App& app, Runner* run);      // chat_cmd.cc
 void RegisterEmbed(CLI::App& app, Runner* run);     // embed_cmd.cc
 // memory_cmd.cc: `cairn memory add|recall|facts|consolidate`, and `cairn eval locomo` (call after RegisterEval).
 void RegisterMemory(CLI::App& app, Runner* run);
+void RegisterAsk(CLI::App& app, Runner* run);       // ask_cmd.cc
 // `cairn vector bench`, also reachable as `cairn bench vector`: adds it under `parent`.
 void AddVectorBench(CLI::App* parent, const std::string& name, Runner* run);
 // `cairn bench infer` (bench_infer_cmd.cc): adds it under `parent`.

@@ -35,6 +35,7 @@ int main(int argc, char** argv) {
   cairn::cli::RegisterGenerate(app, &run);
   cairn::cli::RegisterChat(app, &run);
   cairn::cli::RegisterEmbed(app, &run);
+  cairn::cli::RegisterAsk(app, &run);
   cairn::cli::RegisterMemory(app, &run);  // after RegisterEval: adds `eval locomo`
 
   try {

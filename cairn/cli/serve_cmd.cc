@@ -1,6 +1,11 @@
 // `cairn serve`: runs the node's HTTP API (cairn/server) until SIGINT/SIGTERM,
 // then stops accepting, finishes running requests and closes the stores. With
 // --model it also serves the OpenAI-compatible API (cairn/server/llm_service.h).
+//
+// `--config node.yaml` (cairn/server/node_config.h) sets everything a node has:
+// listen address, data directory, API keys, TLS, models, collections (created
+// when missing) and pipelines (checked, then run alongside the server until it
+// stops). Flags given on the command line win over the file.
 #include <pthread.h>
 #include <signal.h>
 
@@ -9,11 +14,14 @@
 #include <thread>
 #include <vector>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "cairn/cli/commands.h"
 #include "cairn/base/metrics.h"
+#include "cairn/pipeline/pipeline_file.h"
 #include "cairn/server/llm_service.h"
+#include "cairn/server/node_config.h"
 #include "cairn/server/server.h"
 #include "fmt/format.h"
 #include "fmt/ranges.h"
@@ -31,7 +39,7 @@ struct ModelArgs {
   int threads = 0;
   double timeout_s = 600;
   std::string chat_template;
-  std::vector<std::string> api_keys;  // checked by the auth layer
+  std::vector<std::string> api_keys;  // checked by the auth layer (auth.h)
 };
 
 struct ServeArgs {
@@ -40,7 +48,121 @@ struct ServeArgs {
   int http_threads = 0;
   size_t max_body_mb = 64;
   ModelArgs model;
+  // --config and the TLS/metrics flags; see AddNodeConfigFlags.
+  std::string config;
+  bool metrics_public = false;
+  std::string tls_cert;
+  std::string tls_key;
+  std::optional<server::NodeConfig> node;  // the loaded --config file
 };
+
+// The --config file under the flags: a value the command line gave stays.
+// Returns false (after printing why) when the file cannot be used.
+bool LoadNodeConfigFlag(const CLI::App& cmd, ServeArgs* args) {
+  if (args->config.empty()) return true;
+  absl::StatusOr<server::NodeConfig> node = server::LoadNodeConfig(args->config);
+  if (!node.ok()) {
+    fmt::print(stderr, "cairn serve: {}\n", std::string(node.status().message()));
+    return false;
+  }
+  auto unset = [&cmd](const char* flag) { return cmd.count(flag) == 0; };
+  if (node->listen && unset("--listen")) args->listen = *node->listen;
+  if (node->data_dir && unset("--data-dir")) args->data_dir = *node->data_dir;
+  if (node->threads && unset("--http-threads")) args->http_threads = *node->threads;
+  if (node->max_body_mb && unset("--max-body-mb")) args->max_body_mb = *node->max_body_mb;
+  if (unset("--api-key")) args->model.api_keys = node->api_keys;
+  if (unset("--metrics-public")) args->metrics_public = node->metrics_public;
+  if (unset("--tls-cert") && unset("--tls-key")) {
+    args->tls_cert = node->tls_cert_file;
+    args->tls_key = node->tls_key_file;
+  }
+  args->node = std::move(*node);
+  return true;
+}
+
+void ApplyAuthAndTls(const ServeArgs& args, server::ServerOptions* options) {
+  options->api_keys = args.model.api_keys;
+  options->metrics_public = args.metrics_public;
+  options->tls_cert_file = args.tls_cert;
+  options->tls_key_file = args.tls_key;
+}
+
+// The config file's models as the language-model service's options.
+std::vector<server::LlmModelOptions> ModelsFromConfig(const ServeArgs& args) {
+  std::vector<server::LlmModelOptions> out;
+  if (!args.node) return out;
+  for (const server::NodeModelConfig& m : args.node->models) {
+    server::LlmModelOptions o;
+    o.name = m.name;
+    o.path = m.path;
+    o.slots = m.slots;
+    o.ctx = m.ctx;
+    o.queue = m.queue;
+    o.threads = m.threads;
+    o.timeout_s = m.timeout_s;
+    o.chat_template = m.chat_template;
+    out.push_back(std::move(o));
+  }
+  return out;
+}
+
+// The pipelines of the config file, each run on its own thread until the server stops.
+class NodePipelines {
+ public:
+  ~NodePipelines() { Stop(); }
+  // Compiles every file first, so that a bad one stops the node before it serves.
+  absl::Status Load(const std::vector<std::string>& paths) {
+    for (const std::string& path : paths) {
+      absl::StatusOr<std::unique_ptr<pipeline::CompiledPipeline>> p = pipeline::LoadPipelineFile(path);
+      if (!p.ok())
+        return absl::Status(p.status().code(),
+                            fmt::format("pipeline '{}': {}", path, std::string(p.status().message())));
+      pipelines_.push_back(std::move(*p));
+    }
+    return absl::OkStatus();
+  }
+  void Start() {
+    for (auto& p : pipelines_) {
+      stream::Pipeline* pipeline = &p->pipeline();
+      threads_.emplace_back([pipeline] {
+        const std::string name = pipeline->options().name;
+        spdlog::info("cairn serve: pipeline '{}' started", name);
+        absl::Status s = pipeline->Run();
+        if (s.ok())
+          spdlog::info("cairn serve: pipeline '{}' finished", name);
+        else
+          spdlog::error("cairn serve: pipeline '{}' failed: {}", name, std::string(s.message()));
+      });
+    }
+  }
+  void Stop() {
+    for (auto& p : pipelines_) p->pipeline().Stop();
+    for (std::thread& t : threads_)
+      if (t.joinable()) t.join();
+    threads_.clear();
+  }
+
+ private:
+  std::vector<std::unique_ptr<pipeline::CompiledPipeline>> pipelines_;
+  std::vector<std::thread> threads_;
+};
+
+// What the config file adds once the server's stores are open: its collections
+// (created when missing) and its pipelines (compiled here, started by the caller).
+bool PrepareNode(const ServeArgs& args, server::Server& srv, NodePipelines* pipelines) {
+  if (!args.node) return true;
+  std::vector<std::string> created;
+  if (absl::Status s = server::EnsureCollections(srv.collections(), args.node->collections, &created); !s.ok()) {
+    fmt::print(stderr, "cairn serve: {}: {}\n", args.node->source, std::string(s.message()));
+    return false;
+  }
+  for (const std::string& name : created) spdlog::info("cairn serve: created collection '{}'", name);
+  if (absl::Status s = pipelines->Load(args.node->pipelines); !s.ok()) {
+    fmt::print(stderr, "cairn serve: {}: {}\n", args.node->source, std::string(s.message()));
+    return false;
+  }
+  return true;
+}
 
 // The --model flags: one LlmModelOptions per file, with the shared slot/queue settings.
 void AddModelFlags(CLI::App* cmd, ModelArgs* m) {
@@ -119,13 +241,23 @@ int Serve(const ServeArgs& args) {
   }
   options.data_dir = args.data_dir;
   options.threads = args.http_threads;
+  // Models: the --model flags, else the config file's.
+  absl::StatusOr<std::vector<server::LlmModelOptions>> models =
+      args.model.models.empty() ? ModelsFromConfig(args) : ModelOptions(args.model);
+  if (!models.ok()) {
+    fmt::print(stderr, "cairn serve: {}\n", std::string(models.status().message()));
+    return 2;
+  }
   // A streaming request holds a request thread while it runs: leave room for every
   // slot and queued request, or clients would wait in the accept queue instead.
-  if (options.threads == 0 && !args.model.models.empty()) {
+  if (options.threads == 0 && !models->empty()) {
     const int hw = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-    options.threads = std::max({8, 2 * hw, args.model.slots + args.model.queue + 8});
+    int room = 8;
+    for (const server::LlmModelOptions& m : *models) room += m.slots + m.queue;
+    options.threads = std::max({8, 2 * hw, room});
   }
   options.max_body_bytes = args.max_body_mb << 20;
+  ApplyAuthAndTls(args, &options);
 
   // SIGINT/SIGTERM are blocked before any server thread exists (threads inherit
   // the mask), so only this thread receives them, in sigwait, where it may take
@@ -142,13 +274,10 @@ int Serve(const ServeArgs& args) {
     return 1;
   }
   server::Server& srv = **created;
+  NodePipelines pipelines;
+  if (!PrepareNode(args, srv, &pipelines)) return 1;
   std::unique_ptr<server::LlmService> llm;
-  if (!args.model.models.empty()) {
-    absl::StatusOr<std::vector<server::LlmModelOptions>> models = ModelOptions(args.model);
-    if (!models.ok()) {
-      fmt::print(stderr, "cairn serve: {}\n", std::string(models.status().message()));
-      return 2;
-    }
+  if (!models->empty()) {
     absl::StatusOr<std::unique_ptr<server::LlmService>> service =
         server::LlmService::Create(*std::move(models), &MetricsRegistry::Default());
     if (!service.ok()) {
@@ -156,8 +285,7 @@ int Serve(const ServeArgs& args) {
       return 1;
     }
     llm = std::move(*service);
-    if (!args.model.api_keys.empty())
-      spdlog::warn("cairn serve: --api-key is accepted but not enforced by this build; do not expose the port");
+    llm->SetCollections(&srv.collections());
     llm->RegisterRoutes(srv.router());
   }
   if (absl::Status s = srv.Start(); !s.ok()) {
@@ -166,8 +294,9 @@ int Serve(const ServeArgs& args) {
   }
   const size_t collections = srv.collections().List().size();
   // Scripts read the port from this line.
-  fmt::print("cairn serve: listening on http://{}\n", srv.address());
+  fmt::print("cairn serve: listening on {}\n", srv.url());
   std::fflush(stdout);
+  pipelines.Start();
   spdlog::info("cairn serve: data in {}, {} collection{}, {} request threads{}", options.data_dir, collections,
                collections == 1 ? "" : "s", srv.options().threads,
                llm ? fmt::format(", models: {}", fmt::join(llm->model_names(), ", ")) : std::string());
@@ -178,10 +307,23 @@ int Serve(const ServeArgs& args) {
   // Streams in flight end first (cancelled), then the listener drains.
   if (llm) llm->Stop();
   srv.Stop();
+  pipelines.Stop();
   llm.reset();
   created->reset();  // closes the stores
   spdlog::info("cairn serve: stopped");
   return 0;
+}
+
+// --config, --metrics-public, --tls-cert, --tls-key (--api-key is with the model flags).
+void AddNodeConfigFlags(CLI::App* cmd, ServeArgs* args) {
+  cmd->add_option("--config", args->config,
+                  "Node configuration file (YAML: listen, data_dir, api_keys, tls, models, collections, pipelines); "
+                  "flags given here win over it")
+      ->check(CLI::ExistingFile);
+  cmd->add_flag("--metrics-public", args->metrics_public, "Serve GET /metrics without an API key");
+  cmd->add_option("--tls-cert", args->tls_cert, "PEM certificate file: serve HTTPS (with --tls-key)")
+      ->check(CLI::ExistingFile);
+  cmd->add_option("--tls-key", args->tls_key, "PEM private key file of --tls-cert")->check(CLI::ExistingFile);
 }
 
 }  // namespace
@@ -202,7 +344,10 @@ void RegisterServe(CLI::App& app, Runner* run) {
       ->check(CLI::Range(1, 4096))
       ->capture_default_str();
   AddModelFlags(cmd, &args->model);
-  cmd->callback([run, args] { *run = [args] { return Serve(*args); }; });
+  AddNodeConfigFlags(cmd, args.get());
+  cmd->callback([run, args, cmd] {
+    *run = [args, cmd] { return LoadNodeConfigFlag(*cmd, args.get()) ? Serve(*args) : 1; };
+  });
 }
 
 }  // namespace cairn::cli

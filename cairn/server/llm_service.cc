@@ -14,6 +14,7 @@
 #include "cairn/server/json_body.h"
 #include "cairn/server/model_embedder.h"
 #include "cairn/server/openai_api.h"
+#include "cairn/server/rag.h"
 #include "fmt/format.h"
 #include "spdlog/spdlog.h"
 
@@ -206,6 +207,26 @@ Response LlmService::Complete(const Request& req, bool chat) const {
                                 "model"));
   const infer::Tokenizer& tokenizer = *m->tokenizer;
 
+  // "cairn": {"rag": ...}: passages from a collection become the context.
+  json citations;  // null: no retrieval
+  if (chat && cr.cairn.is_object() && cr.cairn.contains("rag")) {
+    if (collections_ == nullptr)
+      return fail(
+          Response::Error(400, kInvalidRequest, "this server has no collections to retrieve from", "cairn.rag"));
+    absl::StatusOr<RagOptions> rag = ParseRagOptions(cr.cairn["rag"]);
+    if (!rag.ok()) return fail(Response::FromStatus(rag.status(), "cairn.rag"));
+    std::string question;
+    for (auto it = cr.messages.rbegin(); it != cr.messages.rend() && question.empty(); ++it)
+      if (it->role == "user") question = it->content;
+    if (question.empty())
+      return fail(
+          Response::Error(400, kInvalidRequest, "'cairn.rag' needs a user message to retrieve for", "messages"));
+    absl::StatusOr<std::vector<Passage>> passages = Retrieve(*collections_, *rag, question);
+    if (!passages.ok()) return fail(Response::FromStatus(passages.status(), "cairn.rag"));
+    cr.messages = WithPassages(cr.messages, *passages);
+    citations = json{{"citations", CitationsJson(*passages)}};
+  }
+
   SeqParams sp;
   if (chat) {
     if (!m->chat_template)
@@ -266,8 +287,10 @@ Response LlmService::Complete(const Request& req, bool chat) const {
       return fail(Unavailable(fmt::format("timed out after {} s waiting for a free slot", m->options.timeout_s)));
     const Usage usage{r.prompt_tokens, r.completion_tokens, r.cached_tokens};
     CountRequest(*m, 200);
-    return Response::Json(chat ? ChatCompletionJson(id, created, model_name, r.text, FinishReasonOf(r), usage)
-                               : CompletionJson(id, created, model_name, r.text, FinishReasonOf(r), usage));
+    json out = chat ? ChatCompletionJson(id, created, model_name, r.text, FinishReasonOf(r), usage)
+                    : CompletionJson(id, created, model_name, r.text, FinishReasonOf(r), usage);
+    if (!citations.is_null()) out["cairn"] = std::move(citations);
+    return Response::Json(std::move(out));
   }
 
   Response resp;
@@ -275,16 +298,20 @@ Response LlmService::Complete(const Request& req, bool chat) const {
   resp.content_type = "text/event-stream";
   resp.headers.emplace_back("Cache-Control", "no-cache");
   const bool include_usage = cr.include_usage;
-  resp.stream = [this, m, handle, id, created, model_name, chat, include_usage](const Response::Writer& write) {
+  resp.stream = [this, m, handle, id, created, model_name, chat, include_usage,
+                 citations = std::move(citations)](const Response::Writer& write) {
     auto chunk = [&](std::string_view text, std::optional<std::string_view> finish) {
       return chat ? ChatChunkJson(id, created, model_name, json{{"content", std::string(text)}}, finish, include_usage)
                   : CompletionChunkJson(id, created, model_name, text, finish, include_usage);
     };
     // The role goes out at once: the client sees the stream open, and a client that
     // is already gone is noticed before any work is done.
-    bool ok = chat ? write(SseEvent(ChatChunkJson(id, created, model_name, json{{"role", "assistant"}, {"content", ""}},
-                                                  std::nullopt, include_usage)))
-                   : true;
+    // With retrieval the first chunk also carries the citations.
+    json first = chat ? ChatChunkJson(id, created, model_name, json{{"role", "assistant"}, {"content", ""}},
+                                      std::nullopt, include_usage)
+                      : json();
+    if (chat && !citations.is_null()) first["cairn"] = citations;
+    bool ok = chat ? write(SseEvent(first)) : true;
     bool done = false;
     while (ok && !done) {
       std::string piece;

@@ -20,6 +20,11 @@
 // slot is free for the next step); a non-streaming request runs to its end or its
 // timeout.
 //
+// Retrieval-augmented chat (rag.h): a chat request with "cairn": {"rag": {...}}
+// retrieves passages from the collections given to SetCollections for the last
+// user message, puts them into the system message, and answers them as
+// "cairn": {"citations": [...]} (in the response, or in the first chunk of a stream).
+//
 // Metrics (MetricsRegistry): cairn_llm_requests_total{model,status} (status: the HTTP
 // status, 499 for a client that went away), and the engine's token, latency, queue
 // and KV gauges (llm_engine.h).
@@ -37,6 +42,7 @@
 #include "cairn/base/metrics.h"
 #include "cairn/server/llm_engine.h"
 #include "cairn/server/router.h"
+#include "cairn/vector/collection.h"
 
 namespace cairn::server {
 
@@ -62,6 +68,9 @@ class LlmService {
   LlmService& operator=(const LlmService&) = delete;
 
   void RegisterRoutes(Router& router);
+  // The collections "cairn.rag" retrieves from; must outlive the service. Without
+  // them a request with "cairn.rag" gets 400.
+  void SetCollections(vector::CollectionStore* store) { collections_ = store; }
   // Cancels everything in flight and joins the engine threads. Idempotent.
   void Stop();
 
@@ -80,6 +89,7 @@ class LlmService {
 
   std::vector<std::unique_ptr<Served>> models_;
   MetricsRegistry* metrics_ = nullptr;
+  vector::CollectionStore* collections_ = nullptr;
 };
 
 }  // namespace cairn::server

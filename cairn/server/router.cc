@@ -139,6 +139,7 @@ Response Router::Dispatch(Request& req) const {
   std::vector<std::string> allowed;
   for (const Route& route : routes_) {
     if (!Match(route, segments, nullptr)) continue;
+    req.route = route.pattern;
     if (route.method == method) {
       Match(route, segments, &req.path_params);
       return route.handler(req);

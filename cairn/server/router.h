@@ -52,6 +52,9 @@ struct Request {
   Fields headers;         // as received
   Fields query;           // decoded query parameters
   Fields path_params;     // filled by the router from `{...}` segments
+  // The pattern of the route Dispatch matched (e.g. "/v1/collections/{name}"), set
+  // before the handler runs; empty when none matched. Bounded, so fit for metric labels.
+  std::string_view route;
 
   // The first header / query / path parameter of that name (headers ignore case),
   // or nullopt.

@@ -61,7 +61,33 @@ void Send(const Request& req, const Response& r, httplib::Response& res) {
 // The boundary between httplib and the router: everything a handler throws
 // ends here, is logged and becomes a 500, so one bad request cannot take the
 // process down.
-void HandleHttp(const Router& router, const httplib::Request& http, httplib::Response& res) {
+struct HttpContext {
+  const Router* router;
+  const ApiKeyAuth* auth;
+  MetricsRegistry* metrics;
+};
+
+void CountRequest(MetricsRegistry& metrics, const Request& req, int status, double seconds) {
+  static const std::vector<double> kBuckets = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
+                                               0.5,   1,      2.5,   5,    10,    30,   60,  300};
+  // Methods outside the routed set collapse into one label value: clients choose them.
+  std::string method = req.method;
+  if (method != "GET" && method != "HEAD" && method != "POST" && method != "PUT" && method != "PATCH" &&
+      method != "DELETE" && method != "OPTIONS")
+    method = "other";
+  const std::string route = req.route.empty() ? std::string("none") : std::string(req.route);
+  metrics
+      .Counter("cairn_http_requests_total", "HTTP requests answered, by method, route pattern and status code",
+               {{"method", method}, {"route", route}, {"code", std::to_string(status)}})
+      .Increment();
+  metrics
+      .Histogram("cairn_http_request_seconds", "Time to handle an HTTP request, by method and route pattern",
+                 kBuckets, {{"method", method}, {"route", route}})
+      .Observe(seconds);
+}
+
+void HandleHttp(const HttpContext& ctx, const httplib::Request& http, httplib::Response& res) {
+  const Router& router = *ctx.router;
   const auto start = std::chrono::steady_clock::now();
   Request req;
   req.method = http.method;
@@ -71,7 +97,10 @@ void HandleHttp(const Router& router, const httplib::Request& http, httplib::Res
   req.query.assign(http.params.begin(), http.params.end());
   Response response;
   try {
-    response = router.Dispatch(req);
+    if (!ctx.auth->Allows(req))
+      response = ctx.auth->Reject(req);
+    else
+      response = router.Dispatch(req);
   } catch (const std::exception& e) {
     spdlog::error("server: {} {} failed: {}", req.method, req.path, e.what());
     response = Response::Error(500, kInternal, fmt::format("internal error: {}", e.what()));
@@ -88,6 +117,11 @@ void HandleHttp(const Router& router, const httplib::Request& http, httplib::Res
                     "application/json");
   }
   const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+  try {
+    CountRequest(*ctx.metrics, req, response.status, ms / 1000);
+  } catch (const std::exception& e) {
+    spdlog::error("server: cannot count a request in the metrics: {}", e.what());
+  }
   if (response.status >= 500)
     spdlog::warn("server: {} {} -> {} ({:.1f} ms)", req.method, req.path, response.status, ms);
   else
@@ -125,6 +159,17 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Create(ServerOptions options) {
   if (options.host.empty()) return absl::InvalidArgumentError("server: host is empty");
   if (options.data_dir.empty())
     return absl::InvalidArgumentError("server: a data directory is required (where collections are stored)");
+  if (options.tls_cert_file.empty() != options.tls_key_file.empty())
+    return absl::InvalidArgumentError("server: TLS needs both a certificate file and a key file");
+  for (const std::string* f : {&options.tls_cert_file, &options.tls_key_file}) {
+    std::error_code ec;
+    if (!f->empty() && !std::filesystem::is_regular_file(*f, ec))
+      return absl::NotFoundError(fmt::format("server: TLS {} file '{}' does not exist",
+                                             f == &options.tls_cert_file ? "certificate" : "key", *f));
+  }
+  for (const std::string& key : options.api_keys)
+    if (key.empty()) return absl::InvalidArgumentError("server: an API key is empty");
+  if (options.metrics == nullptr) options.metrics = &MetricsRegistry::Default();
   if (options.threads == 0)
     options.threads = static_cast<int>(std::max(8u, 2 * std::max(1u, std::thread::hardware_concurrency())));
 
@@ -144,7 +189,15 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Create(ServerOptions options) {
                                     std::string(store.status().message())));
   server->collections_ = std::move(*store);
 
+  server->auth_ = ApiKeyAuth(server->options_.api_keys, server->options_.metrics_public);
   server->router_.Add("GET", "/healthz", [](const Request&) { return Response::Json({{"status", "ok"}}); });
+  MetricsRegistry* metrics = server->options_.metrics;
+  server->router_.Add("GET", "/metrics", [metrics](const Request&) {
+    Response r;
+    r.raw_body = metrics->Serialize();
+    r.content_type = "text/plain; version=0.0.4; charset=utf-8";
+    return r;
+  });
   AddCollectionRoutes(server->router_, *server->collections_);
   const std::string memory_dir = (std::filesystem::path(server->options_.data_dir) / "memory").string();
   absl::StatusOr<std::unique_ptr<memory::MemoryStore>> mem = memory::MemoryStore::Open(memory_dir);
@@ -160,6 +213,8 @@ Server::Server(ServerOptions options) : options_(std::move(options)) {}
 
 Server::~Server() { Stop(); }
 
+std::string Server::url() const { return fmt::format("{}://{}", tls() ? "https" : "http", address()); }
+
 std::string Server::address() const {
   bool v6 = options_.host.find(':') != std::string::npos;
   return v6 ? fmt::format("[{}]:{}", options_.host, port_) : fmt::format("{}:{}", options_.host, port_);
@@ -167,7 +222,17 @@ std::string Server::address() const {
 
 absl::Status Server::Start() {
   if (http_) return absl::FailedPreconditionError("server: already started");
-  auto http = std::make_unique<httplib::Server>();
+  std::unique_ptr<httplib::Server> http;
+  if (tls()) {
+    auto ssl = std::make_unique<httplib::SSLServer>(options_.tls_cert_file.c_str(), options_.tls_key_file.c_str());
+    if (!ssl->is_valid())
+      return absl::InvalidArgumentError(fmt::format(
+          "server: cannot use the TLS certificate '{}' with the key '{}' (not PEM, unreadable, or they do not match)",
+          options_.tls_cert_file, options_.tls_key_file));
+    http = std::move(ssl);
+  } else {
+    http = std::make_unique<httplib::Server>();
+  }
   const size_t threads = static_cast<size_t>(options_.threads);
   http->new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
   // httplib answers 413 itself, before reading the body.
@@ -182,8 +247,8 @@ absl::Status Server::Start() {
   http->set_error_handler(httplib::Server::HandlerWithResponse(
       [max_body](const httplib::Request& req, httplib::Response& res) { return FillHttplibError(max_body, req, res); }));
   // Every method on every path goes to the router, which answers 404/405 itself.
-  const Router* router = &router_;
-  auto handler = [router](const httplib::Request& req, httplib::Response& res) { HandleHttp(*router, req, res); };
+  const HttpContext ctx{&router_, &auth_, options_.metrics};
+  auto handler = [ctx](const httplib::Request& req, httplib::Response& res) { HandleHttp(ctx, req, res); };
   http->Get(".*", handler);
   http->Post(".*", handler);
   http->Put(".*", handler);
