@@ -7,7 +7,7 @@
 # (tests/data/nab_tiny), `cairn vector build/search/bench` on tiny generated files,
 # `cairn model synth/inspect` on tiny synthesized models, `cairn tokenize` on
 # llama.cpp's vocabulary fixtures, `cairn generate/chat/embed` and `cairn bench
-# infer` on tiny synthesized models.
+# infer` and `cairn bench serve` on tiny synthesized models.
 set -u
 CAIRN="$1"
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
@@ -42,7 +42,7 @@ expect one_line_reason '^cairn: '
 for sub in demo "demo sketches" sketch bench "sketch distinct" "sketch top" "sketch quantiles" "sketch contains" \
     "bench sketch" "bench nexmark" "bench detect" "bench edges" "bench vector" vector "vector build" \
     "vector search" "vector bench" run eval "eval nab" detect "detect edges" "detect series" \
-    model "model inspect" "model synth" tokenize generate chat embed; do
+    model "model inspect" "model synth" tokenize generate chat embed "bench serve"; do
   # shellcheck disable=SC2086
   check "help_${sub// /_}" 0 "$CAIRN" $sub --help
 done
@@ -501,5 +501,30 @@ expect bench_infer_missing_model_reason '^cairn bench infer: .*none.gguf'
 check bench_infer_bad_threads 2 "$CAIRN" bench infer -m "$T/lm.gguf" --threads 0
 check bench_infer_too_long 1 "$CAIRN" bench infer -m "$T/lm.gguf" --pp 100000 --tg 1 --no-bandwidth
 expect bench_infer_too_long_reason 'tokens do not fit the model.s context'
+
+# --- cairn bench serve: usage errors, no server, and a smoke run against a `cairn serve` it starts ---
+check bench_serve_no_target 2 "$CAIRN" bench serve
+expect bench_serve_no_target_reason 'exactly one of --url .* and --model'
+check bench_serve_both_targets 2 "$CAIRN" bench serve --url http://127.0.0.1:1 -m "$T/lm.gguf"
+check bench_serve_bad_clients 2 "$CAIRN" bench serve --url http://127.0.0.1:1 --clients 0
+check bench_serve_bad_url 1 "$CAIRN" bench serve --url ftp://x --model-name m
+expect bench_serve_bad_url_reason "'ftp://x' is not an http://HOST:PORT URL"
+check bench_serve_no_server 1 "$CAIRN" bench serve --url http://127.0.0.1:1 --timeout 5
+expect bench_serve_no_server_reason '^cairn bench serve: GET http://127.0.0.1:1/v1/models: no response'
+check bench_serve_missing_model 1 "$CAIRN" bench serve -m "$T/none.gguf"
+if "$CAIRN" serve --help 2>/dev/null | grep -q -- '--model'; then
+  check bench_serve_smoke 0 "$CAIRN" bench serve -m "$T/lm.gguf" --clients 1,2 --requests 2 --max-tokens 4 \
+    --prompt-tokens 16 --ctx 128 --seed 3
+  expect bench_serve_header '^ *clients +requests +errors +gen tok +gen tok/s +TTFT p50 +TTFT p99 +ITL p50 +ITL p99$'
+  expect bench_serve_two_rows '^ +2 +4 +0 +[0-9]+ +[0-9.]+ +[0-9.]+ ms'
+  expect bench_serve_ratios '^throughput at 2 clients vs 1: [0-9.]+x \(target >= 4x: (met|missed)\)$'
+  expect bench_serve_rss '^server peak resident memory: .* with 2 slots .*: (within|OVER); exit 0$'
+  check bench_serve_json 0 "$CAIRN" bench serve -m "$T/lm.gguf" --clients 2 --requests 1 --max-tokens 3 \
+    --prompt-tokens 8 --slots 1 --ctx 64 --warmup 0 --json
+  expect bench_serve_json_fields '"errors_by_status": \{\}'
+  expect bench_serve_json_slots '"slots": 1,'
+else
+  echo "skip bench_serve_smoke: this cairn serve has no --model"
+fi
 
 exit $fail

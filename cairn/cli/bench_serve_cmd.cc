@@ -267,7 +267,7 @@ int RunServeBench(const ServeBenchFlags& f) {
 
   std::string model_name = f.model_name;
   if (model_name.empty()) {
-    absl::StatusOr<std::string> id = server::FirstModelId(url, f.api_key, 60);
+    absl::StatusOr<std::string> id = server::FirstModelId(url, f.api_key, std::min(f.timeout_s, 60.0));
     if (!id.ok()) {
       fmt::print(stderr, "{}: {}\n", kName, std::string(id.status().message()));
       return 1;
