@@ -47,7 +47,9 @@ EMBED_DIM="$(sed -n 's/^wrote .*embed\.gguf: .*embd \([0-9]*\),.*/\1/p' "$T/synt
 # --- servers ---
 # The llama-spm fixture has no chat template; name one when serve can take it.
 TEMPLATE=()
-if "$CAIRN" serve --help 2>/dev/null | grep -q -- '--chat-template'; then TEMPLATE=(--chat-template chatml); fi
+SERVE_HELP="$("$CAIRN" serve --help 2>&1)"
+if grep -q -- '--chat-template' <<<"$SERVE_HELP"; then TEMPLATE=(--chat-template chatml)
+elif grep -q -- '--template' <<<"$SERVE_HELP"; then TEMPLATE=(--template chatml); fi
 
 start_server() {  # start_server NAME MODEL_FILE EXTRA... ; sets URL
   local name="$1" model="$2" i
