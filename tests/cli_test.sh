@@ -502,6 +502,33 @@ check bench_infer_bad_threads 2 "$CAIRN" bench infer -m "$T/lm.gguf" --threads 0
 check bench_infer_too_long 1 "$CAIRN" bench infer -m "$T/lm.gguf" --pp 100000 --tg 1 --no-bandwidth
 expect bench_infer_too_long_reason 'tokens do not fit the model.s context'
 
+# --- cairn serve --model: the OpenAI-compatible API on the tiny model, driven with curl ---
+if command -v curl >/dev/null 2>&1; then
+  "$CAIRN" serve --listen 127.0.0.1:0 --data-dir "$T/llmnode" --model "$T/lm.gguf" --model-name lm --slots 2 \
+    --threads 1 --template chatml >"$T/llm.out" 2>"$T/llm.err" &
+  LLM_PID=$!
+  LLM_URL=""
+  for _ in $(seq 1 100); do
+    LLM_URL=$(grep -oE '^cairn serve: listening on http://127\.0\.0\.1:[0-9]+$' "$T/llm.out" | grep -oE 'http://.*')
+    [ -n "$LLM_URL" ] && break
+    sleep 0.1
+  done
+  [ -n "$LLM_URL" ] && echo "ok   serve_model_start" || { echo "FAIL serve --model did not start"; cat "$T/llm.err"; fail=1; }
+  llm() { curl -sS -N -H 'Content-Type: application/json' --data-binary "$2" -w '\nHTTP %{http_code}\n' "$LLM_URL$1"; }
+  check serve_chat 0 llm /v1/chat/completions '{"model":"lm","messages":[{"role":"user","content":"Hi"}],"max_tokens":4,"temperature":0}'
+  expect serve_chat_object '"object":"chat.completion"'
+  expect serve_chat_200 'HTTP 200'
+  check serve_chat_stream 0 llm /v1/chat/completions '{"model":"lm","stream":true,"messages":[{"role":"user","content":"Hi"}],"max_tokens":4}'
+  expect serve_chat_stream_role '^data: \{.*"delta":\{"content":"","role":"assistant"\}'
+  expect serve_chat_stream_done '^data: \[DONE\]$'
+  check serve_chat_unknown_model 0 llm /v1/chat/completions '{"model":"nope","messages":[{"role":"user","content":"Hi"}]}'
+  expect serve_chat_unknown_model_404 'HTTP 404'
+  check serve_models 0 curl -sS "$LLM_URL/v1/models"
+  expect serve_models_id '"id":"lm"'
+  kill -TERM "$LLM_PID"; wait "$LLM_PID"; rc=$?
+  [ "$rc" -eq 0 ] && echo "ok   serve_model_stop" || { echo "FAIL serve --model stop: exit $rc"; cat "$T/llm.err"; fail=1; }
+fi
+
 # --- cairn bench serve: usage errors, no server, and a smoke run against a `cairn serve` it starts ---
 check bench_serve_no_target 2 "$CAIRN" bench serve
 expect bench_serve_no_target_reason 'exactly one of --url .* and --model'

@@ -1,26 +1,90 @@
 // `cairn serve`: runs the node's HTTP API (cairn/server) until SIGINT/SIGTERM,
-// then stops accepting, finishes running requests and closes the stores.
+// then stops accepting, finishes running requests and closes the stores. With
+// --model it also serves the OpenAI-compatible API (cairn/server/llm_service.h).
 #include <pthread.h>
 #include <signal.h>
 
+#include <algorithm>
 #include <cstdio>
+#include <thread>
+#include <vector>
 #include <memory>
 #include <string>
 
 #include "cairn/cli/commands.h"
+#include "cairn/base/metrics.h"
+#include "cairn/server/llm_service.h"
 #include "cairn/server/server.h"
 #include "fmt/format.h"
+#include "fmt/ranges.h"
 #include "spdlog/spdlog.h"
 
 namespace cairn::cli {
 namespace {
 
+struct ModelArgs {
+  std::vector<std::string> models;
+  std::vector<std::string> names;
+  int slots = 4;
+  int ctx = 0;
+  int queue = 64;
+  int threads = 0;
+  double timeout_s = 600;
+  std::string chat_template;
+  std::vector<std::string> api_keys;  // checked by the auth layer
+};
+
 struct ServeArgs {
   std::string listen = "127.0.0.1:8080";
   std::string data_dir = "cairn-data";
-  int threads = 0;
+  int http_threads = 0;
   size_t max_body_mb = 64;
+  ModelArgs model;
 };
+
+// The --model flags: one LlmModelOptions per file, with the shared slot/queue settings.
+void AddModelFlags(CLI::App* cmd, ModelArgs* m) {
+  cmd->add_option("--model", m->models, "GGUF model to serve through the OpenAI-compatible API (repeatable)");
+  cmd->add_option("--model-name", m->names, "The API's id for each --model, in order (default: the file name)");
+  cmd->add_option("--slots", m->slots, "Sequences decoding together per model (continuous batching)")
+      ->check(CLI::Range(1, 1024))
+      ->capture_default_str();
+  cmd->add_option("--ctx", m->ctx, "Tokens of context per slot (default: the model's context / slots)")
+      ->check(CLI::Range(0, 1 << 24))
+      ->capture_default_str();
+  cmd->add_option("--queue", m->queue, "Requests waiting beyond the slots before 429")
+      ->check(CLI::Range(0, 100000))
+      ->capture_default_str();
+  cmd->add_option("--threads", m->threads, "Forward-pass threads per model (0 = the hardware's, at most 8)")
+      ->check(CLI::Range(0, 256))
+      ->capture_default_str();
+  cmd->add_option("--timeout", m->timeout_s, "Seconds a generation request may take, waiting included")
+      ->check(CLI::Range(0.001, 1e7))
+      ->capture_default_str();
+  cmd->add_option("--template", m->chat_template,
+                  "Chat format: chatml, llama2, mistral, llama3, zephyr, phi3, gemma (default: from the model)");
+  cmd->add_option("--api-key", m->api_keys, "Bearer API key clients must send (repeatable)");
+}
+
+absl::StatusOr<std::vector<server::LlmModelOptions>> ModelOptions(const ModelArgs& m) {
+  if (m.names.size() > m.models.size())
+    return absl::InvalidArgumentError(
+        fmt::format("{} --model-name for {} --model", m.names.size(), m.models.size()));
+  std::vector<server::LlmModelOptions> out;
+  for (size_t i = 0; i < m.models.size(); ++i) {
+    server::LlmModelOptions o;
+    o.path = m.models[i];
+    if (i < m.names.size()) o.name = m.names[i];
+    o.slots = m.slots;
+    o.ctx = m.ctx;
+    o.queue = m.queue;
+    o.threads = m.threads;
+    o.timeout_s = m.timeout_s;
+    o.chat_template = m.chat_template;
+    out.push_back(std::move(o));
+  }
+  return out;
+}
 
 // "host:port", "[v6]:port", ":port" or "port" (host 127.0.0.1).
 bool ParseListen(const std::string& text, std::string* host, int* port) {
@@ -54,7 +118,13 @@ int Serve(const ServeArgs& args) {
     return 2;
   }
   options.data_dir = args.data_dir;
-  options.threads = args.threads;
+  options.threads = args.http_threads;
+  // A streaming request holds a request thread while it runs: leave room for every
+  // slot and queued request, or clients would wait in the accept queue instead.
+  if (options.threads == 0 && !args.model.models.empty()) {
+    const int hw = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+    options.threads = std::max({8, 2 * hw, args.model.slots + args.model.queue + 8});
+  }
   options.max_body_bytes = args.max_body_mb << 20;
 
   // SIGINT/SIGTERM are blocked before any server thread exists (threads inherit
@@ -72,18 +142,43 @@ int Serve(const ServeArgs& args) {
     return 1;
   }
   server::Server& srv = **created;
+  std::unique_ptr<server::LlmService> llm;
+  if (!args.model.models.empty()) {
+    absl::StatusOr<std::vector<server::LlmModelOptions>> models = ModelOptions(args.model);
+    if (!models.ok()) {
+      fmt::print(stderr, "cairn serve: {}\n", std::string(models.status().message()));
+      return 2;
+    }
+    absl::StatusOr<std::unique_ptr<server::LlmService>> service =
+        server::LlmService::Create(*std::move(models), &MetricsRegistry::Default());
+    if (!service.ok()) {
+      fmt::print(stderr, "cairn serve: {}\n", std::string(service.status().message()));
+      return 1;
+    }
+    llm = std::move(*service);
+    if (!args.model.api_keys.empty())
+      spdlog::warn("cairn serve: --api-key is accepted but not enforced by this build; do not expose the port");
+    llm->RegisterRoutes(srv.router());
+  }
   if (absl::Status s = srv.Start(); !s.ok()) {
     fmt::print(stderr, "cairn serve: {}\n", std::string(s.message()));
     return 1;
   }
   const size_t collections = srv.collections().List().size();
-  spdlog::info("cairn serve: listening on http://{} (data in {}, {} collection{}, {} threads)", srv.address(),
-               options.data_dir, collections, collections == 1 ? "" : "s", srv.options().threads);
+  // Scripts read the port from this line.
+  fmt::print("cairn serve: listening on http://{}\n", srv.address());
+  std::fflush(stdout);
+  spdlog::info("cairn serve: data in {}, {} collection{}, {} request threads{}", options.data_dir, collections,
+               collections == 1 ? "" : "s", srv.options().threads,
+               llm ? fmt::format(", models: {}", fmt::join(llm->model_names(), ", ")) : std::string());
 
   int signal_number = 0;
   sigwait(&stop_signals, &signal_number);
   spdlog::info("cairn serve: {} received, stopping", signal_number == SIGINT ? "SIGINT" : "SIGTERM");
+  // Streams in flight end first (cancelled), then the listener drains.
+  if (llm) llm->Stop();
   srv.Stop();
+  llm.reset();
   created->reset();  // closes the stores
   spdlog::info("cairn serve: stopped");
   return 0;
@@ -93,17 +188,20 @@ int Serve(const ServeArgs& args) {
 
 void RegisterServe(CLI::App& app, Runner* run) {
   auto args = std::make_shared<ServeArgs>();
-  CLI::App* cmd = app.add_subcommand("serve", "Run the node's HTTP API (collections, /healthz) until Ctrl-C");
+  CLI::App* cmd = app.add_subcommand(
+      "serve", "Run the node's HTTP API (collections, /healthz, OpenAI-compatible LLM API with --model) until Ctrl-C");
   cmd->add_option("--listen", args->listen, "HOST:PORT to listen on (port 0 picks a free port)")
       ->capture_default_str();
   cmd->add_option("--data-dir", args->data_dir, "Directory of the node's stores (created when missing)")
       ->capture_default_str();
-  cmd->add_option("--threads", args->threads, "Request threads (0 = max(8, 2 x cores))")
+  cmd->add_option("--http-threads", args->http_threads,
+                  "Request threads (0 = max(8, 2 x cores), and with --model at least slots + queue + 8)")
       ->check(CLI::Range(0, 1024))
       ->capture_default_str();
   cmd->add_option("--max-body-mb", args->max_body_mb, "Largest request body accepted, in MiB")
       ->check(CLI::Range(1, 4096))
       ->capture_default_str();
+  AddModelFlags(cmd, &args->model);
   cmd->callback([run, args] { *run = [args] { return Serve(*args); }; });
 }
 

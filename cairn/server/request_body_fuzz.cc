@@ -1,6 +1,7 @@
 // Fuzzes what the server does with request bodies and path segments before any
 // store is touched: JSON parsing (depth limit included), the collection API's
-// request parsers (create, upsert, search with filters) and point ids in paths.
+// request parsers (create, upsert, search with filters), point ids in paths, and
+// the OpenAI API's parsers (chat/completions, completions, embeddings).
 // None may crash, hang or leak, whatever the bytes; every refusal is a Status.
 #include <cstddef>
 #include <cstdint>
@@ -8,6 +9,7 @@
 
 #include "cairn/server/collections_api.h"
 #include "cairn/server/json_body.h"
+#include "cairn/server/openai_api.h"
 
 namespace {
 
@@ -33,5 +35,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (auto points = cairn::server::ParseUpsert(*body, Settings(flag, !flag)); points.ok())
     for (const cairn::vector::Point& p : *points) (void)cairn::server::PointToJson(p).dump();
   (void)cairn::server::ParseSearch(*body, Settings(!flag, flag));
+  if (auto chat = cairn::server::ParseChatCompletionRequest(*body); chat.ok()) {
+    for (const auto& m : chat->messages) (void)cairn::server::SseEvent({{"role", m.role}, {"content", m.content}});
+  }
+  (void)cairn::server::ParseCompletionRequest(*body);
+  (void)cairn::server::ParseEmbeddingRequest(*body);
   return 0;
 }

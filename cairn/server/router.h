@@ -66,7 +66,14 @@ struct Response {
   int status = 200;
   nlohmann::json json;                   // the body, sent as application/json ...
   std::optional<std::string> raw_body;   // ... unless this is set (e.g. Prometheus text)
-  std::string content_type;              // for raw_body
+  std::string content_type;              // for raw_body and stream
+  // A streamed body (server-sent events): when set, the server sends the status and
+  // headers, then calls `stream` on the request's thread with a `write` function
+  // that sends one piece at once (chunked transfer encoding) and returns false when
+  // the client is gone; the body ends when `stream` returns. Takes precedence over
+  // json and raw_body.
+  using Writer = std::function<bool(std::string_view data)>;
+  std::function<void(const Writer& write)> stream;
   Fields headers;                        // extra response headers
 
   static Response Json(nlohmann::json body, int status = 200);

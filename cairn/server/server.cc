@@ -20,6 +20,32 @@ namespace {
 void Send(const Request& req, const Response& r, httplib::Response& res) {
   res.status = r.status;
   for (const auto& [k, v] : r.headers) res.set_header(k, v);
+  if (r.stream && req.method != "HEAD") {
+    // Runs once: the whole stream is written from inside the provider, so a failed
+    // write (the client went away) is seen by the producer at once.
+    auto stream = r.stream;
+    res.set_chunked_content_provider(
+        r.content_type.empty() ? "text/event-stream" : r.content_type.c_str(),
+        [stream](size_t /*offset*/, httplib::DataSink& sink) {
+          bool ok = true;
+          Response::Writer write = [&](std::string_view data) {
+            if (!ok) return false;
+            if (data.empty()) return true;
+            ok = sink.write(data.data(), data.size());
+            return ok;
+          };
+          try {
+            stream(write);
+          } catch (const std::exception& e) {
+            spdlog::error("server: a streamed response failed: {}", e.what());
+            return false;
+          }
+          if (!ok) return false;
+          sink.done();
+          return true;
+        });
+    return;
+  }
   if (r.raw_body) {
     res.set_content(*r.raw_body, r.content_type.empty() ? "text/plain" : r.content_type.c_str());
   } else if (!r.json.is_null()) {

@@ -1,0 +1,432 @@
+// The LLM engine and the OpenAI-compatible API on a tiny synthesized llama model:
+// streaming and non-streaming chat over HTTP, batched greedy streams equal to the same
+// streams run alone, joining mid-decode, 429 on a full queue, cancel on disconnect,
+// timeouts, prefix reuse, embeddings, models and bad inputs.
+#include "cairn/server/llm_service.h"
+
+#include <httplib.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "absl/strings/escaping.h"
+#include "cairn/infer/synth.h"
+#include "cairn/server/openai_api.h"
+#include "cairn/server/server.h"
+#include "cairn/server/testing.h"
+
+namespace cairn::server {
+namespace {
+
+using ::testing::HasSubstr;
+using json = nlohmann::json;
+using testing::Reply;
+using testing::TempDir;
+
+const std::string& TinyModelPath() {
+  static const std::string* path = [] {
+    auto* dir = new TempDir();  // lives for the whole test binary
+    infer::SynthOptions o;
+    o.arch = infer::Arch::kLlama;
+    o.shape = infer::SynthShapeForArch(*infer::SynthPreset("tiny"), infer::Arch::kLlama);
+    o.shape.n_vocab = 512;
+    o.shape.n_ctx = 1024;
+    o.weight_type = "q8_0";
+    o.seed = 5;
+    auto* p = new std::string(dir->path() + "/tiny.gguf");
+    absl::Status st = infer::SynthesizeModel(o, *p);
+    EXPECT_TRUE(st.ok()) << st;
+    return p;
+  }();
+  return *path;
+}
+
+class LlmTest : public testing::ServerFixture {
+ protected:
+  void Start(int slots = 4, int queue = 8, double timeout_s = 60, int ctx = 256) {
+    LlmModelOptions mo;
+    mo.name = "tiny";
+    mo.path = TinyModelPath();
+    mo.slots = slots;
+    mo.queue = queue;
+    mo.ctx = ctx;
+    mo.threads = 1;
+    mo.timeout_s = timeout_s;
+    mo.chat_template = "chatml";
+    absl::StatusOr<std::unique_ptr<LlmService>> s = LlmService::Create({mo}, &metrics_);
+    ASSERT_TRUE(s.ok()) << s.status();
+    service_ = std::move(*s);
+    options_.data_dir = dir_.path();
+    options_.threads = 16;
+    absl::StatusOr<std::unique_ptr<Server>> srv = Server::Create(options_);
+    ASSERT_TRUE(srv.ok()) << srv.status();
+    server_ = std::move(*srv);
+    service_->RegisterRoutes(server_->router());
+    ASSERT_TRUE(server_->Start().ok());
+  }
+  void TearDown() override {
+    if (service_) service_->Stop();
+    ServerFixture::TearDown();
+    service_.reset();
+  }
+  LlmEngine& engine() { return *service_->engine("tiny"); }
+
+
+  static json Chat(const std::string& user, int max_tokens, const std::string& system = "You are terse.") {
+    return {{"model", "tiny"},
+            {"messages", {{{"role", "system"}, {"content", system}}, {{"role", "user"}, {"content", user}}}},
+            {"temperature", 0},
+            {"max_tokens", max_tokens}};
+  }
+
+  // The "data: " payloads of a server-sent event stream.
+  static std::vector<std::string> SseData(const std::string& raw) {
+    std::vector<std::string> out;
+    size_t pos = 0;
+    while (pos < raw.size()) {
+      size_t end = raw.find("\n\n", pos);
+      EXPECT_NE(end, std::string::npos) << "unterminated event at " << pos;
+      if (end == std::string::npos) break;
+      std::string event = raw.substr(pos, end - pos);
+      EXPECT_EQ(event.rfind("data: ", 0), 0u) << event;
+      out.push_back(event.substr(6));
+      pos = end + 2;
+    }
+    return out;
+  }
+
+  SeqParams Greedy(const std::string& text, int max_tokens) {
+    SeqParams p;
+    p.prompt = engine().tokenizer().Encode(text);
+    p.max_tokens = max_tokens;
+    p.sampling = infer::SamplerParams::Greedy();
+    return p;
+  }
+  std::string RunAlone(const std::string& text, int max_tokens) {
+    absl::StatusOr<std::shared_ptr<SeqHandle>> h = engine().Submit(Greedy(text, max_tokens));
+    EXPECT_TRUE(h.ok()) << h.status();
+    return h.ok() ? (*h)->WaitDone().text : "";
+  }
+  bool WaitFor(const std::function<bool()>& cond, double seconds = 20) {
+    const auto end = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
+    while (std::chrono::steady_clock::now() < end) {
+      if (cond()) return true;
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    return cond();
+  }
+
+  MetricsRegistry metrics_;
+  std::unique_ptr<LlmService> service_;
+};
+
+TEST_F(LlmTest, ChatNonStreaming) {
+  Start();
+  Reply r = Post("/v1/chat/completions", Chat("hello there", 12));
+  ASSERT_EQ(r.status, 200) << r.raw;
+  EXPECT_EQ(r.body["object"], "chat.completion");
+  EXPECT_EQ(r.body["model"], "tiny");
+  EXPECT_THAT(r.body["id"].get<std::string>(), HasSubstr("chatcmpl-"));
+  const json& choice = r.body["choices"][0];
+  EXPECT_EQ(choice["message"]["role"], "assistant");
+  EXPECT_TRUE(choice["message"]["content"].is_string());
+  EXPECT_TRUE(choice["finish_reason"] == "length" || choice["finish_reason"] == "stop");
+  const json& usage = r.body["usage"];
+  EXPECT_GT(usage["prompt_tokens"].get<int>(), 5);
+  EXPECT_LE(usage["completion_tokens"].get<int>(), 12);
+  EXPECT_EQ(usage["total_tokens"], usage["prompt_tokens"].get<int>() + usage["completion_tokens"].get<int>());
+
+  Reply c = Post("/v1/completions", json{{"model", "tiny"}, {"prompt", "the cat"}, {"max_tokens", 5}, {"temperature", 0}});
+  ASSERT_EQ(c.status, 200) << c.raw;
+  EXPECT_EQ(c.body["object"], "text_completion");
+  EXPECT_TRUE(c.body["choices"][0]["text"].is_string());
+  EXPECT_THAT(metrics_.Serialize(), HasSubstr("cairn_llm_requests_total{model=\"tiny\",status=\"200\"} 2"));
+}
+
+TEST_F(LlmTest, ChatStreamingMatchesNonStreaming) {
+  Start();
+  const json req = Chat("tell me a story", 16);
+  Reply plain = Post("/v1/chat/completions", req);
+  ASSERT_EQ(plain.status, 200) << plain.raw;
+
+  json sreq = req;
+  sreq["stream"] = true;
+  sreq["stream_options"] = {{"include_usage", true}};
+  Reply s = Post("/v1/chat/completions", sreq);
+  ASSERT_EQ(s.status, 200) << s.raw;
+  EXPECT_THAT(s.headers.find("Content-Type")->second, HasSubstr("text/event-stream"));
+  std::vector<std::string> data = SseData(s.raw);
+  ASSERT_GE(data.size(), 4u);
+  EXPECT_EQ(data.back(), "[DONE]");
+  std::string text;
+  std::string finish;
+  json usage;
+  for (size_t i = 0; i + 1 < data.size(); ++i) {
+    json chunk = json::parse(data[i]);
+    EXPECT_EQ(chunk["object"], "chat.completion.chunk");
+    EXPECT_EQ(chunk["id"], json::parse(data[0])["id"]);
+    ASSERT_TRUE(chunk.contains("usage"));
+    if (chunk["choices"].empty()) {  // the usage chunk, last before [DONE]
+      EXPECT_EQ(i + 2, data.size());
+      usage = chunk["usage"];
+      continue;
+    }
+    const json& c = chunk["choices"][0];
+    if (i == 0) {
+      EXPECT_EQ(c["delta"]["role"], "assistant");
+    }
+    if (c["delta"].contains("content")) text += c["delta"]["content"].get<std::string>();
+    if (!c["finish_reason"].is_null()) {
+      EXPECT_TRUE(finish.empty());
+      finish = c["finish_reason"];
+    }
+  }
+  EXPECT_EQ(text, plain.body["choices"][0]["message"]["content"]);
+  EXPECT_EQ(finish, plain.body["choices"][0]["finish_reason"]);
+  EXPECT_EQ(usage["completion_tokens"], plain.body["usage"]["completion_tokens"]);
+  EXPECT_EQ(usage["prompt_tokens"], plain.body["usage"]["prompt_tokens"]);
+}
+
+TEST_F(LlmTest, ConcurrentGreedyStreamsEqualEachAlone) {
+  Start(/*slots=*/4);
+  const std::vector<std::string> prompts = {"the cat sat", "once upon a time there was", "a b c", "hello world of"};
+  std::vector<std::string> alone;
+  for (const std::string& p : prompts) alone.push_back(RunAlone(p, 24));
+  // Different prompts in fresh slots: forget the cached prefixes first by using
+  // other slots' contents; correctness does not depend on them anyway.
+  std::vector<std::shared_ptr<SeqHandle>> handles;
+  for (const std::string& p : prompts) {
+    absl::StatusOr<std::shared_ptr<SeqHandle>> h = engine().Submit(Greedy(p, 24));
+    ASSERT_TRUE(h.ok()) << h.status();
+    handles.push_back(*h);
+  }
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    const SeqResult& r = handles[i]->WaitDone();
+    EXPECT_EQ(r.text, alone[i]) << prompts[i];
+    EXPECT_NE(r.finish, SeqFinish::kError) << r.status;
+  }
+}
+
+TEST_F(LlmTest, RequestJoinsMidDecode) {
+  Start(/*slots=*/2);
+  const std::string expect_long = RunAlone("a long story begins", 120);
+  const std::string expect_short = RunAlone("short one", 10);
+  absl::StatusOr<std::shared_ptr<SeqHandle>> first = engine().Submit(Greedy("a long story begins", 120));
+  ASSERT_TRUE(first.ok());
+  const uint64_t generated_before = engine().stats().tokens_generated;
+  ASSERT_TRUE(WaitFor([&] { return engine().stats().tokens_generated >= generated_before + 3; }));
+  absl::StatusOr<std::shared_ptr<SeqHandle>> second = engine().Submit(Greedy("short one", 10));
+  ASSERT_TRUE(second.ok());
+  EXPECT_EQ((*second)->WaitDone().text, expect_short);
+  EXPECT_EQ((*first)->WaitDone().text, expect_long);
+}
+
+TEST_F(LlmTest, FullQueueAnswers429) {
+  Start(/*slots=*/1, /*queue=*/1);
+  std::vector<std::shared_ptr<SeqHandle>> held;
+  // One running, one waiting: the queue is full.
+  for (int i = 0; i < 2; ++i) {
+    SeqParams p = Greedy("keep going", -1);
+    p.ignore_eos = true;
+    absl::StatusOr<std::shared_ptr<SeqHandle>> h = engine().Submit(std::move(p));
+    ASSERT_TRUE(h.ok()) << h.status();
+    held.push_back(*h);
+  }
+  ASSERT_TRUE(WaitFor([&] { return engine().stats().active == 1; }));
+  Reply r = Post("/v1/chat/completions", Chat("hi", 4));
+  EXPECT_EQ(r.status, 429) << r.raw;
+  EXPECT_EQ(ErrorType(r), "rate_limit_error");
+  EXPECT_EQ(r.headers.count("Retry-After"), 1u);
+  for (auto& h : held) h->Cancel();
+  for (auto& h : held) EXPECT_EQ(h->WaitDone().finish, SeqFinish::kCancelled);
+  // Room again.
+  EXPECT_EQ(Post("/v1/chat/completions", Chat("hi", 2)).status, 200);
+}
+
+TEST_F(LlmTest, DisconnectCancelsTheStream) {
+  Start(/*slots=*/1, /*queue=*/4, /*timeout_s=*/60, /*ctx=*/1000);
+  json req = Chat("talk forever", 100000);
+  req["stream"] = true;
+  req["ignore_eos"] = true;
+  {
+    auto c = NewClient();
+    httplib::Request hr;
+    hr.method = "POST";
+    hr.path = "/v1/chat/completions";
+    hr.body = req.dump();
+    hr.set_header("Content-Type", "application/json");
+    int chunks = 0;
+    hr.content_receiver = [&](const char*, size_t, uint64_t, uint64_t) { return ++chunks < 3; };
+    httplib::Result res = c->send(hr);
+    EXPECT_GE(chunks, 3);
+    c->stop();
+  }
+  // The slot is free long before 1000 tokens could have been generated.
+  ASSERT_TRUE(WaitFor([&] { return engine().stats().active == 0; }));
+  EXPECT_LT(engine().stats().tokens_generated, 900u);
+  ASSERT_TRUE(WaitFor([&] { return metrics_.Serialize().find("status=\"499\"") != std::string::npos; }));
+  EXPECT_EQ(Post("/v1/chat/completions", Chat("next", 2)).status, 200);
+}
+
+TEST_F(LlmTest, Timeouts) {
+  Start(/*slots=*/1, /*queue=*/4, /*timeout_s=*/0.3, /*ctx=*/1000);
+  // The only slot is busy past the deadline: a waiting request times out unstarted (503).
+  SeqParams busy_params = Greedy("busy", -1);
+  busy_params.ignore_eos = true;
+  absl::StatusOr<std::shared_ptr<SeqHandle>> busy = engine().Submit(std::move(busy_params));
+  ASSERT_TRUE(busy.ok());
+  ASSERT_TRUE(WaitFor([&] { return engine().stats().active == 1; }));
+  SeqParams waiting = Greedy("waiting", 4);
+  waiting.deadline = LlmClock::now() + std::chrono::milliseconds(20);
+  absl::StatusOr<std::shared_ptr<SeqHandle>> w = engine().Submit(std::move(waiting));
+  ASSERT_TRUE(w.ok());
+  const SeqResult& wr = (*w)->WaitDone();
+  EXPECT_EQ(wr.finish, SeqFinish::kTimeout);
+  EXPECT_FALSE(wr.started);
+  (*busy)->Cancel();
+  (*busy)->WaitDone();
+  // Over HTTP a request that runs into its timeout ends early with what it has.
+  SeqParams running = Greedy("run out of time", -1);
+  running.ignore_eos = true;
+  running.deadline = LlmClock::now() + std::chrono::milliseconds(30);
+  absl::StatusOr<std::shared_ptr<SeqHandle>> r = engine().Submit(std::move(running));
+  ASSERT_TRUE(r.ok());
+  const SeqResult& rr = (*r)->WaitDone();
+  EXPECT_EQ(rr.finish, SeqFinish::kTimeout) << SeqFinishName(rr.finish);
+  EXPECT_TRUE(rr.started);
+}
+
+TEST_F(LlmTest, SharedSystemPromptIsComputedOnce) {
+  Start(/*slots=*/2);
+  std::string sys;
+  for (int i = 0; i < 40; ++i) sys += "rule " + std::to_string(i) + " is to be kind. ";
+  Reply a = Post("/v1/chat/completions", Chat("first question", 4, sys));
+  ASSERT_EQ(a.status, 200) << a.raw;
+  const uint64_t before = engine().stats().prompt_tokens_evaluated;
+  Reply b = Post("/v1/chat/completions", Chat("second, different question", 4, sys));
+  ASSERT_EQ(b.status, 200) << b.raw;
+  const int prompt = b.body["usage"]["prompt_tokens"];
+  const int cached = b.body["usage"]["prompt_tokens_details"]["cached_tokens"];
+  const uint64_t evaluated = engine().stats().prompt_tokens_evaluated - before;
+  EXPECT_GT(cached, prompt / 2);
+  EXPECT_EQ(evaluated, static_cast<uint64_t>(prompt - cached));
+  EXPECT_EQ(a.body["usage"]["prompt_tokens_details"]["cached_tokens"], 0);
+}
+
+TEST_F(LlmTest, EmbeddingsAndModels) {
+  Start();
+  Reply m = Get("/v1/models");
+  ASSERT_EQ(m.status, 200);
+  EXPECT_EQ(m.body["object"], "list");
+  EXPECT_EQ(m.body["data"][0]["id"], "tiny");
+  EXPECT_EQ(Get("/v1/models/tiny").status, 200);
+  EXPECT_EQ(Get("/v1/models/nope").status, 404);
+
+  Reply one = Post("/v1/embeddings", json{{"model", "tiny"}, {"input", "hello world"}});
+  ASSERT_EQ(one.status, 200) << one.raw;
+  ASSERT_EQ(one.body["data"].size(), 1u);
+  EXPECT_EQ(one.body["data"][0]["embedding"].size(), 256u);
+  Reply two = Post("/v1/embeddings", json{{"model", "tiny"}, {"input", {"a", "b"}}, {"encoding_format", "base64"}});
+  ASSERT_EQ(two.status, 200) << two.raw;
+  ASSERT_EQ(two.body["data"].size(), 2u);
+  std::string bytes;
+  ASSERT_TRUE(absl::Base64Unescape(two.body["data"][1]["embedding"].get<std::string>(), &bytes));
+  EXPECT_EQ(bytes.size(), 256u * sizeof(float));
+  EXPECT_EQ(Post("/v1/embeddings", json{{"model", "tiny"}, {"input", 3}}).status, 400);
+}
+
+TEST_F(LlmTest, BadInputs) {
+  Start();
+  Reply r = PostRaw("/v1/chat/completions", "{\"messages\": [");
+  EXPECT_EQ(r.status, 400);
+  r = Post("/v1/chat/completions", json{{"model", "tiny"}, {"messages", "hi"}});
+  EXPECT_EQ(r.status, 400);
+  EXPECT_THAT(ErrorMessage(r), HasSubstr("'messages'"));
+  r = Post("/v1/chat/completions", json{{"model", "tiny"}, {"messages", {{{"role", "user"}, {"content", 5}}}}});
+  EXPECT_EQ(r.status, 400);
+  EXPECT_THAT(ErrorMessage(r), HasSubstr("messages[0].content"));
+  json bad = Chat("x", 2);
+  bad["temperature"] = "hot";
+  EXPECT_THAT(ErrorMessage(Post("/v1/chat/completions", bad)), HasSubstr("'temperature'"));
+  bad = Chat("x", 2);
+  bad["n"] = 2;
+  EXPECT_EQ(Post("/v1/chat/completions", bad).status, 400);
+  bad = Chat("x", 2);
+  bad["model"] = "gpt-4";
+  r = Post("/v1/chat/completions", bad);
+  EXPECT_EQ(r.status, 404);
+  EXPECT_EQ(ErrorType(r), "not_found_error");
+  std::string huge;
+  for (int i = 0; i < 400; ++i) huge += "word ";
+  r = Post("/v1/chat/completions", Chat(huge, 2));
+  EXPECT_EQ(r.status, 400);
+  EXPECT_THAT(ErrorMessage(r), HasSubstr("tokens per request"));
+  EXPECT_THAT(ErrorMessage(r), HasSubstr("256"));
+  bad = Chat("x", 2);
+  bad["response_format"] = {{"type", "json_object"}};
+  r = Post("/v1/chat/completions", bad);
+  EXPECT_TRUE(r.status == 200 || r.status == 400) << r.raw;
+  bad["response_format"] = {{"type", "yaml"}};
+  EXPECT_EQ(Post("/v1/chat/completions", bad).status, 400);
+  bad = Chat("x", 2);
+  bad["stop"] = {1, 2};
+  EXPECT_THAT(ErrorMessage(Post("/v1/chat/completions", bad)), HasSubstr("stop[0]"));
+  EXPECT_EQ(Post("/v1/completions", json{{"model", "tiny"}}).status, 400);
+  EXPECT_EQ(Get("/v1/chat/completions").status, 405);
+}
+
+// Aggregate decode throughput at 1 and N concurrent greedy streams, in process.
+// Run by hand: CAIRN_SERVE_BENCH_MODEL=FILE.gguf (synthesized as a TinyLlama-shaped
+// Q4_0 model when missing) ./cairn_server_test --gtest_also_run_disabled_tests
+// --gtest_filter='*DISABLED_DecodeThroughput'
+TEST(LlmBench, DISABLED_DecodeThroughput) {
+  const char* path = std::getenv("CAIRN_SERVE_BENCH_MODEL");
+  if (path == nullptr) GTEST_SKIP() << "set CAIRN_SERVE_BENCH_MODEL";
+  if (!std::filesystem::exists(path)) {
+    infer::SynthOptions o;
+    o.shape = *infer::SynthPreset("tinyllama-1.1b");
+    o.weight_type = "q4_0";
+    ASSERT_TRUE(infer::SynthesizeModel(o, path).ok());
+  }
+  const int threads = std::getenv("CAIRN_SERVE_BENCH_THREADS") ? std::atoi(std::getenv("CAIRN_SERVE_BENCH_THREADS")) : 2;
+  const int tokens = 32;
+  for (int n : {1, 16}) {
+    LlmModelOptions mo;
+    mo.path = path;
+    mo.slots = 16;
+    mo.ctx = 128;
+    mo.threads = threads;
+    mo.chat_template = "chatml";
+    absl::StatusOr<std::unique_ptr<LlmService>> s = LlmService::Create({mo}, nullptr);
+    ASSERT_TRUE(s.ok()) << s.status();
+    LlmEngine& e = *(*s)->engine((*s)->model_names()[0]);
+    std::vector<std::shared_ptr<SeqHandle>> hs;
+    const auto t0 = std::chrono::steady_clock::now();
+    for (int i = 0; i < n; ++i) {
+      SeqParams p;
+      p.prompt = e.tokenizer().Encode("stream " + std::to_string(i) + " says");
+      p.max_tokens = tokens;
+      p.ignore_eos = true;
+      p.sampling = infer::SamplerParams::Greedy();
+      hs.push_back(*e.Submit(std::move(p)));
+    }
+    int64_t generated = 0;
+    for (auto& h : hs) generated += h->WaitDone().completion_tokens;
+    const double sec = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    std::printf("streams %2d  threads %d  generated %lld tokens in %.2f s  aggregate %.2f tokens/s  steps %llu\n", n,
+                threads, static_cast<long long>(generated), sec, generated / sec,
+                static_cast<unsigned long long>(e.stats().steps));
+  }
+}
+
+}  // namespace
+}  // namespace cairn::server
