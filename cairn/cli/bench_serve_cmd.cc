@@ -53,6 +53,8 @@ struct ServeBenchFlags {
   uint64_t seed = 1;
   int slots = 0;  // --model: 0 = the largest client count
   int ctx = 0;    // --model: tokens per slot (0 = the server's default)
+  int server_threads = 0;  // --model: the server's forward-pass threads (0 = its default)
+  bool ignore_eos = false;
   int warmup = 1;
   double timeout_s = 600;
   bool server_log = false;
@@ -226,7 +228,9 @@ int RunServeBench(const ServeBenchFlags& f) {
       fmt::print(stderr, "{}: {}: {}\n", kName, f.model, std::string(config.status().message()));
       return 1;
     }
-    ctx_for_bound = f.ctx > 0 ? static_cast<uint32_t>(f.ctx) : config->n_ctx_train;
+    // The server's default splits the model's context among the slots.
+    ctx_for_bound = f.ctx > 0 ? static_cast<uint32_t>(f.ctx)
+                              : std::max<uint32_t>(1, config->n_ctx_train / static_cast<uint32_t>(slots));
     const infer::MemoryEstimate mem = infer::EstimateMemory(**file, *config, ctx_for_bound);
     file_bytes = (*file)->file_size();
     kv_bytes = mem.kv_cache * static_cast<uint64_t>(slots);
@@ -241,6 +245,7 @@ int RunServeBench(const ServeBenchFlags& f) {
     std::vector<std::string> args = {"serve", "--model", f.model, "--listen", "127.0.0.1:0",
                                      "--data-dir", data_dir.string(), "--slots", std::to_string(slots)};
     if (f.ctx > 0) args.insert(args.end(), {"--ctx", std::to_string(f.ctx)});
+    if (f.server_threads > 0) args.insert(args.end(), {"--threads", std::to_string(f.server_threads)});
     if (!f.model_name.empty()) args.insert(args.end(), {"--model-name", f.model_name});
     if (!f.api_key.empty()) args.insert(args.end(), {"--api-key", f.api_key});
     fmt::print(stderr, "{}: starting cairn serve --model {} --slots {}\n", kName, f.model, slots);
@@ -283,6 +288,7 @@ int RunServeBench(const ServeBenchFlags& f) {
   base.prompt_tokens = f.prompt_tokens;
   base.temperature = f.temperature;
   base.seed = f.seed;
+  base.ignore_eos = f.ignore_eos;
   base.timeout_s = f.timeout_s;
   if (f.warmup > 0) {  // pages the weights in; not measured
     server::LoadOptions w = base;
@@ -376,6 +382,7 @@ int RunServeBench(const ServeBenchFlags& f) {
                       {"prompt_tokens", f.prompt_tokens},
                       {"temperature", f.temperature},
                       {"seed", f.seed},
+                      {"ignore_eos", f.ignore_eos},
                       {"runs", runs}};
   // The targets: throughput at the most clients against one client, and the tail
   // inter-token latency under that load against the single-client median.
@@ -395,7 +402,7 @@ int RunServeBench(const ServeBenchFlags& f) {
                     {"itl_ratio_target", 2.0}};
   }
   if (child) {
-    // Weights (mapped), the KV cache of every slot at --ctx (or the training context),
+    // Weights (mapped), the KV cache of every slot at --ctx (or the server's default),
     // one batch of scratch, +10%, plus 64 MiB for the process itself (code, HTTP threads).
     const uint64_t limit =
         static_cast<uint64_t>(1.1 * static_cast<double>(file_bytes + kv_bytes + compute_bytes)) + (64ull << 20);
@@ -447,6 +454,10 @@ void AddServeBench(CLI::App* parent, Runner* run) {
       ->check(CLI::Range(1, 4096));
   s->add_option("--ctx", f->ctx, "With --model: the server's tokens per slot (default: the server's)")
       ->check(CLI::Range(1, 1 << 24));
+  s->add_option("--server-threads", f->server_threads, "With --model: the server's forward-pass threads (--threads)")
+      ->check(CLI::Range(1, 1024));
+  s->add_flag("--ignore-eos", f->ignore_eos,
+              "Send \"ignore_eos\": true so every request decodes --max-tokens tokens (cairn serve, llama-server)");
   s->add_option("--warmup", f->warmup, "Unmeasured requests before the runs")
       ->capture_default_str()
       ->check(CLI::Range(0, 1000));

@@ -107,6 +107,7 @@ std::string ChatRequestBody(const LoadOptions& o, int client, int request) {
       {"seed", request_seed % (1ull << 31)},
       {"stream", true},
       {"stream_options", {{"include_usage", true}}}};
+  if (o.ignore_eos) body["ignore_eos"] = true;
   return body.dump();
 }
 

@@ -63,6 +63,7 @@ struct LoadOptions {
   int max_tokens = 64;
   int prompt_tokens = 128;  // about half in the shared system prompt, half per request
   double temperature = 1.0;
+  bool ignore_eos = false;  // sends "ignore_eos": true (a llama-server extension cairn serve has too)
   uint64_t seed = 1;        // prompts and each request's sampling seed derive from it
   double timeout_s = 600;   // per request (connect, and each read)
   // Called after each finished request (from the client threads, serialized).
