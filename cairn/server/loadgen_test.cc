@@ -116,7 +116,9 @@ class FakeServer {
         event(chunk({{"role", "assistant"}, {"content", ""}}, nullptr));
         for (int i = 0; i < kTokens; ++i) {
           std::this_thread::sleep_for(i == 0 ? kFirst : kGap);
-          event(chunk({{"content", "t" + std::to_string(i)}}, nullptr));
+          std::string text = "t";  // (not "t" + to_string: GCC 12's -Wrestrict misfires on it at -O3)
+          text += std::to_string(i);
+          event(chunk({{"content", text}}, nullptr));
         }
         if (!truncated) {
           event(chunk(nlohmann::json::object(), "length"));
