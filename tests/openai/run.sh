@@ -38,7 +38,7 @@ echo "node $(node --version), openai $(node -p "require('$DIR/node_modules/opena
 # f32 weights: f32 matrix products have no separate batch kernels, so a sequence's
 # tokens are the same whatever else shares its batch, and the batched streams below
 # must equal the solo one exactly (quantized batch kernels may differ in the last bits).
-if ! "$CAIRN" model synth --arch llama --preset tiny --type f32 --seed 7 --quiet \
+if ! "$CAIRN" model synth --arch llama --preset tiny --type f32 --n-ctx 1024 --seed 7 --quiet \
     --vocab-from "$FIXTURES/ggml-vocab-llama-spm.gguf" -o "$T/chat.gguf" >"$T/synth.log" 2>&1 ||
    ! "$CAIRN" model synth --arch bert --preset tiny --type f16 --n-layer 1 --seed 7 --quiet \
     --vocab-from "$FIXTURES/ggml-vocab-bert-bge.gguf" -o "$T/embed.gguf" >>"$T/synth.log" 2>&1; then
@@ -74,7 +74,7 @@ start_server() {  # start_server NAME MODEL_FILE EXTRA... ; sets URL
   fi
   echo "ok   serve_$name listening on $URL"
 }
-start_server tiny-chat "$T/chat.gguf" "${TEMPLATE[@]}"
+start_server tiny-chat "$T/chat.gguf" --ctx 256 "${TEMPLATE[@]}"
 CHAT_URL="$URL"
 start_server tiny-embed "$T/embed.gguf"
 EMBED_URL="$URL"
