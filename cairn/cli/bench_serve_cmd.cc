@@ -54,6 +54,7 @@ struct ServeBenchFlags {
   int slots = 0;  // --model: 0 = the largest client count
   int ctx = 0;    // --model: tokens per slot (0 = the server's default)
   int server_threads = 0;  // --model: the server's forward-pass threads (0 = its default)
+  std::string chat_template;  // --model: the server's --template
   bool ignore_eos = false;
   int warmup = 1;
   double timeout_s = 600;
@@ -246,6 +247,7 @@ int RunServeBench(const ServeBenchFlags& f) {
                                      "--data-dir", data_dir.string(), "--slots", std::to_string(slots)};
     if (f.ctx > 0) args.insert(args.end(), {"--ctx", std::to_string(f.ctx)});
     if (f.server_threads > 0) args.insert(args.end(), {"--threads", std::to_string(f.server_threads)});
+    if (!f.chat_template.empty()) args.insert(args.end(), {"--template", f.chat_template});
     if (!f.model_name.empty()) args.insert(args.end(), {"--model-name", f.model_name});
     if (!f.api_key.empty()) args.insert(args.end(), {"--api-key", f.api_key});
     fmt::print(stderr, "{}: starting cairn serve --model {} --slots {}\n", kName, f.model, slots);
@@ -456,6 +458,8 @@ void AddServeBench(CLI::App* parent, Runner* run) {
       ->check(CLI::Range(1, 1 << 24));
   s->add_option("--server-threads", f->server_threads, "With --model: the server's forward-pass threads (--threads)")
       ->check(CLI::Range(1, 1024));
+  s->add_option("--template", f->chat_template,
+                "With --model: the server's chat template name, for models without one (e.g. chatml)");
   s->add_flag("--ignore-eos", f->ignore_eos,
               "Send \"ignore_eos\": true so every request decodes --max-tokens tokens (cairn serve, llama-server)");
   s->add_option("--warmup", f->warmup, "Unmeasured requests before the runs")
