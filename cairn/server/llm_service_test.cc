@@ -32,9 +32,10 @@ using json = nlohmann::json;
 using testing::Reply;
 using testing::TempDir;
 
+// Written once per test binary; the directory goes at exit.
 const std::string& TinyModelPath() {
-  static const std::string* path = [] {
-    auto* dir = new TempDir();  // lives for the whole test binary
+  static TempDir dir;
+  static const std::string path = [] {
     infer::SynthOptions o;
     o.arch = infer::Arch::kLlama;
     o.shape = infer::SynthShapeForArch(*infer::SynthPreset("tiny"), infer::Arch::kLlama);
@@ -47,12 +48,12 @@ const std::string& TinyModelPath() {
     // flips greedy choices on the near-ties of a random model).
     o.weight_type = "f32";
     o.seed = 5;
-    auto* p = new std::string(dir->path() + "/tiny.gguf");
-    absl::Status st = infer::SynthesizeModel(o, *p);
+    std::string p = dir.path() + "/tiny.gguf";
+    absl::Status st = infer::SynthesizeModel(o, p);
     EXPECT_TRUE(st.ok()) << st;
     return p;
   }();
-  return *path;
+  return path;
 }
 
 class LlmTest : public testing::ServerFixture {
