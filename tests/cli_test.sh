@@ -7,8 +7,8 @@
 # (tests/data/nab_tiny), `cairn vector build/search/bench` on tiny generated files,
 # `cairn model synth/inspect` on tiny synthesized models, `cairn tokenize` on
 # llama.cpp's vocabulary fixtures, `cairn generate/chat/embed` and `cairn bench
-# infer` on tiny synthesized models, `cairn serve --config` (API keys, /metrics) and
-# `cairn ask` over a collection it made.
+# infer` and `cairn bench serve` on tiny synthesized models, `cairn serve --config` (API keys,
+# /metrics) and `cairn ask` over a collection it made.
 set -u
 CAIRN="$1"
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
@@ -43,7 +43,7 @@ expect one_line_reason '^cairn: '
 for sub in demo "demo sketches" sketch bench "sketch distinct" "sketch top" "sketch quantiles" "sketch contains" \
     "bench sketch" "bench nexmark" "bench detect" "bench edges" "bench vector" vector "vector build" \
     "vector search" "vector bench" run eval "eval nab" detect "detect edges" "detect series" \
-    model "model inspect" "model synth" tokenize generate chat embed ask; do
+    model "model inspect" "model synth" tokenize generate chat embed ask "bench serve" memory "memory add" "memory recall" "memory facts" "memory consolidate" "eval locomo"; do
   # shellcheck disable=SC2086
   check "help_${sub// /_}" 0 "$CAIRN" $sub --help
 done
@@ -628,6 +628,31 @@ if command -v curl >/dev/null 2>&1; then
   expect serve_models_id '"id":"lm"'
   kill -TERM "$LLM_PID"; wait "$LLM_PID"; rc=$?
   [ "$rc" -eq 0 ] && echo "ok   serve_model_stop" || { echo "FAIL serve --model stop: exit $rc"; cat "$T/llm.err"; fail=1; }
+fi
+
+# --- cairn bench serve: usage errors, no server, and a smoke run against a `cairn serve` it starts ---
+check bench_serve_no_target 2 "$CAIRN" bench serve
+expect bench_serve_no_target_reason 'exactly one of --url .* and --model'
+check bench_serve_both_targets 2 "$CAIRN" bench serve --url http://127.0.0.1:1 -m "$T/lm.gguf"
+check bench_serve_bad_clients 2 "$CAIRN" bench serve --url http://127.0.0.1:1 --clients 0
+check bench_serve_bad_url 1 "$CAIRN" bench serve --url ftp://x --model-name m
+expect bench_serve_bad_url_reason "'ftp://x' is not an http://HOST:PORT URL"
+check bench_serve_no_server 1 "$CAIRN" bench serve --url http://127.0.0.1:1 --timeout 5
+expect bench_serve_no_server_reason '^cairn bench serve: GET http://127.0.0.1:1/v1/models: no response'
+check bench_serve_missing_model 1 "$CAIRN" bench serve -m "$T/none.gguf"
+if "$CAIRN" serve --help 2>/dev/null | grep -q -- '--model'; then
+  check bench_serve_smoke 0 "$CAIRN" bench serve -m "$T/lm.gguf" --clients 1,2 --requests 2 --max-tokens 4 \
+    --prompt-tokens 16 --ctx 128 --seed 3 --template chatml
+  expect bench_serve_header '^ *clients +requests +errors +gen tok +gen tok/s +TTFT p50 +TTFT p99 +ITL p50 +ITL p99$'
+  expect bench_serve_two_rows '^ +2 +4 +0 +[0-9]+ +[0-9.]+ +[0-9.]+ ms'
+  expect bench_serve_ratios '^throughput at 2 clients vs 1: [0-9.]+x \(target >= 4x: (met|missed)\)$'
+  expect bench_serve_rss '^server peak resident memory: .* with 2 slots .*: (within|OVER); exit 0$'
+  check bench_serve_json 0 "$CAIRN" bench serve -m "$T/lm.gguf" --clients 2 --requests 1 --max-tokens 3 \
+    --prompt-tokens 8 --slots 1 --ctx 128 --warmup 0 --template chatml --json
+  expect bench_serve_json_fields '"errors_by_status": \{\}'
+  expect bench_serve_json_slots '"slots": 1$'
+else
+  echo "skip bench_serve_smoke: this cairn serve has no --model"
 fi
 
 exit $fail

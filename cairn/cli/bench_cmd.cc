@@ -211,6 +211,7 @@ void RegisterBench(CLI::App& app, Runner* run) {
 
   AddVectorBench(bench, "vector", run);  // the same as `cairn vector bench`
   AddInferBench(bench, run);
+  AddServeBench(bench, run);
 }
 
 }  // namespace cairn::cli
