@@ -4,6 +4,7 @@
 // timeouts, prefix reuse, embeddings, models and bad inputs.
 #include "cairn/server/llm_service.h"
 
+#include <algorithm>
 #include <httplib.h>
 
 #include <chrono>
@@ -388,6 +389,73 @@ TEST_F(LlmTest, BadInputs) {
   EXPECT_THAT(ErrorMessage(Post("/v1/chat/completions", bad)), HasSubstr("stop[0]"));
   EXPECT_EQ(Post("/v1/completions", json{{"model", "tiny"}}).status, 400);
   EXPECT_EQ(Get("/v1/chat/completions").status, 405);
+}
+
+// response_format json_schema: sampled (not greedy) output of a random model still
+// parses and matches the schema, because the constraint masks every other token.
+TEST_F(LlmTest, ResponseFormatJsonSchemaIsEnforced) {
+  Start();
+  const json schema = json::parse(R"({"type": "object",
+      "properties": {"name": {"type": "string", "maxLength": 12}, "count": {"type": "integer"},
+                     "ok": {"type": "boolean"}},
+      "required": ["name", "count", "ok"], "additionalProperties": false})");
+  for (int seed = 1; seed <= 3; ++seed) {
+    json body = Chat("Describe the pump as JSON.", 200);
+    body["temperature"] = 1.0;
+    body["seed"] = seed;
+    body["response_format"] = {{"type", "json_schema"}, {"json_schema", {{"name", "pump"}, {"schema", schema}}}};
+    Reply r = Post("/v1/chat/completions", body);
+    ASSERT_EQ(r.status, 200) << r.raw;
+    EXPECT_EQ(r.body["choices"][0]["finish_reason"], "stop") << r.raw;
+    const std::string content = r.body["choices"][0]["message"]["content"].get<std::string>();
+    json value = json::parse(content, nullptr, /*allow_exceptions=*/false);
+    ASSERT_FALSE(value.is_discarded()) << content;
+    ASSERT_TRUE(value.is_object()) << content;
+    EXPECT_EQ(value.size(), 3u) << content;
+    EXPECT_TRUE(value["name"].is_string()) << content;
+    const std::string name = value["name"].get<std::string>();
+    // maxLength counts code points (JSON Schema), not bytes.
+    EXPECT_LE(std::count_if(name.begin(), name.end(), [](char c) { return (c & 0xC0) != 0x80; }), 12) << content;
+    EXPECT_TRUE(value["count"].is_number_integer()) << content;
+    EXPECT_TRUE(value["ok"].is_boolean()) << content;
+  }
+  json body = Chat("x", 8);
+  body["response_format"] = {{"type", "json_schema"},
+                             {"json_schema", {{"schema", {{"type", "string"}, {"pattern", "^a+$"}}}}}};
+  Reply r = Post("/v1/chat/completions", body);
+  EXPECT_EQ(r.status, 400) << r.raw;  // a keyword the constraint cannot enforce is refused, not ignored
+  EXPECT_THAT(ErrorMessage(r), HasSubstr("pattern"));
+}
+
+// "cairn": {"rag": ...} retrieves from a collection of the same server and returns
+// the passages it put into the prompt as citations.
+TEST_F(LlmTest, ChatWithRetrievalReturnsCitations) {
+  Start(/*slots=*/1, /*queue=*/4, /*timeout_s=*/60, /*ctx=*/512);
+  service_->SetCollections(&server_->collections());
+  ASSERT_EQ(Post("/v1/collections", json{{"name", "kb"}, {"dim", 32}, {"metric", "cosine"},
+                                         {"index", {{"type", "flat"}}}, {"embedder", "hash"}})
+                .status,
+            201);
+  json points = json::array();
+  const char* texts[] = {"the cooling pump on line 3 leaks oil", "valve V7 sticks when cold",
+                         "conveyor belt speed is 2 m/s"};
+  for (int i = 0; i < 3; ++i) points.push_back({{"id", i + 1}, {"text", texts[i]}});
+  ASSERT_EQ(Post("/v1/collections/kb/points", json{{"points", points}}).status, 200);
+
+  json body = Chat("Which pump leaks oil?", 4);
+  body["cairn"] = {{"rag", {{"collection", "kb"}, {"k", 2}}}};
+  Reply r = Post("/v1/chat/completions", body);
+  ASSERT_EQ(r.status, 200) << r.raw;
+  const json& citations = r.body["cairn"]["citations"];
+  ASSERT_TRUE(citations.is_array()) << r.raw;
+  ASSERT_EQ(citations.size(), 2u) << r.raw;
+  EXPECT_EQ(citations[0]["id"], "1") << r.raw;  // the passage about the leaking pump ranks first
+  EXPECT_GT(r.body["usage"]["prompt_tokens"].get<int>(), 20);  // the passages are in the prompt
+
+  body["cairn"] = {{"rag", {{"collection", "nope"}}}};
+  EXPECT_EQ(Post("/v1/chat/completions", body).status, 404);
+  body["cairn"] = {{"rag", {{"collection", "kb"}, {"k", 0}}}};
+  EXPECT_EQ(Post("/v1/chat/completions", body).status, 400);
 }
 
 // Aggregate decode throughput at 1 and N concurrent greedy streams, in process.
