@@ -18,30 +18,6 @@ double MsSince(Clock::time_point t0) {
   return std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
 }
 
-// Byte tokens can spell invalid UTF-8 (a stray continuation byte, a lead byte
-// followed by ASCII): each invalid byte becomes U+FFFD, as a tolerant decoder shows
-// it, so that every piece streamed is valid UTF-8.
-std::string ToValidUtf8(std::string s) {
-  size_t pos = 0;
-  while (pos < s.size()) {
-    const size_t n = unicode::Utf8CharLength(s, pos);
-    if (n == 1 && static_cast<unsigned char>(s[pos]) >= 0x80) break;
-    pos += n;
-  }
-  if (pos == s.size()) return s;
-  std::string out = s.substr(0, pos);
-  while (pos < s.size()) {
-    const size_t n = unicode::Utf8CharLength(s, pos);
-    if (n == 1 && static_cast<unsigned char>(s[pos]) >= 0x80) {
-      out += "\xEF\xBF\xBD";
-    } else {
-      out.append(s, pos, n);
-    }
-    pos += n;
-  }
-  return out;
-}
-
 }  // namespace
 
 std::string_view FinishReasonName(FinishReason reason) {
@@ -185,7 +161,7 @@ absl::StatusOr<GenerateResult> Generate(Session& session, const Tokenizer& token
       break;
     }
     r.tokens.push_back(token);
-    if (matcher.Append(ToValidUtf8(decoder.Push(token)))) {
+    if (matcher.Append(unicode::ToValidUtf8(decoder.Push(token)))) {
       r.finish = FinishReason::kStop;
       stop_string = true;
       emit();
@@ -212,7 +188,7 @@ absl::StatusOr<GenerateResult> Generate(Session& session, const Tokenizer& token
 
   if (!cancelled && !stop_string) {
     // Bytes of a character the stream never completed.
-    if (matcher.Append(ToValidUtf8(decoder.Flush()))) r.finish = FinishReason::kStop;
+    if (matcher.Append(unicode::ToValidUtf8(decoder.Flush()))) r.finish = FinishReason::kStop;
     matcher.Finish();
     emit();
   }

@@ -259,4 +259,28 @@ int UnicodeToByte(char32_t cp) {
   return t.cp_to_byte[cp];
 }
 
+// Byte tokens can spell invalid UTF-8 (a stray continuation byte, a lead byte
+// followed by ASCII): each invalid byte becomes U+FFFD, as a tolerant decoder shows
+// it, so that every piece streamed is valid UTF-8.
+std::string ToValidUtf8(std::string s) {
+  size_t pos = 0;
+  while (pos < s.size()) {
+    const size_t n = Utf8CharLength(s, pos);
+    if (n == 1 && static_cast<unsigned char>(s[pos]) >= 0x80) break;
+    pos += n;
+  }
+  if (pos == s.size()) return s;
+  std::string out = s.substr(0, pos);
+  while (pos < s.size()) {
+    const size_t n = Utf8CharLength(s, pos);
+    if (n == 1 && static_cast<unsigned char>(s[pos]) >= 0x80) {
+      out += "\xEF\xBF\xBD";
+    } else {
+      out.append(s, pos, n);
+    }
+    pos += n;
+  }
+  return out;
+}
+
 }  // namespace cairn::infer::unicode

@@ -61,6 +61,9 @@ void AppendUtf8(char32_t cp, std::string* out);
 // Length of the longest prefix of `bytes` that does not end inside an incomplete (but so
 // far valid) UTF-8 sequence: what a streaming decoder may emit now.
 size_t Utf8CompletePrefixLength(std::string_view bytes);
+// `s` with each byte that starts no valid UTF-8 sequence replaced by U+FFFD (as a
+// tolerant decoder shows it), so that text built from byte tokens is valid UTF-8.
+std::string ToValidUtf8(std::string s);
 
 // ---- GPT-2 byte-level mapping ----
 

@@ -106,3 +106,17 @@ TEST(UnicodeTest, Gpt2ByteMapping) {
 
 }  // namespace
 }  // namespace cairn::infer::unicode
+
+namespace cairn::infer::unicode {
+namespace {
+
+TEST(ToValidUtf8, ReplacesEachByteThatStartsNoValidSequence) {
+  EXPECT_EQ(ToValidUtf8("plain"), "plain");
+  EXPECT_EQ(ToValidUtf8("caf\xC3\xA9"), "caf\xC3\xA9");
+  EXPECT_EQ(ToValidUtf8("a\x80" "b"), "a\xEF\xBF\xBD" "b");         // stray continuation byte
+  EXPECT_EQ(ToValidUtf8("\xC3" "A"), "\xEF\xBF\xBD" "A");            // lead byte followed by ASCII
+  EXPECT_EQ(ToValidUtf8("\xE2\x82"), "\xEF\xBF\xBD\xEF\xBF\xBD");    // truncated sequence: each byte
+}
+
+}  // namespace
+}  // namespace cairn::infer::unicode

@@ -19,23 +19,6 @@ double SecondsBetween(LlmClock::time_point a, LlmClock::time_point b) {
   return std::chrono::duration<double>(b - a).count();
 }
 
-// Byte tokens can spell invalid UTF-8; each invalid byte becomes U+FFFD so that every
-// piece sent to a client is valid UTF-8 (JSON encoding needs it).
-std::string ValidUtf8(std::string s) {
-  std::string out;
-  out.reserve(s.size());
-  for (size_t pos = 0; pos < s.size();) {
-    const size_t n = infer::unicode::Utf8CharLength(s, pos);
-    if (n == 1 && static_cast<unsigned char>(s[pos]) >= 0x80) {
-      out += "\xEF\xBF\xBD";
-    } else {
-      out.append(s, pos, n);
-    }
-    pos += n;
-  }
-  return out;
-}
-
 }  // namespace
 
 std::string_view SeqFinishName(SeqFinish f) {
@@ -418,7 +401,7 @@ void LlmEngine::Sample(Seq& s, std::span<const float> logits) {
   ++s.generated;
   generated_.fetch_add(1, std::memory_order_relaxed);
   if (metrics_) metrics_->generated_tokens->Increment();
-  if (s.matcher.Append(ValidUtf8(s.decoder.Push(token)))) {
+  if (s.matcher.Append(infer::unicode::ToValidUtf8(s.decoder.Push(token)))) {
     s.cut = true;
     s.handle->Push(s.matcher.TakeFinal());
     return End(s, SeqFinish::kStop);
@@ -437,7 +420,7 @@ void LlmEngine::End(Seq& s, SeqFinish finish, absl::Status status) {
   // Unless a stop string cut the text, what was held back (a possible start of a stop
   // string, bytes of an unfinished character) is final now.
   if (finish != SeqFinish::kCancelled && finish != SeqFinish::kError && !s.cut) {
-    std::string rest = ValidUtf8(s.decoder.Flush());
+    std::string rest = infer::unicode::ToValidUtf8(s.decoder.Flush());
     const bool cut = s.matcher.Append(rest);
     if (!cut) s.matcher.Finish();
     s.handle->Push(s.matcher.TakeFinal());
