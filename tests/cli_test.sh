@@ -655,4 +655,37 @@ else
   echo "skip bench_serve_smoke: this cairn serve has no --model"
 fi
 
+# --- cairn memory / cairn eval locomo ---
+M="$T/mem"
+check memory_add 0 "$CAIRN" memory add --dir "$M" --ns ops --time 2026-01-05 "Alice works at Acme. Alice lives in Berlin."
+expect memory_add_facts '"facts":\[1,2\]'
+check memory_add_contradiction 0 "$CAIRN" memory add --dir "$M" --ns ops --time 2026-03-01 "Alice lives in Munich now."
+expect memory_closes_old_fact '"closed_facts":\[2\]'
+check memory_recall 0 "$CAIRN" memory recall --dir "$M" --ns ops --k 2 "Where does Alice live?"
+expect memory_recall_json '^\{.*"score"'
+check memory_facts_now 0 "$CAIRN" memory facts --dir "$M" --ns ops
+expect memory_current_city '"object":"Munich"'
+if grep -q '"object":"Berlin"' "$OUT"; then echo "FAIL memory_facts_now lists the superseded fact"; fail=1; else echo "ok   memory_superseded_hidden"; fi
+check memory_facts_as_of 0 "$CAIRN" memory facts --dir "$M" --ns ops --as-of 2026-02-01
+expect memory_as_of_city '"object":"Berlin"'
+check memory_unknown_ns 1 "$CAIRN" memory facts --dir "$M" --ns nope
+expect memory_unknown_ns_reason "namespace 'nope' does not exist"
+check memory_consolidate 0 "$CAIRN" memory consolidate --dir "$M" --ns ops
+expect memory_consolidate_counts '"archived":[0-9]+'
+cat >"$T/locomo.json" <<'JSON'
+[{"sample_id": "t-1",
+  "conversation": {"speaker_a": "Nora", "speaker_b": "Theo",
+   "session_1_date_time": "9:00 am on 3 March, 2024",
+   "session_1": [
+     {"speaker": "Nora", "dia_id": "D1:1", "text": "I adopted a puppy named Biscuit last weekend."},
+     {"speaker": "Theo", "dia_id": "D1:2", "text": "I started pottery classes at the community center."}]},
+  "qa": [
+   {"question": "What is the name of the puppy Nora adopted?", "answer": "Biscuit", "evidence": ["D1:1"], "category": 4},
+   {"question": "Where are Theo's pottery classes?", "answer": "community center", "evidence": ["D:1:2"], "category": 4},
+   {"question": "Unscorable", "answer": "x", "evidence": [], "category": 2}]}]
+JSON
+check eval_locomo 0 "$CAIRN" eval locomo --data "$T/locomo.json"
+expect eval_locomo_single_hop '^4 single-hop +2 +0 +1\.000 +1\.000 +1\.000'
+check eval_locomo_missing 1 "$CAIRN" eval locomo --data "$T/nope.json"
+
 exit $fail
