@@ -233,7 +233,8 @@ int RunLocomo(const LocomoFlags& f) {
     for (const auto& [k, v] : c.recall) cj[fmt::format("recall@{}", k)] = v;
     j["categories"].push_back(cj);
     table += fmt::format("{:<22} {:>9} {:>7} {:>9.3f} {:>9.3f} {:>9.3f}\n",
-                         fmt::format("{} {}", c.category, kNames[c.category]), c.questions, c.skipped,
+                         c.category == 0 ? std::string(kNames[0]) : fmt::format("{} {}", c.category, kNames[c.category]),
+                         c.questions, c.skipped,
                          c.recall.count(5) ? c.recall.at(5) : 0, c.recall.count(10) ? c.recall.at(10) : 0,
                          c.recall.count(20) ? c.recall.at(20) : 0);
   };
