@@ -89,21 +89,7 @@ void ApplyAuthAndTls(const ServeArgs& args, server::ServerOptions* options) {
 
 // The config file's models as the language-model service's options.
 std::vector<server::LlmModelOptions> ModelsFromConfig(const ServeArgs& args) {
-  std::vector<server::LlmModelOptions> out;
-  if (!args.node) return out;
-  for (const server::NodeModelConfig& m : args.node->models) {
-    server::LlmModelOptions o;
-    o.name = m.name;
-    o.path = m.path;
-    o.slots = m.slots;
-    o.ctx = m.ctx;
-    o.queue = m.queue;
-    o.threads = m.threads;
-    o.timeout_s = m.timeout_s;
-    o.chat_template = m.chat_template;
-    out.push_back(std::move(o));
-  }
-  return out;
+  return args.node ? args.node->models : std::vector<server::LlmModelOptions>{};
 }
 
 // The pipelines of the config file, each run on its own thread until the server stops.

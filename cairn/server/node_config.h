@@ -33,21 +33,13 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "cairn/server/llm_service.h"
 #include "cairn/vector/collection.h"
 
 namespace cairn::server {
 
-// One language model to serve; the same fields as LlmModelOptions (llm_service.h).
-struct NodeModelConfig {
-  std::string name;           // the API's model id; default: the file name without .gguf
-  std::string path;           // GGUF file (absolute after loading)
-  int slots = 4;              // concurrent sequences, 1..256
-  int ctx = 0;                // tokens per slot; 0 = the model's context
-  int queue = 64;             // waiting requests before 429, 1..100000
-  int threads = 0;            // 0 = the default
-  double timeout_s = 600;     // per request, > 0
-  std::string chat_template;  // "" = the model's own
-};
+// A model the node serves: the language-model service's own options (llm_service.h).
+using NodeModelConfig = LlmModelOptions;
 
 struct NodeConfig {
   std::string source;         // the file it came from ("" when parsed from text)
