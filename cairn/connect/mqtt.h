@@ -9,6 +9,10 @@
 // it blocks no keepalive is sent either: a queue full for longer than ~1.5 x
 // keepalive makes the broker drop the connection, and the client reconnects.
 //
+// Order: QoS 1 messages may arrive out of publish order (the broker keeps several in
+// flight at once; mosquitto orders them only with max_inflight_messages 1), so
+// pipelines should order by event time, not arrival.
+//
 // Guarantee: at most once. libmosquitto acknowledges a QoS 1 message (PUBACK)
 // before the application sees it and offers no manual acknowledgement, so a
 // message that sits in the queue, or in an operator, when the process dies is
