@@ -169,12 +169,16 @@ absl::Status Pipeline::Runtime::Run() {
               "use another checkpoint directory or delete {}",
               latest->path, opt_.checkpoint_dir));
         restore_path = latest->path;
-        ckpt_stats_.restored_checkpoint = latest->id;
+        {
+          std::lock_guard<std::mutex> lock(mu_);
+          ckpt_stats_.restored_checkpoint = latest->id;
+        }
         spdlog::info("restoring checkpoint {} ({})", latest->id, latest->path);
       }
     }
   }
   CAIRN_RETURN_IF_ERROR(Build(restore_path));
+  built_.store(true, std::memory_order_release);
   running_tasks_.store(static_cast<int>(tasks_.size()));
   for (auto& t : tasks_) {
     Task* task = t.get();
@@ -205,6 +209,7 @@ PipelineStats Pipeline::Runtime::Stats() const {
     std::lock_guard<std::mutex> lock(mu_);
     st = ckpt_stats_;
   }
+  if (!built_.load(std::memory_order_acquire)) return st;  // tasks_ is still being built
   st.operators.resize(g_.nodes.size());
   for (size_t n = 0; n < g_.nodes.size(); ++n) {
     st.operators[n].name = g_.nodes[n].name;

@@ -405,8 +405,9 @@ TEST(Pipeline, ACorruptNewestCheckpointFallsBackToThePreviousOne) {
     return p.Stats().restored_checkpoint;
   };
   run(std::make_shared<std::atomic<int64_t>>(2000), true);
-  auto store = *CheckpointStore::Open(dir, 3);
-  auto ids = store.CompleteIds();
+  auto store = CheckpointStore::Open(dir, 3);
+  ASSERT_TRUE(store.ok()) << store.status();
+  auto ids = store->CompleteIds();
   ASSERT_GE(ids.size(), 2u);
   // Truncate a state file of the newest checkpoint.
   for (auto& e : fs::recursive_directory_iterator(fmt::format("{}/chk-{}", dir, ids.back())))

@@ -218,6 +218,9 @@ class Pipeline::Runtime {
   std::vector<std::vector<InputGate*>> node_gates_;        // node -> subtask -> gate
   std::vector<int> edge_channel_base_;
   std::atomic<bool> stop_{false};
+  // Set once Build() has filled tasks_ and opened every operator: only then may
+  // Stats(), called from other threads, walk tasks_.
+  std::atomic<bool> built_{false};
   std::atomic<int> running_tasks_{0};
   std::atomic<int> ended_sources_{0};
   std::unique_ptr<DeadLetterSink> default_dead_letter_;
