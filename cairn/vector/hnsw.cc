@@ -818,8 +818,11 @@ class HnswIndex::Impl {
     return st == kLive || st == kInserting;
   }
 
-  // Rebuilds n's list at `level` without `dead` links, drawing replacements from
-  // the dead nodes' own links. Exclusive lock held.
+  // Rebuilds n's list at `level` without its dead links. Every live link n had is
+  // kept (dropping one could take away some node's only way in); the freed places
+  // are filled from the dead nodes' own links, chosen by the usual heuristic and
+  // topped up with the closest so that repaired nodes keep half their degree.
+  // Exclusive lock held.
   void Repair(uint32_t n, int level, Scratch& sc) {
     uint32_t* lk = Links(n, level);
     const uint32_t cnt = lk[0];
@@ -827,10 +830,11 @@ class HnswIndex::Impl {
     for (uint32_t j = 0; j < cnt; ++j)
       if (!IsLive(lk[1 + j])) any_dead = true;
     if (!any_dead) return;
-    std::vector<uint32_t> cand_ids;
+    std::vector<uint32_t> live_ids, cand_ids;
     for (uint32_t j = 0; j < cnt; ++j) {
       const uint32_t x = lk[1 + j];
       if (IsLive(x)) {
+        live_ids.push_back(x);
         cand_ids.push_back(x);
       } else if (levels_[x] >= level) {
         const uint32_t* xl = Links(x, level);
@@ -848,20 +852,98 @@ class HnswIndex::Impl {
     std::vector<Cand> c;
     for (uint32_t x : cand_ids) c.push_back({FloatDist(nv, VecOf(x, sc.vbuf.data())), x});
     std::sort(c.begin(), c.end(), CandLess());
-    std::vector<Cand> kept;
+    std::vector<Cand> selected;
     const size_t maxl = MaxLinks(level);
-    SelectHeuristic(c, maxl, sc, &kept);
-    // Removal thins the graph: top up with the closest pruned candidates so that
-    // repaired nodes keep their degree (keeps every node reachable).
-    if (kept.size() < std::min(c.size(), maxl / 2)) {
-      for (const Cand& x : c) {
-        if (kept.size() >= maxl / 2) break;
-        bool in = false;
-        for (const Cand& k : kept) in |= k.s == x.s;
-        if (!in) kept.push_back(x);
-      }
+    SelectHeuristic(c, maxl, sc, &selected);
+    auto has = [](const std::vector<Cand>& v, uint32_t x) {
+      for (const Cand& k : v)
+        if (k.s == x) return true;
+      return false;
+    };
+    std::vector<Cand> kept;
+    for (const Cand& x : c)
+      if (std::find(live_ids.begin(), live_ids.end(), x.s) != live_ids.end()) kept.push_back(x);
+    for (const Cand& x : selected)
+      if (kept.size() < maxl && !has(kept, x.s)) kept.push_back(x);
+    for (const Cand& x : c) {
+      if (kept.size() >= maxl / 2) break;
+      if (!has(kept, x.s)) kept.push_back(x);
     }
+    std::sort(kept.begin(), kept.end(), CandLess());
     WriteLinks(n, level, kept);
+  }
+
+  // Makes every live node reachable again at level 0 from the entry point after a
+  // sweep dropped the links into removed nodes: a node (or a whole cluster) whose
+  // ways in all went through removed nodes is linked from its closest reachable
+  // node, into a free place or in place of a link whose target has another way in.
+  // Exclusive lock held; O(N * M) per sweep.
+  void Reconnect() {
+    const uint32_t ep = entry_.load();
+    if (ep == kNone) return;
+    Scratch& sc = TlsScratch();
+    std::vector<uint8_t> seen(num_slots_, 0);
+    std::vector<uint32_t> indeg(num_slots_, 0);
+    for (uint32_t n = 0; n < num_slots_; ++n) {
+      if (!IsLive(n)) continue;
+      const uint32_t* lk = Links(n, 0);
+      for (uint32_t j = 0; j < lk[0]; ++j) ++indeg[lk[1 + j]];
+    }
+    std::vector<uint32_t> stack;
+    auto flood = [&](uint32_t from) {
+      seen[from] = 1;
+      stack.push_back(from);
+      while (!stack.empty()) {
+        const uint32_t s = stack.back();
+        stack.pop_back();
+        const uint32_t* lk = Links(s, 0);
+        for (uint32_t j = 0; j < lk[0]; ++j) {
+          const uint32_t x = lk[1 + j];
+          if (!seen[x] && IsLive(x)) {
+            seen[x] = 1;
+            stack.push_back(x);
+          }
+        }
+      }
+    };
+    flood(ep);
+    const size_t maxl = maxM0_;
+    std::vector<float> uvec(dim_);
+    std::vector<Cand> found;
+    for (uint32_t u = 0; u < num_slots_; ++u) {
+      if (!IsLive(u) || seen[u]) continue;
+      const float* uv = VecOf(u, uvec.data());
+      PrepareQuery(uv, &sc.sq);
+      uint32_t e = GreedyDescend(uv, sc.sq, ep, std::min<int>(max_level_.load(), levels_[ep]), 0);
+      auto reachable = [&](uint32_t x) { return x != u && seen[x] && IsLive(x); };
+      if (!reachable(e)) e = ep;
+      SearchLayer(uv, sc.sq, e, 0, std::max<size_t>(opt_.ef_construction, 16), reachable, sc, &found);
+      bool linked = false;
+      for (const Cand& c : found) {  // closest first: a free place
+        uint32_t* lk = Links(c.s, 0);
+        if (lk[0] < maxl) {
+          lk[1 + lk[0]] = u;
+          ++lk[0];
+          linked = true;
+          break;
+        }
+      }
+      for (size_t i = 0; !linked && i < found.size(); ++i) {  // or a link with another way in
+        uint32_t* lk = Links(found[i].s, 0);
+        for (uint32_t j = lk[0]; j-- > 0;) {
+          const uint32_t w = lk[1 + j];
+          if (indeg[w] >= 2 && seen[w]) {
+            --indeg[w];
+            lk[1 + j] = u;
+            linked = true;
+            break;
+          }
+        }
+      }
+      if (!linked) continue;
+      ++indeg[u];
+      flood(u);
+    }
   }
 
   void FixEntry() {
@@ -914,6 +996,7 @@ class HnswIndex::Impl {
     }
     pending_.clear();
     pending_count_.store(0);
+    Reconnect();
   }
 
   // ---------------------------------------------------------------- search
@@ -1045,7 +1128,8 @@ class HnswIndex::Impl {
       const uint32_t* lk = Links(s, 0);
       for (uint32_t j = 0; j < LoadA(lk[0]); ++j) {
         uint32_t x = LoadA(lk[1 + j]);
-        if (!seen[x] && IsLive(x)) {
+        // Searches pass through removed nodes that are not swept yet; so does this.
+        if (!seen[x] && State(x) != kFree) {
           seen[x] = 1;
           stack.push_back(x);
         }
