@@ -284,9 +284,7 @@ void EdgeDetector::Refresh(EdgeState& st) const {
   }
 }
 
-inline double EdgeDetector::Calibrate(const EdgeState& st, float raw) const {
-  float frac;
-  const int b = BinOf(raw, &frac);
+inline double EdgeDetector::Calibrate(const EdgeState& st, int b, float frac) const {
   const float hi = st.tail[b], lo = st.tail[b + 1];
   return 1.0 - static_cast<double>(lo + (1.0f - frac) * (hi - lo));
 }
@@ -488,9 +486,10 @@ inline Scored EdgeDetector::Apply(EdgeState& st, EdgeCell* const (&cells)[3][8],
   Scored out;
   out.raw = raw;
   if (elapsed < config_.warmup_ticks) return out;  // history too short to calibrate on
-  if (static_cast<int64_t>(st.calibrated) >= config_.calibration_warmup) out.score = Calibrate(st, raw);
   float frac;
-  ++st.bins[BinOf(raw, &frac)];
+  const int bin = BinOf(raw, &frac);
+  if (static_cast<int64_t>(st.calibrated) >= config_.calibration_warmup) out.score = Calibrate(st, bin, frac);
+  ++st.bins[bin];
   ++st.calibrated;
   if (++st.since_refresh >= config_.calibration_refresh ||
       static_cast<int64_t>(st.calibrated) == config_.calibration_warmup) {

@@ -211,7 +211,8 @@ class EdgeDetector {
   struct alignas(16) VStep {
     float mul[4], learn[4];
   };
-  double Calibrate(const EdgeState& st, float raw) const;
+  // The score of a statistic in histogram bin `b` at `frac` of the bin (BinOf).
+  double Calibrate(const EdgeState& st, int b, float frac) const;
 
   EdgeConfig config_;
   size_t cells_ = 0;
