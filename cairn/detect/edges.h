@@ -64,7 +64,8 @@
 //   EdgeState st;                            // one per stream
 //   Scored s = d.Update(st, {.key = src, .item = dst, .time = t_ms});
 //   if (s.score >= ThresholdFor(1e-4)) log(d.Explain(st, obs, s));
-// Hot loops with integer ids hash each node once and call UpdateHashed.
+// Hot loops with integer ids hash each node once and call UpdateHashed, or
+// UpdateBatch for a block of records (same results, faster).
 // Thread-safety: the detector is immutable and shareable; a state is used by
 // one thread at a time.
 
