@@ -80,6 +80,7 @@ struct EdgeBenchResult {
   double auc_kind[3] = {};    // per burst kind vs all normal records
   double records_per_sec = 0;         // pre-hashed ids, median
   double records_per_sec_strings = 0; // string ids hashed in Update (cairn only)
+  double records_per_sec_batch = 0;   // pre-hashed ids through UpdateBatch (cairn only)
   double bytes = 0;
   // Fraction of normal records at or above ThresholdFor(f), f = 1e-2, 1e-3, 1e-4.
   double false_alarms[3] = {};

@@ -64,12 +64,14 @@
 //   EdgeState st;                            // one per stream
 //   Scored s = d.Update(st, {.key = src, .item = dst, .time = t_ms});
 //   if (s.score >= ThresholdFor(1e-4)) log(d.Explain(st, obs, s));
-// Hot loops with integer ids hash each node once and call UpdateHashed.
+// Hot loops with integer ids hash each node once and call UpdateHashed, or
+// UpdateBatch for a block of records (same results, faster).
 // Thread-safety: the detector is immutable and shareable; a state is used by
 // one thread at a time.
 
 #include <array>
 #include <cstdint>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -166,6 +168,13 @@ class EdgeDetector {
   // The same with the nodes hashed by HashNode (or any well-mixed 64-bit hash
   // used consistently for the whole stream).
   Scored UpdateHashed(EdgeState& st, uint64_t src_hash, uint64_t dst_hash, EventTime time_ms) const;
+  // Records i = 0..n-1 (src_hash[i] -> dst_hash[i] at time_ms[i]), n the
+  // shortest of the four spans, exactly as n calls of UpdateHashed in that
+  // order would (same scores in out[i], same state), but faster: the cells of
+  // the next 16 records are located (8 at a time with AVX-512 where the CPU
+  // has it) and requested while the current ones are applied. Returns n.
+  size_t UpdateBatch(EdgeState& st, std::span<const uint64_t> src_hash, std::span<const uint64_t> dst_hash,
+                     std::span<const EventTime> time_ms, std::span<Scored> out) const;
 
   // One sentence for the record just passed to Update, naming which of edge,
   // source or destination fired.
@@ -187,6 +196,9 @@ class EdgeDetector {
   void Init(EdgeState& st) const;
   template <int kRows>
   Scored UpdateRows(EdgeState& st, uint64_t src_hash, uint64_t dst_hash, EventTime time_ms) const;
+  // Scores and learns one record whose cells (per sketch, per row) are known.
+  template <int kRows>
+  __attribute__((always_inline)) Scored Apply(EdgeState& st, EdgeCell* const (&cells)[3][8], EventTime time_ms) const;
   void Advance(EdgeState& st, int64_t tick) const;
   void Refresh(EdgeState& st) const;
   void Fold(EdgeCell& c, int64_t ticks) const;
@@ -195,14 +207,22 @@ class EdgeDetector {
   struct Step {
     float cur, total, learn, keep;
   };
-  double Calibrate(const EdgeState& st, float raw) const;
+  // The same as lanes (cur, learn, total, tick) of a cell: factors of the cell,
+  // and of its learn count (added to the total).
+  struct alignas(16) VStep {
+    float mul[4], learn[4];
+  };
+  // The score of a statistic in histogram bin `b` at `frac` of the bin (BinOf).
+  double Calibrate(const EdgeState& st, int b, float frac) const;
 
   EdgeConfig config_;
   size_t cells_ = 0;
   float inv_one_minus_decay_ = 2;
   float min_expected_ = 1;
   float filter_ = 0;
+  bool avx512_ = false;  // LocateAvx512 runs here
   std::array<Step, kPowTable> steps_{};
+  std::array<VStep, kPowTable> vsteps_{};
   std::array<float, EdgeState::kBins + 1> beyond_{};  // tail extrapolation, 2^-(k+1)/4
   double log2_decay_ = -1;
   double log2_history_ = 0;

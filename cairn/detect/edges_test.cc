@@ -1,6 +1,8 @@
 #include "cairn/detect/edges.h"
 
+#include <algorithm>
 #include <cmath>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -236,6 +238,62 @@ TEST(EdgeDetector, GoldenScoresOnAFixedStream) {
   EXPECT_NEAR(sum_raw, 128717270.0, 128717270.0 * 1e-6);
   EXPECT_NEAR(sum_score, 33810.482, 0.01);
   EXPECT_NEAR(high, 811, 2);
+}
+
+// UpdateBatch must give exactly what record-at-a-time updates give: the same
+// scores and the same state, whatever the batch boundaries, with late records,
+// long gaps (cells older than the step table) and a burst in the stream.
+TEST(EdgeDetector, BatchScoresLikeRecordAtATime) {
+  for (int rows : {1, 2}) {
+    auto d = EdgeDetector::Create({.rows = rows, .edge_width = 512, .node_width = 256, .calibration_warmup = 300});
+    ASSERT_TRUE(d.ok());
+    SplitMix64 rng(31 + rows);
+    std::vector<uint64_t> src, dst;
+    std::vector<EventTime> time;
+    int64_t t = 5'000;
+    for (int i = 0; i < 30'000; ++i) {
+      uint64_t a = rng.Next() % 300, b = (a * 5 + rng.Next() % 3) % 300;
+      if (i >= 20'000 && i < 20'600 && i % 3 == 0) a = 7, b = 8;  // a burst
+      t += rng.Next() % 4;
+      if (i == 12'000) t += 200'000;  // a gap of 200 ticks
+      src.push_back(d->HashNode(a));
+      dst.push_back(d->HashNode(b));
+      time.push_back(i % 97 == 0 ? t - 3'000 : t);  // some records late
+    }
+    EdgeState one, many;
+    std::vector<Scored> expected;
+    for (size_t i = 0; i < src.size(); ++i) expected.push_back(d->UpdateHashed(one, src[i], dst[i], time[i]));
+    std::vector<Scored> got(src.size());
+    const size_t sizes[] = {1, 7, 16, 17, 33, 1000, 5};
+    size_t at = 0;
+    for (int k = 0; at < src.size(); ++k) {
+      const size_t m = std::min(sizes[k % 7], src.size() - at);
+      ASSERT_EQ(d->UpdateBatch(many, std::span(src).subspan(at, m), std::span(dst).subspan(at, m),
+                               std::span(time).subspan(at, m), std::span(got).subspan(at, m)),
+                m);
+      at += m;
+    }
+    size_t high = 0;
+    for (size_t i = 0; i < src.size(); ++i) {
+      ASSERT_EQ(got[i].score, expected[i].score) << "rows " << rows << " record " << i;
+      ASSERT_EQ(got[i].raw, expected[i].raw) << "rows " << rows << " record " << i;
+      high += got[i].score >= 0.999;
+    }
+    EXPECT_GT(high, 50u);
+    ByteWriter wa, wb;
+    one.Encode(wa);
+    many.Encode(wb);
+    EXPECT_EQ(wa.data(), wb.data()) << "rows " << rows;
+  }
+  // Spans of different lengths: the shortest decides.
+  const EdgeDetector d;
+  EdgeState st;
+  const uint64_t a[3] = {1, 2, 3}, b[2] = {4, 5};
+  const EventTime t[3] = {0, 1, 2};
+  Scored out[3];
+  EXPECT_EQ(d.UpdateBatch(st, a, b, t, out), 2u);
+  EXPECT_EQ(st.records, 2u);
+  EXPECT_EQ(d.UpdateBatch(st, a, b, t, std::span<Scored>()), 0u);
 }
 
 TEST(EdgeDetector, SeveralRowsWork) {
