@@ -141,6 +141,7 @@ TEST(Locomo, FullFileFromEnvironment) {
   if (const char* w = std::getenv("CAIRN_LOCOMO_FEEDBACK_WEIGHT")) o.recall.feedback_weight = std::atof(w);
   if (const char* w = std::getenv("CAIRN_LOCOMO_FEEDBACK_DOCS")) o.recall.feedback_docs = std::atoi(w);
   if (const char* w = std::getenv("CAIRN_LOCOMO_CONTEXT_EPISODES")) o.memory.context_episodes = std::atoi(w);
+  if (const char* w = std::getenv("CAIRN_LOCOMO_DIM")) o.memory.dim = std::atoi(w);
   o.speaker_prefix = std::getenv("CAIRN_LOCOMO_NO_SPEAKER_PREFIX") == nullptr;
   auto r = RunLocomo(*samples, o);
   std::filesystem::remove_all(o.work_dir);

@@ -160,11 +160,10 @@ struct RecallQuery {
   bool facts = true;
   bool include_archived = false;
   // Weighted reciprocal-rank fusion: score = sum_signal w / (60 + rank). Recency and
-  // importance rank the union of candidates the other signals found. BM25 leads because,
-  // with the model-free hashing embedder, it is by far the strongest single signal on
-  // LoCoMo (docs/benchmarks.md, "Agent memory"); the others break its ties and add what it
-  // cannot find.
-  double vector_weight = 0.15, bm25_weight = 1.0, graph_weight = 0.15;
+  // importance rank the union of candidates the other signals found. BM25 leads by far:
+  // with the model-free hashing embedder the vector and graph lists only break its ties
+  // (larger weights lowered recall on LoCoMo; docs/benchmarks.md, "Agent memory").
+  double vector_weight = 0.03, bm25_weight = 1.0, graph_weight = 0.03;
   double recency_weight = 0.05, importance_weight = 0.05;
   // BM25 weight of the preceding episodes' text (MemoryOptions::context_episodes) against
   // 1 for the episode's own text.
