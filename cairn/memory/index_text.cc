@@ -7,6 +7,8 @@
 //            finds that day's episodes
 //   speaker  who speaks (Episode::speaker, else the author); not indexed, read by Recall
 //            for the speaker boost
+#include <algorithm>
+#include <limits>
 #include <string>
 
 #include <fmt/format.h>
@@ -23,7 +25,9 @@ std::string DateWords(int64_t ms) {
   static const char* kMonths[] = {"January", "February", "March",     "April",   "May",      "June",
                                   "July",    "August",   "September", "October", "November", "December"};
   // Days to civil date (H. Hinnant's algorithm), floor division for times before 1970.
-  int64_t z = (ms >= 0 ? ms : ms - 86399999) / 86400000 + 719468;
+  int64_t days = ms / 86400000;
+  if (ms % 86400000 < 0) --days;
+  const int64_t z = days + 719468;
   const int64_t era = (z >= 0 ? z : z - 146096) / 146097;
   const int64_t doe = z - era * 146097;
   const int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
@@ -41,7 +45,10 @@ absl::Status MemoryStore::Impl::IndexText(const Episode& e, uint64_t id, int64_t
     CAIRN_ASSIGN_OR_RETURN(Stmt s, wdb->Prepare("SELECT content FROM episodes WHERE ns = ?1 AND time_ms <= ?2 AND"
                                                 " time_ms >= ?3 AND id != ?4 AND kind = 'episode'"
                                                 " ORDER BY time_ms DESC, id DESC LIMIT ?5"));
-    s.BindAll(e.ns, t, t - options.context_window_ms, id, static_cast<int64_t>(options.context_episodes));
+    const int64_t window = std::max<int64_t>(0, options.context_window_ms);
+    const int64_t from = t < std::numeric_limits<int64_t>::min() + window ? std::numeric_limits<int64_t>::min()
+                                                                         : t - window;
+    s.BindAll(e.ns, t, from, id, static_cast<int64_t>(options.context_episodes));
     while (true) {
       CAIRN_ASSIGN_OR_RETURN(bool row, s.Step());
       if (!row) break;

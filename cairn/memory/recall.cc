@@ -119,8 +119,7 @@ absl::StatusOr<std::vector<TextRow>> SearchText(Conn& db, const std::string& tex
                          " episodes e ON e.id = episodes_fts.rowid WHERE episodes_fts MATCH ?1 AND e.time_ms <= ?2"
                          " AND (?3 OR e.archived = 0) AND e.ns IN (SELECT value FROM json_each(?4))"
                          " ORDER BY bm25(episodes_fts, 1.0, ?6, ?7) LIMIT ?5"));
-  s.BindAll(match, as_of, q.include_archived, ns_json, static_cast<int64_t>(limit), std::max(0.0, q.context_weight),
-            std::max(0.0, q.date_weight));
+  s.BindAll(match, as_of, q.include_archived, ns_json, static_cast<int64_t>(limit), q.context_weight, q.date_weight);
   while (true) {
     CAIRN_ASSIGN_OR_RETURN(bool row, s.Step());
     if (!row) break;
@@ -209,6 +208,13 @@ absl::StatusOr<std::vector<Recalled>> MemoryStore::Recall(const RecallQuery& q) 
   if (q.k == 0 || q.k > 1000) return absl::InvalidArgumentError(fmt::format("recall: k must be 1..1000, got {}", q.k));
   if (q.namespaces.empty()) return absl::InvalidArgumentError("recall: at least one namespace is required");
   if (q.text.empty()) return absl::InvalidArgumentError("recall: the query text is empty");
+  for (double w : {q.context_weight, q.date_weight, q.feedback_weight})
+    if (!(w >= 0 && w <= 1e6))
+      return absl::InvalidArgumentError(fmt::format("recall: text weights must be in [0, 1e6], got {}", w));
+  if (!(q.speaker_boost > 0 && q.speaker_boost <= 1e6))
+    return absl::InvalidArgumentError(fmt::format("recall: speaker_boost must be in (0, 1e6], got {}", q.speaker_boost));
+  if (q.feedback_docs > 1000 || q.feedback_terms > 100)
+    return absl::InvalidArgumentError("recall: at most 1000 feedback docs and 100 feedback terms");
   std::lock_guard<std::mutex> l(impl_->read_mu);
   Impl& im = *impl_;
   Conn& db = *im.rdb;

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <atomic>
 #include <filesystem>
+#include <limits>
 
 #include <fmt/format.h>
 #include <gtest/gtest.h>
@@ -38,14 +39,8 @@ MemoryOptions Options() {
   return o;
 }
 
-Episode Turn(int64_t t, const std::string& speaker, const std::string& text) {
-  Episode e;
-  e.ns = "chat";
-  e.author = "a";
-  e.speaker = speaker;
-  e.time_ms = t;
-  e.content = text;
-  return e;
+Episode Turn(int64_t t, std::string speaker, std::string text) {
+  return Episode{.ns = "chat", .author = "a", .speaker = std::move(speaker), .time_ms = t, .content = std::move(text)};
 }
 
 // BM25 alone, so that each test sees the text side only.
@@ -77,6 +72,10 @@ TEST(DateWords, NamesTheUtcDay) {
   EXPECT_EQ(DateWords(0), "1 January 1970");
   EXPECT_EQ(DateWords(-1), "31 December 1969");
   EXPECT_EQ(DateWords(951782400000), "29 February 2000");
+  EXPECT_EQ(DateWords(-86400000), "31 December 1969");
+  EXPECT_EQ(DateWords(-86400001), "30 December 1969");
+  EXPECT_FALSE(DateWords(std::numeric_limits<int64_t>::min()).empty());
+  EXPECT_FALSE(DateWords(std::numeric_limits<int64_t>::max()).empty());
 }
 
 TEST(RecallText, StemmedWordsMatch) {
@@ -150,6 +149,8 @@ TEST(RecallText, EpisodesOfTheNamedSpeakerComeFirst) {
   ASSERT_EQ(ids.size(), 2u);
   EXPECT_EQ(ids[0], bob->episode_id);
   q.text = "What did Ann tell Bob about the puppy she adopted?";
+  q.speaker_boost = 0;
+  EXPECT_TRUE(absl::IsInvalidArgument((*m)->Recall(q).status()));
   q.speaker_boost = 1;
   ids = Ids((*m)->Recall(q));
   ASSERT_EQ(ids.size(), 2u);
