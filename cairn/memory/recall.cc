@@ -139,7 +139,7 @@ const std::set<std::string, std::less<>>& FeedbackStopwords() {
       "really", "same", "since", "some", "something", "still", "such", "sure", "than", "thanks", "that", "the",
       "them", "then", "these", "thing", "things", "those", "through", "too", "very", "way", "well", "what", "yeah",
       "yes", "you", "your", "yours", "wow", "great", "awesome", "cool", "glad", "hey", "totally", "definitely",
-      "love", "amazing", "good", "feel", "think", "time", "make", "made", "shares", "photo", "our", "ours", "him",
+      "love", "amazing", "good", "feel", "think", "time", "make", "made", "ours", "him",
       "she", "hers", "herself", "himself", "myself", "yourself", "who", "whom", "its", "were", "was", "has"};
   return *w;
 }
@@ -151,6 +151,8 @@ absl::StatusOr<std::string> FeedbackTerms(Conn& db, const std::string& content, 
                                           const RecallQuery& q) {
   std::set<std::string> query_words;
   ForEachWord(content, [&](std::string w) { query_words.insert(std::move(w)); });
+  std::set<std::string> speakers;
+  for (const TextRow& r : rows) speakers.insert(r.speaker);
   std::map<std::string, double> weight;
   const double top = rows[0].score > 0 ? rows[0].score : 1;
   for (size_t i = 0; i < rows.size() && i < q.feedback_docs; ++i) {
@@ -162,8 +164,8 @@ absl::StatusOr<std::string> FeedbackTerms(Conn& db, const std::string& content, 
     ForEachWord(s.Text(0), [&](std::string w) {
       if (w.size() <= 2 || query_words.count(w) || QueryStopwords().count(w) || FeedbackStopwords().count(w)) return;
       // Names of speakers are in nearly every episode of a chat ("Ann: ...").
-      for (const TextRow& r : rows)
-        if (SpeakerIs(r.speaker, w)) return;
+      for (const std::string& sp : speakers)
+        if (SpeakerIs(sp, w)) return;
       seen.insert(std::move(w));
     });
     for (const std::string& w : seen) weight[w] += rows[i].score / top;
@@ -179,14 +181,15 @@ absl::StatusOr<std::string> FeedbackTerms(Conn& db, const std::string& content, 
   return out;
 }
 
-
 // The first word of the query that names one of the speakers of `rows` ("" when none does).
 std::string NamedSpeaker(const std::string& query, const std::vector<TextRow>& rows) {
+  std::set<std::string> speakers;
+  for (const TextRow& r : rows) speakers.insert(r.speaker);
   std::string named;
   ForEachWord(query, [&](std::string w) {
     if (!named.empty()) return;
-    for (const TextRow& r : rows)
-      if (SpeakerIs(r.speaker, w)) {
+    for (const std::string& sp : speakers)
+      if (SpeakerIs(sp, w)) {
         named = std::move(w);
         return;
       }
