@@ -303,14 +303,18 @@ void RegisterMemory(CLI::App& app, Runner* run) {
   l->add_option("--dim", lf->dim, "Embedding dimension")->capture_default_str()->check(CLI::Range(size_t{8}, size_t{4096}));
   l->add_option("--max-samples", lf->max_samples, "Only the first N conversations (0 = all)")->capture_default_str();
   l->add_flag("--no-speaker-prefix", lf->no_speaker_prefix, "Do not prepend \"Speaker: \" to every turn");
-  l->add_option("--vector-weight", lf->recall.vector_weight, "Fusion weight of vector similarity")->capture_default_str();
+  l->add_option("--vector-weight", lf->recall.vector_weight, "Fusion weight of vector similarity")
+      ->capture_default_str();
   l->add_option("--bm25-weight", lf->recall.bm25_weight, "Fusion weight of BM25")->capture_default_str();
-  l->add_option("--graph-weight", lf->recall.graph_weight, "Fusion weight of entity-graph expansion")->capture_default_str();
+  l->add_option("--graph-weight", lf->recall.graph_weight, "Fusion weight of entity-graph expansion")
+      ->capture_default_str();
   l->add_option("--recency-weight", lf->recall.recency_weight, "Fusion weight of recency")->capture_default_str();
-  l->add_option("--importance-weight", lf->recall.importance_weight, "Fusion weight of importance")->capture_default_str();
+  l->add_option("--importance-weight", lf->recall.importance_weight, "Fusion weight of importance")
+      ->capture_default_str();
   l->add_option("--context-weight", lf->recall.context_weight, "BM25 weight of the preceding turns' text")
       ->capture_default_str();
-  l->add_option("--date-weight", lf->recall.date_weight, "BM25 weight of the turn's day as words")->capture_default_str();
+  l->add_option("--date-weight", lf->recall.date_weight, "BM25 weight of the turn's day as words")
+      ->capture_default_str();
   l->add_option("--speaker-boost", lf->recall.speaker_boost, "BM25 factor for turns of the speaker a question names")
       ->capture_default_str();
   l->add_option("--feedback-terms", lf->recall.feedback_terms, "Pseudo-relevance feedback terms (0 = off)")

@@ -28,7 +28,8 @@ constexpr const char* kSchema[] = {
     " pinned INTEGER NOT NULL, archived INTEGER NOT NULL, kind TEXT NOT NULL, hlc INTEGER NOT NULL,"
     " recorded_ms INTEGER NOT NULL, summarized_into INTEGER, summarizes TEXT)",
     "CREATE INDEX episodes_ns_time ON episodes(ns, time_ms)",
-    "CREATE VIRTUAL TABLE episodes_fts USING fts5(content, context, date, speaker UNINDEXED, tokenize='porter unicode61')",
+    "CREATE VIRTUAL TABLE episodes_fts USING fts5(content, context, date, speaker UNINDEXED,"
+    " tokenize='porter unicode61')",  // columns: index_text.cc
     "CREATE TABLE entities(id INTEGER PRIMARY KEY, ns TEXT NOT NULL, name TEXT NOT NULL, type TEXT NOT NULL,"
     " mentions INTEGER NOT NULL DEFAULT 0, hlc INTEGER NOT NULL)",
     "CREATE TABLE aliases(ns TEXT NOT NULL, alias TEXT NOT NULL, entity INTEGER NOT NULL, PRIMARY KEY(ns, alias))",

@@ -5,8 +5,9 @@
 //               common question words below dropped) to episodes and facts
 //   bm25        SQLite FTS5 bm25() over episode text (porter-stemmed words, OR-ed, a few
 //               very common question words dropped), the preceding episodes' text weighted
-//               context_weight, its day as words ("8 May 2023") date_weight; episodes of the speaker the query names first score
-//               speaker_boost times more
+//               context_weight, its day as words ("8 May 2023") date_weight; episodes of
+//               the speaker the query names first score speaker_boost times more; then
+//               one round of pseudo-relevance feedback (RecallQuery::feedback_*)
 //   graph       entities named in the query (extractor + known aliases) and their
 //               neighbours 1 and 2 hops away (relations, strongest first), weighted 1, 0.5,
 //               0.25; an episode scores the sum of weight * idf over the entities it
@@ -107,6 +108,8 @@ struct TextRow {
   uint64_t id;
   std::string speaker;  // lower case
 };
+
+bool ByScore(const TextRow& a, const TextRow& b) { return a.score > b.score; }
 
 // BM25 over episodes_fts for the words of `text` (OR-ed), best first, at most `limit`.
 absl::StatusOr<std::vector<TextRow>> SearchText(Conn& db, const std::string& text, const RecallQuery& q,
@@ -215,7 +218,8 @@ absl::StatusOr<std::vector<Recalled>> MemoryStore::Recall(const RecallQuery& q) 
     if (!(w >= 0 && w <= 1e6))
       return absl::InvalidArgumentError(fmt::format("recall: text weights must be in [0, 1e6], got {}", w));
   if (!(q.speaker_boost > 0 && q.speaker_boost <= 1e6))
-    return absl::InvalidArgumentError(fmt::format("recall: speaker_boost must be in (0, 1e6], got {}", q.speaker_boost));
+    return absl::InvalidArgumentError(
+        fmt::format("recall: speaker_boost must be in (0, 1e6], got {}", q.speaker_boost));
   if (q.feedback_docs > 1000 || q.feedback_terms > 100)
     return absl::InvalidArgumentError("recall: at most 1000 feedback docs and 100 feedback terms");
   std::lock_guard<std::mutex> l(impl_->read_mu);
@@ -267,7 +271,7 @@ absl::StatusOr<std::vector<Recalled>> MemoryStore::Recall(const RecallQuery& q) 
       if (!named.empty()) {
         for (TextRow& r : rows)
           if (SpeakerIs(r.speaker, named)) r.score *= q.speaker_boost;
-        std::stable_sort(rows.begin(), rows.end(), [](const TextRow& a, const TextRow& b) { return a.score > b.score; });
+        std::stable_sort(rows.begin(), rows.end(), ByScore);
       }
     }
     if (q.feedback_terms > 0 && q.feedback_weight > 0 && !rows.empty()) {
@@ -285,7 +289,7 @@ absl::StatusOr<std::vector<Recalled>> MemoryStore::Recall(const RecallQuery& q) 
             rows.push_back(std::move(r));
           }
         }
-        std::stable_sort(rows.begin(), rows.end(), [](const TextRow& a, const TextRow& b) { return a.score > b.score; });
+        std::stable_sort(rows.begin(), rows.end(), ByScore);
       }
     }
     if (!rows.empty()) {
