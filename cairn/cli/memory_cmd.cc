@@ -192,7 +192,7 @@ struct LocomoFlags {
   std::string data, work_dir, json_out;
   size_t dim = 256, max_samples = 0;
   bool no_speaker_prefix = false, json = false;
-  double vector_weight = 0.15, bm25_weight = 1, graph_weight = 0.15, recency_weight = 0.05, importance_weight = 0.05;
+  memory::RecallQuery recall;  // the fusion weights and text-side settings, library defaults
 };
 
 int RunLocomo(const LocomoFlags& f) {
@@ -210,11 +210,7 @@ int RunLocomo(const LocomoFlags& f) {
   o.memory.sync_full = false;
   o.speaker_prefix = !f.no_speaker_prefix;
   o.max_samples = f.max_samples;
-  o.recall.vector_weight = f.vector_weight;
-  o.recall.bm25_weight = f.bm25_weight;
-  o.recall.graph_weight = f.graph_weight;
-  o.recall.recency_weight = f.recency_weight;
-  o.recall.importance_weight = f.importance_weight;
+  o.recall = f.recall;
   auto r = memory::RunLocomo(*samples, o);
   if (temp) std::filesystem::remove_all(o.work_dir);
   if (!r.ok()) return fmt::print(stderr, "cairn eval locomo: {}\n", Msg(r.status())), 1;
@@ -307,11 +303,22 @@ void RegisterMemory(CLI::App& app, Runner* run) {
   l->add_option("--dim", lf->dim, "Embedding dimension")->capture_default_str()->check(CLI::Range(size_t{8}, size_t{4096}));
   l->add_option("--max-samples", lf->max_samples, "Only the first N conversations (0 = all)")->capture_default_str();
   l->add_flag("--no-speaker-prefix", lf->no_speaker_prefix, "Do not prepend \"Speaker: \" to every turn");
-  l->add_option("--vector-weight", lf->vector_weight, "Fusion weight of vector similarity")->capture_default_str();
-  l->add_option("--bm25-weight", lf->bm25_weight, "Fusion weight of BM25")->capture_default_str();
-  l->add_option("--graph-weight", lf->graph_weight, "Fusion weight of entity-graph expansion")->capture_default_str();
-  l->add_option("--recency-weight", lf->recency_weight, "Fusion weight of recency")->capture_default_str();
-  l->add_option("--importance-weight", lf->importance_weight, "Fusion weight of importance")->capture_default_str();
+  l->add_option("--vector-weight", lf->recall.vector_weight, "Fusion weight of vector similarity")
+      ->capture_default_str();
+  l->add_option("--bm25-weight", lf->recall.bm25_weight, "Fusion weight of BM25")->capture_default_str();
+  l->add_option("--graph-weight", lf->recall.graph_weight, "Fusion weight of entity-graph expansion")
+      ->capture_default_str();
+  l->add_option("--recency-weight", lf->recall.recency_weight, "Fusion weight of recency")->capture_default_str();
+  l->add_option("--importance-weight", lf->recall.importance_weight, "Fusion weight of importance")
+      ->capture_default_str();
+  l->add_option("--context-weight", lf->recall.context_weight, "BM25 weight of the preceding turns' text")
+      ->capture_default_str();
+  l->add_option("--date-weight", lf->recall.date_weight, "BM25 weight of the turn's day as words")
+      ->capture_default_str();
+  l->add_option("--speaker-boost", lf->recall.speaker_boost, "BM25 factor for turns of the speaker a question names")
+      ->capture_default_str();
+  l->add_option("--feedback-terms", lf->recall.feedback_terms, "Pseudo-relevance feedback terms (0 = off)")
+      ->capture_default_str();
   l->add_flag("--json", lf->json, "Print one JSON object instead of the table");
   l->add_option("--json-out", lf->json_out, "Also write the JSON object to this file");
   l->callback([=] { *run = [=] { return RunLocomo(*lf); }; });

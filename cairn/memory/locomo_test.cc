@@ -134,6 +134,14 @@ TEST(Locomo, FullFileFromEnvironment) {
   if (const char* w = std::getenv("CAIRN_LOCOMO_VECTOR_WEIGHT")) o.recall.vector_weight = std::atof(w);
   if (const char* w = std::getenv("CAIRN_LOCOMO_RECENCY_WEIGHT")) o.recall.recency_weight = std::atof(w);
   if (const char* w = std::getenv("CAIRN_LOCOMO_IMPORTANCE_WEIGHT")) o.recall.importance_weight = std::atof(w);
+  if (const char* w = std::getenv("CAIRN_LOCOMO_CONTEXT_WEIGHT")) o.recall.context_weight = std::atof(w);
+  if (const char* w = std::getenv("CAIRN_LOCOMO_DATE_WEIGHT")) o.recall.date_weight = std::atof(w);
+  if (const char* w = std::getenv("CAIRN_LOCOMO_SPEAKER_BOOST")) o.recall.speaker_boost = std::atof(w);
+  if (const char* w = std::getenv("CAIRN_LOCOMO_FEEDBACK_TERMS")) o.recall.feedback_terms = std::atoi(w);
+  if (const char* w = std::getenv("CAIRN_LOCOMO_FEEDBACK_WEIGHT")) o.recall.feedback_weight = std::atof(w);
+  if (const char* w = std::getenv("CAIRN_LOCOMO_FEEDBACK_DOCS")) o.recall.feedback_docs = std::atoi(w);
+  if (const char* w = std::getenv("CAIRN_LOCOMO_CONTEXT_EPISODES")) o.memory.context_episodes = std::atoi(w);
+  if (const char* w = std::getenv("CAIRN_LOCOMO_DIM")) o.memory.dim = std::atoi(w);
   o.speaker_prefix = std::getenv("CAIRN_LOCOMO_NO_SPEAKER_PREFIX") == nullptr;
   auto r = RunLocomo(*samples, o);
   std::filesystem::remove_all(o.work_dir);

@@ -28,7 +28,8 @@ constexpr const char* kSchema[] = {
     " pinned INTEGER NOT NULL, archived INTEGER NOT NULL, kind TEXT NOT NULL, hlc INTEGER NOT NULL,"
     " recorded_ms INTEGER NOT NULL, summarized_into INTEGER, summarizes TEXT)",
     "CREATE INDEX episodes_ns_time ON episodes(ns, time_ms)",
-    "CREATE VIRTUAL TABLE episodes_fts USING fts5(content, tokenize='porter unicode61')",
+    "CREATE VIRTUAL TABLE episodes_fts USING fts5(content, context, date, speaker UNINDEXED,"
+    " tokenize='porter unicode61')",  // columns: index_text.cc
     "CREATE TABLE entities(id INTEGER PRIMARY KEY, ns TEXT NOT NULL, name TEXT NOT NULL, type TEXT NOT NULL,"
     " mentions INTEGER NOT NULL DEFAULT 0, hlc INTEGER NOT NULL)",
     "CREATE TABLE aliases(ns TEXT NOT NULL, alias TEXT NOT NULL, entity INTEGER NOT NULL, PRIMARY KEY(ns, alias))",
@@ -418,10 +419,7 @@ absl::StatusOr<uint64_t> MemoryStore::Impl::RememberOne(const Episode& in, Remem
                             .Run());
   const uint64_t id = static_cast<uint64_t>(wdb->LastInsertId());
   result.episode_id = id;
-  {
-    CAIRN_ASSIGN_OR_RETURN(Stmt fts, wdb->Prepare("INSERT INTO episodes_fts(rowid, content) VALUES (?, ?)"));
-    CAIRN_RETURN_IF_ERROR(fts.BindAll(id, in.content).Run());
-  }
+  CAIRN_RETURN_IF_ERROR(IndexText(in, id, t));
   absl::StatusOr<std::vector<float>> v = embedder->Embed(in.content);
   if (v.ok()) {
     vector::Point p;

@@ -160,12 +160,27 @@ struct RecallQuery {
   bool facts = true;
   bool include_archived = false;
   // Weighted reciprocal-rank fusion: score = sum_signal w / (60 + rank). Recency and
-  // importance rank the union of candidates the other signals found. BM25 leads because,
-  // with the model-free hashing embedder, it is by far the strongest single signal on
-  // LoCoMo (docs/benchmarks.md, "Agent memory"); the others break its ties and add what it
-  // cannot find.
-  double vector_weight = 0.15, bm25_weight = 1.0, graph_weight = 0.15;
+  // importance rank the union of candidates the other signals found. BM25 leads by far:
+  // with the model-free hashing embedder the vector and graph lists only break its ties
+  // (larger weights lowered recall on LoCoMo; docs/benchmarks.md, "Agent memory").
+  double vector_weight = 0.03, bm25_weight = 1.0, graph_weight = 0.03;
   double recency_weight = 0.05, importance_weight = 0.05;
+  // BM25 weight of the preceding episodes' text (MemoryOptions::context_episodes) against
+  // 1 for the episode's own text.
+  double context_weight = 0.4;
+  // BM25 weight of the episode's day as words ("8 May 2023"; DateWords), for queries that
+  // name a date.
+  double date_weight = 1.0;
+  // The BM25 score of episodes spoken by the first person the query names (a word equal to
+  // an episode's speaker, or its first name) is multiplied by this: in "What did Alice tell
+  // Bob about ...", Alice's own words come first. 1 turns it off.
+  double speaker_boost = 2.0;
+  // Pseudo-relevance feedback (RM3-style): the `feedback_terms` words that recur most in the
+  // `feedback_docs` best BM25 matches are searched too, their BM25 scores added at
+  // `feedback_weight`. It finds memories that use other words for the same thing. 0 terms
+  // turns it off.
+  size_t feedback_docs = 5, feedback_terms = 5;
+  double feedback_weight = 0.3;
   size_t candidates = 0;                // per signal; 0 = max(50, 4k)
 };
 
@@ -204,7 +219,18 @@ struct MemoryOptions {
   double entity_similarity = 0.92;      // cosine of name embeddings to merge entities
   const Clock* clock = nullptr;         // default SystemClock
   std::shared_ptr<const Extractor> extractor;  // default RuleExtractor
+  // BM25 indexes each episode together with the content of up to `context_episodes`
+  // episodes of its namespace that precede it by at most `context_window_ms` (a
+  // conversation's previous turns), in a second column that RecallQuery::context_weight
+  // weighs: a reply ("Yes, every Sunday!") is found by the words of what it answers. Only
+  // episodes already stored when it is written count; summaries get no context.
+  size_t context_episodes = 2;
+  int64_t context_window_ms = 30 * 60000;
 };
+
+// The UTC day of a time in ms since the epoch as words, "8 May 2023": what BM25 indexes as
+// an episode's date.
+std::string DateWords(int64_t ms);
 
 class MemoryStore {
  public:

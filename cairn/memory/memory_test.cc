@@ -194,11 +194,11 @@ TEST(MemoryStore, RecallFusesSignalsAndExplainsWhy) {
   auto m = MemoryStore::Open(dir.str(), Options());
   ASSERT_TRUE(m.ok());
   std::vector<Episode> eps = {
-      Ep("n", "a", kT0 + 1, "Melanie painted a sunrise over the lake last summer.", "Melanie"),
-      Ep("n", "a", kT0 + 2, "The weather was rainy all week.", "Caroline"),
-      Ep("n", "a", kT0 + 3, "Caroline went to the LGBTQ support group yesterday.", "Caroline"),
-      Ep("n", "a", kT0 + 4, "We talked about pottery classes and camping plans.", "Melanie"),
-      Ep("n", "a", kT0 + 5, "Caroline is researching adoption agencies.", "Caroline"),
+      Ep("n", "a", kT0 + 1 * kDay, "Melanie painted a sunrise over the lake last summer.", "Melanie"),
+      Ep("n", "a", kT0 + 2 * kDay, "The weather was rainy all week.", "Caroline"),
+      Ep("n", "a", kT0 + 3 * kDay, "Caroline went to the LGBTQ support group yesterday.", "Caroline"),
+      Ep("n", "a", kT0 + 4 * kDay, "We talked about pottery classes and camping plans.", "Melanie"),
+      Ep("n", "a", kT0 + 5 * kDay, "Caroline is researching adoption agencies.", "Caroline"),
   };
   auto rs = (*m)->RememberBatch(eps);
   ASSERT_TRUE(rs.ok()) << rs.status();
@@ -278,7 +278,7 @@ TEST(MemoryStore, ConsolidationSummarizesDecaysArchivesAndSparesPinned) {
   ASSERT_TRUE(m.ok());
   std::vector<Episode> eps = {Ep("n", "a", kT0, "The pump in hall B overheated. Technicians replaced the pump seal."),
                               Ep("n", "a", kT0 + 1000, "The pump seal was ordered from the supplier."),
-                              Ep("n", "a", kT0 + 2000, "Lunch was pizza."),
+                              Ep("n", "a", kT0 + kDay / 2, "Lunch was pizza."),
                               Ep("n", "a", kT0 + 199 * kDay, "A fresh note.")};
   auto rs = (*m)->RememberBatch(eps);
   ASSERT_TRUE(rs.ok());

@@ -4,7 +4,10 @@
 //   vector      cosine similarity of the embedding of the query's content words (the
 //               common question words below dropped) to episodes and facts
 //   bm25        SQLite FTS5 bm25() over episode text (porter-stemmed words, OR-ed, a few
-//               very common question words dropped)
+//               very common question words dropped), the preceding episodes' text weighted
+//               context_weight, its day as words ("8 May 2023") date_weight; episodes of
+//               the speaker the query names first score speaker_boost times more; then
+//               one round of pseudo-relevance feedback (RecallQuery::feedback_*)
 //   graph       entities named in the query (extractor + known aliases) and their
 //               neighbours 1 and 2 hops away (relations, strongest first), weighted 1, 0.5,
 //               0.25; an episode scores the sum of weight * idf over the entities it
@@ -15,6 +18,7 @@
 // Fusion: score = sum over signals of weight / (60 + rank) (reciprocal-rank fusion;
 // weights and their defaults in RecallQuery). `why` lists every signal that ranked the memory.
 #include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <limits>
 #include <set>
@@ -71,6 +75,131 @@ std::string ContentWords(const std::string& text) {
   return kept.empty() ? text : kept;
 }
 
+std::string LowerAscii(std::string s) {
+  for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return s;
+}
+
+// Whether a (lower-case) speaker is `name`: the whole name or its first word.
+bool SpeakerIs(const std::string& speaker, const std::string& name) {
+  if (speaker.empty()) return false;
+  if (speaker == name) return true;
+  const size_t sp = speaker.find(' ');
+  return sp != std::string::npos && speaker.compare(0, sp, name) == 0;
+}
+
+// Calls f with each word of `text` (letters, digits, UTF-8 bytes), lower-cased.
+template <typename F>
+void ForEachWord(const std::string& text, F f) {
+  std::string word;
+  for (size_t i = 0; i <= text.size(); ++i) {
+    const unsigned char c = i < text.size() ? static_cast<unsigned char>(text[i]) : ' ';
+    if (std::isalnum(c) || c >= 0x80) {
+      word += static_cast<char>(std::tolower(c));
+    } else if (!word.empty()) {
+      f(std::move(word));
+      word.clear();
+    }
+  }
+}
+
+struct TextRow {
+  double score;  // -bm25(), larger is better
+  uint64_t id;
+  std::string speaker;  // lower case
+};
+
+bool ByScore(const TextRow& a, const TextRow& b) { return a.score > b.score; }
+
+// BM25 over episodes_fts for the words of `text` (OR-ed), best first, at most `limit`.
+absl::StatusOr<std::vector<TextRow>> SearchText(Conn& db, const std::string& text, const RecallQuery& q,
+                                                int64_t as_of, const std::string& ns_json, size_t limit) {
+  std::vector<TextRow> rows;
+  const std::string match = vector::TextIndex::MatchExpression(text);
+  if (match.empty()) return rows;
+  CAIRN_ASSIGN_OR_RETURN(
+      Stmt s, db.Prepare("SELECT e.id, -bm25(episodes_fts, 1.0, ?6, ?7), episodes_fts.speaker FROM episodes_fts JOIN"
+                         " episodes e ON e.id = episodes_fts.rowid WHERE episodes_fts MATCH ?1 AND e.time_ms <= ?2"
+                         " AND (?3 OR e.archived = 0) AND e.ns IN (SELECT value FROM json_each(?4))"
+                         " ORDER BY bm25(episodes_fts, 1.0, ?6, ?7) LIMIT ?5"));
+  s.BindAll(match, as_of, q.include_archived, ns_json, static_cast<int64_t>(limit), q.context_weight, q.date_weight);
+  while (true) {
+    CAIRN_ASSIGN_OR_RETURN(bool row, s.Step());
+    if (!row) break;
+    // A row that matched only in columns weighted 0 scores 0: it did not match.
+    if (s.Real(1) <= 0) continue;
+    rows.push_back({s.Real(1), static_cast<uint64_t>(s.Int(0)), LowerAscii(s.Text(2))});
+  }
+  return rows;
+}
+
+// Words too common to help as expansion terms (beyond the question words above).
+const std::set<std::string, std::less<>>& FeedbackStopwords() {
+  static const auto* w = new std::set<std::string, std::less<>>{
+      "all", "also", "am", "and", "because", "been", "being", "both", "but", "can", "did", "doing", "don", "each",
+      "even", "ever", "few", "for", "from", "get", "got", "going", "gonna", "here", "into", "just", "know", "let",
+      "like", "lot", "more", "most", "much", "not", "now", "one", "only", "other", "our", "out", "over", "own",
+      "really", "same", "since", "some", "something", "still", "such", "sure", "than", "thanks", "that", "the",
+      "them", "then", "these", "thing", "things", "those", "through", "too", "very", "way", "well", "what", "yeah",
+      "yes", "you", "your", "yours", "wow", "great", "awesome", "cool", "glad", "hey", "totally", "definitely",
+      "love", "amazing", "good", "feel", "think", "time", "make", "made", "ours", "him",
+      "she", "hers", "herself", "himself", "myself", "yourself", "who", "whom", "its", "were", "was", "has"};
+  return *w;
+}
+
+// RM3-style expansion: the words that recur in the best `feedback_docs` rows (each row's
+// distinct words weighted by its score relative to the first), minus the query's own and
+// common words; the `feedback_terms` heaviest, space-separated.
+absl::StatusOr<std::string> FeedbackTerms(Conn& db, const std::string& content, const std::vector<TextRow>& rows,
+                                          const RecallQuery& q) {
+  std::set<std::string> query_words;
+  ForEachWord(content, [&](std::string w) { query_words.insert(std::move(w)); });
+  std::set<std::string> speakers;
+  for (const TextRow& r : rows) speakers.insert(r.speaker);
+  std::map<std::string, double> weight;
+  const double top = rows[0].score > 0 ? rows[0].score : 1;
+  for (size_t i = 0; i < rows.size() && i < q.feedback_docs; ++i) {
+    CAIRN_ASSIGN_OR_RETURN(Stmt s, db.Prepare("SELECT content FROM episodes WHERE id = ?"));
+    s.Bind(1, rows[i].id);
+    CAIRN_ASSIGN_OR_RETURN(bool row, s.Step());
+    if (!row) continue;
+    std::set<std::string> seen;
+    ForEachWord(s.Text(0), [&](std::string w) {
+      if (w.size() <= 2 || query_words.count(w) || QueryStopwords().count(w) || FeedbackStopwords().count(w)) return;
+      // Names of speakers are in nearly every episode of a chat ("Ann: ...").
+      for (const std::string& sp : speakers)
+        if (SpeakerIs(sp, w)) return;
+      seen.insert(std::move(w));
+    });
+    for (const std::string& w : seen) weight[w] += rows[i].score / top;
+  }
+  std::vector<std::pair<double, std::string>> ranked;
+  for (auto& [w, v] : weight) ranked.emplace_back(-v, w);
+  std::sort(ranked.begin(), ranked.end());
+  std::string out;
+  for (size_t i = 0; i < ranked.size() && i < q.feedback_terms; ++i) {
+    if (!out.empty()) out += ' ';
+    out += ranked[i].second;
+  }
+  return out;
+}
+
+// The first word of the query that names one of the speakers of `rows` ("" when none does).
+std::string NamedSpeaker(const std::string& query, const std::vector<TextRow>& rows) {
+  std::set<std::string> speakers;
+  for (const TextRow& r : rows) speakers.insert(r.speaker);
+  std::string named;
+  ForEachWord(query, [&](std::string w) {
+    if (!named.empty()) return;
+    for (const std::string& sp : speakers)
+      if (SpeakerIs(sp, w)) {
+        named = std::move(w);
+        return;
+      }
+  });
+  return named;
+}
+
 struct Candidate {
   std::map<std::string, size_t> ranks;  // signal -> 1-based rank
   std::set<std::string> entities;       // graph: the query entities it mentions
@@ -85,6 +214,14 @@ absl::StatusOr<std::vector<Recalled>> MemoryStore::Recall(const RecallQuery& q) 
   if (q.k == 0 || q.k > 1000) return absl::InvalidArgumentError(fmt::format("recall: k must be 1..1000, got {}", q.k));
   if (q.namespaces.empty()) return absl::InvalidArgumentError("recall: at least one namespace is required");
   if (q.text.empty()) return absl::InvalidArgumentError("recall: the query text is empty");
+  for (double w : {q.context_weight, q.date_weight, q.feedback_weight})
+    if (!(w >= 0 && w <= 1e6))
+      return absl::InvalidArgumentError(fmt::format("recall: text weights must be in [0, 1e6], got {}", w));
+  if (!(q.speaker_boost > 0 && q.speaker_boost <= 1e6))
+    return absl::InvalidArgumentError(
+        fmt::format("recall: speaker_boost must be in (0, 1e6], got {}", q.speaker_boost));
+  if (q.feedback_docs > 1000 || q.feedback_terms > 100)
+    return absl::InvalidArgumentError("recall: at most 1000 feedback docs and 100 feedback terms");
   std::lock_guard<std::mutex> l(impl_->read_mu);
   Impl& im = *impl_;
   Conn& db = *im.rdb;
@@ -121,21 +258,43 @@ absl::StatusOr<std::vector<Recalled>> MemoryStore::Recall(const RecallQuery& q) 
     }
   }
 
-  // BM25 over episodes.
+  // BM25 over episodes: the episode's words, at context_weight those of the episodes
+  // before it, at date_weight its day; then the speaker boost, over a deeper list than is
+  // kept; then one round of pseudo-relevance feedback.
   if (q.bm25_weight > 0 && q.episodes) {
-    const std::string match = vector::TextIndex::MatchExpression(ContentWords(q.text));
-    if (!match.empty()) {
-      CAIRN_ASSIGN_OR_RETURN(
-          Stmt s, db.Prepare("SELECT e.id FROM episodes_fts JOIN episodes e ON e.id = episodes_fts.rowid WHERE"
-                             " episodes_fts MATCH ?1 AND e.time_ms <= ?2 AND (?3 OR e.archived = 0) AND e.ns IN"
-                             " (SELECT value FROM json_each(?4)) ORDER BY bm25(episodes_fts) LIMIT ?5"));
-      s.BindAll(match, as_of, q.include_archived, ns_json, static_cast<int64_t>(n));
-      std::vector<uint64_t> ids;
-      while (true) {
-        CAIRN_ASSIGN_OR_RETURN(bool row, s.Step());
-        if (!row) break;
-        ids.push_back(static_cast<uint64_t>(s.Int(0)));
+    const std::string content = ContentWords(q.text);
+    const size_t depth = q.speaker_boost != 1 || q.feedback_terms > 0 ? 4 * n : n;
+    CAIRN_ASSIGN_OR_RETURN(std::vector<TextRow> rows, SearchText(db, content, q, as_of, ns_json, depth));
+    std::string named;
+    if (q.speaker_boost != 1 && !rows.empty()) {
+      named = NamedSpeaker(q.text, rows);
+      if (!named.empty()) {
+        for (TextRow& r : rows)
+          if (SpeakerIs(r.speaker, named)) r.score *= q.speaker_boost;
+        std::stable_sort(rows.begin(), rows.end(), ByScore);
       }
+    }
+    if (q.feedback_terms > 0 && q.feedback_weight > 0 && !rows.empty()) {
+      CAIRN_ASSIGN_OR_RETURN(std::string expansion, FeedbackTerms(db, content, rows, q));
+      if (!expansion.empty()) {
+        CAIRN_ASSIGN_OR_RETURN(std::vector<TextRow> more, SearchText(db, expansion, q, as_of, ns_json, depth));
+        std::unordered_map<uint64_t, size_t> at;
+        for (size_t i = 0; i < rows.size(); ++i) at.emplace(rows[i].id, i);
+        for (TextRow& r : more) {
+          auto it = at.find(r.id);
+          if (it != at.end()) {
+            rows[it->second].score += q.feedback_weight * r.score;
+          } else {
+            r.score *= q.feedback_weight;
+            rows.push_back(std::move(r));
+          }
+        }
+        std::stable_sort(rows.begin(), rows.end(), ByScore);
+      }
+    }
+    if (!rows.empty()) {
+      std::vector<uint64_t> ids;
+      for (size_t i = 0; i < rows.size() && i < n; ++i) ids.push_back(rows[i].id);
       add_list("bm25", ids);
       signals.emplace_back("bm25", q.bm25_weight);
     }

@@ -17,7 +17,7 @@
 
 namespace cairn::memory {
 
-inline constexpr int kSchemaVersion = 1;
+inline constexpr int kSchemaVersion = 2;
 inline constexpr char kFormat[] = "cairn-memory";
 // Vector point ids: episodes use their id, facts set the top bit.
 inline constexpr uint64_t kFactBit = 1ull << 63;
@@ -53,6 +53,8 @@ struct MemoryStore::Impl {
   absl::Status EnsureWritable(const std::string& agent, const std::string& ns);
   absl::StatusOr<NsEntities*> Entities(const std::string& ns);
   absl::StatusOr<uint64_t> ResolveEntity(const std::string& ns, const std::string& name, const std::string& type);
+  // Adds episode `id` (at time t) to episodes_fts (index_text.cc).
+  absl::Status IndexText(const Episode& e, uint64_t id, int64_t t);
   absl::StatusOr<uint64_t> RememberOne(const Episode& e, RememberResult& result, std::vector<vector::Point>& points);
   struct FactWrite {
     std::string ns, author;

@@ -1,0 +1,206 @@
+// Recall's text side: stemming, the preceding-episode context, the speaker boost, dates as
+// words and pseudo-relevance feedback, on small conversations written for these tests.
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <filesystem>
+#include <limits>
+
+#include <fmt/format.h>
+#include <gtest/gtest.h>
+
+#include "cairn/memory/memory.h"
+
+namespace cairn::memory {
+namespace {
+
+constexpr int64_t kMinute = 60000;
+constexpr int64_t kT0 = 1'683'504'000'000;  // 8 May 2023 00:00 UTC
+
+class TempDir {
+ public:
+  TempDir() {
+    static std::atomic<int> n{0};
+    path_ = std::filesystem::temp_directory_path() / fmt::format("cairn_recall_test_{}_{}", ::getpid(), n++);
+    std::filesystem::remove_all(path_);
+  }
+  ~TempDir() { std::filesystem::remove_all(path_); }
+  std::string str() const { return path_.string(); }
+
+ private:
+  std::filesystem::path path_;
+};
+
+MemoryOptions Options() {
+  MemoryOptions o;
+  o.dim = 64;
+  o.sync_full = false;
+  return o;
+}
+
+Episode Turn(int64_t t, std::string speaker, std::string text) {
+  return Episode{.ns = "chat", .author = "a", .speaker = std::move(speaker), .time_ms = t, .content = std::move(text)};
+}
+
+// BM25 alone, so that each test sees the text side only.
+RecallQuery TextOnly(const std::string& text, size_t k) {
+  RecallQuery q;
+  q.agent = "a";
+  q.namespaces = {"chat"};
+  q.text = text;
+  q.k = k;
+  q.facts = false;
+  q.vector_weight = q.graph_weight = q.recency_weight = q.importance_weight = 0;
+  q.feedback_terms = 0;
+  return q;
+}
+
+std::vector<uint64_t> Ids(const absl::StatusOr<std::vector<Recalled>>& r) {
+  EXPECT_TRUE(r.ok()) << r.status();
+  std::vector<uint64_t> out;
+  if (r.ok())
+    for (const Recalled& x : *r) out.push_back(x.id);
+  return out;
+}
+
+bool Has(const std::vector<uint64_t>& ids, uint64_t id) { return std::find(ids.begin(), ids.end(), id) != ids.end(); }
+
+TEST(DateWords, NamesTheUtcDay) {
+  EXPECT_EQ(DateWords(kT0), "8 May 2023");
+  EXPECT_EQ(DateWords(kT0 + 86400000 - 1), "8 May 2023");
+  EXPECT_EQ(DateWords(0), "1 January 1970");
+  EXPECT_EQ(DateWords(-1), "31 December 1969");
+  EXPECT_EQ(DateWords(951782400000), "29 February 2000");
+  EXPECT_EQ(DateWords(-86400000), "31 December 1969");
+  EXPECT_EQ(DateWords(-86400001), "30 December 1969");
+  EXPECT_FALSE(DateWords(std::numeric_limits<int64_t>::min()).empty());
+  EXPECT_FALSE(DateWords(std::numeric_limits<int64_t>::max()).empty());
+}
+
+TEST(RecallText, StemmedWordsMatch) {
+  TempDir dir;
+  auto m = MemoryStore::Open(dir.str(), Options());
+  ASSERT_TRUE(m.ok()) << m.status();
+  auto a = (*m)->Remember(Turn(kT0, "Ann", "Ann: I painted two landscapes last weekend."));
+  auto b = (*m)->Remember(Turn(kT0 + 4 * 86400000, "Ann", "Ann: The bakery was closed again."));
+  auto c = (*m)->Remember(Turn(kT0 + 5 * 86400000, "Ann", "Ann: My brother called."));
+  ASSERT_TRUE(a.ok() && b.ok() && c.ok());
+  const auto ids = Ids((*m)->Recall(TextOnly("What paintings did she make?", 5)));
+  ASSERT_EQ(ids.size(), 1u);
+  EXPECT_EQ(ids[0], a->episode_id);
+}
+
+// A reply that only makes sense with the question before it is found by the question's words.
+TEST(RecallText, RepliesAreFoundThroughTheTurnsBeforeThem) {
+  TempDir dir;
+  auto m = MemoryStore::Open(dir.str(), Options());
+  ASSERT_TRUE(m.ok()) << m.status();
+  std::vector<Episode> eps = {
+      Turn(kT0, "Ann", "How is the new job going?"),
+      Turn(kT0 + 1000, "Bob", "Busy, but I like the team."),
+      Turn(kT0 + 2000, "Ann", "Do you still go swimming at the lake?"),
+      Turn(kT0 + 3000, "Bob", "Yes, every Sunday morning before breakfast."),
+      // Two hours later: outside the context window, so it gets no context.
+      Turn(kT0 + 120 * kMinute, "Bob", "Sure, see you then."),
+      Turn(kT0 + 130 * kMinute, "Ann", "Have you read the book I sent?"),
+      Turn(kT0 + 131 * kMinute, "Bob", "Not yet, it is on my desk."),
+  };
+  auto rs = (*m)->RememberBatch(eps);
+  ASSERT_TRUE(rs.ok()) << rs.status();
+  RecallQuery q = TextOnly("When does Bob go swimming at the lake?", 5);
+  auto ids = Ids((*m)->Recall(q));
+  EXPECT_TRUE(Has(ids, (*rs)[3].episode_id));
+  EXPECT_TRUE(Has(ids, (*rs)[2].episode_id));
+  EXPECT_FALSE(Has(ids, (*rs)[4].episode_id));
+  q.context_weight = 0;
+  ids = Ids((*m)->Recall(q));
+  EXPECT_FALSE(Has(ids, (*rs)[3].episode_id)) << "without the context the reply shares no word";
+
+  // The window is configurable, and 0 episodes turns the context off.
+  TempDir dir2;
+  MemoryOptions o = Options();
+  o.context_episodes = 0;
+  auto m2 = MemoryStore::Open(dir2.str(), o);
+  ASSERT_TRUE(m2.ok());
+  auto rs2 = (*m2)->RememberBatch(eps);
+  ASSERT_TRUE(rs2.ok());
+  ids = Ids((*m2)->Recall(TextOnly("When does Bob go swimming at the lake?", 5)));
+  EXPECT_FALSE(Has(ids, (*rs2)[3].episode_id));
+}
+
+TEST(RecallText, EpisodesOfTheNamedSpeakerComeFirst) {
+  TempDir dir;
+  auto m = MemoryStore::Open(dir.str(), Options());
+  ASSERT_TRUE(m.ok()) << m.status();
+  for (int i = 0; i < 4; ++i)
+    ASSERT_TRUE((*m)->Remember(Turn(kT0 - (i + 1) * 86400000LL, "Cid", fmt::format("Weather note {}.", i))).ok());
+  // Bob's sentence is shorter, so plain BM25 ranks it first.
+  auto bob = (*m)->Remember(Turn(kT0, "Bob Stone", "I adopted a puppy."));
+  auto ann = (*m)->Remember(Turn(kT0 + 1000, "Ann", "Guess what, I adopted a puppy from the shelter this week."));
+  ASSERT_TRUE(bob.ok() && ann.ok());
+  RecallQuery q = TextOnly("What did Ann tell Bob about the puppy she adopted?", 2);
+  q.context_weight = 0;
+  auto ids = Ids((*m)->Recall(q));
+  ASSERT_EQ(ids.size(), 2u);
+  EXPECT_EQ(ids[0], ann->episode_id);
+  q.text = "What did Bob tell Ann about the puppy he adopted?";
+  ids = Ids((*m)->Recall(q));
+  ASSERT_EQ(ids.size(), 2u);
+  EXPECT_EQ(ids[0], bob->episode_id);
+  q.text = "What did Ann tell Bob about the puppy she adopted?";
+  q.speaker_boost = 0;
+  EXPECT_TRUE(absl::IsInvalidArgument((*m)->Recall(q).status()));
+  q.speaker_boost = 1;
+  ids = Ids((*m)->Recall(q));
+  ASSERT_EQ(ids.size(), 2u);
+  EXPECT_EQ(ids[0], bob->episode_id) << "no boost: plain BM25 order";
+}
+
+TEST(RecallText, QueriesThatNameADayFindThatDay) {
+  TempDir dir;
+  auto m = MemoryStore::Open(dir.str(), Options());
+  ASSERT_TRUE(m.ok()) << m.status();
+  std::vector<uint64_t> ids;
+  for (int d = 0; d < 5; ++d) {
+    auto r = (*m)->Remember(Turn(kT0 + d * 86400000LL, "Ann", "Ann: I went to the market today."));
+    ASSERT_TRUE(r.ok());
+    ids.push_back(r->episode_id);
+  }
+  auto got = Ids((*m)->Recall(TextOnly("Where did Ann go on 10 May, 2023?", 1)));
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0], ids[2]);
+  RecallQuery q = TextOnly("Where did Ann go on 11 May, 2023?", 1);
+  got = Ids((*m)->Recall(q));
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0], ids[3]);
+}
+
+// Feedback adds the words the best matches share: here "kayak" brings the episode that
+// says "paddle" only through the words around it.
+TEST(RecallText, FeedbackFindsRelatedWords) {
+  TempDir dir;
+  auto m = MemoryStore::Open(dir.str(), Options());
+  ASSERT_TRUE(m.ok()) << m.status();
+  std::vector<Episode> eps = {
+      Turn(kT0, "Ann", "I bought a kayak and a paddle for the river."),
+      Turn(kT0 + 86400000, "Ann", "The kayak trip on the river was calm."),
+      Turn(kT0 + 2 * 86400000, "Ann", "My paddle broke near the rapids on the river."),
+      Turn(kT0 + 3 * 86400000, "Ann", "I baked bread with my sister."),
+      Turn(kT0 + 4 * 86400000, "Ann", "Work was long today."),
+      Turn(kT0 + 5 * 86400000, "Ann", "The cat slept all afternoon."),
+  };
+  auto rs = (*m)->RememberBatch(eps);
+  ASSERT_TRUE(rs.ok()) << rs.status();
+  RecallQuery q = TextOnly("Tell me about the kayak", 4);
+  auto ids = Ids((*m)->Recall(q));
+  EXPECT_FALSE(Has(ids, (*rs)[2].episode_id));
+  q.feedback_terms = 5;
+  ids = Ids((*m)->Recall(q));
+  ASSERT_GE(ids.size(), 3u);
+  EXPECT_TRUE(Has(ids, (*rs)[2].episode_id));
+  EXPECT_FALSE(Has(ids, (*rs)[3].episode_id));
+}
+
+}  // namespace
+}  // namespace cairn::memory
