@@ -611,5 +611,74 @@ TEST(LlmBench, DISABLED_DecodeThroughput) {
   }
 }
 
+// The same measurement through HTTP in one process: the server (LlmService behind
+// Server) and RunLoad's streaming clients, as `cairn bench serve` runs them but
+// without a second process. Same knobs as DISABLED_DecodeThroughput, plus
+// CAIRN_SERVE_BENCH_REQUESTS (per client, 1). Prints the steady-state rate, the ITL
+// percentiles and the mean step time by kind, so the two paths can be compared on
+// the same workload.
+TEST(LlmBench, DISABLED_HttpThroughput) {
+  const char* path = std::getenv("CAIRN_SERVE_BENCH_MODEL");
+  if (path == nullptr || !std::filesystem::exists(path)) GTEST_SKIP() << "set CAIRN_SERVE_BENCH_MODEL to a model";
+  auto env = [](const char* name, double fallback) {
+    const char* v = std::getenv(name);
+    return v != nullptr ? std::atof(v) : fallback;
+  };
+  const int streams = static_cast<int>(env("CAIRN_SERVE_BENCH_STREAMS", 16));
+  for (int n : {1, streams}) {
+    MetricsRegistry metrics;
+    LlmModelOptions mo;
+    mo.name = "m";
+    mo.path = path;
+    mo.slots = std::max(16, streams);
+    mo.ctx = static_cast<int>(env("CAIRN_SERVE_BENCH_CTX", 256));
+    mo.threads = static_cast<int>(env("CAIRN_SERVE_BENCH_THREADS", 2));
+    mo.prefill_chunk = static_cast<int>(env("CAIRN_SERVE_BENCH_CHUNK", LlmModelOptions{}.prefill_chunk));
+    mo.chat_template = "chatml";
+    absl::StatusOr<std::unique_ptr<LlmService>> s = LlmService::Create({mo}, &metrics);
+    ASSERT_TRUE(s.ok()) << s.status();
+    testing::TempDir dir;
+    ServerOptions so;
+    so.data_dir = dir.path();
+    so.threads = 64;
+    so.metrics = &metrics;
+    absl::StatusOr<std::unique_ptr<Server>> srv = Server::Create(so);
+    ASSERT_TRUE(srv.ok()) << srv.status();
+    (*s)->RegisterRoutes((*srv)->router());
+    ASSERT_TRUE((*srv)->Start().ok());
+    LoadOptions lo;
+    lo.base_url = (*srv)->url();
+    lo.model = "m";
+    lo.clients = 1;
+    lo.requests_per_client = 1;
+    lo.max_tokens = 16;
+    lo.prompt_tokens = static_cast<int>(env("CAIRN_SERVE_BENCH_PROMPT_WORDS", 8));
+    lo.temperature = env("CAIRN_SERVE_BENCH_TEMP", 1.0);
+    lo.ignore_eos = true;
+    ASSERT_TRUE(RunLoad(lo).ok());  // warm-up
+    const StepTotals before = ParseStepTotals(metrics.Serialize());
+    lo.clients = n;
+    lo.requests_per_client = static_cast<int>(env("CAIRN_SERVE_BENCH_REQUESTS", 1));
+    lo.max_tokens = static_cast<int>(env("CAIRN_SERVE_BENCH_TOKENS", 128));
+    absl::StatusOr<LoadResult> r = RunLoad(lo);
+    ASSERT_TRUE(r.ok()) << r.status();
+    StepTotals t = ParseStepTotals(metrics.Serialize());
+    for (int k = 0; k < 3; ++k) {
+      t.count[k] -= before.count[k];
+      t.seconds[k] -= before.seconds[k];
+    }
+    auto mean_ms = [&](int k) { return t.count[k] > 0 ? 1e3 * t.seconds[k] / t.count[k] : 0.0; };
+    std::printf(
+        "clients %2d  ok %d/%d  %lld tokens  wall %.2f tokens/s  steady %.2f tokens/s  TTFT p50/p99 %.1f/%.1f ms  "
+        "ITL p50/p99 %.1f/%.1f ms  process CPU %.1f s  steps: decode %.0f x %.1f ms, mixed %.0f x %.1f ms, "
+        "prefill %.0f x %.1f ms\n",
+        n, r->ok, r->requests, static_cast<long long>(r->generated_tokens), r->tokens_per_s, r->steady_tokens_per_s,
+        r->ttft_p50_s * 1e3, r->ttft_p99_s * 1e3, r->itl_p50_s * 1e3, r->itl_p99_s * 1e3, r->client_cpu_s,
+        t.count[0], mean_ms(0), t.count[1], mean_ms(1), t.count[2], mean_ms(2));
+    (*s)->Stop();
+    (*srv)->Stop();
+  }
+}
+
 }  // namespace
 }  // namespace cairn::server

@@ -180,6 +180,9 @@ std::unique_ptr<httplib::Client> NewClient(const std::string& base_url, const st
   cli->set_read_timeout(secs, usecs);
   cli->set_write_timeout(secs, usecs);
   cli->set_keep_alive(true);
+  // httplib writes a request's headers and body separately; with Nagle's algorithm the
+  // body would wait for the server's (possibly delayed) ACK of the headers.
+  cli->set_tcp_nodelay(true);
   if (!api_key.empty()) cli->set_bearer_token_auth(api_key);
   return cli;
 }
