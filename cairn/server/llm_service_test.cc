@@ -241,79 +241,124 @@ TEST_F(LlmTest, RequestJoinsMidDecode) {
 
 // Decode first: while sequences generate, a step takes at most prefill_chunk prompt
 // tokens, so a long joining prompt is spread over several steps; with nothing
-// generating a prompt goes in whole (up to n_batch). Every step is reported.
-TEST(LlmEngineSchedule, PromptTokensPerStepAreBoundedWhileOthersDecode) {
-  absl::StatusOr<std::unique_ptr<infer::Model>> model = infer::Model::Load(TinyModelPath());
-  ASSERT_TRUE(model.ok()) << model.status();
-  std::shared_ptr<const infer::Model> shared(std::move(*model));
-  absl::StatusOr<infer::Vocab> vocab = infer::LoadVocab(shared->file());
-  ASSERT_TRUE(vocab.ok()) << vocab.status();
-  absl::StatusOr<infer::Tokenizer> tokenizer = infer::Tokenizer::Create(*std::move(vocab));
-  ASSERT_TRUE(tokenizer.ok()) << tokenizer.status();
-
-  std::mutex mu;
-  std::vector<LlmStepInfo> steps;
-  LlmEngineOptions eo;
-  eo.slots = 3;
-  eo.ctx = 128;
-  eo.prefill_chunk = 8;
-  eo.on_step = [&](const LlmStepInfo& s) {
-    std::lock_guard lock(mu);
-    steps.push_back(s);
-  };
-  absl::StatusOr<std::unique_ptr<LlmEngine>> engine = LlmEngine::Create(shared, *std::move(tokenizer), std::move(eo));
-  ASSERT_TRUE(engine.ok()) << engine.status();
-  auto params = [](int first_token, int prompt_len, int max_tokens) {
+// generating, or more sequences reading prompts than generating (a burst of
+// arrivals), a step takes the prompts whole (up to n_batch). Every step is reported.
+class LlmEngineSchedule : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    absl::StatusOr<std::unique_ptr<infer::Model>> model = infer::Model::Load(TinyModelPath());
+    ASSERT_TRUE(model.ok()) << model.status();
+    std::shared_ptr<const infer::Model> shared(std::move(*model));
+    absl::StatusOr<infer::Vocab> vocab = infer::LoadVocab(shared->file());
+    ASSERT_TRUE(vocab.ok()) << vocab.status();
+    absl::StatusOr<infer::Tokenizer> tokenizer = infer::Tokenizer::Create(*std::move(vocab));
+    ASSERT_TRUE(tokenizer.ok()) << tokenizer.status();
+    LlmEngineOptions eo;
+    eo.slots = 4;
+    eo.ctx = 128;
+    eo.prefill_chunk = 8;
+    eo.on_step = [this](const LlmStepInfo& s) {
+      std::lock_guard lock(mu_);
+      steps_.push_back(s);
+    };
+    absl::StatusOr<std::unique_ptr<LlmEngine>> engine =
+        LlmEngine::Create(shared, *std::move(tokenizer), std::move(eo));
+    ASSERT_TRUE(engine.ok()) << engine.status();
+    engine_ = std::move(*engine);
+  }
+  std::shared_ptr<SeqHandle> Submit(int first_token, int prompt_len, int max_tokens) {
     SeqParams p;
     for (int i = 0; i < prompt_len; ++i) p.prompt.push_back(first_token + i);
     p.max_tokens = max_tokens;
     p.ignore_eos = true;
     p.sampling = infer::SamplerParams::Greedy();
-    return p;
-  };
-  absl::StatusOr<std::shared_ptr<SeqHandle>> a = (*engine)->Submit(params(10, 20, 60));
-  ASSERT_TRUE(a.ok()) << a.status();
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
-  while ((*engine)->stats().tokens_generated < 2 && std::chrono::steady_clock::now() < deadline)
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  ASSERT_GE((*engine)->stats().tokens_generated, 2u);
-  absl::StatusOr<std::shared_ptr<SeqHandle>> b = (*engine)->Submit(params(100, 50, 4));
-  absl::StatusOr<std::shared_ptr<SeqHandle>> c = (*engine)->Submit(params(200, 30, 4));
-  ASSERT_TRUE(b.ok() && c.ok());
-  EXPECT_EQ((*a)->WaitDone().completion_tokens, 60);
-  EXPECT_EQ((*b)->WaitDone().completion_tokens, 4);
-  EXPECT_EQ((*c)->WaitDone().completion_tokens, 4);
-  (*engine)->Stop();  // the last step's report comes after its tokens
-  const LlmEngine::Stats stats = (*engine)->stats();
-
-  std::lock_guard lock(mu);
-  ASSERT_EQ(steps.size(), stats.steps);
-  // The first step held a's whole prompt: nothing was generating yet.
-  EXPECT_EQ(steps[0].decode_tokens, 0);
-  EXPECT_EQ(steps[0].prompt_tokens, 20);
-  int prompt_total = 0, mixed = 0, full_chunks = 0;
-  double seconds = 0;
-  for (const LlmStepInfo& s : steps) {
-    prompt_total += s.prompt_tokens;
-    seconds += s.seconds;
-    EXPECT_GE(s.seconds, 0);
-    EXPECT_LE(s.decode_tokens, s.sequences);
-    if (s.decode_tokens > 0) EXPECT_LE(s.prompt_tokens, 8) << "a step with decode tokens took too much prompt";
-    if (s.decode_tokens > 0 && s.prompt_tokens > 0) ++mixed;
-    if (s.decode_tokens > 0 && s.prompt_tokens == 8) ++full_chunks;
+    absl::StatusOr<std::shared_ptr<SeqHandle>> h = engine_->Submit(std::move(p));
+    EXPECT_TRUE(h.ok()) << h.status();
+    return h.ok() ? *h : nullptr;
   }
-  EXPECT_EQ(prompt_total, 100);
-  EXPECT_EQ(static_cast<uint64_t>(prompt_total), stats.prompt_tokens_evaluated);
-  // b and c joined while a decoded: their 80 prompt tokens took at least 10 steps.
-  EXPECT_GE(mixed, 10);
-  EXPECT_GE(full_chunks, 9);
-  EXPECT_EQ(static_cast<uint64_t>(mixed), stats.mixed_steps);
-  EXPECT_NEAR(stats.step_seconds, seconds, 1e-3);
+  void WaitGenerated(uint64_t n) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+    while (engine_->stats().tokens_generated < n && std::chrono::steady_clock::now() < deadline)
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    ASSERT_GE(engine_->stats().tokens_generated, n);
+  }
+  // Stops the engine (the last step's report comes after its tokens) and checks the
+  // reports against the engine's counters.
+  std::vector<LlmStepInfo> Finish(int prompt_total) {
+    engine_->Stop();
+    const LlmEngine::Stats stats = engine_->stats();
+    std::lock_guard lock(mu_);
+    EXPECT_EQ(steps_.size(), stats.steps);
+    int prompt = 0;
+    uint64_t mixed = 0;
+    double seconds = 0;
+    for (const LlmStepInfo& s : steps_) {
+      prompt += s.prompt_tokens;
+      seconds += s.seconds;
+      EXPECT_GE(s.seconds, 0);
+      EXPECT_LE(s.decode_tokens, s.sequences);
+      mixed += s.decode_tokens > 0 && s.prompt_tokens > 0;
+    }
+    EXPECT_EQ(prompt, prompt_total);
+    EXPECT_EQ(static_cast<uint64_t>(prompt), stats.prompt_tokens_evaluated);
+    EXPECT_EQ(mixed, stats.mixed_steps);
+    EXPECT_NEAR(stats.step_seconds, seconds, 1e-3);
+    return steps_;
+  }
+
+  std::mutex mu_;
+  std::vector<LlmStepInfo> steps_;
+  std::unique_ptr<LlmEngine> engine_;
+};
+
+TEST_F(LlmEngineSchedule, AJoiningPromptIsChunkedWhileOthersDecode) {
+  std::shared_ptr<SeqHandle> a = Submit(10, 20, 60);
+  std::shared_ptr<SeqHandle> b = Submit(40, 12, 60);
+  ASSERT_TRUE(a && b);
+  WaitGenerated(4);  // both generate (a prompt step of 20 + 12 or two of them)
+  std::shared_ptr<SeqHandle> c = Submit(100, 50, 4);
+  ASSERT_TRUE(c);
+  EXPECT_EQ(a->WaitDone().completion_tokens, 60);
+  EXPECT_EQ(b->WaitDone().completion_tokens, 60);
+  EXPECT_EQ(c->WaitDone().completion_tokens, 4);
+  const std::vector<LlmStepInfo> steps = Finish(82);
+  // The first step read a's whole prompt: nothing was generating yet.
+  ASSERT_FALSE(steps.empty());
+  EXPECT_EQ(steps[0].decode_tokens, 0);
+  EXPECT_GE(steps[0].prompt_tokens, 20);
+  int full_chunks = 0;
+  for (const LlmStepInfo& s : steps) {
+    if (s.decode_tokens >= 2) {
+      EXPECT_LE(s.prompt_tokens, 8) << "a step with two streams generating took too much prompt";
+    }
+    full_chunks += s.decode_tokens >= 2 && s.prompt_tokens == 8;
+  }
+  EXPECT_GE(full_chunks, 6);  // c's 50 tokens: six chunks of 8 and one of 2
+}
+
+TEST_F(LlmEngineSchedule, ABurstOfPromptsIsReadWholeBesideAFewStreams) {
+  std::shared_ptr<SeqHandle> a = Submit(10, 6, 40);
+  ASSERT_TRUE(a);
+  WaitGenerated(2);
+  // Three prompts arrive while one stream generates: they outnumber it, so they are
+  // not held to 8 tokens per step.
+  std::shared_ptr<SeqHandle> b = Submit(100, 30, 4);
+  std::shared_ptr<SeqHandle> c = Submit(200, 30, 4);
+  std::shared_ptr<SeqHandle> d = Submit(300, 30, 4);
+  ASSERT_TRUE(b && c && d);
+  for (auto* h : {&a, &b, &c, &d}) EXPECT_GT((*h)->WaitDone().completion_tokens, 0);
+  const std::vector<LlmStepInfo> steps = Finish(96);
+  int largest_mixed = 0;
+  for (const LlmStepInfo& s : steps) {
+    if (s.decode_tokens > 0) largest_mixed = std::max(largest_mixed, s.prompt_tokens);
+  }
+  EXPECT_GT(largest_mixed, 8);
 }
 
 TEST_F(LlmTest, StepTimesAreExportedByKind) {
   Start(/*slots=*/2);
   EXPECT_FALSE(RunAlone("count the steps", 6).empty());
+  service_->Stop();  // the last step is recorded after its token went out
   const std::string text = metrics_.Serialize();
   const StepTotals t = ParseStepTotals(text);
   EXPECT_EQ(t.count[0] + t.count[1] + t.count[2], static_cast<double>(engine().stats().steps));
