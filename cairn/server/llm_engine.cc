@@ -342,11 +342,12 @@ bool LlmEngine::Step() {
   const int decoding = static_cast<int>(batch.size());
   const int prefilling = static_cast<int>(running_.size()) - decoding;
   int budget = options_.n_batch - decoding;
-  // Decode first, unless more sequences wait for their prompts than generate: then a
-  // burst of arrivals is read in one large step instead of trickling in by chunks
-  // while the first few streams run on alone (which would cost every newcomer its
-  // first token and the batch its width).
-  if (decoding > 0 && prefilling <= decoding) budget = std::min(budget, options_.prefill_chunk);
+  // Decode first, unless at least as many sequences wait for their prompts as
+  // generate: then a burst of arrivals is read in large steps instead of trickling in
+  // by chunks while the first few streams run on alone (which would cost every
+  // newcomer its first token and the batch its width). A large step delays as many
+  // generating streams by one gap as it saves waiting ones chunked steps.
+  if (decoding > 0 && prefilling < decoding) budget = std::min(budget, options_.prefill_chunk);
   for (auto& s : running_) {
     if (s->next || budget <= 0) continue;
     const int32_t left = static_cast<int32_t>(s->params.prompt.size()) - s->prompt_done;

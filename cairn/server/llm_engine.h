@@ -6,8 +6,9 @@
 //   - a bounded chunk of pending prompt tokens (chunked prefill, decode first: at most
 //     `prefill_chunk` prompt tokens while other sequences are generating, so new
 //     prompts stretch a running stream's step by a bounded amount instead of by
-//     their whole length; a full batch when nothing is generating, or when more
-//     sequences are reading their prompts than generating, e.g. a burst of arrivals),
+//     their whole length; a full batch when nothing is generating, or when at least
+//     as many sequences are reading their prompts as generating, e.g. a burst of
+//     arrivals),
 // then samples the next token of every sequence whose logits came out (each with its
 // own infer::Sampler, seeded; an optional infer::TokenConstraint is applied before
 // sampling and advanced after). New requests join between steps.
@@ -75,8 +76,8 @@ struct LlmEngineOptions {
   int queue = 64;              // requests waiting beyond the slots
   int threads = 1;             // forward-pass threads
   int n_batch = 512;           // most tokens per Forward
-  // Prompt tokens per step while other sequences generate (and at least as many
-  // generate as read prompts). On CPU a step's time grows with its tokens, so this
+  // Prompt tokens per step while other sequences generate (and more of them generate
+  // than read prompts). On CPU a step's time grows with its tokens, so this
   // bounds how much a joining request stretches the running streams' inter-token gap
   // (docs/serve.md#scheduling-decode-first), at the cost of its own time to first token.
   int prefill_chunk = 32;

@@ -241,7 +241,7 @@ TEST_F(LlmTest, RequestJoinsMidDecode) {
 
 // Decode first: while sequences generate, a step takes at most prefill_chunk prompt
 // tokens, so a long joining prompt is spread over several steps; with nothing
-// generating, or more sequences reading prompts than generating (a burst of
+// generating, or as many sequences reading prompts as generating (a burst of
 // arrivals), a step takes the prompts whole (up to n_batch). Every step is reported.
 class LlmEngineSchedule : public ::testing::Test {
  protected:
