@@ -205,12 +205,15 @@ TEST(RunLoad, MeasuresTheKnownTimingOfAStreamingServer) {
   // Two requests in a row per client: at least 2 x (60 + 4 x 10) ms of wall time.
   EXPECT_GE(r->wall_s, 0.199);
   EXPECT_NEAR(r->tokens_per_s, static_cast<double>(r->generated_tokens) / r->wall_s, 1e-9);
-  // Every client streamed, so there is a steady window inside the run, and the load
-  // generator's own CPU time was measured (it parsed 6 streams).
-  EXPECT_GT(r->steady_s, 0);
+  // The steady window lies inside the run (a client thread started late on a loaded
+  // machine may leave it empty; SteadyWindow's own test checks the arithmetic), and
+  // the load generator's own CPU time was measured (it parsed 6 streams).
+  EXPECT_GE(r->steady_s, 0);
   EXPECT_LE(r->steady_s, r->wall_s);
-  EXPECT_GT(r->steady_chunks, 0);
   EXPECT_LT(r->steady_chunks, r->generated_tokens);
+  if (r->steady_s > 0) {
+    EXPECT_NEAR(r->steady_tokens_per_s, static_cast<double>(r->steady_chunks) / r->steady_s, 1e-9);
+  }
   EXPECT_GT(r->client_cpu_s, 0);
 
   const std::vector<nlohmann::json> bodies = server.bodies();
