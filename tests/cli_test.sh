@@ -643,14 +643,17 @@ check bench_serve_missing_model 1 "$CAIRN" bench serve -m "$T/none.gguf"
 if "$CAIRN" serve --help 2>/dev/null | grep -q -- '--model'; then
   check bench_serve_smoke 0 "$CAIRN" bench serve -m "$T/lm.gguf" --clients 1,2 --requests 2 --max-tokens 4 \
     --prompt-tokens 16 --ctx 128 --seed 3 --template chatml
-  expect bench_serve_header '^ *clients +requests +errors +gen tok +gen tok/s +TTFT p50 +TTFT p99 +ITL p50 +ITL p99$'
-  expect bench_serve_two_rows '^ +2 +4 +0 +[0-9]+ +[0-9.]+ +[0-9.]+ ms'
-  expect bench_serve_ratios '^throughput at 2 clients vs 1: [0-9.]+x \(target >= 4x: (met|missed)\)$'
+  expect bench_serve_header '^ *clients +requests +errors +gen tok +gen tok/s +steady/s +TTFT p50 +TTFT p99 +ITL p50 +ITL p99 +cli CPU +srv CPU$'
+  expect bench_serve_two_rows '^ +2 +4 +0 +[0-9]+ +[0-9.]+ +[0-9.]+ +[0-9.]+ ms .* [0-9.]+ s +[0-9.]+ s$'
+  expect bench_serve_steps '^server steps at 2 clients \(count x mean\): decode [0-9]+ x [0-9.]+ ms, mixed [0-9]+ x [0-9.]+ ms, prefill [0-9]+ x [0-9.]+ ms$'
+  expect bench_serve_ratios '^steady decode throughput at 2 clients vs 1: [0-9.]+x \(target >= 4x: (met|missed)\); over the whole run: [0-9.]+x$'
   expect bench_serve_rss '^server peak resident memory: .* with 2 slots .*: (within|OVER); exit 0$'
   check bench_serve_json 0 "$CAIRN" bench serve -m "$T/lm.gguf" --clients 2 --requests 1 --max-tokens 3 \
     --prompt-tokens 8 --slots 1 --ctx 128 --warmup 0 --template chatml --json
   expect bench_serve_json_fields '"errors_by_status": \{\}'
   expect bench_serve_json_slots '"slots": 1$'
+  expect bench_serve_json_cpu '"client_cpu_seconds": [0-9]'
+  expect bench_serve_json_steps '"server_steps": \{'
 else
   echo "skip bench_serve_smoke: this cairn serve has no --model"
 fi

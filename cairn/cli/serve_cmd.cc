@@ -37,6 +37,7 @@ struct ModelArgs {
   int ctx = 0;
   int queue = 64;
   int threads = 0;
+  int prefill_chunk = 32;
   double timeout_s = 600;
   std::string chat_template;
   std::vector<std::string> api_keys;  // checked by the auth layer (auth.h)
@@ -166,6 +167,10 @@ void AddModelFlags(CLI::App* cmd, ModelArgs* m) {
   cmd->add_option("--threads", m->threads, "Forward-pass threads per model (0 = the hardware's, at most 8)")
       ->check(CLI::Range(0, 256))
       ->capture_default_str();
+  cmd->add_option("--prefill-chunk", m->prefill_chunk,
+                  "Prompt tokens per step while other requests decode (bounds their inter-token gap)")
+      ->check(CLI::Range(1, 1 << 16))
+      ->capture_default_str();
   cmd->add_option("--timeout", m->timeout_s, "Seconds a generation request may take, waiting included")
       ->check(CLI::Range(0.001, 1e7))
       ->capture_default_str();
@@ -187,6 +192,7 @@ absl::StatusOr<std::vector<server::LlmModelOptions>> ModelOptions(const ModelArg
     o.ctx = m.ctx;
     o.queue = m.queue;
     o.threads = m.threads;
+    o.prefill_chunk = m.prefill_chunk;
     o.timeout_s = m.timeout_s;
     o.chat_template = m.chat_template;
     out.push_back(std::move(o));

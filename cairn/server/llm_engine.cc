@@ -102,6 +102,9 @@ struct LlmEngine::Metrics {
   prometheus::Counter* generated_tokens = nullptr;
   prometheus::Histogram* ttft = nullptr;
   prometheus::Histogram* inter_token = nullptr;
+  prometheus::Histogram* step_decode = nullptr;  // steps with decode tokens only
+  prometheus::Histogram* step_mixed = nullptr;   // decode and prompt tokens
+  prometheus::Histogram* step_prefill = nullptr; // prompt tokens only
   prometheus::Gauge* queue_depth = nullptr;
   prometheus::Gauge* active = nullptr;
   prometheus::Gauge* kv_used = nullptr;
@@ -157,6 +160,14 @@ absl::StatusOr<std::unique_ptr<LlmEngine>> LlmEngine::Create(std::shared_ptr<con
                                   {0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30}, model_label);
     metrics->inter_token = &m->Histogram("cairn_llm_inter_token_seconds", "Between consecutive tokens of a stream",
                                          {0.005, 0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56}, model_label);
+    const std::vector<double> step_buckets = {0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12};
+    auto step = [&](const char* kind) {
+      return &m->Histogram("cairn_llm_step_seconds", "One batched forward step and its sampling, by what it held",
+                           step_buckets, {{"model", e->options_.name}, {"kind", kind}});
+    };
+    metrics->step_decode = step("decode");
+    metrics->step_mixed = step("mixed");
+    metrics->step_prefill = step("prefill");
     metrics->queue_depth = &m->Gauge("cairn_llm_queue_depth", "Requests waiting for a slot", model_label);
     metrics->active = &m->Gauge("cairn_llm_active_sequences", "Sequences in slots", model_label);
     metrics->kv_used = &m->Gauge("cairn_llm_kv_cache_used_ratio", "Share of KV cache cells in use (cached included)",
@@ -188,6 +199,8 @@ LlmEngine::Stats LlmEngine::stats() const {
   s.prompt_tokens_evaluated = prompt_evaluated_.load();
   s.tokens_generated = generated_.load();
   s.steps = steps_.load();
+  s.mixed_steps = mixed_steps_.load();
+  s.step_seconds = static_cast<double>(step_ns_.load()) * 1e-9;
   return s;
 }
 
@@ -315,6 +328,7 @@ bool LlmEngine::Step() {
     else if (now >= s->params.deadline) End(*s, SeqFinish::kTimeout);
   }
   std::erase_if(running_, [](const std::unique_ptr<Seq>& s) { return s->ended; });
+  const int in_slots = static_cast<int>(running_.size());
 
   // One decode token per generating sequence, then prompt chunks in arrival order.
   std::vector<infer::BatchToken> batch;
@@ -326,8 +340,14 @@ bool LlmEngine::Step() {
     owner.push_back(s.get());
   }
   const int decoding = static_cast<int>(batch.size());
+  const int prefilling = static_cast<int>(running_.size()) - decoding;
   int budget = options_.n_batch - decoding;
-  if (decoding > 0) budget = std::min(budget, options_.prefill_chunk);
+  // Decode first, unless at least as many sequences wait for their prompts as
+  // generate: then a burst of arrivals is read in large steps instead of trickling in
+  // by chunks while the first few streams run on alone (which would cost every
+  // newcomer its first token and the batch its width). A large step delays as many
+  // generating streams by one gap as it saves waiting ones chunked steps.
+  if (decoding > 0 && prefilling < decoding) budget = std::min(budget, options_.prefill_chunk);
   for (auto& s : running_) {
     if (s->next || budget <= 0) continue;
     const int32_t left = static_cast<int32_t>(s->params.prompt.size()) - s->prompt_done;
@@ -341,9 +361,11 @@ bool LlmEngine::Step() {
     budget -= take;
   }
   if (batch.empty()) return false;
+  const int prompt_tokens = static_cast<int>(batch.size()) - decoding;
 
   absl::Status st = context_->Forward(batch);
   steps_.fetch_add(1, std::memory_order_relaxed);
+  if (decoding > 0 && prompt_tokens > 0) mixed_steps_.fetch_add(1, std::memory_order_relaxed);
   if (!st.ok()) {
     spdlog::error("llm '{}': forward failed: {}", options_.name, std::string(st.message()));
     for (Seq* s : owner) {
@@ -376,6 +398,17 @@ bool LlmEngine::Step() {
     std::lock_guard lock(mu_);
     UpdateGauges();
   }
+  LlmStepInfo info{.decode_tokens = decoding, .prompt_tokens = prompt_tokens, .sequences = in_slots,
+                   .seconds = SecondsBetween(now, LlmClock::now())};
+  step_ns_.fetch_add(static_cast<uint64_t>(info.seconds * 1e9), std::memory_order_relaxed);
+  if (metrics_) {
+    (decoding == 0 ? metrics_->step_prefill : prompt_tokens == 0 ? metrics_->step_decode : metrics_->step_mixed)
+        ->Observe(info.seconds);
+  }
+  if (spdlog::should_log(spdlog::level::debug))
+    spdlog::debug("llm '{}': step decode {} prompt {} in slots {}: {:.1f} ms", options_.name, decoding, prompt_tokens,
+                  in_slots, info.seconds * 1e3);
+  if (options_.on_step) options_.on_step(info);
   return true;
 }
 

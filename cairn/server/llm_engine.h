@@ -3,10 +3,12 @@
 // An LlmEngine owns one infer::Context with `slots` sequence slots and one scheduler
 // thread. Every step the thread evaluates ONE Forward batch holding
 //   - one token of every sequence that is generating (the token it sampled last), and
-//   - a bounded chunk of pending prompt tokens (chunked prefill: at most
-//     `prefill_chunk` tokens while other sequences are generating, so a long new
-//     prompt delays running streams by one chunk per step, not by its whole length;
-//     a full batch when nothing is generating),
+//   - a bounded chunk of pending prompt tokens (chunked prefill, decode first: at most
+//     `prefill_chunk` prompt tokens while other sequences are generating, so new
+//     prompts stretch a running stream's step by a bounded amount instead of by
+//     their whole length; a full batch when nothing is generating, or when at least
+//     as many sequences are reading their prompts as generating, e.g. a burst of
+//     arrivals),
 // then samples the next token of every sequence whose logits came out (each with its
 // own infer::Sampler, seeded; an optional infer::TokenConstraint is applied before
 // sampling and advanced after). New requests join between steps.
@@ -59,6 +61,14 @@ namespace cairn::server {
 
 using LlmClock = std::chrono::steady_clock;
 
+// What one step evaluated and how long it took (the Forward and the sampling).
+struct LlmStepInfo {
+  int decode_tokens = 0;  // one per generating sequence
+  int prompt_tokens = 0;  // prefill tokens
+  int sequences = 0;      // sequences in slots during the step
+  double seconds = 0;
+};
+
 struct LlmEngineOptions {
   std::string name = "model";  // the model label of the metrics
   int slots = 4;               // sequences generating at once
@@ -66,8 +76,14 @@ struct LlmEngineOptions {
   int queue = 64;              // requests waiting beyond the slots
   int threads = 1;             // forward-pass threads
   int n_batch = 512;           // most tokens per Forward
-  int prefill_chunk = 128;     // prompt tokens per step while other sequences generate
+  // Prompt tokens per step while other sequences generate (and more of them generate
+  // than read prompts). On CPU a step's time grows with its tokens, so this
+  // bounds how much a joining request stretches the running streams' inter-token gap
+  // (docs/serve.md#scheduling-decode-first), at the cost of its own time to first token.
+  int prefill_chunk = 32;
   MetricsRegistry* metrics = nullptr;  // nullptr: no metrics
+  // Called on the scheduler thread after every step (measurements, tests); must be quick.
+  std::function<void(const LlmStepInfo&)> on_step;
 };
 
 struct SeqParams {
@@ -152,6 +168,8 @@ class LlmEngine {
     uint64_t prompt_tokens_evaluated = 0;  // prompt tokens computed (cache hits excluded)
     uint64_t tokens_generated = 0;
     uint64_t steps = 0;  // Forward calls
+    uint64_t mixed_steps = 0;  // steps that held both decode and prompt tokens
+    double step_seconds = 0;   // all steps together
   };
   Stats stats() const;
 
@@ -184,7 +202,7 @@ class LlmEngine {
   std::deque<std::unique_ptr<Seq>> queue_;  // guarded by mu_
   bool stopping_ = false;                   // guarded by mu_
   int active_count_ = 0;                    // guarded by mu_ (for stats)
-  std::atomic<uint64_t> prompt_evaluated_{0}, generated_{0}, steps_{0};
+  std::atomic<uint64_t> prompt_evaluated_{0}, generated_{0}, steps_{0}, mixed_steps_{0}, step_ns_{0};
 
   // Scheduler-thread state.
   std::vector<Slot> slots_;

@@ -115,6 +115,7 @@ absl::StatusOr<std::unique_ptr<LlmService>> LlmService::Create(std::vector<LlmMo
       eo.ctx = o.ctx;
       eo.queue = o.queue;
       eo.threads = threads;
+      eo.prefill_chunk = o.prefill_chunk;
       eo.metrics = metrics;
       absl::StatusOr<std::unique_ptr<LlmEngine>> engine =
           LlmEngine::Create(served->model, *served->tokenizer, std::move(eo));

@@ -53,6 +53,7 @@ struct LlmModelOptions {
   int ctx = 0;                // tokens per slot; 0: the model's context length / slots
   int queue = 64;             // requests waiting beyond the slots (429 beyond)
   int threads = 0;            // forward-pass threads; 0: the hardware's, at most 8
+  int prefill_chunk = 32;     // prompt tokens per step while others decode (LlmEngineOptions)
   double timeout_s = 600;     // per request, queueing included
   std::string chat_template;  // a format name (chat_template.h); empty: from the model
 };

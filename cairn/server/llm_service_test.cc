@@ -12,6 +12,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -21,6 +22,7 @@
 
 #include "absl/strings/escaping.h"
 #include "cairn/infer/synth.h"
+#include "cairn/server/loadgen.h"
 #include "cairn/server/openai_api.h"
 #include "cairn/server/server.h"
 #include "cairn/server/testing.h"
@@ -235,6 +237,134 @@ TEST_F(LlmTest, RequestJoinsMidDecode) {
   ASSERT_TRUE(second.ok());
   EXPECT_EQ((*second)->WaitDone().text, expect_short);
   EXPECT_EQ((*first)->WaitDone().text, expect_long);
+}
+
+// Decode first: while sequences generate, a step takes at most prefill_chunk prompt
+// tokens, so a long joining prompt is spread over several steps; with nothing
+// generating, or as many sequences reading prompts as generating (a burst of
+// arrivals), a step takes the prompts whole (up to n_batch). Every step is reported.
+class LlmEngineSchedule : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    absl::StatusOr<std::unique_ptr<infer::Model>> model = infer::Model::Load(TinyModelPath());
+    ASSERT_TRUE(model.ok()) << model.status();
+    std::shared_ptr<const infer::Model> shared(std::move(*model));
+    absl::StatusOr<infer::Vocab> vocab = infer::LoadVocab(shared->file());
+    ASSERT_TRUE(vocab.ok()) << vocab.status();
+    absl::StatusOr<infer::Tokenizer> tokenizer = infer::Tokenizer::Create(*std::move(vocab));
+    ASSERT_TRUE(tokenizer.ok()) << tokenizer.status();
+    LlmEngineOptions eo;
+    eo.slots = 4;
+    eo.ctx = 128;
+    eo.prefill_chunk = 8;
+    eo.on_step = [this](const LlmStepInfo& s) {
+      std::lock_guard lock(mu_);
+      steps_.push_back(s);
+    };
+    absl::StatusOr<std::unique_ptr<LlmEngine>> engine =
+        LlmEngine::Create(shared, *std::move(tokenizer), std::move(eo));
+    ASSERT_TRUE(engine.ok()) << engine.status();
+    engine_ = std::move(*engine);
+  }
+  std::shared_ptr<SeqHandle> Submit(int first_token, int prompt_len, int max_tokens) {
+    SeqParams p;
+    for (int i = 0; i < prompt_len; ++i) p.prompt.push_back(first_token + i);
+    p.max_tokens = max_tokens;
+    p.ignore_eos = true;
+    p.sampling = infer::SamplerParams::Greedy();
+    absl::StatusOr<std::shared_ptr<SeqHandle>> h = engine_->Submit(std::move(p));
+    EXPECT_TRUE(h.ok()) << h.status();
+    return h.ok() ? *h : nullptr;
+  }
+  void WaitGenerated(uint64_t n) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+    while (engine_->stats().tokens_generated < n && std::chrono::steady_clock::now() < deadline)
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    ASSERT_GE(engine_->stats().tokens_generated, n);
+  }
+  // Stops the engine (the last step's report comes after its tokens) and checks the
+  // reports against the engine's counters.
+  std::vector<LlmStepInfo> Finish(int prompt_total) {
+    engine_->Stop();
+    const LlmEngine::Stats stats = engine_->stats();
+    std::lock_guard lock(mu_);
+    EXPECT_EQ(steps_.size(), stats.steps);
+    int prompt = 0;
+    uint64_t mixed = 0;
+    double seconds = 0;
+    for (const LlmStepInfo& s : steps_) {
+      prompt += s.prompt_tokens;
+      seconds += s.seconds;
+      EXPECT_GE(s.seconds, 0);
+      EXPECT_LE(s.decode_tokens, s.sequences);
+      mixed += s.decode_tokens > 0 && s.prompt_tokens > 0;
+    }
+    EXPECT_EQ(prompt, prompt_total);
+    EXPECT_EQ(static_cast<uint64_t>(prompt), stats.prompt_tokens_evaluated);
+    EXPECT_EQ(mixed, stats.mixed_steps);
+    EXPECT_NEAR(stats.step_seconds, seconds, 1e-3);
+    return steps_;
+  }
+
+  std::mutex mu_;
+  std::vector<LlmStepInfo> steps_;
+  std::unique_ptr<LlmEngine> engine_;
+};
+
+TEST_F(LlmEngineSchedule, AJoiningPromptIsChunkedWhileOthersDecode) {
+  std::shared_ptr<SeqHandle> a = Submit(10, 20, 60);
+  std::shared_ptr<SeqHandle> b = Submit(40, 12, 60);
+  ASSERT_TRUE(a && b);
+  WaitGenerated(4);  // both generate (a prompt step of 20 + 12 or two of them)
+  std::shared_ptr<SeqHandle> c = Submit(100, 50, 4);
+  ASSERT_TRUE(c);
+  EXPECT_EQ(a->WaitDone().completion_tokens, 60);
+  EXPECT_EQ(b->WaitDone().completion_tokens, 60);
+  EXPECT_EQ(c->WaitDone().completion_tokens, 4);
+  const std::vector<LlmStepInfo> steps = Finish(82);
+  // The first step read a's whole prompt: nothing was generating yet.
+  ASSERT_FALSE(steps.empty());
+  EXPECT_EQ(steps[0].decode_tokens, 0);
+  EXPECT_GE(steps[0].prompt_tokens, 20);
+  int full_chunks = 0;
+  for (const LlmStepInfo& s : steps) {
+    if (s.decode_tokens >= 2) {
+      EXPECT_LE(s.prompt_tokens, 8) << "a step with two streams generating took too much prompt";
+    }
+    full_chunks += s.decode_tokens >= 2 && s.prompt_tokens == 8;
+  }
+  EXPECT_GE(full_chunks, 6);  // c's 50 tokens: six chunks of 8 and one of 2
+}
+
+TEST_F(LlmEngineSchedule, ABurstOfPromptsIsReadWholeBesideAFewStreams) {
+  std::shared_ptr<SeqHandle> a = Submit(10, 6, 40);
+  ASSERT_TRUE(a);
+  WaitGenerated(2);
+  // Three prompts arrive while one stream generates: they outnumber it, so they are
+  // not held to 8 tokens per step.
+  std::shared_ptr<SeqHandle> b = Submit(100, 30, 4);
+  std::shared_ptr<SeqHandle> c = Submit(200, 30, 4);
+  std::shared_ptr<SeqHandle> d = Submit(300, 30, 4);
+  ASSERT_TRUE(b && c && d);
+  for (auto* h : {&a, &b, &c, &d}) EXPECT_GT((*h)->WaitDone().completion_tokens, 0);
+  const std::vector<LlmStepInfo> steps = Finish(96);
+  int largest_mixed = 0;
+  for (const LlmStepInfo& s : steps) {
+    if (s.decode_tokens > 0) largest_mixed = std::max(largest_mixed, s.prompt_tokens);
+  }
+  EXPECT_GT(largest_mixed, 8);
+}
+
+TEST_F(LlmTest, StepTimesAreExportedByKind) {
+  Start(/*slots=*/2);
+  EXPECT_FALSE(RunAlone("count the steps", 6).empty());
+  service_->Stop();  // the last step is recorded after its token went out
+  const std::string text = metrics_.Serialize();
+  const StepTotals t = ParseStepTotals(text);
+  EXPECT_EQ(t.count[0] + t.count[1] + t.count[2], static_cast<double>(engine().stats().steps));
+  EXPECT_GE(t.count[0], 5);  // one decode step per token after the first
+  EXPECT_GE(t.count[2], 1);  // the prompt
+  EXPECT_GT(t.seconds[0], 0);
 }
 
 TEST_F(LlmTest, FullQueueAnswers429) {
@@ -458,10 +588,14 @@ TEST_F(LlmTest, ChatWithRetrievalReturnsCitations) {
   EXPECT_EQ(Post("/v1/chat/completions", body).status, 400);
 }
 
-// Aggregate decode throughput at 1 and N concurrent greedy streams, in process.
+// Aggregate decode throughput at 1 and N concurrent streams, in process (no HTTP).
 // Run by hand: CAIRN_SERVE_BENCH_MODEL=FILE.gguf (synthesized as a TinyLlama-shaped
 // Q4_0 model when missing) ./cairn_server_test --gtest_also_run_disabled_tests
-// --gtest_filter='*DISABLED_DecodeThroughput'
+// --gtest_filter='*DISABLED_DecodeThroughput'. Optional: CAIRN_SERVE_BENCH_THREADS
+// (forward threads, 2), _TOKENS (generated per stream, 32), _PROMPT_WORDS (extra
+// words per prompt, 0), _TEMP (sampling temperature, 0 = greedy), _CTX (per slot,
+// 128), _CHUNK (prefill_chunk, the default), _STREAMS (the N, 16). Prints the wall
+// rate (first submit to last token, prefill included) and the mean step time by kind.
 TEST(LlmBench, DISABLED_DecodeThroughput) {
   const char* path = std::getenv("CAIRN_SERVE_BENCH_MODEL");
   if (path == nullptr) GTEST_SKIP() << "set CAIRN_SERVE_BENCH_MODEL";
@@ -471,34 +605,123 @@ TEST(LlmBench, DISABLED_DecodeThroughput) {
     o.weight_type = "q4_0";
     ASSERT_TRUE(infer::SynthesizeModel(o, path).ok());
   }
-  const int threads = std::getenv("CAIRN_SERVE_BENCH_THREADS") ? std::atoi(std::getenv("CAIRN_SERVE_BENCH_THREADS")) : 2;
-  const int tokens = 32;
-  for (int n : {1, 16}) {
+  auto env = [](const char* name, double fallback) {
+    const char* v = std::getenv(name);
+    return v != nullptr ? std::atof(v) : fallback;
+  };
+  const int threads = static_cast<int>(env("CAIRN_SERVE_BENCH_THREADS", 2));
+  const int tokens = static_cast<int>(env("CAIRN_SERVE_BENCH_TOKENS", 32));
+  const int prompt_words = static_cast<int>(env("CAIRN_SERVE_BENCH_PROMPT_WORDS", 0));
+  const double temperature = env("CAIRN_SERVE_BENCH_TEMP", 0);
+  const int ctx = static_cast<int>(env("CAIRN_SERVE_BENCH_CTX", 128));
+  const int chunk = static_cast<int>(env("CAIRN_SERVE_BENCH_CHUNK", LlmModelOptions{}.prefill_chunk));
+  const int streams = static_cast<int>(env("CAIRN_SERVE_BENCH_STREAMS", 16));
+  for (int n : {1, streams}) {
+    MetricsRegistry metrics;
     LlmModelOptions mo;
     mo.path = path;
-    mo.slots = 16;
-    mo.ctx = 128;
+    mo.slots = std::max(16, streams);
+    mo.ctx = ctx;
     mo.threads = threads;
+    mo.prefill_chunk = chunk;
     mo.chat_template = "chatml";
-    absl::StatusOr<std::unique_ptr<LlmService>> s = LlmService::Create({mo}, nullptr);
+    absl::StatusOr<std::unique_ptr<LlmService>> s = LlmService::Create({mo}, &metrics);
     ASSERT_TRUE(s.ok()) << s.status();
     LlmEngine& e = *(*s)->engine((*s)->model_names()[0]);
     std::vector<std::shared_ptr<SeqHandle>> hs;
     const auto t0 = std::chrono::steady_clock::now();
     for (int i = 0; i < n; ++i) {
       SeqParams p;
-      p.prompt = e.tokenizer().Encode("stream " + std::to_string(i) + " says");
+      std::string text = "stream " + std::to_string(i) + " says";
+      for (int w = 0; w < prompt_words; ++w) text += " word" + std::to_string((i * 7 + w) % 50);
+      p.prompt = e.tokenizer().Encode(text);
       p.max_tokens = tokens;
       p.ignore_eos = true;
       p.sampling = infer::SamplerParams::Greedy();
+      p.sampling.temperature = static_cast<float>(temperature);
+      p.sampling.seed = static_cast<uint64_t>(i + 1);
       hs.push_back(*e.Submit(std::move(p)));
     }
     int64_t generated = 0;
     for (auto& h : hs) generated += h->WaitDone().completion_tokens;
     const double sec = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    std::printf("streams %2d  threads %d  generated %lld tokens in %.2f s  aggregate %.2f tokens/s  steps %llu\n", n,
-                threads, static_cast<long long>(generated), sec, generated / sec,
-                static_cast<unsigned long long>(e.stats().steps));
+    (*s)->Stop();
+    const StepTotals t = ParseStepTotals(metrics.Serialize());
+    auto mean_ms = [&](int k) { return t.count[k] > 0 ? 1e3 * t.seconds[k] / t.count[k] : 0.0; };
+    std::printf(
+        "streams %2d  threads %d  generated %lld tokens in %.2f s  aggregate %.2f tokens/s  steps: decode %.0f x %.1f "
+        "ms, mixed %.0f x %.1f ms, prefill %.0f x %.1f ms\n",
+        n, threads, static_cast<long long>(generated), sec, generated / sec, t.count[0], mean_ms(0), t.count[1],
+        mean_ms(1), t.count[2], mean_ms(2));
+  }
+}
+
+// The same measurement through HTTP in one process: the server (LlmService behind
+// Server) and RunLoad's streaming clients, as `cairn bench serve` runs them but
+// without a second process. Same knobs as DISABLED_DecodeThroughput, plus
+// CAIRN_SERVE_BENCH_REQUESTS (per client, 1). Prints the steady-state rate, the ITL
+// percentiles and the mean step time by kind, so the two paths can be compared on
+// the same workload.
+TEST(LlmBench, DISABLED_HttpThroughput) {
+  const char* path = std::getenv("CAIRN_SERVE_BENCH_MODEL");
+  if (path == nullptr || !std::filesystem::exists(path)) GTEST_SKIP() << "set CAIRN_SERVE_BENCH_MODEL to a model";
+  auto env = [](const char* name, double fallback) {
+    const char* v = std::getenv(name);
+    return v != nullptr ? std::atof(v) : fallback;
+  };
+  const int streams = static_cast<int>(env("CAIRN_SERVE_BENCH_STREAMS", 16));
+  for (int n : {1, streams}) {
+    MetricsRegistry metrics;
+    LlmModelOptions mo;
+    mo.name = "m";
+    mo.path = path;
+    mo.slots = std::max(16, streams);
+    mo.ctx = static_cast<int>(env("CAIRN_SERVE_BENCH_CTX", 256));
+    mo.threads = static_cast<int>(env("CAIRN_SERVE_BENCH_THREADS", 2));
+    mo.prefill_chunk = static_cast<int>(env("CAIRN_SERVE_BENCH_CHUNK", LlmModelOptions{}.prefill_chunk));
+    mo.chat_template = "chatml";
+    absl::StatusOr<std::unique_ptr<LlmService>> s = LlmService::Create({mo}, &metrics);
+    ASSERT_TRUE(s.ok()) << s.status();
+    testing::TempDir dir;
+    ServerOptions so;
+    so.data_dir = dir.path();
+    so.threads = 64;
+    so.metrics = &metrics;
+    absl::StatusOr<std::unique_ptr<Server>> srv = Server::Create(so);
+    ASSERT_TRUE(srv.ok()) << srv.status();
+    (*s)->RegisterRoutes((*srv)->router());
+    ASSERT_TRUE((*srv)->Start().ok());
+    LoadOptions lo;
+    lo.base_url = (*srv)->url();
+    lo.model = "m";
+    lo.clients = 1;
+    lo.requests_per_client = 1;
+    lo.max_tokens = 16;
+    lo.prompt_tokens = static_cast<int>(env("CAIRN_SERVE_BENCH_PROMPT_WORDS", 8));
+    lo.temperature = env("CAIRN_SERVE_BENCH_TEMP", 1.0);
+    lo.ignore_eos = true;
+    ASSERT_TRUE(RunLoad(lo).ok());  // warm-up
+    const StepTotals before = ParseStepTotals(metrics.Serialize());
+    lo.clients = n;
+    lo.requests_per_client = static_cast<int>(env("CAIRN_SERVE_BENCH_REQUESTS", 1));
+    lo.max_tokens = static_cast<int>(env("CAIRN_SERVE_BENCH_TOKENS", 128));
+    absl::StatusOr<LoadResult> r = RunLoad(lo);
+    ASSERT_TRUE(r.ok()) << r.status();
+    StepTotals t = ParseStepTotals(metrics.Serialize());
+    for (int k = 0; k < 3; ++k) {
+      t.count[k] -= before.count[k];
+      t.seconds[k] -= before.seconds[k];
+    }
+    auto mean_ms = [&](int k) { return t.count[k] > 0 ? 1e3 * t.seconds[k] / t.count[k] : 0.0; };
+    std::printf(
+        "clients %2d  ok %d/%d  %lld tokens  wall %.2f tokens/s  steady %.2f tokens/s  TTFT p50/p99 %.1f/%.1f ms  "
+        "ITL p50/p99 %.1f/%.1f ms  process CPU %.1f s  steps: decode %.0f x %.1f ms, mixed %.0f x %.1f ms, "
+        "prefill %.0f x %.1f ms\n",
+        n, r->ok, r->requests, static_cast<long long>(r->generated_tokens), r->tokens_per_s, r->steady_tokens_per_s,
+        r->ttft_p50_s * 1e3, r->ttft_p99_s * 1e3, r->itl_p50_s * 1e3, r->itl_p99_s * 1e3, r->client_cpu_s,
+        t.count[0], mean_ms(0), t.count[1], mean_ms(1), t.count[2], mean_ms(2));
+    (*s)->Stop();
+    (*srv)->Stop();
   }
 }
 

@@ -6,9 +6,12 @@
 #include <atomic>
 #include <chrono>
 #include <cmath>
+#include <cstdlib>
 #include <mutex>
 #include <random>
 #include <thread>
+
+#include <sys/resource.h>
 
 #include "absl/status/status.h"
 #include "fmt/format.h"
@@ -70,6 +73,40 @@ double Percentile(std::vector<double> values, double p) {
   return values[lo] + (values[hi] - values[lo]) * (rank - static_cast<double>(lo));
 }
 
+void SteadyWindow(const std::vector<std::vector<RequestSample>>& per_client, LoadResult* r) {
+  r->steady_s = 0;
+  r->steady_chunks = 0;
+  r->steady_tokens_per_s = 0;
+  // Arrival time of every content chunk: the request's start + TTFT + the gaps.
+  auto arrivals = [](const RequestSample& s) {
+    std::vector<double> t;
+    if (s.ttft_s < 0) return t;
+    double at = s.start_s + s.ttft_s;
+    t.push_back(at);
+    for (double gap : s.itl_s) t.push_back(at += gap);
+    return t;
+  };
+  double begin = 0, end = 0;
+  bool first = true;
+  for (const std::vector<RequestSample>& samples : per_client) {
+    if (samples.empty()) return;
+    const std::vector<double> head = arrivals(samples.front());
+    const std::vector<double> tail = arrivals(samples.back());
+    if (head.empty() || tail.empty()) return;  // a client never streamed: no steady state
+    begin = first ? head.front() : std::max(begin, head.front());
+    end = first ? tail.back() : std::min(end, tail.back());
+    first = false;
+  }
+  if (first || !(end > begin)) return;
+  for (const std::vector<RequestSample>& samples : per_client) {
+    for (const RequestSample& s : samples) {
+      for (double t : arrivals(s)) r->steady_chunks += t > begin && t <= end;
+    }
+  }
+  r->steady_s = end - begin;
+  r->steady_tokens_per_s = static_cast<double>(r->steady_chunks) / r->steady_s;
+}
+
 std::string SyntheticText(uint64_t seed, int words) {
   static constexpr const char* kWords[] = {
       "pump",    "valve",  "sensor", "pressure", "reading", "north",  "station", "line",    "motor",  "alarm",
@@ -115,6 +152,13 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
+double ProcessCpuSeconds() {
+  rusage u{};
+  ::getrusage(RUSAGE_SELF, &u);
+  auto sec = [](const timeval& t) { return static_cast<double>(t.tv_sec) + static_cast<double>(t.tv_usec) * 1e-6; };
+  return sec(u.ru_utime) + sec(u.ru_stime);
+}
+
 absl::Status CheckUrl(const std::string& url) {
   const bool http = url.rfind("http://", 0) == 0 || url.rfind("https://", 0) == 0;
   const size_t host = url.find("://") + 3;
@@ -136,6 +180,9 @@ std::unique_ptr<httplib::Client> NewClient(const std::string& base_url, const st
   cli->set_read_timeout(secs, usecs);
   cli->set_write_timeout(secs, usecs);
   cli->set_keep_alive(true);
+  // httplib writes a request's headers and body separately; with Nagle's algorithm the
+  // body would wait for the server's (possibly delayed) ACK of the headers.
+  cli->set_tcp_nodelay(true);
   if (!api_key.empty()) cli->set_bearer_token_auth(api_key);
   return cli;
 }
@@ -244,6 +291,7 @@ absl::StatusOr<LoadResult> RunLoad(const LoadOptions& o) {
   std::vector<std::vector<RequestSample>> per_client(static_cast<size_t>(o.clients));
   std::mutex progress_mu;
   int finished = 0;
+  const double cpu0 = ProcessCpuSeconds();
   const Clock::time_point t0 = Clock::now();
   std::vector<std::thread> threads;
   threads.reserve(static_cast<size_t>(o.clients));
@@ -259,6 +307,8 @@ absl::StatusOr<LoadResult> RunLoad(const LoadOptions& o) {
     });
   }
   for (std::thread& t : threads) t.join();
+  r.client_cpu_s = ProcessCpuSeconds() - cpu0;
+  SteadyWindow(per_client, &r);
 
   std::vector<double> ttft, itl;
   double first = 0, last = 0;
@@ -287,6 +337,51 @@ absl::StatusOr<LoadResult> RunLoad(const LoadOptions& o) {
   r.itl_p50_s = Percentile(itl, 0.5);
   r.itl_p99_s = Percentile(itl, 0.99);
   return r;
+}
+
+StepTotals ParseStepTotals(std::string_view text) {
+  StepTotals t;
+  constexpr std::string_view kName = "cairn_llm_step_seconds_";
+  static constexpr std::string_view kKinds[3] = {"kind=\"decode\"", "kind=\"mixed\"", "kind=\"prefill\""};
+  size_t pos = 0;
+  while (pos < text.size()) {
+    size_t nl = text.find('\n', pos);
+    if (nl == std::string_view::npos) nl = text.size();
+    const std::string_view line = text.substr(pos, nl - pos);
+    pos = nl + 1;
+    if (line.substr(0, kName.size()) != kName) continue;
+    const std::string_view rest = line.substr(kName.size());
+    const bool is_sum = rest.substr(0, 4) == "sum{";
+    if (!is_sum && rest.substr(0, 6) != "count{") continue;
+    const size_t close = rest.find('}');
+    if (close == std::string_view::npos) continue;
+    const std::string_view labels = rest.substr(0, close);
+    for (int k = 0; k < 3; ++k) {
+      if (labels.find(kKinds[k]) == std::string_view::npos) continue;
+      const std::string value(rest.substr(close + 1));
+      char* end = nullptr;
+      const double v = std::strtod(value.c_str(), &end);
+      if (end == value.c_str() || !std::isfinite(v)) break;
+      (is_sum ? t.seconds : t.count)[k] += v;
+      break;
+    }
+  }
+  return t;
+}
+
+absl::StatusOr<std::string> FetchText(const std::string& base_url, const std::string& api_key,
+                                      const std::string& path, double timeout_s) {
+  if (absl::Status st = CheckUrl(base_url); !st.ok()) return st;
+  auto cli = NewClient(base_url, api_key, timeout_s);
+  httplib::Result res = cli->Get(path);
+  if (!res) {
+    return absl::UnavailableError(
+        fmt::format("GET {}{}: no response ({})", base_url, path, httplib::to_string(res.error())));
+  }
+  if (res->status != 200) {
+    return absl::FailedPreconditionError(fmt::format("GET {}{}: HTTP {}", base_url, path, res->status));
+  }
+  return std::move(res->body);
 }
 
 absl::StatusOr<std::string> FirstModelId(const std::string& base_url, const std::string& api_key, double timeout_s) {

@@ -8,7 +8,13 @@
 // ITL: the server sends one chunk per decoded token), and the generated token count
 // (the usage chunk's completion_tokens when the server sends one, else the number of
 // content chunks). Aggregate throughput is all generated tokens over the wall time
-// from the first request sent to the last response finished.
+// from the first request sent to the last response finished; that includes the
+// ramps (every prompt's prefill, clients that started or finished early). The
+// steady-state decode rate counts only the content chunks that arrived while every
+// client was streaming: from the moment the last client got the first token of its
+// first request to the moment the first client got the last token of its last
+// request (a client that waits for its next request's first token within that
+// window is still counted as active: the loop is closed).
 //
 // Prompts are synthetic and seeded: every request shares one system prompt (so a
 // server's prefix cache can reuse it) and has its own user message, so the texts are
@@ -92,8 +98,20 @@ struct LoadResult {
   double tokens_per_s = 0;  // generated_tokens / wall_s
   double ttft_p50_s = 0, ttft_p99_s = 0;
   double itl_p50_s = 0, itl_p99_s = 0;
+  // The steady-state window (see the top of this file); 0 when it is empty.
+  double steady_s = 0;
+  int64_t steady_chunks = 0;
+  double steady_tokens_per_s = 0;  // steady_chunks / steady_s
+  // CPU time of this process (user + system) during the run: the load generator's own
+  // cost, which shares the machine with a local server.
+  double client_cpu_s = 0;
   std::vector<RequestSample> samples;
 };
+
+// The steady-state window of per-client request samples (each client's requests in
+// order) and the content chunks that arrived inside it; sets steady_s, steady_chunks
+// and steady_tokens_per_s of `*result`.
+void SteadyWindow(const std::vector<std::vector<RequestSample>>& per_client, LoadResult* result);
 
 // The chat request body of request `request` of client `client`.
 std::string ChatRequestBody(const LoadOptions& options, int client, int request);
@@ -101,6 +119,19 @@ std::string ChatRequestBody(const LoadOptions& options, int client, int request)
 // Runs the load; fails only on bad options. Errors of individual requests are
 // counted in the result (errors_by_status), not returned.
 absl::StatusOr<LoadResult> RunLoad(const LoadOptions& options);
+
+// The server's batched steps by what they held, summed over its models, from the
+// cairn_llm_step_seconds histograms of its Prometheus text (GET /metrics).
+struct StepTotals {
+  // [0] decode tokens only, [1] decode and prompt tokens (mixed), [2] prompt only.
+  double count[3] = {0, 0, 0};
+  double seconds[3] = {0, 0, 0};
+};
+StepTotals ParseStepTotals(std::string_view prometheus_text);
+
+// GET {base_url}{path} as text; errors when there is no 200 answer.
+absl::StatusOr<std::string> FetchText(const std::string& base_url, const std::string& api_key,
+                                      const std::string& path, double timeout_s);
 
 // The id of the first model GET {base_url}/v1/models lists.
 absl::StatusOr<std::string> FirstModelId(const std::string& base_url, const std::string& api_key, double timeout_s);

@@ -205,6 +205,16 @@ TEST(RunLoad, MeasuresTheKnownTimingOfAStreamingServer) {
   // Two requests in a row per client: at least 2 x (60 + 4 x 10) ms of wall time.
   EXPECT_GE(r->wall_s, 0.199);
   EXPECT_NEAR(r->tokens_per_s, static_cast<double>(r->generated_tokens) / r->wall_s, 1e-9);
+  // The steady window lies inside the run (a client thread started late on a loaded
+  // machine may leave it empty; SteadyWindow's own test checks the arithmetic), and
+  // the load generator's own CPU time was measured (it parsed 6 streams).
+  EXPECT_GE(r->steady_s, 0);
+  EXPECT_LE(r->steady_s, r->wall_s);
+  EXPECT_LT(r->steady_chunks, r->generated_tokens);
+  if (r->steady_s > 0) {
+    EXPECT_NEAR(r->steady_tokens_per_s, static_cast<double>(r->steady_chunks) / r->steady_s, 1e-9);
+  }
+  EXPECT_GT(r->client_cpu_s, 0);
 
   const std::vector<nlohmann::json> bodies = server.bodies();
   ASSERT_EQ(bodies.size(), 6u);
@@ -217,6 +227,67 @@ TEST(RunLoad, MeasuresTheKnownTimingOfAStreamingServer) {
   }
   EXPECT_EQ(users.size(), 6u);
   for (const std::string& a : server.auth()) EXPECT_EQ(a, "Bearer k3y");
+}
+
+RequestSample Streamed(double start, double ttft, std::vector<double> gaps) {
+  RequestSample s;
+  s.start_s = start;
+  s.ttft_s = ttft;
+  s.itl_s = std::move(gaps);
+  s.content_chunks = static_cast<int64_t>(s.itl_s.size()) + 1;
+  return s;
+}
+
+TEST(SteadyWindow, FromTheLastFirstTokenToTheFirstLastToken) {
+  // Client 0: chunks at 1, 2, 3, 4 (first request) and 6, 7 (second).
+  // Client 1: chunks at 2.5, 3.5, 4.5, 5.5.
+  std::vector<std::vector<RequestSample>> per_client = {
+      {Streamed(0, 1, {1, 1, 1}), Streamed(5, 1, {1})},
+      {Streamed(0.5, 2, {1, 1, 1})},
+  };
+  LoadResult r;
+  SteadyWindow(per_client, &r);
+  // Window (2.5, 5.5]: client 0's 3 and 4; client 1's 3.5, 4.5 and 5.5.
+  EXPECT_DOUBLE_EQ(r.steady_s, 3.0);
+  EXPECT_EQ(r.steady_chunks, 5);
+  EXPECT_DOUBLE_EQ(r.steady_tokens_per_s, 5.0 / 3.0);
+
+  // A client that never got a token: no steady state.
+  per_client[1][0].ttft_s = -1;
+  SteadyWindow(per_client, &r);
+  EXPECT_EQ(r.steady_s, 0);
+  EXPECT_EQ(r.steady_chunks, 0);
+  EXPECT_EQ(r.steady_tokens_per_s, 0);
+  // Clients that never overlapped: none either.
+  per_client = {{Streamed(0, 1, {1})}, {Streamed(5, 1, {1})}};
+  SteadyWindow(per_client, &r);
+  EXPECT_EQ(r.steady_tokens_per_s, 0);
+}
+
+TEST(ParseStepTotals, SumsTheStepHistogramsByKindOverModels) {
+  const std::string text =
+      "# HELP cairn_llm_step_seconds One batched forward step\n"
+      "# TYPE cairn_llm_step_seconds histogram\n"
+      "cairn_llm_step_seconds_count{kind=\"decode\",model=\"a\"} 10\n"
+      "cairn_llm_step_seconds_sum{kind=\"decode\",model=\"a\"} 1.5\n"
+      "cairn_llm_step_seconds_bucket{kind=\"decode\",model=\"a\",le=\"0.1\"} 7\n"
+      "cairn_llm_step_seconds_count{kind=\"decode\",model=\"b\"} 2\n"
+      "cairn_llm_step_seconds_sum{kind=\"decode\",model=\"b\"} 0.5\n"
+      "cairn_llm_step_seconds_count{kind=\"mixed\",model=\"a\"} 3\n"
+      "cairn_llm_step_seconds_sum{kind=\"mixed\",model=\"a\"} 0.75\n"
+      "cairn_llm_step_seconds_count{kind=\"prefill\",model=\"a\"} 1\n"
+      "cairn_llm_step_seconds_sum{kind=\"prefill\",model=\"a\"} 0.25\n"
+      "cairn_llm_inter_token_seconds_count{model=\"a\"} 99\n"
+      "cairn_llm_step_seconds_sum{kind=\"mixed\",model=\"c\"} garbage\n";
+  const StepTotals t = ParseStepTotals(text);
+  EXPECT_EQ(t.count[0], 12);
+  EXPECT_DOUBLE_EQ(t.seconds[0], 2.0);
+  EXPECT_EQ(t.count[1], 3);
+  EXPECT_DOUBLE_EQ(t.seconds[1], 0.75);
+  EXPECT_EQ(t.count[2], 1);
+  EXPECT_DOUBLE_EQ(t.seconds[2], 0.25);
+  const StepTotals none = ParseStepTotals("");
+  EXPECT_EQ(none.count[0] + none.count[1] + none.count[2], 0);
 }
 
 TEST(RunLoad, CountsErrorsByStatus) {

@@ -82,8 +82,8 @@ json YamlToJson(const YAML::Node& n) {
 }
 
 absl::StatusOr<NodeModelConfig> ParseModel(const Config& c, const std::string& base_dir) {
-  CAIRN_RETURN_IF_ERROR(c.CheckKnownKeys({"name", "path", "slots", "ctx", "queue", "threads", "timeout_s",
-                                          "chat_template"}));
+  CAIRN_RETURN_IF_ERROR(c.CheckKnownKeys({"name", "path", "slots", "ctx", "queue", "threads", "prefill_chunk",
+                                          "timeout_s", "chat_template"}));
   NodeModelConfig m;
   CAIRN_ASSIGN_OR_RETURN(m.path, ExistingFile(c, "path", base_dir));
   CAIRN_ASSIGN_OR_RETURN(m.name, c.GetOr<std::string>("name", fs::path(m.path).stem().string()));
@@ -92,6 +92,7 @@ absl::StatusOr<NodeModelConfig> ParseModel(const Config& c, const std::string& b
   CAIRN_ASSIGN_OR_RETURN(m.ctx, IntInRange(c, "ctx", m.ctx, 0, 1 << 20));
   CAIRN_ASSIGN_OR_RETURN(m.queue, IntInRange(c, "queue", m.queue, 1, 100000));
   CAIRN_ASSIGN_OR_RETURN(m.threads, IntInRange(c, "threads", m.threads, 0, 1024));
+  CAIRN_ASSIGN_OR_RETURN(m.prefill_chunk, IntInRange(c, "prefill_chunk", m.prefill_chunk, 1, 1 << 16));
   CAIRN_ASSIGN_OR_RETURN(m.timeout_s, c.GetOr<double>("timeout_s", m.timeout_s));
   if (!(m.timeout_s > 0) || !std::isfinite(m.timeout_s))
     return Bad(c, "timeout_s", fmt::format("must be a positive number of seconds, got {}", m.timeout_s));

@@ -11,7 +11,7 @@
 //   tls: {cert_file: cert.pem, key_file: key.pem}   # both or neither: HTTPS
 //   models:
 //     - {name: qwen, path: models/qwen.gguf, slots: 4, ctx: 2048, queue: 64,
-//        threads: 8, timeout_s: 600, chat_template: chatml}
+//        threads: 8, prefill_chunk: 32, timeout_s: 600, chat_template: chatml}
 //   collections:                    # created at start when missing
 //     - {name: docs, dim: 384, metric: cosine, index: {type: hnsw, M: 16}, embedder: hash}
 //   pipelines: [pipelines/press.yaml]

@@ -59,7 +59,7 @@ metrics_public: true
 tls: {cert_file: tls/cert.pem, key_file: tls/key.pem}
 models:
   - {name: small, path: models/tiny.gguf, slots: 8, ctx: 512, queue: 16, threads: 2, timeout_s: 30.5,
-     chat_template: chatml}
+     prefill_chunk: 16, chat_template: chatml}
   - path: models/tiny.gguf
     name: other
 collections:
@@ -84,10 +84,12 @@ pipelines: [pipelines/p.yaml]
   EXPECT_EQ(c->models[0].ctx, 512);
   EXPECT_EQ(c->models[0].queue, 16);
   EXPECT_EQ(c->models[0].threads, 2);
+  EXPECT_EQ(c->models[0].prefill_chunk, 16);
   EXPECT_DOUBLE_EQ(c->models[0].timeout_s, 30.5);
   EXPECT_EQ(c->models[0].chat_template, "chatml");
   EXPECT_EQ(c->models[1].slots, 4);  // defaults
   EXPECT_EQ(c->models[1].queue, 64);
+  EXPECT_EQ(c->models[1].prefill_chunk, 32);
   ASSERT_EQ(c->collections.size(), 2u);
   EXPECT_EQ(c->collections[0].name, "docs");
   EXPECT_EQ(c->collections[0].dim, 8u);
@@ -127,6 +129,7 @@ TEST_F(NodeConfigTest, ErrorsNameTheKeyPath) {
               HasSubstr("a second model named 'tiny'"));
   EXPECT_THAT(Error("models: {path: x}"), HasSubstr("expected a list"));
   EXPECT_THAT(Error("models: [{path: models/tiny.gguf, timeout_s: -1}]"), HasSubstr("timeout_s"));
+  EXPECT_THAT(Error("models: [{path: models/tiny.gguf, prefill_chunk: 0}]"), HasSubstr("models[0].prefill_chunk"));
   EXPECT_THAT(Error("threads: -1"), HasSubstr("'threads'"));
   EXPECT_THAT(Error("max_body_mb: 0"), HasSubstr("'max_body_mb'"));
   EXPECT_THAT(Error("metrics_public: maybe"), HasSubstr("metrics_public"));

@@ -235,6 +235,10 @@ absl::Status Server::Start() {
   }
   const size_t threads = static_cast<size_t>(options_.threads);
   http->new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
+  // A streamed answer is many small writes (one server-sent event per token): with
+  // Nagle's algorithm each waits for the ACK of the one before, which the client may
+  // delay by up to 40 ms, so events would arrive late and in bunches.
+  http->set_tcp_nodelay(true);
   // httplib answers 413 itself, before reading the body.
   http->set_payload_max_length(options_.max_body_bytes);
   // httplib's default also sets SO_REUSEPORT, which would let a second process
