@@ -26,6 +26,16 @@
 // number of threads; they may differ in the last bits between a batch of 4+ tokens and
 // the same tokens one at a time, and between paths.
 //
+// Packed weights: PackMatrix copies a Q4_0 or Q8_0 matrix once (at model load) into the
+// panel layout of the active path (AVX-512/VNNI: panels of 16 rows, AVX2: 8; same bytes
+// as the rows, laid out rows-in-lanes), and MatMul on a view that carries it reads the
+// panels for every batch size: no per-call repacking for batches, and decode streams the
+// same panels (one contiguous run of memory per 16 rows). The original rows stay valid;
+// only the last rows % panel_rows rows (and other paths, e.g. MatMulIsa with another
+// Isa) read them. A packed view gives exactly the results of the unpacked view for
+// batches of panel_min_tokens tokens or more, and agrees within the bound below for
+// fewer (it uses the panel arithmetic where the unpacked view uses the per-row kernels).
+//
 // Threads: `pool` splits the rows across its threads (the caller takes part); null runs on
 // the calling thread. Thread-safety: all functions are reentrant; MatMul reads `w` and `x`
 // and writes only y.
@@ -33,6 +43,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <span>
 #include <string_view>
 #include <vector>
@@ -43,15 +54,42 @@
 
 namespace cairn::infer {
 
+// The instruction-set paths.
+enum class Isa { kScalar, kAvx2, kAvx512, kNeon };
+
+struct PackedMatrix;
+
 // A weight matrix used in place from the mapping: rows x cols, row-major, `type`.
 // Row r starts at data + r * row_bytes (row_bytes >= RowBytes(type, cols); rows need no
-// particular alignment).
+// particular alignment). `packed`, when set, is PackMatrix's copy of the same matrix; it
+// must outlive the view's use.
 struct WeightView {
   TensorType type;
   int64_t rows, cols;
   const void* data;
   size_t row_bytes;
+  const PackedMatrix* packed = nullptr;
 };
+
+// The panels of a matrix for one instruction-set path (see "Packed weights" above).
+struct PackedMatrix {
+  const void* layout = nullptr;  // the kernel table that packed it; other paths ignore it
+  int64_t rows = 0;              // rows in whole panels; the view's later rows are not packed
+  int64_t panel_rows = 0;        // rows per panel
+  size_t panel_bytes = 0;        // bytes per panel (a multiple of 64)
+  size_t bytes() const { return panel_rows > 0 ? static_cast<size_t>(rows / panel_rows) * panel_bytes : 0; }
+  struct Free {
+    void operator()(uint8_t* p) const;
+  };
+  std::unique_ptr<uint8_t, Free> data;  // 64-byte aligned
+};
+
+// Packs `w` (CheckWeightView OK) for the active path; null when the path has no packed
+// layout for w's type or w has fewer rows than a panel. The copy is w.rows rounded down to
+// whole panels times about the row bytes. `pool` may be null.
+std::unique_ptr<PackedMatrix> PackMatrix(const WeightView& w, ThreadPool* pool);
+// The same for a given path (tests, benchmarks); `isa` must be available.
+std::unique_ptr<PackedMatrix> PackMatrixIsa(Isa isa, const WeightView& w, ThreadPool* pool);
 
 // OK when MatMul can run `w`: a supported type, rows >= 0, cols > 0 and a multiple of
 // the type's block size, row_bytes large enough and data non-null (unless rows == 0).
@@ -82,8 +120,7 @@ struct MatMulOut {
 // MatMul for every matrix; mismatched column counts abort.
 void MatMulShared(std::span<const MatMulOut> outs, const float* x, int64_t n_tokens, ThreadPool* pool);
 
-// The instruction-set paths.
-enum class Isa { kScalar, kAvx2, kAvx512, kNeon };
+// The instruction-set paths (declared above).
 const char* IsaName(Isa isa);  // "scalar", "avx2", "avx512", "neon"
 // Whether this build and CPU can run the path.
 bool IsaAvailable(Isa isa);

@@ -1,6 +1,11 @@
 #include "cairn/infer/model.h"
 
+#include <sys/mman.h>
+#include <unistd.h>
+
 #include <cmath>
+#include <cstdlib>
+#include <cstring>
 
 #include <fmt/format.h>
 
@@ -38,7 +43,36 @@ absl::StatusOr<std::unique_ptr<Model>> Model::FromFile(std::unique_ptr<GgufFile>
   }
   CAIRN_RETURN_IF_ERROR(m->Bind());
   for (const GgufTensor& t : m->file_->tensors()) m->weight_bytes_ += t.size;
+  if (const char* env = std::getenv("CAIRN_INFER_PACK"); env == nullptr || std::strcmp(env, "0") != 0) {
+    m->PackWeights();
+  }
   return m;
+}
+
+// Repacks every matrix the forward pass multiplies by (not the embedding tables, which
+// are only looked up row by row), one at a time, so at most one matrix is resident twice.
+void Model::PackWeights() {
+  std::vector<WeightView*> views;
+  for (Layer& l : weights_.layers) {
+    for (WeightView* v : {&l.wq, &l.wk, &l.wv, &l.wo, &l.gate, &l.up, &l.down}) views.push_back(v);
+  }
+  views.push_back(&weights_.output);
+  const long page = ::sysconf(_SC_PAGESIZE);
+  for (WeightView* v : views) {
+    if (v->rows == 0 || v->data == nullptr) continue;
+    std::unique_ptr<PackedMatrix> p = PackMatrix(*v, nullptr);
+    if (p == nullptr) continue;
+    v->packed = p.get();
+    packed_bytes_ += p->bytes();
+    if (file_->mapped() && page > 0) {
+      // Whole pages inside the packed rows only: a page shared with another tensor stays.
+      const auto begin = reinterpret_cast<uintptr_t>(v->data);
+      const uintptr_t end = begin + static_cast<uintptr_t>(p->rows) * v->row_bytes;
+      const uintptr_t first = (begin + page - 1) / page * page, last = end / page * page;
+      if (last > first) ::madvise(reinterpret_cast<void*>(first), last - first, MADV_DONTNEED);
+    }
+    packed_.push_back(std::move(p));
+  }
 }
 
 Pooling Model::default_pooling() const {
