@@ -189,6 +189,11 @@ CAIRN_T void TileQ4_0(const uint8_t* pk, const Acts& a, int64_t t0, float* y, in
       sum[t] = _mm256_set1_epi32(-8 * a.sums[tb]);
       x[t] = a.qs + tb * 32;
     }
+    if constexpr (T == 1) {
+      // Decode: fetch 8 blocks ahead (kernels_avx512_panel.cc says why).
+      for (size_t l = 0; l < kValBytes<false>; l += 64) __builtin_prefetch(pk + (b + 8) * kValBytes<false> + l, 0, 3);
+      if (b % 4 == 0) __builtin_prefetch(half + b + 8, 0, 3);
+    }
     DotNibbles<T, true>(pk + b * kValBytes<false>, x, sum);
     const __m256 dw = _mm256_cvtph_ps(_mm_load_si128(half + b));
     for (int t = 0; t < T; ++t) {
@@ -213,6 +218,10 @@ CAIRN_T void TileQ8_0(const uint8_t* pk, const Acts& a, int64_t t0, float* y, in
       x[t] = a.qs + ((t0 + t) * a.nb + b) * 32;
     }
     const uint8_t* v = pk + b * kValBytes<true>;
+    if constexpr (T == 1) {
+      for (size_t l = 0; l < kValBytes<true>; l += 64) __builtin_prefetch(v + 8 * kValBytes<true> + l, 0, 3);
+      if (b % 4 == 0) __builtin_prefetch(half + b + 8, 0, 3);
+    }
     for (int k = 0; k < 8; ++k) {
       const __m256i w = _mm256_load_si256(reinterpret_cast<const __m256i*>(v + 32 * k));
       const __m256i wabs = _mm256_sign_epi8(w, w);

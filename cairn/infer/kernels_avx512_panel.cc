@@ -200,6 +200,14 @@ CAIRN_T void TileBlocks(const uint8_t* pk, const Acts& a, int64_t t0, float* y, 
       x[t] = a.qs + tb * 32;
     }
     const uint8_t* v = pk + b * kValBytes<kQ8>;
+    if constexpr (T == 1) {
+      // Decode streams the panels from memory once per token, one run of bytes per
+      // thread; the hardware prefetchers alone keep too few lines in flight for that
+      // (see PrefetchNextTile), so fetch 8 blocks ahead in both the value and the scale
+      // run. Past the panel's end these are the next panel's first bytes.
+      for (size_t l = 0; l < kValBytes<kQ8>; l += 64) __builtin_prefetch(v + 8 * kValBytes<kQ8> + l, 0, 3);
+      if (b % 2 == 0) __builtin_prefetch(half + b + 8, 0, 3);
+    }
     if constexpr (kQ8) {
       DotUnit<T>(v, x, 0, 8, sum);
     } else {

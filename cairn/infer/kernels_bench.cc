@@ -8,6 +8,8 @@
 //   BM_MatMulStream/<type>/<threads>            one token, successive calls walk 5632x2048
 //       matrices through a 1 GiB buffer, so every byte comes from DRAM (the decode case
 //       for a model larger than the caches).
+//   BM_MatMulStreamPacked/<type>/<threads>      the same for Q4_0 and Q8_0 matrices packed
+//       once beforehand (PackMatrix), reading only the panels.
 //   BM_ReadBandwidth/<threads>/<streams>         a plain streaming read of the same buffer,
 //       1, 4 or 8 interleaved streams per thread: the decode bound is the best of these
 //       rates / bytes of weights per token.
@@ -209,6 +211,37 @@ BENCHMARK(BM_MatMulStream)
                     static_cast<int64_t>(TensorType::kQ4_K), static_cast<int64_t>(TensorType::kQ6_K),
                     static_cast<int64_t>(TensorType::kF16)},
                    {1, 2}})
+    ->UseRealTime()
+    ->Unit(benchmark::kMicrosecond);
+
+// BM_MatMulStream over packed matrices (Q4_0, Q8_0): every matrix of the GiB is packed
+// once before timing (another GiB), and the timed calls read only the panels.
+void BM_MatMulStreamPacked(benchmark::State& state) {
+  const auto type = static_cast<TensorType>(state.range(0));
+  const Buffer& buf = StreamWeights(type);
+  const size_t matrix = buf.row_bytes * 5632;
+  const size_t count = buf.bytes.size() / matrix;
+  std::vector<std::unique_ptr<PackedMatrix>> packed;
+  std::vector<WeightView> views;
+  for (size_t m = 0; m < count; ++m) {
+    WeightView w{type, 5632, kCols, buf.bytes.data() + m * matrix, buf.row_bytes};
+    packed.push_back(PackMatrix(w, nullptr));
+    w.packed = packed.back().get();
+    views.push_back(w);
+  }
+  const std::vector<float> x = Activations(kCols);
+  std::vector<float> y(5632);
+  ThreadPool* pool = Pool(static_cast<int>(state.range(1)));
+  size_t i = 0;
+  for (auto _ : state) {
+    MatMul(views[i++ % count], x.data(), 1, y.data(), pool);
+    benchmark::DoNotOptimize(y.data());
+  }
+  state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * matrix));
+  state.SetLabel(fmt::format("{} {}{}", TensorTypeName(type), ActiveIsaDescription(), packed[0] ? " packed" : ""));
+}
+BENCHMARK(BM_MatMulStreamPacked)
+    ->ArgsProduct({{static_cast<int64_t>(TensorType::kQ4_0), static_cast<int64_t>(TensorType::kQ8_0)}, {1, 2}})
     ->UseRealTime()
     ->Unit(benchmark::kMicrosecond);
 

@@ -131,6 +131,7 @@ class Model {
   uint64_t weight_bytes_ = 0;
   std::vector<std::unique_ptr<PackedMatrix>> packed_;  // what weights_' views point to
   uint64_t packed_bytes_ = 0;
+  std::vector<std::vector<float>> owned_vectors_;  // norms and biases copied out of the mapping
 };
 
 // One entry of a batch.
