@@ -13,11 +13,12 @@
 // compiler targets the dot-product extension). The best one the CPU supports is chosen
 // once, at the first call; the environment variable CAIRN_INFER_ISA=scalar|avx2|avx512|neon
 // forces one (a path the machine lacks falls back to the best, with a warning). Batches of
-// 4 tokens or more run on AVX2 and AVX-512/VNNI through panels of 8 or 16 rows repacked on
-// the fly into a small per-thread buffer (rows in the vector lanes), so each weight block
-// is unpacked once for the whole batch; decode streams the rows as they are, four at a
-// time, prefetching the next four (the hardware prefetchers alone left Q4_0 decode at half
-// the read bandwidth).
+// 4 tokens or more run on AVX2 and AVX-512/VNNI through panels of 8 or 16 rows (rows in
+// the vector lanes), so each weight block is unpacked once for the whole batch: read from
+// a matrix packed at load (PackMatrix, below; Q4_0 and Q8_0), else repacked on the fly
+// into a small per-thread buffer. Decode of a packed matrix streams its panels; of any
+// other, the rows as they are, four at a time, prefetching the next four (the hardware
+// prefetchers alone left Q4_0 decode at half the read bandwidth).
 //
 // Accuracy: every path computes, per output, the same quantity (the weights exactly as
 // Dequantize gives them, times the quantized activations) and differs from the others only

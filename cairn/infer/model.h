@@ -71,7 +71,9 @@ class Model {
   // product reads from then on. For a mapped file the packed rows' pages are then dropped
   // from the process (madvise), so memory holds one copy of each weight, not two; the
   // rare later reads of the original rows (an embedding lookup of a tied matrix) fault
-  // them back in. CAIRN_INFER_PACK=0 in the environment turns packing off.
+  // them back in. The norm and bias vectors are copied out of the mapping first, so
+  // reading them does not map dropped pages back. CAIRN_INFER_PACK=0 in the environment
+  // turns packing off.
   static absl::StatusOr<std::unique_ptr<Model>> Load(const std::string& path);
   // The same over an opened file (tests use GgufFile::FromBuffer). Takes ownership.
   static absl::StatusOr<std::unique_ptr<Model>> FromFile(std::unique_ptr<GgufFile> file);
