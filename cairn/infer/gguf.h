@@ -138,6 +138,9 @@ class GgufFile {
   uint64_t data_offset() const { return data_offset_; }  // start of the data section
   uint64_t file_size() const { return size_; }
   const uint8_t* bytes() const { return base_; }  // the whole file
+  // Whether the bytes are a read-only mapping of the file (Open), whose pages the kernel
+  // can drop and read again; false for FromBuffer.
+  bool mapped() const { return map_ != nullptr; }
 
   // ---- metadata ----
   const std::vector<GgufKeyValue>& metadata() const { return kvs_; }  // file order

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <memory>
 #include <new>
 #include <string>
@@ -174,16 +175,41 @@ Acts MakeActs(const IsaKernels& k, TensorType type, int64_t cols, const float* x
   return acts;
 }
 
+GemmFn PackedFor(const IsaKernels& k, TensorType type) {
+  switch (type) {
+    case TensorType::kQ8_0:
+      return k.packed_q8_0;
+    case TensorType::kQ4_0:
+      return k.packed_q4_0;
+    default:
+      return nullptr;
+  }
+}
+
+internal::PackFn PackFor(const IsaKernels& k, TensorType type) {
+  switch (type) {
+    case TensorType::kQ8_0:
+      return k.pack_q8_0;
+    case TensorType::kQ4_0:
+      return k.pack_q4_0;
+    default:
+      return nullptr;
+  }
+}
+
 // The products of one matrix with activations already converted.
 void RunRows(const IsaKernels& k, const WeightView& w, const Acts& acts, int64_t n_tokens, float* y, int64_t ldy,
              ThreadPool* pool) {
   const GemmFn gemm = GemmFor(k, w.type);
   const int threads = pool == nullptr ? 1 : pool->size();
-  // Batches use the panel kernels where the path has them: for whole panels of rows, so
-  // work items start on panel boundaries and only the matrix's last rows % panel_rows
-  // rows fall back to the per-row kernels (which rows take which kernel never depends on
-  // the thread count).
-  const GemmFn panel = n_tokens >= k.panel_min_tokens ? PanelFor(k, w.type) : nullptr;
+  // Batches use the panel kernels where the path has them, and so does every call on a
+  // matrix packed for this path: for whole panels of rows, so work items start on panel
+  // boundaries and only the matrix's last rows % panel_rows rows fall back to the
+  // per-row kernels (which rows take which kernel never depends on the thread count).
+  const bool packed = w.packed != nullptr && w.packed->layout == &k && PackedFor(k, w.type) != nullptr;
+  const GemmFn panel = packed                             ? PackedFor(k, w.type)
+                       : n_tokens >= k.panel_min_tokens ? PanelFor(k, w.type)
+                                                        : nullptr;
   const int64_t align = panel != nullptr ? k.panel_rows : 4;
   // Rows per work item. Decode: several items per thread so a late thread is not waited
   // for. Batches: as many rows as fit about 64 KiB, so the rows of an item stay in L2 while
@@ -196,7 +222,9 @@ void RunRows(const IsaKernels& k, const WeightView& w, const Acts& acts, int64_t
                               w.rows / (int64_t{threads} * 4));
   }
   grain = std::max<int64_t>(align, (grain + align - 1) / align * align);
-  const int64_t panel_end = panel != nullptr ? w.rows / align * align : 0;
+  const int64_t panel_end = packed ? w.packed->rows : panel != nullptr ? w.rows / align * align : 0;
+  const uint8_t* pbase = packed ? w.packed->data.get() : static_cast<const uint8_t*>(w.data);
+  const size_t pstride = packed ? w.packed->panel_bytes : w.row_bytes;
   // Below about 64 KiB of weight traffic the work takes a few microseconds, about what
   // waking the pool and waiting for it costs: run it here.
   const double row_read = static_cast<double>(w.cols / BlockSize(w.type) * BlockBytes(w.type));
@@ -208,7 +236,7 @@ void RunRows(const IsaKernels& k, const WeightView& w, const Acts& acts, int64_t
     auto rows_fn = [&](int64_t r0, int64_t r1) {
       ++matmul_depth;
       const int64_t split = std::clamp(panel_end, r0, r1);
-      if (split > r0) panel(GemmArgs{wbase, w.row_bytes, w.cols, &acts, r0, split, t0, t1, y, ldy});
+      if (split > r0) panel(GemmArgs{pbase, pstride, w.cols, &acts, r0, split, t0, t1, y, ldy});
       if (r1 > split) gemm(GemmArgs{wbase, w.row_bytes, w.cols, &acts, split, r1, t0, t1, y, ldy});
       --matmul_depth;
     };
@@ -270,6 +298,50 @@ void MatMulSharedWith(const IsaKernels& k, std::span<const MatMulOut> outs, cons
   }
 }
 }  // namespace internal
+
+void PackedMatrix::Free::operator()(uint8_t* p) const { ::operator delete(p, std::align_val_t{64}); }
+
+namespace {
+
+std::unique_ptr<PackedMatrix> PackWith(const IsaKernels& k, const WeightView& w, ThreadPool* pool) {
+  const internal::PackFn pack = PackFor(k, w.type);
+  if (pack == nullptr || PackedFor(k, w.type) == nullptr || k.panel_rows <= 0 || w.rows < k.panel_rows) return nullptr;
+  auto p = std::make_unique<PackedMatrix>();
+  p->layout = &k;
+  p->panel_rows = k.panel_rows;
+  p->rows = w.rows / k.panel_rows * k.panel_rows;
+  p->panel_bytes = internal::PackedPanelBytes(w.type, w.cols, k.panel_rows);
+  const int64_t panels = p->rows / k.panel_rows;
+  p->data.reset(static_cast<uint8_t*>(::operator new(static_cast<size_t>(panels) * p->panel_bytes, std::align_val_t{64})));
+  const auto* src = static_cast<const uint8_t*>(w.data);
+  uint8_t* dst = p->data.get();
+  const size_t panel_bytes = p->panel_bytes;
+  const size_t used = static_cast<size_t>(w.cols / 32) * static_cast<size_t>(k.panel_rows) * static_cast<size_t>(BlockBytes(w.type));
+  auto run = [&](int64_t p0, int64_t p1) {
+    pack(src, w.row_bytes, w.cols, p0, p1, dst, panel_bytes);
+    for (int64_t i = p0; i < p1; ++i) std::memset(dst + static_cast<size_t>(i) * panel_bytes + used, 0, panel_bytes - used);
+  };
+  if (pool != nullptr && pool->size() > 1 && panels > 1) {
+    pool->ParallelFor(panels, run);
+  } else {
+    run(0, panels);
+  }
+  return p;
+}
+
+}  // namespace
+
+std::unique_ptr<PackedMatrix> PackMatrix(const WeightView& w, ThreadPool* pool) {
+  if (absl::Status s = CheckWeightView(w); !s.ok()) Die(s);
+  return PackWith(Active(), w, pool);
+}
+
+std::unique_ptr<PackedMatrix> PackMatrixIsa(Isa isa, const WeightView& w, ThreadPool* pool) {
+  if (absl::Status s = CheckWeightView(w); !s.ok()) Die(s);
+  const IsaKernels* k = KernelsFor(isa);
+  if (k == nullptr) Die(absl::InvalidArgumentError(fmt::format("instruction set {} is not available", IsaName(isa))));
+  return PackWith(*k, w, pool);
+}
 
 absl::Status CheckWeightView(const WeightView& w) {
   if (!IsSupported(w.type)) {

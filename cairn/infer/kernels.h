@@ -13,11 +13,12 @@
 // compiler targets the dot-product extension). The best one the CPU supports is chosen
 // once, at the first call; the environment variable CAIRN_INFER_ISA=scalar|avx2|avx512|neon
 // forces one (a path the machine lacks falls back to the best, with a warning). Batches of
-// 4 tokens or more run on AVX2 and AVX-512/VNNI through panels of 8 or 16 rows repacked on
-// the fly into a small per-thread buffer (rows in the vector lanes), so each weight block
-// is unpacked once for the whole batch; decode streams the rows as they are, four at a
-// time, prefetching the next four (the hardware prefetchers alone left Q4_0 decode at half
-// the read bandwidth).
+// 4 tokens or more run on AVX2 and AVX-512/VNNI through panels of 8 or 16 rows (rows in
+// the vector lanes), so each weight block is unpacked once for the whole batch: read from
+// a matrix packed at load (PackMatrix, below; Q4_0 and Q8_0), else repacked on the fly
+// into a small per-thread buffer. Decode of a packed matrix streams its panels; of any
+// other, the rows as they are, four at a time, prefetching the next four (the hardware
+// prefetchers alone left Q4_0 decode at half the read bandwidth).
 //
 // Accuracy: every path computes, per output, the same quantity (the weights exactly as
 // Dequantize gives them, times the quantized activations) and differs from the others only
@@ -26,6 +27,16 @@
 // number of threads; they may differ in the last bits between a batch of 4+ tokens and
 // the same tokens one at a time, and between paths.
 //
+// Packed weights: PackMatrix copies a Q4_0 or Q8_0 matrix once (at model load) into the
+// panel layout of the active path (AVX-512/VNNI: panels of 16 rows, AVX2: 8; same bytes
+// as the rows, laid out rows-in-lanes), and MatMul on a view that carries it reads the
+// panels for every batch size: no per-call repacking for batches, and decode streams the
+// same panels (one contiguous run of memory per 16 rows). The original rows stay valid;
+// only the last rows % panel_rows rows (and other paths, e.g. MatMulIsa with another
+// Isa) read them. A packed view gives exactly the results of the unpacked view for
+// batches of panel_min_tokens tokens or more, and agrees within the bound below for
+// fewer (it uses the panel arithmetic where the unpacked view uses the per-row kernels).
+//
 // Threads: `pool` splits the rows across its threads (the caller takes part); null runs on
 // the calling thread. Thread-safety: all functions are reentrant; MatMul reads `w` and `x`
 // and writes only y.
@@ -33,6 +44,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <span>
 #include <string_view>
 #include <vector>
@@ -43,15 +55,42 @@
 
 namespace cairn::infer {
 
+// The instruction-set paths.
+enum class Isa { kScalar, kAvx2, kAvx512, kNeon };
+
+struct PackedMatrix;
+
 // A weight matrix used in place from the mapping: rows x cols, row-major, `type`.
 // Row r starts at data + r * row_bytes (row_bytes >= RowBytes(type, cols); rows need no
-// particular alignment).
+// particular alignment). `packed`, when set, is PackMatrix's copy of the same matrix; it
+// must outlive the view's use.
 struct WeightView {
   TensorType type;
   int64_t rows, cols;
   const void* data;
   size_t row_bytes;
+  const PackedMatrix* packed = nullptr;
 };
+
+// The panels of a matrix for one instruction-set path (see "Packed weights" above).
+struct PackedMatrix {
+  const void* layout = nullptr;  // the kernel table that packed it; other paths ignore it
+  int64_t rows = 0;              // rows in whole panels; the view's later rows are not packed
+  int64_t panel_rows = 0;        // rows per panel
+  size_t panel_bytes = 0;        // bytes per panel (a multiple of 64)
+  size_t bytes() const { return panel_rows > 0 ? static_cast<size_t>(rows / panel_rows) * panel_bytes : 0; }
+  struct Free {
+    void operator()(uint8_t* p) const;
+  };
+  std::unique_ptr<uint8_t, Free> data;  // 64-byte aligned
+};
+
+// Packs `w` (CheckWeightView OK) for the active path; null when the path has no packed
+// layout for w's type or w has fewer rows than a panel. The copy is w.rows rounded down to
+// whole panels times about the row bytes. `pool` may be null.
+std::unique_ptr<PackedMatrix> PackMatrix(const WeightView& w, ThreadPool* pool);
+// The same for a given path (tests, benchmarks); `isa` must be available.
+std::unique_ptr<PackedMatrix> PackMatrixIsa(Isa isa, const WeightView& w, ThreadPool* pool);
 
 // OK when MatMul can run `w`: a supported type, rows >= 0, cols > 0 and a multiple of
 // the type's block size, row_bytes large enough and data non-null (unless rows == 0).
@@ -82,8 +121,7 @@ struct MatMulOut {
 // MatMul for every matrix; mismatched column counts abort.
 void MatMulShared(std::span<const MatMulOut> outs, const float* x, int64_t n_tokens, ThreadPool* pool);
 
-// The instruction-set paths.
-enum class Isa { kScalar, kAvx2, kAvx512, kNeon };
+// The instruction-set paths (declared above).
 const char* IsaName(Isa isa);  // "scalar", "avx2", "avx512", "neon"
 // Whether this build and CPU can run the path.
 bool IsaAvailable(Isa isa);

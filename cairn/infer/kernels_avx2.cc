@@ -107,6 +107,12 @@ void PanelQ4_0Avx2(const GemmArgs& g);
 void PanelQ8_0Avx2(const GemmArgs& g);
 void PanelQ4_KAvx2(const GemmArgs& g);
 void PanelQ6_KAvx2(const GemmArgs& g);
+void PackedQ4_0Avx2(const GemmArgs& g);
+void PackedQ8_0Avx2(const GemmArgs& g);
+void PackQ4_0Avx2(const uint8_t* w, size_t row_bytes, int64_t cols, int64_t p0, int64_t p1, uint8_t* dst,
+                  size_t panel_bytes);
+void PackQ8_0Avx2(const uint8_t* w, size_t row_bytes, int64_t cols, int64_t p0, int64_t p1, uint8_t* dst,
+                  size_t panel_bytes);
 
 namespace {
 
@@ -384,7 +390,8 @@ void GemmBF16(const GemmArgs& g) { RunTiles<FloatKernel<LoadBF16>>(g); }
 constexpr IsaKernels kAvx2 = {Isa::kAvx2,   "avx2",        QuantizeQ8_0Avx2, QuantizeQ8_KAvx2, GemmF32,
                               GemmF16,      GemmBF16,      GemmQ8_0,         GemmQ4_0,         GemmQ4_K,
                               GemmQ6_K,     8,             4,                PanelQ8_0Avx2,    PanelQ4_0Avx2,
-                              PanelQ4_KAvx2, PanelQ6_KAvx2};
+                              PanelQ4_KAvx2, PanelQ6_KAvx2, PackQ8_0Avx2,     PackQ4_0Avx2,
+                              PackedQ8_0Avx2, PackedQ4_0Avx2};
 
 }  // namespace
 

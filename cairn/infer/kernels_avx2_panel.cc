@@ -8,6 +8,9 @@
 // single vpmaddwd to int32. Q6_K values (0..63) reach 16002 a step and go to int32 after
 // each. Q8_0 keeps signed values and uses |w| times a with w's sign (vpsignb), as the
 // per-row kernel does (w + 128 would overflow the int16 pairs).
+// Q4_0 and Q8_0 panels keep the bytes of their 8 rows in the layout PackMatrix stores
+// (kernels.h): per block the value vectors (Q4_0: 4, nibbles split when used; Q8_0: 8),
+// then per block the 8 fp16 scales.
 #include "cairn/infer/kernels_internal.h"
 
 #if defined(__x86_64__)
@@ -61,36 +64,23 @@ CAIRN_T inline void Store(uint8_t* p, __m256i v) { _mm256_store_si256(reinterpre
 CAIRN_T inline __m256i Lo(__m256i v) { return _mm256_and_si256(v, _mm256_set1_epi8(0x0F)); }
 CAIRN_T inline __m256i Hi(__m256i v) { return _mm256_and_si256(_mm256_srli_epi16(v, 4), _mm256_set1_epi8(0x0F)); }
 
-CAIRN_T inline __m256 Halves(const uint8_t* const* p, size_t off) {
-  alignas(16) uint16_t h[kRows];
-  for (int r = 0; r < kRows; ++r) h[r] = LoadU16(p[r] + off);
-  return _mm256_cvtph_ps(_mm_load_si128(reinterpret_cast<const __m128i*>(h)));
-}
-
 // ---- packing ----
 
-CAIRN_T void PackQ4_0(const uint8_t* const* rows, int64_t nb, const Panel& pk) {
-  for (int64_t b = 0; b < nb; ++b) {
-    __m256i t[4];
-    Transpose8(rows, static_cast<size_t>(18 * b + 2), t);
-    uint8_t* v = pk.vals + b * 256;
-    for (int m = 0; m < 4; ++m) {
-      Store(v + 32 * m, Lo(t[m]));
-      Store(v + 32 * (m + 4), Hi(t[m]));
-    }
-    _mm256_store_ps(pk.scale + b * kRows, Halves(rows, static_cast<size_t>(18 * b)));
-  }
-}
+template <bool kQ8>
+constexpr size_t kValBytes = kQ8 ? 256 : 128;
 
-CAIRN_T void PackQ8_0(const uint8_t* const* rows, int64_t nb, const Panel& pk) {
+template <bool kQ8>
+CAIRN_T void PackBlocks(const uint8_t* const* rows, int64_t nb, uint8_t* dst) {
+  constexpr size_t kBlock = kQ8 ? 34 : 18;
+  auto* half = reinterpret_cast<uint16_t*>(dst + nb * kValBytes<kQ8>);
   for (int64_t b = 0; b < nb; ++b) {
-    uint8_t* v = pk.vals + b * 256;
-    for (int half = 0; half < 2; ++half) {
+    uint8_t* v = dst + b * kValBytes<kQ8>;
+    for (int part = 0; part < (kQ8 ? 2 : 1); ++part) {
       __m256i t[4];
-      Transpose8(rows, static_cast<size_t>(34 * b + 2 + 16 * half), t);
-      for (int m = 0; m < 4; ++m) Store(v + 32 * (4 * half + m), t[m]);
+      Transpose8(rows, static_cast<size_t>(kBlock * b + 2 + 16 * part), t);
+      for (int m = 0; m < 4; ++m) Store(v + 32 * (4 * part + m), t[m]);
     }
-    _mm256_store_ps(pk.scale + b * kRows, Halves(rows, static_cast<size_t>(34 * b)));
+    for (int r = 0; r < kRows; ++r) half[b * kRows + r] = LoadU16(rows[r] + kBlock * b);
   }
 }
 
@@ -165,13 +155,21 @@ CAIRN_T void PackQ6_K(const uint8_t* const* rows, int64_t nb, const Panel& pk) {
 
 CAIRN_T inline __m256i Bcast(const int8_t* x, int k) { return _mm256_set1_epi32(static_cast<int>(LoadU32(x + 4 * k))); }
 
-// int32 sums of a Q4_0 / Q4_K unit (values 0..15): int16 through all 8 steps.
-template <int T>
+// int32 sums of a Q4_0 / Q4_K unit (values 0..15): int16 through all 8 steps. Q4_K units
+// hold 8 vectors of values; Q4_0 (kSplit) 4 vectors of nibble pairs, step k < 4 the low
+// nibbles of vector k, step k + 4 its high nibbles.
+template <int T, bool kSplit = false>
 CAIRN_T inline void DotNibbles(const uint8_t* v, const int8_t* const* x, __m256i* sum) {
   __m256i s16[T];
   for (int t = 0; t < T; ++t) s16[t] = _mm256_setzero_si256();
   for (int k = 0; k < 8; ++k) {
-    const __m256i w = _mm256_load_si256(reinterpret_cast<const __m256i*>(v + 32 * k));
+    __m256i w;
+    if constexpr (kSplit) {
+      const __m256i raw = _mm256_load_si256(reinterpret_cast<const __m256i*>(v + 32 * (k % 4)));
+      w = k < 4 ? Lo(raw) : Hi(raw);
+    } else {
+      w = _mm256_load_si256(reinterpret_cast<const __m256i*>(v + 32 * k));
+    }
     for (int t = 0; t < T; ++t) s16[t] = _mm256_add_epi16(s16[t], _mm256_maddubs_epi16(w, Bcast(x[t], k)));
   }
   const __m256i ones = _mm256_set1_epi16(1);
@@ -179,7 +177,8 @@ CAIRN_T inline void DotNibbles(const uint8_t* v, const int8_t* const* x, __m256i
 }
 
 template <int T>
-CAIRN_T void TileQ4_0(const Panel& pk, const Acts& a, int64_t t0, float* y, int64_t ldy) {
+CAIRN_T void TileQ4_0(const uint8_t* pk, const Acts& a, int64_t t0, float* y, int64_t ldy) {
+  const auto* half = reinterpret_cast<const __m128i*>(pk + a.nb * kValBytes<false>);
   __m256 acc[T];
   for (int t = 0; t < T; ++t) acc[t] = _mm256_setzero_ps();
   for (int64_t b = 0; b < a.nb; ++b) {
@@ -190,8 +189,13 @@ CAIRN_T void TileQ4_0(const Panel& pk, const Acts& a, int64_t t0, float* y, int6
       sum[t] = _mm256_set1_epi32(-8 * a.sums[tb]);
       x[t] = a.qs + tb * 32;
     }
-    DotNibbles<T>(pk.vals + b * 256, x, sum);
-    const __m256 dw = _mm256_load_ps(pk.scale + b * kRows);
+    if constexpr (T == 1) {
+      // Decode: fetch 8 blocks ahead (kernels_avx512_panel.cc says why).
+      for (size_t l = 0; l < kValBytes<false>; l += 64) __builtin_prefetch(pk + (b + 8) * kValBytes<false> + l, 0, 3);
+      if (b % 4 == 0) __builtin_prefetch(half + b + 8, 0, 3);
+    }
+    DotNibbles<T, true>(pk + b * kValBytes<false>, x, sum);
+    const __m256 dw = _mm256_cvtph_ps(_mm_load_si128(half + b));
     for (int t = 0; t < T; ++t) {
       const __m256 s = _mm256_mul_ps(dw, _mm256_set1_ps(a.d[(t0 + t) * a.nb + b]));
       acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sum[t]), s, acc[t]);
@@ -201,8 +205,9 @@ CAIRN_T void TileQ4_0(const Panel& pk, const Acts& a, int64_t t0, float* y, int6
 }
 
 template <int T>
-CAIRN_T void TileQ8_0(const Panel& pk, const Acts& a, int64_t t0, float* y, int64_t ldy) {
+CAIRN_T void TileQ8_0(const uint8_t* pk, const Acts& a, int64_t t0, float* y, int64_t ldy) {
   const __m256i ones = _mm256_set1_epi16(1);
+  const auto* half = reinterpret_cast<const __m128i*>(pk + a.nb * kValBytes<true>);
   __m256 acc[T];
   for (int t = 0; t < T; ++t) acc[t] = _mm256_setzero_ps();
   for (int64_t b = 0; b < a.nb; ++b) {
@@ -212,7 +217,11 @@ CAIRN_T void TileQ8_0(const Panel& pk, const Acts& a, int64_t t0, float* y, int6
       sum[t] = _mm256_setzero_si256();
       x[t] = a.qs + ((t0 + t) * a.nb + b) * 32;
     }
-    const uint8_t* v = pk.vals + b * 256;
+    const uint8_t* v = pk + b * kValBytes<true>;
+    if constexpr (T == 1) {
+      for (size_t l = 0; l < kValBytes<true>; l += 64) __builtin_prefetch(v + 8 * kValBytes<true> + l, 0, 3);
+      if (b % 4 == 0) __builtin_prefetch(half + b + 8, 0, 3);
+    }
     for (int k = 0; k < 8; ++k) {
       const __m256i w = _mm256_load_si256(reinterpret_cast<const __m256i*>(v + 32 * k));
       const __m256i wabs = _mm256_sign_epi8(w, w);
@@ -221,7 +230,7 @@ CAIRN_T void TileQ8_0(const Panel& pk, const Acts& a, int64_t t0, float* y, int6
         sum[t] = _mm256_add_epi32(sum[t], _mm256_madd_epi16(p, ones));
       }
     }
-    const __m256 dw = _mm256_load_ps(pk.scale + b * kRows);
+    const __m256 dw = _mm256_cvtph_ps(_mm_load_si128(half + b));
     for (int t = 0; t < T; ++t) {
       const __m256 s = _mm256_mul_ps(dw, _mm256_set1_ps(a.d[(t0 + t) * a.nb + b]));
       acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sum[t]), s, acc[t]);
@@ -289,10 +298,10 @@ CAIRN_T void TileQ6_K(const Panel& pk, const Acts& a, int64_t t0, float* y, int6
   for (int t = 0; t < T; ++t) _mm256_storeu_ps(y + (t0 + t) * ldy, acc[t]);
 }
 
-using PackFn = void (*)(const uint8_t* const*, int64_t, const Panel&);
+using PanelPackFn = void (*)(const uint8_t* const*, int64_t, const Panel&);
 using TileFn = void (*)(const Panel&, const Acts&, int64_t, float*, int64_t);
 
-void RunPanels(const GemmArgs& g, PackFn pack, int64_t blocks, const TileFn* tiles) {
+void RunPanels(const GemmArgs& g, PanelPackFn pack, int64_t blocks, const TileFn* tiles) {
   const Panel pk = AllocPanel(g.cols);
   for (int64_t r = g.r0; r + kRows <= g.r1; r += kRows) {
     const uint8_t* rows[kRows];
@@ -305,15 +314,60 @@ void RunPanels(const GemmArgs& g, PackFn pack, int64_t blocks, const TileFn* til
   }
 }
 
-constexpr TileFn kQ4_0[] = {nullptr, TileQ4_0<1>, TileQ4_0<2>, TileQ4_0<3>, TileQ4_0<4>};
-constexpr TileFn kQ8_0[] = {nullptr, TileQ8_0<1>, TileQ8_0<2>, TileQ8_0<3>, TileQ8_0<4>};
+using BlockTileFn = void (*)(const uint8_t*, const Acts&, int64_t, float*, int64_t);
+constexpr BlockTileFn kQ4_0[] = {nullptr, TileQ4_0<1>, TileQ4_0<2>, TileQ4_0<3>, TileQ4_0<4>};
+constexpr BlockTileFn kQ8_0[] = {nullptr, TileQ8_0<1>, TileQ8_0<2>, TileQ8_0<3>, TileQ8_0<4>};
+
+// Q4_0 / Q8_0 over rows [g.r0, g.r1): with `packed`, g.w is the first panel of the
+// matrix and g.row_bytes the panel stride; otherwise each panel is built on the fly.
+template <bool kQ8>
+void RunBlockPanels(const GemmArgs& g, bool packed) {
+  const BlockTileFn* tiles = kQ8 ? kQ8_0 : kQ4_0;
+  const int64_t nb = g.cols / 32;
+  uint8_t* own = packed ? nullptr
+                        : static_cast<uint8_t*>(panel_scratch.Get(static_cast<size_t>(nb) * (kValBytes<kQ8> + 16)));
+  for (int64_t r = g.r0; r + kRows <= g.r1; r += kRows) {
+    const uint8_t* pk = own;
+    if (packed) {
+      pk = g.w + static_cast<size_t>(r / kRows) * g.row_bytes;
+    } else {
+      const uint8_t* rows[kRows];
+      for (int i = 0; i < kRows; ++i) rows[i] = g.w + static_cast<size_t>(r + i) * g.row_bytes;
+      PackBlocks<kQ8>(rows, nb, own);
+    }
+    for (int64_t t = g.t0; t < g.t1; t += kMaxTokens) {
+      const int64_t n = g.t1 - t < kMaxTokens ? g.t1 - t : kMaxTokens;
+      tiles[n](pk, *g.acts, t, g.y + r, g.ldy);
+    }
+  }
+}
+
+template <bool kQ8>
+void PackRows(const uint8_t* w, size_t row_bytes, int64_t cols, int64_t p0, int64_t p1, uint8_t* dst,
+              size_t panel_bytes) {
+  for (int64_t p = p0; p < p1; ++p) {
+    const uint8_t* rows[kRows];
+    for (int i = 0; i < kRows; ++i) rows[i] = w + static_cast<size_t>(p * kRows + i) * row_bytes;
+    PackBlocks<kQ8>(rows, cols / 32, dst + static_cast<size_t>(p) * panel_bytes);
+  }
+}
 constexpr TileFn kQ4_K[] = {nullptr, TileQ4_K<1>, TileQ4_K<2>, TileQ4_K<3>, TileQ4_K<4>};
 constexpr TileFn kQ6_K[] = {nullptr, TileQ6_K<1>, TileQ6_K<2>, TileQ6_K<3>, TileQ6_K<4>};
 
 }  // namespace
 
-void PanelQ4_0Avx2(const GemmArgs& g) { RunPanels(g, PackQ4_0, g.cols / 32, kQ4_0); }
-void PanelQ8_0Avx2(const GemmArgs& g) { RunPanels(g, PackQ8_0, g.cols / 32, kQ8_0); }
+void PanelQ4_0Avx2(const GemmArgs& g) { RunBlockPanels<false>(g, false); }
+void PanelQ8_0Avx2(const GemmArgs& g) { RunBlockPanels<true>(g, false); }
+void PackedQ4_0Avx2(const GemmArgs& g) { RunBlockPanels<false>(g, true); }
+void PackedQ8_0Avx2(const GemmArgs& g) { RunBlockPanels<true>(g, true); }
+void PackQ4_0Avx2(const uint8_t* w, size_t row_bytes, int64_t cols, int64_t p0, int64_t p1, uint8_t* dst,
+                  size_t panel_bytes) {
+  PackRows<false>(w, row_bytes, cols, p0, p1, dst, panel_bytes);
+}
+void PackQ8_0Avx2(const uint8_t* w, size_t row_bytes, int64_t cols, int64_t p0, int64_t p1, uint8_t* dst,
+                  size_t panel_bytes) {
+  PackRows<true>(w, row_bytes, cols, p0, p1, dst, panel_bytes);
+}
 void PanelQ4_KAvx2(const GemmArgs& g) { RunPanels(g, PackQ4_K, g.cols / kQK_K, kQ4_K); }
 void PanelQ6_KAvx2(const GemmArgs& g) { RunPanels(g, PackQ6_K, g.cols / kQK_K, kQ6_K); }
 

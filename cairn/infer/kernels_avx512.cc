@@ -21,6 +21,12 @@ void PanelQ4_0Avx512(const GemmArgs& g);
 void PanelQ8_0Avx512(const GemmArgs& g);
 void PanelQ4_KAvx512(const GemmArgs& g);
 void PanelQ6_KAvx512(const GemmArgs& g);
+void PackedQ4_0Avx512(const GemmArgs& g);
+void PackedQ8_0Avx512(const GemmArgs& g);
+void PackQ4_0Avx512(const uint8_t* w, size_t row_bytes, int64_t cols, int64_t p0, int64_t p1, uint8_t* dst,
+                    size_t panel_bytes);
+void PackQ8_0Avx512(const uint8_t* w, size_t row_bytes, int64_t cols, int64_t p0, int64_t p1, uint8_t* dst,
+                    size_t panel_bytes);
 
 namespace vnni {
 namespace {
@@ -32,7 +38,8 @@ namespace {
 constexpr IsaKernels kTable = {Isa::kAvx512,    "avx512 (vnni)", QuantizeQ8_0Avx2, QuantizeQ8_KAvx2, GemmF32,
                                GemmF16,         GemmBF16,        GemmQ8_0,         GemmQ4_0,         GemmQ4_K,
                                GemmQ6_K,        16,              4,                PanelQ8_0Avx512,  PanelQ4_0Avx512,
-                               PanelQ4_KAvx512, PanelQ6_KAvx512};
+                               PanelQ4_KAvx512, PanelQ6_KAvx512, PackQ8_0Avx512,   PackQ4_0Avx512,
+                               PackedQ8_0Avx512, PackedQ4_0Avx512};
 }  // namespace
 }  // namespace vnni
 

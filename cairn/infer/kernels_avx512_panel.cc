@@ -10,6 +10,12 @@
 // plus scales, 32 KiB for 2048 columns) is built once and stays in L1/L2 while every
 // token of the batch passes over it.
 //
+// Q4_0 and Q8_0 panels keep the bytes of their 16 rows, rearranged (the layout PackMatrix
+// stores once at load, kernels.h): per block, the value vectors (Q4_0: 4 of them, lane r =
+// qs bytes 4m..4m+3 of row r, so values 4m.. in the low nibbles and 16 + 4m.. in the high,
+// split when used; Q8_0: 8, the values + 128), then per block the 16 fp16 scales. The
+// batch path builds the same panels on the fly for views that carry none.
+//
 // Offsets are folded into the int32 starting value of each block's sum, from the
 // activation sums: -8 * sum (Q4_0), -128 * sum (Q8_0 stored as w + 128), -32 * group sum
 // (Q6_K); Q4_K's mins are subtracted in float (dmin * min * sum of the sub-block).
@@ -78,39 +84,25 @@ CAIRN_T inline void Store(uint8_t* p, __m512i v) { _mm512_store_si512(p, v); }
 CAIRN_T inline __m512i Lo(__m512i v) { return _mm512_and_si512(v, _mm512_set1_epi8(0x0F)); }
 CAIRN_T inline __m512i Hi(__m512i v) { return _mm512_and_si512(_mm512_srli_epi16(v, 4), _mm512_set1_epi8(0x0F)); }
 
-// 16 fp16 values at p[r] + off to floats.
-CAIRN_T inline __m512 Halves(const uint8_t* const* p, size_t off) {
-  alignas(32) uint16_t h[kRows];
-  for (int r = 0; r < kRows; ++r) h[r] = LoadU16(p[r] + off);
-  return _mm512_cvtph_ps(_mm256_load_si256(reinterpret_cast<const __m256i*>(h)));
-}
-
 // ---- packing ----
 
-CAIRN_T void PackQ4_0(const uint8_t* const* rows, int64_t nb, const Panel& pk) {
-  for (int64_t b = 0; b < nb; ++b) {
-    __m512i t[4];
-    Transpose16(rows, static_cast<size_t>(18 * b + 2), t);
-    uint8_t* v = pk.vals + b * 512;
-    // qs byte i holds value i (low nibble) and i + 16 (high).
-    for (int m = 0; m < 4; ++m) {
-      Store(v + 64 * m, Lo(t[m]));
-      Store(v + 64 * (m + 4), Hi(t[m]));
-    }
-    _mm512_store_ps(pk.scale + b * kRows, Halves(rows, static_cast<size_t>(18 * b)));
-  }
-}
+// Bytes of the value vectors of one block.
+template <bool kQ8>
+constexpr size_t kValBytes = kQ8 ? 512 : 256;
 
-CAIRN_T void PackQ8_0(const uint8_t* const* rows, int64_t nb, const Panel& pk) {
+template <bool kQ8>
+CAIRN_T void PackBlocks(const uint8_t* const* rows, int64_t nb, uint8_t* dst) {
+  constexpr size_t kBlock = kQ8 ? 34 : 18;
+  auto* half = reinterpret_cast<uint16_t*>(dst + nb * kValBytes<kQ8>);
   const __m512i flip = _mm512_set1_epi8(static_cast<char>(0x80));
   for (int64_t b = 0; b < nb; ++b) {
-    uint8_t* v = pk.vals + b * 512;
-    for (int half = 0; half < 2; ++half) {
+    uint8_t* v = dst + b * kValBytes<kQ8>;
+    for (int part = 0; part < (kQ8 ? 2 : 1); ++part) {
       __m512i t[4];
-      Transpose16(rows, static_cast<size_t>(34 * b + 2 + 16 * half), t);
-      for (int m = 0; m < 4; ++m) Store(v + 64 * (4 * half + m), _mm512_xor_si512(t[m], flip));
+      Transpose16(rows, static_cast<size_t>(kBlock * b + 2 + 16 * part), t);
+      for (int m = 0; m < 4; ++m) Store(v + 64 * (4 * part + m), kQ8 ? _mm512_xor_si512(t[m], flip) : t[m]);
     }
-    _mm512_store_ps(pk.scale + b * kRows, Halves(rows, static_cast<size_t>(34 * b)));
+    for (int r = 0; r < kRows; ++r) half[b * kRows + r] = LoadU16(rows[r] + kBlock * b);
   }
 }
 
@@ -194,8 +186,9 @@ CAIRN_T inline void DotUnit(const uint8_t* v, const int8_t* const* x, int first,
 }
 
 template <int T, bool kQ8>
-CAIRN_T void TileBlocks(const Panel& pk, const Acts& a, int64_t t0, float* y, int64_t ldy) {
+CAIRN_T void TileBlocks(const uint8_t* pk, const Acts& a, int64_t t0, float* y, int64_t ldy) {
   constexpr int kShift = kQ8 ? 7 : 3;
+  const auto* half = reinterpret_cast<const __m256i*>(pk + a.nb * kValBytes<kQ8>);
   __m512 acc[T];
   for (int t = 0; t < T; ++t) acc[t] = _mm512_setzero_ps();
   for (int64_t b = 0; b < a.nb; ++b) {
@@ -206,8 +199,28 @@ CAIRN_T void TileBlocks(const Panel& pk, const Acts& a, int64_t t0, float* y, in
       sum[t] = _mm512_set1_epi32(-(a.sums[tb] << kShift));
       x[t] = a.qs + tb * 32;
     }
-    DotUnit<T>(pk.vals + b * 512, x, 0, 8, sum);
-    const __m512 dw = _mm512_load_ps(pk.scale + b * kRows);
+    const uint8_t* v = pk + b * kValBytes<kQ8>;
+    if constexpr (T == 1) {
+      // Decode streams the panels from memory once per token, one run of bytes per
+      // thread; the hardware prefetchers alone keep too few lines in flight for that
+      // (see PrefetchNextTile), so fetch 8 blocks ahead in both the value and the scale
+      // run. Past the panel's end these are the next panel's first bytes.
+      for (size_t l = 0; l < kValBytes<kQ8>; l += 64) __builtin_prefetch(v + 8 * kValBytes<kQ8> + l, 0, 3);
+      if (b % 2 == 0) __builtin_prefetch(half + b + 8, 0, 3);
+    }
+    if constexpr (kQ8) {
+      DotUnit<T>(v, x, 0, 8, sum);
+    } else {
+      for (int m = 0; m < 4; ++m) {
+        const __m512i raw = _mm512_load_si512(v + 64 * m);
+        const __m512i lo = Lo(raw), hi = Hi(raw);
+        for (int t = 0; t < T; ++t) {
+          sum[t] = _mm512_dpbusd_epi32(sum[t], lo, _mm512_set1_epi32(static_cast<int>(LoadU32(x[t] + 4 * m))));
+          sum[t] = _mm512_dpbusd_epi32(sum[t], hi, _mm512_set1_epi32(static_cast<int>(LoadU32(x[t] + 16 + 4 * m))));
+        }
+      }
+    }
+    const __m512 dw = _mm512_cvtph_ps(_mm256_load_si256(half + b));
     for (int t = 0; t < T; ++t) {
       const __m512 s = _mm512_mul_ps(dw, _mm512_set1_ps(a.d[(t0 + t) * a.nb + b]));
       acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum[t]), s, acc[t]);
@@ -268,11 +281,11 @@ CAIRN_T void TileQ6_K(const Panel& pk, const Acts& a, int64_t t0, float* y, int6
   for (int t = 0; t < T; ++t) _mm512_storeu_ps(y + (t0 + t) * ldy, acc[t]);
 }
 
-using PackFn = void (*)(const uint8_t* const*, int64_t, const Panel&);
+using PanelPackFn = void (*)(const uint8_t* const*, int64_t, const Panel&);
 using TileFn = void (*)(const Panel&, const Acts&, int64_t, float*, int64_t);
 
 template <template <int> class K>
-void RunPanels(const GemmArgs& g, PackFn pack, int64_t blocks) {
+void RunPanels(const GemmArgs& g, PanelPackFn pack, int64_t blocks) {
   static constexpr TileFn kTiles[kMaxTokens + 1] = {nullptr,  K<1>::Fn, K<2>::Fn, K<3>::Fn, K<4>::Fn,
                                                     K<5>::Fn, K<6>::Fn, K<7>::Fn, K<8>::Fn};
   const Panel pk = AllocPanel(g.cols);
@@ -287,14 +300,43 @@ void RunPanels(const GemmArgs& g, PackFn pack, int64_t blocks) {
   }
 }
 
-template <int T>
-struct Q4_0Tile {
-  static constexpr TileFn Fn = TileBlocks<T, false>;
-};
-template <int T>
-struct Q8_0Tile {
-  static constexpr TileFn Fn = TileBlocks<T, true>;
-};
+using BlockTileFn = void (*)(const uint8_t*, const Acts&, int64_t, float*, int64_t);
+
+// Q4_0 / Q8_0 over rows [g.r0, g.r1): with `packed`, g.w is the first panel of the
+// matrix and g.row_bytes the panel stride; otherwise each panel is built on the fly.
+template <bool kQ8>
+void RunBlockPanels(const GemmArgs& g, bool packed) {
+  static constexpr BlockTileFn kTiles[kMaxTokens + 1] = {
+      nullptr,          TileBlocks<1, kQ8>, TileBlocks<2, kQ8>, TileBlocks<3, kQ8>, TileBlocks<4, kQ8>,
+      TileBlocks<5, kQ8>, TileBlocks<6, kQ8>, TileBlocks<7, kQ8>, TileBlocks<8, kQ8>};
+  const int64_t nb = g.cols / 32;
+  uint8_t* own = packed ? nullptr
+                        : static_cast<uint8_t*>(panel_scratch.Get(static_cast<size_t>(nb) * (kValBytes<kQ8> + 32)));
+  for (int64_t r = g.r0; r + kRows <= g.r1; r += kRows) {
+    const uint8_t* pk = own;
+    if (packed) {
+      pk = g.w + static_cast<size_t>(r / kRows) * g.row_bytes;
+    } else {
+      const uint8_t* rows[kRows];
+      for (int i = 0; i < kRows; ++i) rows[i] = g.w + static_cast<size_t>(r + i) * g.row_bytes;
+      PackBlocks<kQ8>(rows, nb, own);
+    }
+    for (int64_t t = g.t0; t < g.t1; t += kMaxTokens) {
+      const int64_t n = g.t1 - t < kMaxTokens ? g.t1 - t : kMaxTokens;
+      kTiles[n](pk, *g.acts, t, g.y + r, g.ldy);
+    }
+  }
+}
+
+template <bool kQ8>
+void PackRows(const uint8_t* w, size_t row_bytes, int64_t cols, int64_t p0, int64_t p1, uint8_t* dst,
+              size_t panel_bytes) {
+  for (int64_t p = p0; p < p1; ++p) {
+    const uint8_t* rows[kRows];
+    for (int i = 0; i < kRows; ++i) rows[i] = w + static_cast<size_t>(p * kRows + i) * row_bytes;
+    PackBlocks<kQ8>(rows, cols / 32, dst + static_cast<size_t>(p) * panel_bytes);
+  }
+}
 template <int T>
 struct Q4_KTile {
   static constexpr TileFn Fn = TileQ4_K<T>;
@@ -306,8 +348,18 @@ struct Q6_KTile {
 
 }  // namespace
 
-void PanelQ4_0Avx512(const GemmArgs& g) { RunPanels<Q4_0Tile>(g, PackQ4_0, g.cols / 32); }
-void PanelQ8_0Avx512(const GemmArgs& g) { RunPanels<Q8_0Tile>(g, PackQ8_0, g.cols / 32); }
+void PanelQ4_0Avx512(const GemmArgs& g) { RunBlockPanels<false>(g, false); }
+void PanelQ8_0Avx512(const GemmArgs& g) { RunBlockPanels<true>(g, false); }
+void PackedQ4_0Avx512(const GemmArgs& g) { RunBlockPanels<false>(g, true); }
+void PackedQ8_0Avx512(const GemmArgs& g) { RunBlockPanels<true>(g, true); }
+void PackQ4_0Avx512(const uint8_t* w, size_t row_bytes, int64_t cols, int64_t p0, int64_t p1, uint8_t* dst,
+                    size_t panel_bytes) {
+  PackRows<false>(w, row_bytes, cols, p0, p1, dst, panel_bytes);
+}
+void PackQ8_0Avx512(const uint8_t* w, size_t row_bytes, int64_t cols, int64_t p0, int64_t p1, uint8_t* dst,
+                    size_t panel_bytes) {
+  PackRows<true>(w, row_bytes, cols, p0, p1, dst, panel_bytes);
+}
 void PanelQ4_KAvx512(const GemmArgs& g) { RunPanels<Q4_KTile>(g, PackQ4_K, g.cols / kQK_K); }
 void PanelQ6_KAvx512(const GemmArgs& g) { RunPanels<Q6_KTile>(g, PackQ6_K, g.cols / kQK_K); }
 

@@ -2,9 +2,14 @@
 // n_tokens 1 (decode) and 64 (prompt batches), on 1 and 2 threads:
 //   BM_MatMul/<type>/<rows>/<tokens>/<threads>   2048x2048 and 5632x2048 matrices used
 //       over and over (they stay in L2/L3 where the caches are big: compute cost).
+//   BM_MatMulPacked/<type>/<rows>/<tokens>/<threads>/<packed>  Q4_0 and Q8_0 as BM_MatMul,
+//       read from the rows (packed 0: batches repack each panel per call) or from the
+//       panels PackMatrix made once (packed 1), at 1, 16 and 64 tokens.
 //   BM_MatMulStream/<type>/<threads>            one token, successive calls walk 5632x2048
 //       matrices through a 1 GiB buffer, so every byte comes from DRAM (the decode case
 //       for a model larger than the caches).
+//   BM_MatMulStreamPacked/<type>/<threads>      the same for Q4_0 and Q8_0 matrices packed
+//       once beforehand (PackMatrix), reading only the panels.
 //   BM_ReadBandwidth/<threads>/<streams>         a plain streaming read of the same buffer,
 //       1, 4 or 8 interleaved streams per thread: the decode bound is the best of these
 //       rates / bytes of weights per token.
@@ -133,6 +138,40 @@ void MatMulArgs(benchmark::internal::Benchmark* b) {
 }
 BENCHMARK(BM_MatMul)->Apply(MatMulArgs)->UseRealTime()->Unit(benchmark::kMicrosecond);
 
+void BM_MatMulPacked(benchmark::State& state) {
+  const auto type = static_cast<TensorType>(state.range(0));
+  const int64_t rows = state.range(1), tokens = state.range(2);
+  const Buffer& buf = Weights(type, rows);
+  WeightView w{type, rows, kCols, buf.bytes.data(), buf.row_bytes};
+  std::unique_ptr<PackedMatrix> packed = state.range(4) != 0 ? PackMatrix(w, nullptr) : nullptr;
+  w.packed = packed.get();
+  const std::vector<float> x = Activations(tokens * kCols);
+  std::vector<float> y(static_cast<size_t>(tokens * rows));
+  ThreadPool* pool = Pool(static_cast<int>(state.range(3)));
+  for (auto _ : state) {
+    MatMul(w, x.data(), tokens, y.data(), pool);
+    benchmark::DoNotOptimize(y.data());
+  }
+  state.SetBytesProcessed(static_cast<int64_t>(state.iterations()) * static_cast<int64_t>(buf.bytes.size()));
+  state.counters["GMAC/s"] = benchmark::Counter(static_cast<double>(rows * kCols * tokens) * 1e-9 *
+                                                    static_cast<double>(state.iterations()),
+                                                benchmark::Counter::kIsRate);
+  state.SetLabel(fmt::format("{} {}{}", TensorTypeName(type), ActiveIsaDescription(), packed ? " packed" : ""));
+}
+
+void MatMulPackedArgs(benchmark::internal::Benchmark* b) {
+  for (TensorType type : {TensorType::kQ4_0, TensorType::kQ8_0}) {
+    for (int64_t rows : {2048, 5632}) {
+      for (int64_t tokens : {1, 16, 64}) {
+        for (int64_t threads : {1, 2}) {
+          for (int64_t packed : {0, 1}) b->Args({static_cast<int64_t>(type), rows, tokens, threads, packed});
+        }
+      }
+    }
+  }
+}
+BENCHMARK(BM_MatMulPacked)->Apply(MatMulPackedArgs)->UseRealTime()->Unit(benchmark::kMicrosecond);
+
 // A GiB of one type's weights, viewed as consecutive 5632 x 2048 matrices.
 const Buffer& StreamWeights(TensorType type) {
   static auto* cache = new std::map<TensorType, std::unique_ptr<Buffer>>;
@@ -172,6 +211,37 @@ BENCHMARK(BM_MatMulStream)
                     static_cast<int64_t>(TensorType::kQ4_K), static_cast<int64_t>(TensorType::kQ6_K),
                     static_cast<int64_t>(TensorType::kF16)},
                    {1, 2}})
+    ->UseRealTime()
+    ->Unit(benchmark::kMicrosecond);
+
+// BM_MatMulStream over packed matrices (Q4_0, Q8_0): every matrix of the GiB is packed
+// once before timing (another GiB), and the timed calls read only the panels.
+void BM_MatMulStreamPacked(benchmark::State& state) {
+  const auto type = static_cast<TensorType>(state.range(0));
+  const Buffer& buf = StreamWeights(type);
+  const size_t matrix = buf.row_bytes * 5632;
+  const size_t count = buf.bytes.size() / matrix;
+  std::vector<std::unique_ptr<PackedMatrix>> packed;
+  std::vector<WeightView> views;
+  for (size_t m = 0; m < count; ++m) {
+    WeightView w{type, 5632, kCols, buf.bytes.data() + m * matrix, buf.row_bytes};
+    packed.push_back(PackMatrix(w, nullptr));
+    w.packed = packed.back().get();
+    views.push_back(w);
+  }
+  const std::vector<float> x = Activations(kCols);
+  std::vector<float> y(5632);
+  ThreadPool* pool = Pool(static_cast<int>(state.range(1)));
+  size_t i = 0;
+  for (auto _ : state) {
+    MatMul(views[i++ % count], x.data(), 1, y.data(), pool);
+    benchmark::DoNotOptimize(y.data());
+  }
+  state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * matrix));
+  state.SetLabel(fmt::format("{} {}{}", TensorTypeName(type), ActiveIsaDescription(), packed[0] ? " packed" : ""));
+}
+BENCHMARK(BM_MatMulStreamPacked)
+    ->ArgsProduct({{static_cast<int64_t>(TensorType::kQ4_0), static_cast<int64_t>(TensorType::kQ8_0)}, {1, 2}})
     ->UseRealTime()
     ->Unit(benchmark::kMicrosecond);
 

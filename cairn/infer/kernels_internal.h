@@ -54,6 +54,9 @@ struct GemmArgs {
 };
 
 using GemmFn = void (*)(const GemmArgs& args);
+// Packs panels [p0, p1) of the matrix at w (rows row_bytes apart) to dst + p * panel_bytes.
+using PackFn = void (*)(const uint8_t* w, size_t row_bytes, int64_t cols, int64_t p0, int64_t p1, uint8_t* dst,
+                        size_t panel_bytes);
 // Quantizes n values (a multiple of the block size) of one token.
 using QuantizeQ8_0Fn = void (*)(const float* x, int64_t n, int8_t* qs, float* d, int32_t* sums);
 using QuantizeQ8_KFn = void (*)(const float* x, int64_t n, int8_t* qs, float* d, int16_t* bsums);
@@ -71,7 +74,21 @@ struct IsaKernels {
   int panel_rows = 0;
   int64_t panel_min_tokens = 0;
   GemmFn panel_q8_0 = nullptr, panel_q4_0 = nullptr, panel_q4_k = nullptr, panel_q6_k = nullptr;
+  // Packed weights (PackMatrix): pack_* write panels [p0, p1) of a matrix to
+  // dst + p * panel_bytes; packed_* take GemmArgs whose w is the first panel and row_bytes
+  // the panel stride, with r0 and r1 multiples of panel_rows, for any number of tokens.
+  // A Q4_0 / Q8_0 panel holds per block panel_rows x (block bytes - 2) value bytes, then
+  // per block panel_rows fp16 scales (PackedPanelBytes). Null where the path has none.
+  PackFn pack_q8_0 = nullptr, pack_q4_0 = nullptr;
+  GemmFn packed_q8_0 = nullptr, packed_q4_0 = nullptr;
 };
+
+// Bytes of one packed Q4_0 / Q8_0 panel of `panel_rows` rows (a multiple of 64).
+inline size_t PackedPanelBytes(TensorType type, int64_t cols, int panel_rows) {
+  const size_t block = type == TensorType::kQ8_0 ? 34 : 18;
+  const size_t bytes = static_cast<size_t>(cols / 32) * static_cast<size_t>(panel_rows) * block;
+  return (bytes + 63) & ~size_t{63};
+}
 
 // Each returns nullptr when the build or the CPU lacks the instructions.
 const IsaKernels* ScalarKernels();  // never nullptr

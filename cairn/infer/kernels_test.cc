@@ -8,6 +8,8 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <memory>
+#include <string>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -245,6 +247,78 @@ TEST(KernelsTest, ResultsDoNotDependOnThreadCount) {
       }
     }
   }
+}
+
+const internal::IsaKernels* TableFor(Isa isa) {
+  switch (isa) {
+    case Isa::kAvx2:
+      return internal::Avx2Kernels();
+    case Isa::kAvx512:
+      return internal::Avx512Kernels();
+    case Isa::kNeon:
+      return internal::NeonKernels();
+    default:
+      return internal::ScalarKernels();
+  }
+}
+
+// Matrices packed once (PackMatrix) against the same matrices read from their rows, on
+// shapes that leave a partial last panel (rows not a multiple of 8 or 16), a matrix of one
+// panel, and padded rows: bit for bit for batches that take the panel kernels either way,
+// within the stated bounds for smaller ones (the packed view uses the panel arithmetic
+// there, the unpacked one the per-row kernels); any thread count gives the same bytes.
+TEST(KernelsTest, PackedMatchesUnpacked) {
+  ThreadPool pool(3);
+  struct Shape {
+    int64_t rows, cols_blocks;
+    size_t padding;
+  };
+  for (TensorType type : {TensorType::kQ4_0, TensorType::kQ8_0}) {
+    for (Shape shape : {Shape{16, 1, 0}, Shape{21, 3, 0}, Shape{37, 8, 6}, Shape{11, 2, 2}, Shape{7, 4, 0},
+                        Shape{96, 5, 0}}) {
+      const int64_t cols = shape.cols_blocks * 32;
+      const Matrix m = MakeMatrix(type, shape.rows, cols, 31 + shape.rows, shape.padding);
+      for (Isa isa : AvailableIsas()) {
+        const internal::IsaKernels* k = TableFor(isa);
+        std::unique_ptr<PackedMatrix> packed = PackMatrixIsa(isa, m.view, nullptr);
+        const bool packs = k->pack_q4_0 != nullptr && shape.rows >= k->panel_rows;
+        ASSERT_EQ(packs, packed != nullptr) << IsaName(isa) << " rows " << shape.rows;
+        if (packed == nullptr) continue;
+        EXPECT_EQ(packed->rows, shape.rows / k->panel_rows * k->panel_rows);
+        EXPECT_EQ(packed->panel_bytes % 64, 0u);
+        // Packing in parallel writes the same bytes.
+        std::unique_ptr<PackedMatrix> packed3 = PackMatrixIsa(isa, m.view, &pool);
+        ASSERT_NE(packed3, nullptr);
+        EXPECT_EQ(0, std::memcmp(packed->data.get(), packed3->data.get(), packed->bytes()));
+        WeightView pv = m.view;
+        pv.packed = packed.get();
+        for (int64_t n_tokens : {1, 2, 3, 4, 9, 17, 70}) {
+          const std::vector<float> x = Gaussian(static_cast<size_t>(n_tokens * cols), 7 + n_tokens);
+          const size_t n = static_cast<size_t>(n_tokens * shape.rows);
+          std::vector<float> plain(n, NAN), fast(n, NAN), fast3(n, NAN), other(n, NAN), scalar(n, NAN);
+          MatMulIsa(isa, m.view, x.data(), n_tokens, plain.data(), nullptr);
+          MatMulIsa(isa, pv, x.data(), n_tokens, fast.data(), nullptr);
+          MatMulIsa(isa, pv, x.data(), n_tokens, fast3.data(), &pool);
+          const std::string what = std::string(TensorTypeName(type)) + " " + IsaName(isa) + " packed " +
+                                   std::to_string(shape.rows) + "x" + std::to_string(cols) +
+                                   " n=" + std::to_string(n_tokens);
+          EXPECT_EQ(0, std::memcmp(fast.data(), fast3.data(), n * 4)) << what << " (threads)";
+          if (n_tokens >= k->panel_min_tokens) {
+            EXPECT_EQ(0, std::memcmp(plain.data(), fast.data(), n * 4)) << what;
+          }
+          ExpectCloseToReference(m, x, n_tokens, fast, what);
+          ExpectCloseToQuantizedReference(m, QuantizedActivations(type, x), n_tokens, fast, what);
+          // Another path ignores the panels and reads the rows.
+          MatMulIsa(Isa::kScalar, pv, x.data(), n_tokens, other.data(), nullptr);
+          MatMulIsa(Isa::kScalar, m.view, x.data(), n_tokens, scalar.data(), nullptr);
+          EXPECT_EQ(0, std::memcmp(other.data(), scalar.data(), n * 4)) << what << " (scalar)";
+        }
+      }
+    }
+  }
+  // Types without a packed layout are not packed.
+  const Matrix k4 = MakeMatrix(TensorType::kQ4_K, 32, 256, 3);
+  for (Isa isa : AvailableIsas()) EXPECT_EQ(PackMatrixIsa(isa, k4.view, nullptr), nullptr) << IsaName(isa);
 }
 
 TEST(KernelsTest, MatMulUsesActivePath) {

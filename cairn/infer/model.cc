@@ -1,6 +1,13 @@
 #include "cairn/infer/model.h"
 
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <algorithm>
 #include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <unordered_map>
 
 #include <fmt/format.h>
 
@@ -38,7 +45,65 @@ absl::StatusOr<std::unique_ptr<Model>> Model::FromFile(std::unique_ptr<GgufFile>
   }
   CAIRN_RETURN_IF_ERROR(m->Bind());
   for (const GgufTensor& t : m->file_->tensors()) m->weight_bytes_ += t.size;
+  if (const char* env = std::getenv("CAIRN_INFER_PACK"); env == nullptr || std::strcmp(env, "0") != 0) {
+    m->PackWeights();
+  }
   return m;
+}
+
+// Repacks every matrix the forward pass multiplies by (not the embedding tables, which
+// are only looked up row by row), one at a time, so at most one matrix is resident twice.
+void Model::PackWeights() {
+  std::vector<WeightView*> views;
+  for (Layer& l : weights_.layers) {
+    for (WeightView* v : {&l.wq, &l.wk, &l.wv, &l.wo, &l.gate, &l.up, &l.down}) views.push_back(v);
+  }
+  views.push_back(&weights_.output);
+  if (file_->mapped()) {
+    // The norm weights and biases sit between the matrices in the file; reading one of them
+    // later would bring back the large page around it (measured: two 2 MiB pages per
+    // layer). They are small, so they are copied out of the mapping first.
+    std::unordered_map<const void*, uint64_t> sizes;
+    for (const GgufTensor& t : file_->tensors()) sizes[t.data] = t.size;
+    auto own = [&](const float*& v) {
+      const auto it = v == nullptr ? sizes.end() : sizes.find(v);
+      if (it == sizes.end()) return;
+      std::vector<float>& copy = owned_vectors_.emplace_back(it->second / sizeof(float));
+      std::memcpy(copy.data(), v, copy.size() * sizeof(float));
+      v = copy.data();
+    };
+    for (Layer& l : weights_.layers) {
+      for (const float** v : {&l.attn_norm, &l.ffn_norm, &l.attn_out_norm, &l.attn_out_norm_b, &l.out_norm, &l.out_norm_b,
+                              &l.bq, &l.bk, &l.bv, &l.bo, &l.b_up, &l.b_down}) {
+        own(*v);
+      }
+    }
+    for (const float** v : {&weights_.embd_norm, &weights_.embd_norm_b, &weights_.output_norm, &weights_.rope_freqs}) {
+      own(*v);
+    }
+  }
+  const long page = ::sysconf(_SC_PAGESIZE);
+  for (WeightView* v : views) {
+    if (v->rows == 0 || v->data == nullptr) continue;
+    std::unique_ptr<PackedMatrix> p = PackMatrix(*v, nullptr);
+    if (p == nullptr) continue;
+    v->packed = p.get();
+    packed_bytes_ += p->bytes();
+    if (file_->mapped() && page > 0) {
+      // The range is widened to 2 MiB boundaries (within the mapping), as the page cache
+      // may hold the file in large pages that a partial range would leave mapped. Dropping
+      // more is harmless: the mapping is a private, never-written view of the file, and
+      // whatever is read later (the next matrix as it is packed) is faulted back in.
+      constexpr uintptr_t kHuge = uintptr_t{2} << 20;
+      const auto lo = reinterpret_cast<uintptr_t>(file_->bytes());
+      const uintptr_t hi = (lo + file_->file_size()) / static_cast<uintptr_t>(page) * static_cast<uintptr_t>(page);
+      const auto begin = reinterpret_cast<uintptr_t>(v->data);
+      const uintptr_t end = begin + static_cast<uintptr_t>(p->rows) * v->row_bytes;
+      const uintptr_t first = std::max(lo, begin / kHuge * kHuge), last = std::min(hi, (end + kHuge - 1) / kHuge * kHuge);
+      if (last > first) ::madvise(reinterpret_cast<void*>(first), last - first, MADV_DONTNEED);
+    }
+    packed_.push_back(std::move(p));
+  }
 }
 
 Pooling Model::default_pooling() const {

@@ -66,6 +66,14 @@ class Model {
   // Opens, maps and validates `path`. Errors name the file and what is wrong: an
   // unsupported architecture, a missing key or tensor, a bad shape or type, an
   // unsupported RoPE scaling or pooling type.
+  // The Q4_0 and Q8_0 matrices of the layers and the output are then repacked once into
+  // the kernels' panel layout (kernels.h, PackMatrix; same size as the rows), which every
+  // product reads from then on. For a mapped file the packed rows' pages are then dropped
+  // from the process (madvise), so memory holds one copy of each weight, not two; the
+  // rare later reads of the original rows (an embedding lookup of a tied matrix) fault
+  // them back in. The norm and bias vectors are copied out of the mapping first, so
+  // reading them does not map dropped pages back. CAIRN_INFER_PACK=0 in the environment
+  // turns packing off.
   static absl::StatusOr<std::unique_ptr<Model>> Load(const std::string& path);
   // The same over an opened file (tests use GgufFile::FromBuffer). Takes ownership.
   static absl::StatusOr<std::unique_ptr<Model>> FromFile(std::unique_ptr<GgufFile> file);
@@ -81,6 +89,8 @@ class Model {
   bool has_logits() const { return !config_.is_encoder(); }
   // Bytes of weight data (all tensors).
   uint64_t weight_bytes() const { return weight_bytes_; }
+  // Bytes of the matrices repacked at load for the kernels (see Load).
+  uint64_t packed_bytes() const { return packed_bytes_; }
 
   // The pooling Session::Embed uses by default: the model's own
   // ({arch}.pooling_type), or mean when it declares none.
@@ -115,10 +125,15 @@ class Model {
   Model() = default;
   absl::Status Bind();
 
+  void PackWeights();
+
   std::unique_ptr<GgufFile> file_;
   ModelConfig config_;
   Weights weights_;
   uint64_t weight_bytes_ = 0;
+  std::vector<std::unique_ptr<PackedMatrix>> packed_;  // what weights_' views point to
+  uint64_t packed_bytes_ = 0;
+  std::vector<std::vector<float>> owned_vectors_;  // norms and biases copied out of the mapping
 };
 
 // One entry of a batch.

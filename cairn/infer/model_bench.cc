@@ -1,6 +1,8 @@
 // Whole-model throughput, llama-bench style (see bench_support.h):
 //   BM_InferPrompt/<threads>   prompt processing: 512 tokens from an empty sequence
 //   BM_InferDecode/<threads>   decoding: 128 single-token steps from an empty sequence
+//   BM_InferBatchStep/<threads>/<n_seq>  n_seq sequences decoding together (continuous
+//                              batching): 32 steps of one token per sequence
 // The `tokens_per_second` counter is the figure to compare with llama-bench's pp512 and
 // tg128. The model is CAIRN_INFER_BENCH_MODEL (a GGUF path, e.g. one written by
 // `cairn model synth --preset smollm2-135m --type q8_0`); without it a tiny synthesized
@@ -8,6 +10,8 @@
 #include <benchmark/benchmark.h>
 
 #include <cstdlib>
+#include <cstring>
+#include <fstream>
 #include <memory>
 #include <string>
 #include <vector>
@@ -91,7 +95,52 @@ void BM_InferDecode(benchmark::State& state) {
   state.SetLabel(model->config().name);
 }
 
+// A /proc/self/status field in MiB (0 where there is none).
+double ResidentMiB(const char* field) {
+  std::ifstream in("/proc/self/status");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind(field, 0) == 0) return std::strtod(line.c_str() + std::strlen(field), nullptr) / 1024;
+  }
+  return 0;
+}
+
+// What continuous batching does: n_seq sequences decoding together, one token of each
+// per Forward (logits for all), 32 steps from empty slots per iteration.
+void BM_InferBatchStep(benchmark::State& state) {
+  const Model* model = BenchModel();
+  if (model == nullptr || !model->has_logits()) return state.SkipWithError("no decoder model");
+  const int n_seq = static_cast<int>(state.range(1));
+  constexpr int kSteps = 32;
+  ContextOptions o;
+  o.n_ctx = static_cast<uint32_t>(n_seq * kSteps);
+  o.n_seq = static_cast<uint32_t>(n_seq);
+  o.n_threads = static_cast<int>(state.range(0));
+  absl::StatusOr<std::unique_ptr<Context>> ctx = Context::Create(*model, o);
+  if (!ctx.ok()) return state.SkipWithError(std::string(ctx.status().message()).c_str());
+  const std::vector<int32_t> tokens = Tokens(n_seq * kSteps, model->n_vocab());
+  std::vector<BatchToken> batch(static_cast<size_t>(n_seq));
+  for (auto _ : state) {
+    for (int s = 0; s < n_seq; ++s) (*ctx)->ClearSeq(s);
+    for (int step = 0; step < kSteps; ++step) {
+      for (int s = 0; s < n_seq; ++s) batch[static_cast<size_t>(s)] = {tokens[static_cast<size_t>(step * n_seq + s)], s, step, true};
+      if (!(*ctx)->Forward(batch).ok()) return state.SkipWithError("forward failed");
+    }
+  }
+  state.counters["tokens_per_second"] =
+      benchmark::Counter(static_cast<double>(n_seq * kSteps), benchmark::Counter::kIsIterationInvariantRate);
+  // Seconds per Forward (Google Benchmark prints it with an SI prefix, e.g. 27m = 27 ms).
+  state.counters["step"] = benchmark::Counter(
+      kSteps, benchmark::Counter::Flags(benchmark::Counter::kIsIterationInvariantRate | benchmark::Counter::kInvert));
+  state.counters["packed_MiB"] = static_cast<double>(model->packed_bytes()) / (1 << 20);
+  state.counters["weights_MiB"] = static_cast<double>(model->weight_bytes()) / (1 << 20);
+  state.counters["rss_MiB"] = ResidentMiB("VmRSS:");
+  state.counters["peak_rss_MiB"] = ResidentMiB("VmHWM:");
+  state.SetLabel(model->config().name);
+}
+
 BENCHMARK(BM_InferPrompt)->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_InferBatchStep)->ArgsProduct({{1, 2}, {1, 4, 16}})->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_InferDecode)->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond)->UseRealTime();
 
 }  // namespace
