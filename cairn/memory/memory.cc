@@ -45,6 +45,7 @@ constexpr const char* kSchema[] = {
     " hlc INTEGER NOT NULL)",
     "CREATE INDEX facts_sp ON facts(ns, subject, predicate)",
     "CREATE INDEX facts_object ON facts(object_entity)",
+    "CREATE INDEX facts_subject ON facts(subject)",
     "CREATE TABLE fact_sources(fact INTEGER NOT NULL, episode INTEGER NOT NULL, PRIMARY KEY(fact, episode))",
     "CREATE INDEX fact_sources_episode ON fact_sources(episode)",
 };
@@ -84,7 +85,8 @@ absl::Status CheckOrCreateSchema(Conn& db) {
   if (version != std::to_string(kSchemaVersion))
     return absl::FailedPreconditionError(fmt::format(
         "memory store '{}' has schema version {}; this build reads version {}", db.path(), version, kSchemaVersion));
-  return absl::OkStatus();
+  // Recall looks facts up by subject (graph signal); stores made before this index get it here.
+  return db.Exec("CREATE INDEX IF NOT EXISTS facts_subject ON facts(subject)");
 }
 
 std::string JoinIds(const std::vector<uint64_t>& ids) {
@@ -320,10 +322,36 @@ absl::Status MemoryStore::CheckWrite(const std::string& agent, const std::string
 absl::Status MemoryStore::Impl::EnsureWritable(const std::string& agent, const std::string& ns) {
   CAIRN_RETURN_IF_ERROR(ValidateNamespaceName(ns));
   if (agent.empty()) return absl::InvalidArgumentError("memory: the author (agent) must not be empty");
+  std::pair<std::string, std::string> key(agent, ns);
+  if (writable.count(key)) return absl::OkStatus();
   absl::Status s = CheckAccess(*wdb, agent, ns, true);
-  if (!absl::IsNotFound(s)) return s;
-  CAIRN_ASSIGN_OR_RETURN(Stmt ins, wdb->Prepare("INSERT INTO namespaces(name, owner, shared, hlc) VALUES (?, ?, 0, ?)"));
-  return ins.BindAll(ns, agent, hlc->Now()).Run();
+  if (absl::IsNotFound(s)) {
+    CAIRN_ASSIGN_OR_RETURN(Stmt ins, wdb->Prepare("INSERT INTO namespaces(name, owner, shared, hlc) VALUES (?, ?, 0, ?)"));
+    s = ins.BindAll(ns, agent, hlc->Now()).Run();
+  }
+  if (s.ok()) writable.insert(std::move(key));
+  return s;
+}
+
+void MemoryStore::Impl::AddRelation(const std::string& ns, uint64_t src, uint64_t dst, const std::string& predicate) {
+  auto [it, inserted] = pending.relations.try_emplace(std::make_tuple(src, dst, predicate), ns, 0.0);
+  it->second.second += 1;
+}
+
+absl::Status MemoryStore::Impl::FlushPending() {
+  for (const auto& [eid, n] : pending.mentions) {
+    CAIRN_ASSIGN_OR_RETURN(Stmt c, wdb->Prepare("UPDATE entities SET mentions = mentions + ? WHERE id = ?"));
+    CAIRN_RETURN_IF_ERROR(c.BindAll(n, eid).Run());
+  }
+  for (const auto& [key, v] : pending.relations) {
+    CAIRN_ASSIGN_OR_RETURN(Stmt r, wdb->Prepare("INSERT INTO relations(ns, src, dst, predicate, weight) VALUES"
+                                                " (?, ?, ?, ?, ?) ON CONFLICT(src, dst, predicate)"
+                                                " DO UPDATE SET weight = weight + excluded.weight"));
+    CAIRN_RETURN_IF_ERROR(
+        r.BindAll(v.first, std::get<0>(key), std::get<1>(key), std::get<2>(key), v.second).Run());
+  }
+  pending.Clear();
+  return absl::OkStatus();
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -457,18 +485,13 @@ absl::StatusOr<uint64_t> MemoryStore::Impl::RememberOne(const Episode& in, Remem
   for (uint64_t eid : mentioned) {
     CAIRN_ASSIGN_OR_RETURN(Stmt m, wdb->Prepare("INSERT OR IGNORE INTO mentions(episode, entity) VALUES (?, ?)"));
     CAIRN_RETURN_IF_ERROR(m.BindAll(id, eid).Run());
-    CAIRN_ASSIGN_OR_RETURN(Stmt c, wdb->Prepare("UPDATE entities SET mentions = mentions + 1 WHERE id = ?"));
-    CAIRN_RETURN_IF_ERROR(c.BindAll(eid).Run());
+    ++pending.mentions[eid];
   }
+  static const std::string kMentionedWith = "mentioned_with";
   const size_t cap = std::min<size_t>(mentioned.size(), 8);
   for (size_t a = 0; a < cap; ++a) {
-    for (size_t b = a + 1; b < cap; ++b) {
-      CAIRN_ASSIGN_OR_RETURN(Stmt r, wdb->Prepare("INSERT INTO relations(ns, src, dst, predicate, weight) VALUES"
-                                                  " (?, ?, ?, 'mentioned_with', 1) ON CONFLICT(src, dst, predicate)"
-                                                  " DO UPDATE SET weight = weight + 1"));
-      CAIRN_RETURN_IF_ERROR(
-          r.BindAll(in.ns, std::min(mentioned[a], mentioned[b]), std::max(mentioned[a], mentioned[b])).Run());
-    }
+    for (size_t b = a + 1; b < cap; ++b)
+      AddRelation(in.ns, std::min(mentioned[a], mentioned[b]), std::max(mentioned[a], mentioned[b]), kMentionedWith);
   }
   result.entity_ids = mentioned;
   for (const ExtractedFact& f : ex.facts) {
@@ -547,12 +570,7 @@ absl::Status MemoryStore::Impl::ApplyFact(const FactWrite& w, RememberResult& re
                                       w.valid_from_ms, now, w.confidence, w.hlc)
                               .Run());
     fact_id = static_cast<uint64_t>(wdb->LastInsertId());
-    if (w.object_id != 0) {
-      CAIRN_ASSIGN_OR_RETURN(Stmt r, wdb->Prepare("INSERT INTO relations(ns, src, dst, predicate, weight) VALUES"
-                                                  " (?, ?, ?, ?, 1) ON CONFLICT(src, dst, predicate)"
-                                                  " DO UPDATE SET weight = weight + 1"));
-      CAIRN_RETURN_IF_ERROR(r.BindAll(w.ns, w.subject_id, w.object_id, w.predicate).Run());
-    }
+    if (w.object_id != 0) AddRelation(w.ns, w.subject_id, w.object_id, w.predicate);
     if (IsSingleValued(w.predicate)) CAIRN_RETURN_IF_ERROR(Retimeline(w.ns, w.subject_id, w.predicate, now, result));
   }
   if (w.episode_id) {
@@ -560,8 +578,11 @@ absl::Status MemoryStore::Impl::ApplyFact(const FactWrite& w, RememberResult& re
     CAIRN_RETURN_IF_ERROR(src.BindAll(fact_id, w.episode_id).Run());
   }
   result.fact_ids.push_back(fact_id);
-  CAIRN_ASSIGN_OR_RETURN(vector::Point p, FactPoint(fact_id));
-  points.push_back(std::move(p));
+  if (same_id == 0) {
+    // A confirmation changes only the confidence, which the vector does not hold.
+    CAIRN_ASSIGN_OR_RETURN(vector::Point p, FactPoint(fact_id));
+    points.push_back(std::move(p));
+  }
   return absl::OkStatus();
 }
 
@@ -622,7 +643,7 @@ absl::StatusOr<std::vector<RememberResult>> MemoryStore::RememberBatch(std::span
   std::lock_guard<std::mutex> l(impl_->write_mu);
   std::vector<RememberResult> results(episodes.size());
   std::vector<vector::Point> points;
-  absl::Status s = InTransaction(*impl_->wdb, [&]() -> absl::Status {
+  absl::Status s = impl_->WriteTx([&]() -> absl::Status {
     for (size_t i = 0; i < episodes.size(); ++i) {
       absl::StatusOr<uint64_t> id = impl_->RememberOne(episodes[i], results[i], points);
       if (!id.ok())
@@ -647,7 +668,7 @@ absl::StatusOr<Fact> MemoryStore::AddFact(const FactInput& in) {
     Impl& im = *impl_;
     RememberResult result;
     std::vector<vector::Point> points;
-    absl::Status s = InTransaction(*im.wdb, [&]() -> absl::Status {
+    absl::Status s = im.WriteTx([&]() -> absl::Status {
       CAIRN_RETURN_IF_ERROR(im.EnsureWritable(in.author, in.ns));
       if (in.subject.empty()) return absl::InvalidArgumentError("fact subject is required");
       Impl::FactWrite w;

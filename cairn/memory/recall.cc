@@ -125,16 +125,24 @@ absl::StatusOr<std::vector<Recalled>> MemoryStore::Recall(const RecallQuery& q) 
   if (q.bm25_weight > 0 && q.episodes) {
     const std::string match = vector::TextIndex::MatchExpression(ContentWords(q.text));
     if (!match.empty()) {
-      CAIRN_ASSIGN_OR_RETURN(
-          Stmt s, db.Prepare("SELECT e.id FROM episodes_fts JOIN episodes e ON e.id = episodes_fts.rowid WHERE"
-                             " episodes_fts MATCH ?1 AND e.time_ms <= ?2 AND (?3 OR e.archived = 0) AND e.ns IN"
-                             " (SELECT value FROM json_each(?4)) ORDER BY bm25(episodes_fts) LIMIT ?5"));
-      s.BindAll(match, as_of, q.include_archived, ns_json, static_cast<int64_t>(n));
+      // FTS5 ranks its matches by itself (ORDER BY rank is bm25 here); each one is then
+      // checked against the query's filters until n pass, so a large store looks up a few
+      // episode rows rather than joining every match before sorting.
+      CAIRN_ASSIGN_OR_RETURN(Stmt s, db.Prepare("SELECT rowid FROM episodes_fts WHERE episodes_fts MATCH ?1"
+                                                " ORDER BY rank"));
+      CAIRN_ASSIGN_OR_RETURN(Stmt e, db.Prepare("SELECT ns, time_ms <= ?2 AND (?3 OR archived = 0) FROM episodes"
+                                                " WHERE id = ?1"));
+      s.Bind(1, match);
       std::vector<uint64_t> ids;
-      while (true) {
+      while (ids.size() < n) {
         CAIRN_ASSIGN_OR_RETURN(bool row, s.Step());
         if (!row) break;
-        ids.push_back(static_cast<uint64_t>(s.Int(0)));
+        const uint64_t id = static_cast<uint64_t>(s.Int(0));
+        e.BindAll(id, as_of, q.include_archived);
+        CAIRN_ASSIGN_OR_RETURN(bool found, e.Step());
+        const bool keep = found && e.Int(1) != 0 && allowed.count(e.Text(0)) > 0;
+        CAIRN_RETURN_IF_ERROR(e.Reset());
+        if (keep) ids.push_back(id);
       }
       add_list("bm25", ids);
       signals.emplace_back("bm25", q.bm25_weight);
@@ -220,11 +228,18 @@ absl::StatusOr<std::vector<Recalled>> MemoryStore::Recall(const RecallQuery& q) 
           }
         }
         if (q.facts && wn.first >= 0.5) {
+          // The 50 oldest facts about the entity, each side read in id order from its index
+          // (facts_subject, facts_object) rather than a scan of the table.
           CAIRN_ASSIGN_OR_RETURN(
-              Stmt f, db.Prepare(q.as_of_ms ? "SELECT id FROM facts WHERE (subject = ?1 OR object_entity = ?1) AND"
-                                              " valid_from <= ?2 AND (valid_to IS NULL OR valid_to > ?2) LIMIT 50"
-                                            : "SELECT id FROM facts WHERE (subject = ?1 OR object_entity = ?1) AND"
-                                              " valid_to IS NULL AND ?2 = ?2 LIMIT 50"));
+              Stmt f, db.Prepare(q.as_of_ms ? "SELECT id FROM (SELECT id FROM facts WHERE subject = ?1 AND valid_from <= ?2"
+                                              " AND (valid_to IS NULL OR valid_to > ?2) ORDER BY id LIMIT 50) UNION"
+                                              " SELECT id FROM (SELECT id FROM facts WHERE object_entity = ?1 AND"
+                                              " valid_from <= ?2 AND (valid_to IS NULL OR valid_to > ?2) ORDER BY id"
+                                              " LIMIT 50) ORDER BY id LIMIT 50"
+                                            : "SELECT id FROM (SELECT id FROM facts WHERE subject = ?1 AND valid_to IS"
+                                              " NULL AND ?2 = ?2 ORDER BY id LIMIT 50) UNION SELECT id FROM (SELECT id"
+                                              " FROM facts WHERE object_entity = ?1 AND valid_to IS NULL ORDER BY id"
+                                              " LIMIT 50) ORDER BY id LIMIT 50"));
           f.BindAll(eid, as_of);
           while (true) {
             CAIRN_ASSIGN_OR_RETURN(bool row, f.Step());
@@ -236,8 +251,11 @@ absl::StatusOr<std::vector<Recalled>> MemoryStore::Recall(const RecallQuery& q) 
         }
       }
       std::vector<std::pair<double, uint64_t>> ranked;
+      ranked.reserve(score.size());
       for (const auto& [id, s] : score) ranked.emplace_back(-s, id);
-      std::sort(ranked.begin(), ranked.end());
+      // (score, id) is a total order: the first n after a partial sort are those of a full one.
+      const size_t top = std::min(ranked.size(), n);
+      std::partial_sort(ranked.begin(), ranked.begin() + static_cast<std::ptrdiff_t>(top), ranked.end());
       std::vector<uint64_t> ids;
       for (size_t i = 0; i < ranked.size() && ids.size() < n; ++i) ids.push_back(ranked[i].second);
       add_list("graph", ids);

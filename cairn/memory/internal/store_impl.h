@@ -6,7 +6,9 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
+#include <tuple>
 #include <unordered_map>
 #include <vector>
 
@@ -45,6 +47,40 @@ struct MemoryStore::Impl {
   std::map<std::string, NsEntities, std::less<>> entity_cache;
 
   int64_t NowMs() const { return clock->NowNanos() / 1000000; }
+
+  // Counters the write path only adds to (entity mentions, relation weights): summed in
+  // memory over a transaction and written once per row at its end (FlushPending), which
+  // leaves the committed state the same as adding them one by one. Guarded by write_mu.
+  struct Pending {
+    std::map<uint64_t, int64_t> mentions;  // entity -> mentions to add
+    // (src, dst, predicate) -> (ns of the first write, weight to add)
+    std::map<std::tuple<uint64_t, uint64_t, std::string>, std::pair<std::string, double>> relations;
+    void Clear() {
+      mentions.clear();
+      relations.clear();
+    }
+  };
+  Pending pending;
+  // (author, namespace) pairs found writable in the current transaction (nothing else can
+  // change the rules while it holds the write lock). Guarded by write_mu.
+  std::set<std::pair<std::string, std::string>> writable;
+
+  // Runs `body` in a write transaction (write_mu held), flushing the pending counters
+  // before the commit.
+  template <typename F>
+  absl::Status WriteTx(F&& body) {
+    pending.Clear();
+    writable.clear();
+    absl::Status s = internal::InTransaction(*wdb, [&]() -> absl::Status {
+      if (absl::Status b = body(); !b.ok()) return b;
+      return FlushPending();
+    });
+    pending.Clear();
+    writable.clear();
+    return s;
+  }
+  absl::Status FlushPending();
+  void AddRelation(const std::string& ns, uint64_t src, uint64_t dst, const std::string& predicate);
 
   // Namespace rules, on the given connection.
   absl::Status CheckAccess(internal::Conn& db, const std::string& agent, const std::string& ns, bool write) const;
