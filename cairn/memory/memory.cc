@@ -334,8 +334,9 @@ absl::Status MemoryStore::Impl::EnsureWritable(const std::string& agent, const s
 }
 
 void MemoryStore::Impl::AddRelation(const std::string& ns, uint64_t src, uint64_t dst, const std::string& predicate) {
-  auto [it, inserted] = pending.relations.try_emplace(std::make_tuple(src, dst, predicate), ns, 0.0);
-  it->second.second += 1;
+  auto [it, inserted] = pending.relations.try_emplace(std::make_tuple(src, dst, predicate), pending.relation_order.size());
+  if (inserted) pending.relation_order.push_back({ns, src, dst, predicate, 0.0});
+  pending.relation_order[it->second].weight += 1;
 }
 
 absl::Status MemoryStore::Impl::FlushPending() {
@@ -343,12 +344,11 @@ absl::Status MemoryStore::Impl::FlushPending() {
     CAIRN_ASSIGN_OR_RETURN(Stmt c, wdb->Prepare("UPDATE entities SET mentions = mentions + ? WHERE id = ?"));
     CAIRN_RETURN_IF_ERROR(c.BindAll(n, eid).Run());
   }
-  for (const auto& [key, v] : pending.relations) {
+  for (const Pending::RelationAdd& a : pending.relation_order) {
     CAIRN_ASSIGN_OR_RETURN(Stmt r, wdb->Prepare("INSERT INTO relations(ns, src, dst, predicate, weight) VALUES"
                                                 " (?, ?, ?, ?, ?) ON CONFLICT(src, dst, predicate)"
                                                 " DO UPDATE SET weight = weight + excluded.weight"));
-    CAIRN_RETURN_IF_ERROR(
-        r.BindAll(v.first, std::get<0>(key), std::get<1>(key), std::get<2>(key), v.second).Run());
+    CAIRN_RETURN_IF_ERROR(r.BindAll(a.ns, a.src, a.dst, a.predicate, a.weight).Run());
   }
   pending.Clear();
   return absl::OkStatus();

@@ -71,6 +71,11 @@ std::string ContentWords(const std::string& text) {
   return kept.empty() ? text : kept;
 }
 
+// Graph: the newest mentions read per entity named in the query, and per neighbour 1 and 2
+// hops away (busy entities are mentioned in a large share of a big store; the neighbours'
+// newest mentions are what they add).
+constexpr int64_t kHop1Mentions = 1000, kHop2Mentions = 200;
+
 struct Candidate {
   std::map<std::string, size_t> ranks;  // signal -> 1-based rank
   std::set<std::string> entities;       // graph: the query entities it mentions
@@ -123,13 +128,19 @@ absl::StatusOr<std::vector<Recalled>> MemoryStore::Recall(const RecallQuery& q) 
 
   // BM25 over episodes.
   if (q.bm25_weight > 0 && q.episodes) {
-    const std::string match = vector::TextIndex::MatchExpression(ContentWords(q.text));
+    std::string match = vector::TextIndex::MatchExpression(ContentWords(q.text));
+    bool newest_only = false;
+    if (!match.empty()) {
+      CAIRN_ASSIGN_OR_RETURN(match, im.BoundedMatch(db, match, &newest_only));
+    }
     if (!match.empty()) {
       // FTS5 ranks its matches by itself (ORDER BY rank is bm25 here); each one is then
       // checked against the query's filters until n pass, so a large store looks up a few
       // episode rows rather than joining every match before sorting.
-      CAIRN_ASSIGN_OR_RETURN(Stmt s, db.Prepare("SELECT rowid FROM episodes_fts WHERE episodes_fts MATCH ?1"
-                                                " ORDER BY rank"));
+      CAIRN_ASSIGN_OR_RETURN(Stmt s, db.Prepare(newest_only ? "SELECT rowid FROM episodes_fts WHERE episodes_fts"
+                                                              " MATCH ?1 ORDER BY rowid DESC"
+                                                            : "SELECT rowid FROM episodes_fts WHERE episodes_fts"
+                                                              " MATCH ?1 ORDER BY rank"));
       CAIRN_ASSIGN_OR_RETURN(Stmt e, db.Prepare("SELECT ns, time_ms <= ?2 AND (?3 OR archived = 0) FROM episodes"
                                                 " WHERE id = ?1"));
       s.Bind(1, match);
@@ -217,8 +228,8 @@ absl::StatusOr<std::vector<Recalled>> MemoryStore::Recall(const RecallQuery& q) 
         const double idf = std::log(1 + total / mentions);
         if (q.episodes) {
           CAIRN_ASSIGN_OR_RETURN(Stmt m, db.Prepare("SELECT episode FROM mentions WHERE entity = ? ORDER BY episode"
-                                                    " DESC LIMIT 5000"));
-          m.Bind(1, eid);
+                                                    " DESC LIMIT ?"));
+          m.BindAll(eid, wn.first >= 1 ? 5000 : wn.first >= 0.5 ? kHop1Mentions : kHop2Mentions);
           while (true) {
             CAIRN_ASSIGN_OR_RETURN(bool row, m.Step());
             if (!row) break;
@@ -361,6 +372,65 @@ absl::StatusOr<std::vector<Recalled>> MemoryStore::Recall(const RecallQuery& q) 
     }
     for (const std::string& e : c.entities) r.why.push_back("graph:" + e);
     out.push_back(std::move(r));
+  }
+  return out;
+}
+
+// BM25 scores every episode that holds a query word, so in a big store a query of common
+// words costs time in proportion to the store. When the words' episode counts add up to more
+// than kBm25Postings, the most common words are left out (they weigh least in BM25) until the
+// rest fit; when even the rarest one is in more episodes than that, BM25 returns the newest
+// episodes that hold it. A store smaller than kBm25Postings is always ranked exactly.
+absl::StatusOr<std::string> MemoryStore::Impl::BoundedMatch(Conn& db, const std::string& match, bool* newest_only) {
+  *newest_only = false;
+  std::vector<std::string> terms;  // each '"word"'
+  for (size_t i = 0; i < match.size();) {
+    size_t j = match.find(" OR ", i);
+    if (j == std::string::npos) j = match.size();
+    terms.push_back(match.substr(i, j - i));
+    i = j + 4;
+  }
+  int64_t episodes = 0;
+  {
+    CAIRN_ASSIGN_OR_RETURN(Stmt c, db.Prepare("SELECT max(id) FROM episodes"));
+    CAIRN_ASSIGN_OR_RETURN(bool row, c.Step());
+    if (row) episodes = c.Int(0);
+  }
+  if (episodes <= kBm25Postings) return match;
+  // Episode counts, counted up to kBm25Postings + 1 and cached while the store grows by
+  // less than a tenth.
+  std::vector<std::pair<int64_t, size_t>> df;  // (episodes holding it, term index)
+  int64_t total = 0;
+  for (size_t i = 0; i < terms.size(); ++i) {
+    std::string key = NormalizeName(terms[i]);
+    auto it = term_counts.find(key);
+    if (it == term_counts.end() || episodes > it->second.second + it->second.second / 10) {
+      CAIRN_ASSIGN_OR_RETURN(Stmt c, db.Prepare("SELECT count(*) FROM (SELECT rowid FROM episodes_fts WHERE"
+                                                " episodes_fts MATCH ?1 LIMIT ?2)"));
+      c.BindAll(terms[i], kBm25Postings + 1);
+      CAIRN_ASSIGN_OR_RETURN(bool row, c.Step());
+      if (term_counts.size() > 100000) term_counts.clear();
+      it = term_counts.insert_or_assign(key, std::make_pair(row ? c.Int(0) : 0, episodes)).first;
+    }
+    df.emplace_back(it->second.first, i);
+    total += it->second.first;
+  }
+  if (total <= kBm25Postings) return match;
+  std::sort(df.begin(), df.end());
+  std::vector<bool> keep(terms.size(), false);
+  int64_t sum = 0;
+  for (const auto& [count, i] : df) {
+    if (count == 0) continue;
+    if (sum + count > kBm25Postings && sum > 0) break;
+    keep[i] = true;
+    sum += count;
+  }
+  if (sum > kBm25Postings) *newest_only = true;
+  std::string out;
+  for (size_t i = 0; i < terms.size(); ++i) {
+    if (!keep[i]) continue;
+    if (!out.empty()) out += " OR ";
+    out += terms[i];
   }
   return out;
 }

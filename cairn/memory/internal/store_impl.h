@@ -53,11 +53,20 @@ struct MemoryStore::Impl {
   // leaves the committed state the same as adding them one by one. Guarded by write_mu.
   struct Pending {
     std::map<uint64_t, int64_t> mentions;  // entity -> mentions to add
-    // (src, dst, predicate) -> (ns of the first write, weight to add)
-    std::map<std::tuple<uint64_t, uint64_t, std::string>, std::pair<std::string, double>> relations;
+    // (src, dst, predicate) -> index in relation_order; written in first-write order, so new
+    // rows get the rowids (and ties in weight the order) they would get one by one.
+    std::map<std::tuple<uint64_t, uint64_t, std::string>, size_t> relations;
+    struct RelationAdd {
+      std::string ns;  // of the first write
+      uint64_t src, dst;
+      std::string predicate;
+      double weight;
+    };
+    std::vector<RelationAdd> relation_order;
     void Clear() {
       mentions.clear();
       relations.clear();
+      relation_order.clear();
     }
   };
   Pending pending;
@@ -109,6 +118,11 @@ struct MemoryStore::Impl {
   absl::Status SyncVectors();
 
   // Read helpers on the read connection (read_mu held).
+  // Recall's BM25 match expression, cut down for a big store (recall.cc).
+  static constexpr int64_t kBm25Postings = 4096;
+  absl::StatusOr<std::string> BoundedMatch(internal::Conn& db, const std::string& match, bool* newest_only);
+  // word -> (episodes holding it, up to kBm25Postings + 1; store size when counted); read_mu
+  std::unordered_map<std::string, std::pair<int64_t, int64_t>> term_counts;
   absl::StatusOr<Fact> LoadFact(internal::Conn& db, uint64_t id) const;
   absl::StatusOr<Episode> LoadEpisode(internal::Conn& db, uint64_t id) const;
 };
