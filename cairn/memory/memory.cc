@@ -38,6 +38,8 @@ constexpr const char* kSchema[] = {
     "CREATE TABLE relations(ns TEXT NOT NULL, src INTEGER NOT NULL, dst INTEGER NOT NULL, predicate TEXT NOT NULL,"
     " weight REAL NOT NULL, PRIMARY KEY(src, dst, predicate))",
     "CREATE INDEX relations_dst ON relations(dst)",
+    "CREATE INDEX relations_src_weight ON relations(src, weight DESC, dst, predicate)",
+    "CREATE INDEX relations_dst_weight ON relations(dst, weight DESC)",
     "CREATE TABLE facts(id INTEGER PRIMARY KEY, ns TEXT NOT NULL, author TEXT NOT NULL, subject INTEGER NOT NULL,"
     " predicate TEXT NOT NULL, object TEXT NOT NULL, object_key TEXT NOT NULL, object_entity INTEGER NOT NULL,"
     " valid_from INTEGER NOT NULL, valid_to INTEGER, recorded_at INTEGER NOT NULL, superseded_at INTEGER,"
@@ -85,8 +87,13 @@ absl::Status CheckOrCreateSchema(Conn& db) {
   if (version != std::to_string(kSchemaVersion))
     return absl::FailedPreconditionError(fmt::format(
         "memory store '{}' has schema version {}; this build reads version {}", db.path(), version, kSchemaVersion));
-  // Recall looks facts up by subject (graph signal); stores made before this index get it here.
-  return db.Exec("CREATE INDEX IF NOT EXISTS facts_subject ON facts(subject)");
+  // Indexes recall's graph signal reads (facts by subject, an entity's strongest relations);
+  // stores made before they were added get them here.
+  for (const char* sql : {"CREATE INDEX IF NOT EXISTS facts_subject ON facts(subject)",
+                          "CREATE INDEX IF NOT EXISTS relations_src_weight ON relations(src, weight DESC, dst, predicate)",
+                          "CREATE INDEX IF NOT EXISTS relations_dst_weight ON relations(dst, weight DESC)"})
+    CAIRN_RETURN_IF_ERROR(db.Exec(sql));
+  return absl::OkStatus();
 }
 
 std::string JoinIds(const std::vector<uint64_t>& ids) {

@@ -74,7 +74,7 @@ std::string ContentWords(const std::string& text) {
 // Graph: the newest mentions read per entity named in the query, and per neighbour 1 and 2
 // hops away (busy entities are mentioned in a large share of a big store; the neighbours'
 // newest mentions are what they add).
-constexpr int64_t kHop1Mentions = 1000, kHop2Mentions = 200;
+constexpr int64_t kHop0Mentions = 2000, kHop1Mentions = 1000, kHop2Mentions = 200;
 
 struct Candidate {
   std::map<std::string, size_t> ranks;  // signal -> 1-based rank
@@ -192,8 +192,15 @@ absl::StatusOr<std::vector<Recalled>> MemoryStore::Recall(const RecallQuery& q) 
       std::vector<uint64_t> next;
       const double w = std::pow(0.5, hop);
       for (uint64_t src : frontier) {
-        CAIRN_ASSIGN_OR_RETURN(Stmt r, db.Prepare("SELECT CASE WHEN src = ?1 THEN dst ELSE src END, weight FROM"
-                                                  " relations WHERE src = ?1 OR dst = ?1 ORDER BY weight DESC LIMIT ?2"));
+        // The strongest relations of src, either side; among equal weights those where it is
+        // the source first (by dst, predicate), then the others in the order they were made.
+        // Each side is read best-first from its index (relations_src_weight, relations_dst_weight).
+        CAIRN_ASSIGN_OR_RETURN(
+            Stmt r, db.Prepare("SELECT o, weight FROM (SELECT * FROM (SELECT dst AS o, weight, 0 AS side, dst AS k1,"
+                               " predicate AS k2, 0 AS k3 FROM relations WHERE src = ?1 ORDER BY weight DESC, dst,"
+                               " predicate LIMIT ?2) UNION ALL SELECT * FROM (SELECT src, weight, 1, 0, '', rowid FROM"
+                               " relations WHERE dst = ?1 ORDER BY weight DESC, rowid LIMIT ?2)) ORDER BY weight DESC,"
+                               " side, k1, k2, k3 LIMIT ?2"));
         r.BindAll(src, hop == 1 ? 8 : 4);
         while (true) {
           CAIRN_ASSIGN_OR_RETURN(bool row, r.Step());
@@ -229,7 +236,7 @@ absl::StatusOr<std::vector<Recalled>> MemoryStore::Recall(const RecallQuery& q) 
         if (q.episodes) {
           CAIRN_ASSIGN_OR_RETURN(Stmt m, db.Prepare("SELECT episode FROM mentions WHERE entity = ? ORDER BY episode"
                                                     " DESC LIMIT ?"));
-          m.BindAll(eid, wn.first >= 1 ? 5000 : wn.first >= 0.5 ? kHop1Mentions : kHop2Mentions);
+          m.BindAll(eid, wn.first >= 1 ? kHop0Mentions : wn.first >= 0.5 ? kHop1Mentions : kHop2Mentions);
           while (true) {
             CAIRN_ASSIGN_OR_RETURN(bool row, m.Step());
             if (!row) break;
