@@ -15,6 +15,7 @@
 // checkpoints (10 K, 100 K, 1 M and the end), the bytes on disk and the resident memory
 // per episode. The extraction share is the time RuleExtractor alone takes on the same
 // episodes (a separate pass over them) divided by the remember time.
+#include <fmt/format.h>
 #include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
@@ -26,13 +27,11 @@
 #include <filesystem>
 #include <fstream>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <random>
 #include <string>
 #include <unordered_set>
 #include <vector>
-
-#include <fmt/format.h>
-#include <nlohmann/json.hpp>
 
 #include "cairn/cli/commands.h"
 #include "cairn/memory/extractor.h"
@@ -57,26 +56,26 @@ struct MemoryBenchFlags {
 // ---------------------------------------------------------------------------------------------
 // Synthetic episodes
 
-constexpr const char* kSyllables[] = {"ka", "lo", "mi", "ne", "ru", "sa", "ti", "vo", "ze", "ba", "de", "fi",
-                                      "go", "hu", "ja", "ke", "li", "mo", "nu", "pa", "qui", "re", "si", "to",
-                                      "ul", "va", "wen", "xo", "yal", "zu", "bro", "cla", "dri", "fen", "gar", "hel",
-                                      "ist", "jor", "kel", "lum", "mar", "nor", "ost", "pel", "ran", "sto", "tur", "ven"};
+constexpr const char* kSyllables[] = {
+    "ka",  "lo",  "mi",  "ne",  "ru",  "sa",  "ti",  "vo",  "ze",  "ba",  "de",  "fi",  "go",  "hu",  "ja",  "ke",
+    "li",  "mo",  "nu",  "pa",  "qui", "re",  "si",  "to",  "ul",  "va",  "wen", "xo",  "yal", "zu",  "bro", "cla",
+    "dri", "fen", "gar", "hel", "ist", "jor", "kel", "lum", "mar", "nor", "ost", "pel", "ran", "sto", "tur", "ven"};
 constexpr size_t kNumSyllables = sizeof(kSyllables) / sizeof(kSyllables[0]);
 constexpr const char* kFirst[] = {
-    "Alma",   "Bruno",  "Carmen", "Dmitri", "Elena", "Farid",  "Greta",  "Hiro",   "Ingrid", "Jonas",  "Kemal",
-    "Leila",  "Marco",  "Nadia",  "Oskar",  "Priya", "Quentin", "Rosa",  "Sven",   "Tamara", "Umar",   "Vera",
-    "Wendel", "Xenia",  "Yusuf",  "Zora",   "Anouk", "Basil",  "Celine", "Dario",  "Esme",   "Felix",  "Gaia",
-    "Hamid",  "Ilse",   "Joaquin", "Kaja",  "Lorenz", "Mireille", "Nikolai", "Olufemi", "Paloma", "Rafael",
-    "Saskia", "Tobias", "Ulrike", "Valentin", "Wanjiru", "Yannick", "Zeynep"};
-constexpr const char* kLast[] = {"Okafor", "Lindqvist", "Moreau", "Takahashi", "Novak", "Haddad", "Brennan",
-                                 "Castillo", "Petrov", "Achterberg", "Mbeki", "Santoro", "Kowalski", "Eriksen",
-                                 "Delacroix", "Nakamura", "Fitzgerald", "Oyelaran", "Varga", "Quispe", "Halvorsen",
-                                 "Ibarra", "Jaramillo", "Kuznetsova", "Laurent", "Marchetti", "Nyberg", "Ortega",
-                                 "Pacheco", "Rasmussen"};
-constexpr const char* kOrgSuffix[] = {"Labs", "Inc", "Corp", "University", "Institute", "Hospital", "Foundation",
-                                      "Group", "Bank", "Agency"};
-constexpr const char* kMonths[] = {"January", "February", "March", "April", "May", "June", "July", "August",
-                                   "September", "October", "November", "December"};
+    "Alma",    "Bruno",  "Carmen", "Dmitri", "Elena",  "Farid",   "Greta",    "Hiro",    "Ingrid",   "Jonas",
+    "Kemal",   "Leila",  "Marco",  "Nadia",  "Oskar",  "Priya",   "Quentin",  "Rosa",    "Sven",     "Tamara",
+    "Umar",    "Vera",   "Wendel", "Xenia",  "Yusuf",  "Zora",    "Anouk",    "Basil",   "Celine",   "Dario",
+    "Esme",    "Felix",  "Gaia",   "Hamid",  "Ilse",   "Joaquin", "Kaja",     "Lorenz",  "Mireille", "Nikolai",
+    "Olufemi", "Paloma", "Rafael", "Saskia", "Tobias", "Ulrike",  "Valentin", "Wanjiru", "Yannick",  "Zeynep"};
+constexpr const char* kLast[] = {"Okafor",   "Lindqvist", "Moreau",    "Takahashi",  "Novak",      "Haddad",
+                                 "Brennan",  "Castillo",  "Petrov",    "Achterberg", "Mbeki",      "Santoro",
+                                 "Kowalski", "Eriksen",   "Delacroix", "Nakamura",   "Fitzgerald", "Oyelaran",
+                                 "Varga",    "Quispe",    "Halvorsen", "Ibarra",     "Jaramillo",  "Kuznetsova",
+                                 "Laurent",  "Marchetti", "Nyberg",    "Ortega",     "Pacheco",    "Rasmussen"};
+constexpr const char* kOrgSuffix[] = {"Labs",     "Inc",        "Corp",  "University", "Institute",
+                                      "Hospital", "Foundation", "Group", "Bank",       "Agency"};
+constexpr const char* kMonths[] = {"January", "February", "March",     "April",   "May",      "June",
+                                   "July",    "August",   "September", "October", "November", "December"};
 
 // Samples ranks 0..n-1 with probability proportional to 1 / (rank + 1)^s.
 class Zipf {
@@ -106,7 +105,8 @@ class EpisodeGenerator {
       : rng_(seed), agents_(agents), words_(20000, 1.0), people_z_(2000, 1.1), orgs_z_(400, 1.0), places_z_(300, 1.0) {
     // Words: the base-48 digits (in syllables) of a scrambled index, so ranks are not
     // alphabetical and every word is distinct.
-    for (size_t i = 0; i < 20000; ++i) vocab_.push_back(Spell((i * 7919 + 48 * 48) % (48 * 48 * 48 - 48 * 48) + 48 * 48));
+    for (size_t i = 0; i < 20000; ++i)
+      vocab_.push_back(Spell((i * 7919 + 48 * 48) % (48 * 48 * 48 - 48 * 48) + 48 * 48));
     for (size_t i = 0; i < 2000; ++i) {
       size_t f = (i * 17) % std::size(kFirst), l = (i * 31 + i / std::size(kFirst)) % std::size(kLast);
       people_.push_back(fmt::format("{} {}", kFirst[f], kLast[l]));
@@ -137,12 +137,18 @@ class EpisodeGenerator {
   // A question like the ones agents ask their memory.
   std::string Query() {
     switch (rng_() % 6) {
-      case 0: return fmt::format("Where does {} work?", Person());
-      case 1: return fmt::format("What does {} like?", Person());
-      case 2: return fmt::format("When did {} move to {}?", Person(), Place());
-      case 3: return fmt::format("what about the {} {} near {}", Word(), Word(), Place());
-      case 4: return fmt::format("{} {} {}", Word(), Word(), Word());
-      default: return fmt::format("Who talked with {} about {}?", Person(), Word());
+      case 0:
+        return fmt::format("Where does {} work?", Person());
+      case 1:
+        return fmt::format("What does {} like?", Person());
+      case 2:
+        return fmt::format("When did {} move to {}?", Person(), Place());
+      case 3:
+        return fmt::format("what about the {} {} near {}", Word(), Word(), Place());
+      case 4:
+        return fmt::format("{} {} {}", Word(), Word(), Word());
+      default:
+        return fmt::format("Who talked with {} about {}?", Person(), Word());
     }
   }
 
@@ -196,8 +202,10 @@ class EpisodeGenerator {
                              rng_() % 2 ? "month" : "week");
         }
         return fmt::format("{} lives in {}.", p, places_[static_cast<size_t>(home_[who])]);
-      case 2: return fmt::format("{} likes {}.", p, Words(1 + static_cast<int>(rng_() % 2)));
-      case 3: return fmt::format("{} is a {}.", p, Word());
+      case 2:
+        return fmt::format("{} likes {}.", p, Words(1 + static_cast<int>(rng_() % 2)));
+      case 3:
+        return fmt::format("{} is a {}.", p, Word());
       case 4:
         if (employer_[who] >= 0 && rng_() % 4 == 0) {
           const std::string& o = orgs_[static_cast<size_t>(employer_[who])];
@@ -205,13 +213,20 @@ class EpisodeGenerator {
           return fmt::format("{} does not work at {} anymore.", p, o);
         }
         return fmt::format("{} called about the {} at {}.", p, Words(Few()), Org());
-      case 5: return fmt::format("I met {} to talk about the {} and the {}.", Person(), Words(Few()), Words(2));
-      case 6: return fmt::format("we discussed {} with {} near {}.", Words(Few()), Person(), Place());
-      case 7: return fmt::format("the {} was {} for {} days.", Words(Few()), Words(Few()), 1 + rng_() % 30);
-      case 8: return fmt::format("it seems {} and {}.", Words(Few() + 2), Words(Few()));
-      case 9: return fmt::format("we saw {} at {} after the {}.", Person(), Org(), Words(Few()));
-      case 10: return fmt::format("the report on {} says {}.", Words(Few()), Words(Few() + 4));
-      default: return fmt::format("{} asked about {} in {}.", Person(), Words(Few()), Place());
+      case 5:
+        return fmt::format("I met {} to talk about the {} and the {}.", Person(), Words(Few()), Words(2));
+      case 6:
+        return fmt::format("we discussed {} with {} near {}.", Words(Few()), Person(), Place());
+      case 7:
+        return fmt::format("the {} was {} for {} days.", Words(Few()), Words(Few()), 1 + rng_() % 30);
+      case 8:
+        return fmt::format("it seems {} and {}.", Words(Few() + 2), Words(Few()));
+      case 9:
+        return fmt::format("we saw {} at {} after the {}.", Person(), Org(), Words(Few()));
+      case 10:
+        return fmt::format("the report on {} says {}.", Words(Few()), Words(Few() + 4));
+      default:
+        return fmt::format("{} asked about {} in {}.", Person(), Words(Few()), Place());
     }
   }
 
@@ -226,9 +241,7 @@ class EpisodeGenerator {
 // ---------------------------------------------------------------------------------------------
 // Measurement
 
-double Now() {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
-}
+double Now() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
 
 double CpuSeconds() {
   rusage ru{};
@@ -276,8 +289,7 @@ struct Checkpoint {
 
 int RunMemoryBench(const MemoryBenchFlags& f) {
   const char* cmd = "cairn bench memory";
-  if (f.sync != "full" && f.sync != "normal")
-    return fmt::print(stderr, "{}: --sync must be full or normal\n", cmd), 2;
+  if (f.sync != "full" && f.sync != "normal") return fmt::print(stderr, "{}: --sync must be full or normal\n", cmd), 2;
   std::string dir = f.dir;
   bool temp = false;
   if (dir.empty()) {
@@ -298,8 +310,9 @@ int RunMemoryBench(const MemoryBenchFlags& f) {
     return fmt::print(stderr, "{}: {}\n", cmd, std::string(s.message())), 1;
   for (int a = 1; a < f.agents; ++a) (void)m.Grant(ns, "agent-0", fmt::format("agent-{}", a), true, true);
 
-  fmt::print(stderr, "{}: {} episodes from {} agents into one namespace, batches of {}, synchronous={}, seed {}, in {}\n",
-             cmd, f.episodes, f.agents, f.batch, f.sync, f.seed, dir);
+  fmt::print(stderr,
+             "{}: {} episodes from {} agents into one namespace, batches of {}, synchronous={}, seed {}, in {}\n", cmd,
+             f.episodes, f.agents, f.batch, f.sync, f.seed, dir);
   EpisodeGenerator gen(f.seed, f.agents);
   EpisodeGenerator qgen(f.seed ^ 0x9e3779b97f4a7c15ull, f.agents);
   const std::unordered_set<std::string> known = gen.KnownAliases();
@@ -334,7 +347,8 @@ int RunMemoryBench(const MemoryBenchFlags& f) {
       remember_s += Now() - t0;
       remember_cpu += CpuSeconds() - c0;
       if (!r.ok()) return fmt::print(stderr, "{}: remember: {}\n", cmd, std::string(r.status().message())), 1;
-      for (const auto& x : *r) facts += x.fact_ids.size(), closed += x.closed_fact_ids.size(), mentions += x.entity_ids.size();
+      for (const auto& x : *r)
+        facts += x.fact_ids.size(), closed += x.closed_fact_ids.size(), mentions += x.entity_ids.size();
       done += take;
       if (Now() - last_progress >= 5) {
         last_progress = Now();
@@ -364,7 +378,8 @@ int RunMemoryBench(const MemoryBenchFlags& f) {
     cp.max = Percentile(lat, 1.0);
     cp.cpu_p50 = Percentile(cpu, 0.50), cp.cpu_p99 = Percentile(cpu, 0.99);
     cp.mean_results = f.queries ? static_cast<double>(results) / static_cast<double>(f.queries) : 0;
-    fmt::print(stderr, "  at {} episodes: recall p50 {:.2f} ms, p99 {:.2f} ms (cpu p50 {:.2f}, p99 {:.2f}) over {} queries\n",
+    fmt::print(stderr,
+               "  at {} episodes: recall p50 {:.2f} ms, p99 {:.2f} ms (cpu p50 {:.2f}, p99 {:.2f}) over {} queries\n",
                done, cp.p50, cp.p99, cp.cpu_p50, cp.cpu_p99, f.queries);
     checkpoints.push_back(cp);
   }
@@ -410,9 +425,10 @@ int RunMemoryBench(const MemoryBenchFlags& f) {
                            {"cpu_p50_ms", cp.cpu_p50},
                            {"cpu_p99_ms", cp.cpu_p99},
                            {"mean_results", cp.mean_results}});
-    table += fmt::format("recall    at {:>9} episodes, {} queries, k=10: p50 {:.2f} ms  p95 {:.2f} ms  p99 {:.2f} ms  "
-                         "max {:.2f} ms (cpu p50 {:.2f} ms  p99 {:.2f} ms)\n",
-                         cp.episodes, f.queries, cp.p50, cp.p95, cp.p99, cp.max, cp.cpu_p50, cp.cpu_p99);
+    table += fmt::format(
+        "recall    at {:>9} episodes, {} queries, k=10: p50 {:.2f} ms  p95 {:.2f} ms  p99 {:.2f} ms  "
+        "max {:.2f} ms (cpu p50 {:.2f} ms  p99 {:.2f} ms)\n",
+        cp.episodes, f.queries, cp.p50, cp.p95, cp.p99, cp.max, cp.cpu_p50, cp.cpu_p99);
   }
   table += fmt::format("disk      {:.1f} MiB, {:.0f} bytes per episode\n", static_cast<double>(disk) / 1048576.0,
                        static_cast<double>(disk) / n);

@@ -90,7 +90,8 @@ absl::Status CheckOrCreateSchema(Conn& db) {
   // Indexes recall's graph signal reads (facts by subject, an entity's strongest relations);
   // stores made before they were added get them here.
   for (const char* sql : {"CREATE INDEX IF NOT EXISTS facts_subject ON facts(subject)",
-                          "CREATE INDEX IF NOT EXISTS relations_src_weight ON relations(src, weight DESC, dst, predicate)",
+                          "CREATE INDEX IF NOT EXISTS relations_src_weight ON relations(src, weight DESC, dst,"
+                          " predicate)",
                           "CREATE INDEX IF NOT EXISTS relations_dst_weight ON relations(dst, weight DESC)"})
     CAIRN_RETURN_IF_ERROR(db.Exec(sql));
   return absl::OkStatus();
@@ -333,7 +334,8 @@ absl::Status MemoryStore::Impl::EnsureWritable(const std::string& agent, const s
   if (writable.count(key)) return absl::OkStatus();
   absl::Status s = CheckAccess(*wdb, agent, ns, true);
   if (absl::IsNotFound(s)) {
-    CAIRN_ASSIGN_OR_RETURN(Stmt ins, wdb->Prepare("INSERT INTO namespaces(name, owner, shared, hlc) VALUES (?, ?, 0, ?)"));
+    CAIRN_ASSIGN_OR_RETURN(Stmt ins,
+                           wdb->Prepare("INSERT INTO namespaces(name, owner, shared, hlc) VALUES (?, ?, 0, ?)"));
     s = ins.BindAll(ns, agent, hlc->Now()).Run();
   }
   if (s.ok()) writable.insert(std::move(key));
@@ -341,7 +343,8 @@ absl::Status MemoryStore::Impl::EnsureWritable(const std::string& agent, const s
 }
 
 void MemoryStore::Impl::AddRelation(const std::string& ns, uint64_t src, uint64_t dst, const std::string& predicate) {
-  auto [it, inserted] = pending.relations.try_emplace(std::make_tuple(src, dst, predicate), pending.relation_order.size());
+  auto [it, inserted] =
+      pending.relations.try_emplace(std::make_tuple(src, dst, predicate), pending.relation_order.size());
   if (inserted) pending.relation_order.push_back({ns, src, dst, predicate, 0.0});
   pending.relation_order[it->second].weight += 1;
 }

@@ -575,7 +575,8 @@ TEST(MemoryCrash, AcknowledgedBatchesSurviveKill9) {
   const size_t count = (*m)->EpisodeCount();
   EXPECT_GE(count, last);
   EXPECT_EQ(count % kBatch, 0u) << "a batch was half written";
-  for (uint64_t id = 1; id <= last; ++id) ASSERT_TRUE((*m)->GetEpisode("a", id).ok()) << "acknowledged " << id << " lost";
+  for (uint64_t id = 1; id <= last; ++id)
+    ASSERT_TRUE((*m)->GetEpisode("a", id).ok()) << "acknowledged " << id << " lost";
   auto facts = CurrentFacts(**m, "n", fmt::format("Robot{}", last - 1), "works_at");
   ASSERT_EQ(facts.size(), 1u);
   EXPECT_EQ(facts[0].object, fmt::format("Dock{}", (last - 1) % 7));

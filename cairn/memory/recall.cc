@@ -4,12 +4,14 @@
 //   vector      cosine similarity of the embedding of the query's content words (the
 //               common question words below dropped) to episodes and facts
 //   bm25        SQLite FTS5 bm25() over episode text (porter-stemmed words, OR-ed, a few
-//               very common question words dropped)
+//               very common question words dropped); in a big store the most common words
+//               are left out past a budget of postings (Impl::BoundedMatch)
 //   graph       entities named in the query (extractor + known aliases) and their
 //               neighbours 1 and 2 hops away (relations, strongest first), weighted 1, 0.5,
 //               0.25; an episode scores the sum of weight * idf over the entities it
-//               mentions (idf = log(1 + episodes / mentions)), so rare names count most;
-//               facts about those entities join too
+//               mentions (idf = log(1 + episodes / mentions)), so rare names count most
+//               (each entity's newest kHop*Mentions mentions are read); facts about those
+//               entities join too
 //   recency     the union of candidates above, newest first
 //   importance  the same union, most important first (facts: by confidence)
 // Fusion: score = sum over signals of weight / (60 + rank) (reciprocal-rank fusion;
@@ -248,16 +250,16 @@ absl::StatusOr<std::vector<Recalled>> MemoryStore::Recall(const RecallQuery& q) 
         if (q.facts && wn.first >= 0.5) {
           // The 50 oldest facts about the entity, each side read in id order from its index
           // (facts_subject, facts_object) rather than a scan of the table.
-          CAIRN_ASSIGN_OR_RETURN(
-              Stmt f, db.Prepare(q.as_of_ms ? "SELECT id FROM (SELECT id FROM facts WHERE subject = ?1 AND valid_from <= ?2"
-                                              " AND (valid_to IS NULL OR valid_to > ?2) ORDER BY id LIMIT 50) UNION"
-                                              " SELECT id FROM (SELECT id FROM facts WHERE object_entity = ?1 AND"
-                                              " valid_from <= ?2 AND (valid_to IS NULL OR valid_to > ?2) ORDER BY id"
-                                              " LIMIT 50) ORDER BY id LIMIT 50"
-                                            : "SELECT id FROM (SELECT id FROM facts WHERE subject = ?1 AND valid_to IS"
-                                              " NULL AND ?2 = ?2 ORDER BY id LIMIT 50) UNION SELECT id FROM (SELECT id"
-                                              " FROM facts WHERE object_entity = ?1 AND valid_to IS NULL ORDER BY id"
-                                              " LIMIT 50) ORDER BY id LIMIT 50"));
+          static constexpr char kFactsAsOf[] =
+              "SELECT id FROM (SELECT id FROM facts WHERE subject = ?1 AND valid_from <= ?2 AND (valid_to IS NULL"
+              " OR valid_to > ?2) ORDER BY id LIMIT 50) UNION SELECT id FROM (SELECT id FROM facts WHERE"
+              " object_entity = ?1 AND valid_from <= ?2 AND (valid_to IS NULL OR valid_to > ?2) ORDER BY id LIMIT 50)"
+              " ORDER BY id LIMIT 50";
+          static constexpr char kFactsNow[] =
+              "SELECT id FROM (SELECT id FROM facts WHERE subject = ?1 AND valid_to IS NULL AND ?2 = ?2 ORDER BY id"
+              " LIMIT 50) UNION SELECT id FROM (SELECT id FROM facts WHERE object_entity = ?1 AND valid_to IS NULL"
+              " ORDER BY id LIMIT 50) ORDER BY id LIMIT 50";
+          CAIRN_ASSIGN_OR_RETURN(Stmt f, db.Prepare(q.as_of_ms ? kFactsAsOf : kFactsNow));
           f.BindAll(eid, as_of);
           while (true) {
             CAIRN_ASSIGN_OR_RETURN(bool row, f.Step());
