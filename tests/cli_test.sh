@@ -7,7 +7,8 @@
 # (tests/data/nab_tiny), `cairn vector build/search/bench` on tiny generated files,
 # `cairn model synth/inspect` on tiny synthesized models, `cairn tokenize` on
 # llama.cpp's vocabulary fixtures, `cairn generate/chat/embed` and `cairn bench
-# infer` and `cairn bench serve` on tiny synthesized models, `cairn serve --config` (API keys,
+# infer` and `cairn bench serve` on tiny synthesized models, `cairn bench memory` on 2,000
+# synthetic episodes, `cairn serve --config` (API keys,
 # /metrics) and `cairn ask` over a collection it made.
 set -u
 CAIRN="$1"
@@ -43,7 +44,7 @@ expect one_line_reason '^cairn: '
 for sub in demo "demo sketches" sketch bench "sketch distinct" "sketch top" "sketch quantiles" "sketch contains" \
     "bench sketch" "bench nexmark" "bench detect" "bench edges" "bench vector" vector "vector build" \
     "vector search" "vector bench" run eval "eval nab" detect "detect edges" "detect series" \
-    model "model inspect" "model synth" tokenize generate chat embed ask "bench serve" memory "memory add" "memory recall" "memory facts" "memory consolidate" "eval locomo"; do
+    model "model inspect" "model synth" tokenize generate chat embed ask "bench serve" "bench memory" memory "memory add" "memory recall" "memory facts" "memory consolidate" "eval locomo"; do
   # shellcheck disable=SC2086
   check "help_${sub// /_}" 0 "$CAIRN" $sub --help
 done
@@ -690,5 +691,10 @@ JSON
 check eval_locomo 0 "$CAIRN" eval locomo --data "$T/locomo.json"
 expect eval_locomo_single_hop '^4 single-hop +2 +0 +1\.000 +1\.000 +1\.000'
 check eval_locomo_missing 1 "$CAIRN" eval locomo --data "$T/nope.json"
+check bench_memory_small 0 "$CAIRN" bench memory --episodes 2000 --queries 50 --json-out "$T/memory.json"
+expect bench_memory_remember '^remember +2000 episodes in .* episodes/s'
+expect bench_memory_recall '^recall +at +2000 episodes, 50 queries, k=10: p50 '
+grep -q '"benchmark": "memory"' "$T/memory.json" && echo "ok   bench_memory_json" || { echo "FAIL bench memory json"; fail=1; }
+check bench_memory_dir_not_empty 2 "$CAIRN" bench memory --episodes 10 --queries 1 --dir "$M"
 
 exit $fail

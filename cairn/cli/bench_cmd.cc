@@ -212,6 +212,7 @@ void RegisterBench(CLI::App& app, Runner* run) {
   AddVectorBench(bench, "vector", run);  // the same as `cairn vector bench`
   AddInferBench(bench, run);
   AddServeBench(bench, run);
+  AddMemoryBench(bench, run);
 }
 
 }  // namespace cairn::cli

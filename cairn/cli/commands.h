@@ -39,6 +39,8 @@ void AddVectorBench(CLI::App* parent, const std::string& name, Runner* run);
 void AddInferBench(CLI::App* parent, Runner* run);
 // `cairn bench serve` (bench_serve_cmd.cc): adds it under `parent`.
 void AddServeBench(CLI::App* parent, Runner* run);
+// `cairn bench memory` (bench_memory_cmd.cc): adds it under `parent`.
+void AddMemoryBench(CLI::App* parent, Runner* run);
 // Prints `table` (or `j` when `json`) and writes `j` to `json_out` when it is set; the exit
 // code of a bench command (bench_cmd.cc).
 int EmitBenchResults(bool json, const std::string& json_out, const nlohmann::json& j, const std::string& table);

@@ -116,7 +116,7 @@ absl::StatusOr<ConsolidateReport> MemoryStore::Consolidate(const ConsolidateOpti
   const int64_t now = o.now_ms.value_or(im.NowMs());
   ConsolidateReport report;
   std::vector<vector::Point> points;
-  absl::Status s = InTransaction(db, [&]() -> absl::Status {
+  absl::Status s = im.WriteTx([&]() -> absl::Status {
     for (const std::string& ns : namespaces) {
       absl::Status access = im.CheckAccess(db, o.agent, ns, true);
       if (!access.ok()) {

@@ -39,6 +39,8 @@ constexpr const char* kSchema[] = {
     "CREATE TABLE relations(ns TEXT NOT NULL, src INTEGER NOT NULL, dst INTEGER NOT NULL, predicate TEXT NOT NULL,"
     " weight REAL NOT NULL, PRIMARY KEY(src, dst, predicate))",
     "CREATE INDEX relations_dst ON relations(dst)",
+    "CREATE INDEX relations_src_weight ON relations(src, weight DESC, dst, predicate)",
+    "CREATE INDEX relations_dst_weight ON relations(dst, weight DESC)",
     "CREATE TABLE facts(id INTEGER PRIMARY KEY, ns TEXT NOT NULL, author TEXT NOT NULL, subject INTEGER NOT NULL,"
     " predicate TEXT NOT NULL, object TEXT NOT NULL, object_key TEXT NOT NULL, object_entity INTEGER NOT NULL,"
     " valid_from INTEGER NOT NULL, valid_to INTEGER, recorded_at INTEGER NOT NULL, superseded_at INTEGER,"
@@ -46,6 +48,7 @@ constexpr const char* kSchema[] = {
     " hlc INTEGER NOT NULL)",
     "CREATE INDEX facts_sp ON facts(ns, subject, predicate)",
     "CREATE INDEX facts_object ON facts(object_entity)",
+    "CREATE INDEX facts_subject ON facts(subject)",
     "CREATE TABLE fact_sources(fact INTEGER NOT NULL, episode INTEGER NOT NULL, PRIMARY KEY(fact, episode))",
     "CREATE INDEX fact_sources_episode ON fact_sources(episode)",
 };
@@ -85,6 +88,13 @@ absl::Status CheckOrCreateSchema(Conn& db) {
   if (version != std::to_string(kSchemaVersion))
     return absl::FailedPreconditionError(fmt::format(
         "memory store '{}' has schema version {}; this build reads version {}", db.path(), version, kSchemaVersion));
+  // Indexes recall's graph signal reads (facts by subject, an entity's strongest relations);
+  // stores made before they were added get them here.
+  for (const char* sql : {"CREATE INDEX IF NOT EXISTS facts_subject ON facts(subject)",
+                          "CREATE INDEX IF NOT EXISTS relations_src_weight ON relations(src, weight DESC, dst,"
+                          " predicate)",
+                          "CREATE INDEX IF NOT EXISTS relations_dst_weight ON relations(dst, weight DESC)"})
+    CAIRN_RETURN_IF_ERROR(db.Exec(sql));
   return absl::OkStatus();
 }
 
@@ -321,10 +331,38 @@ absl::Status MemoryStore::CheckWrite(const std::string& agent, const std::string
 absl::Status MemoryStore::Impl::EnsureWritable(const std::string& agent, const std::string& ns) {
   CAIRN_RETURN_IF_ERROR(ValidateNamespaceName(ns));
   if (agent.empty()) return absl::InvalidArgumentError("memory: the author (agent) must not be empty");
+  std::pair<std::string, std::string> key(agent, ns);
+  if (writable.count(key)) return absl::OkStatus();
   absl::Status s = CheckAccess(*wdb, agent, ns, true);
-  if (!absl::IsNotFound(s)) return s;
-  CAIRN_ASSIGN_OR_RETURN(Stmt ins, wdb->Prepare("INSERT INTO namespaces(name, owner, shared, hlc) VALUES (?, ?, 0, ?)"));
-  return ins.BindAll(ns, agent, hlc->Now()).Run();
+  if (absl::IsNotFound(s)) {
+    CAIRN_ASSIGN_OR_RETURN(Stmt ins,
+                           wdb->Prepare("INSERT INTO namespaces(name, owner, shared, hlc) VALUES (?, ?, 0, ?)"));
+    s = ins.BindAll(ns, agent, hlc->Now()).Run();
+  }
+  if (s.ok()) writable.insert(std::move(key));
+  return s;
+}
+
+void MemoryStore::Impl::AddRelation(const std::string& ns, uint64_t src, uint64_t dst, const std::string& predicate) {
+  auto [it, inserted] =
+      pending.relations.try_emplace(std::make_tuple(src, dst, predicate), pending.relation_order.size());
+  if (inserted) pending.relation_order.push_back({ns, src, dst, predicate, 0.0});
+  pending.relation_order[it->second].weight += 1;
+}
+
+absl::Status MemoryStore::Impl::FlushPending() {
+  for (const auto& [eid, n] : pending.mentions) {
+    CAIRN_ASSIGN_OR_RETURN(Stmt c, wdb->Prepare("UPDATE entities SET mentions = mentions + ? WHERE id = ?"));
+    CAIRN_RETURN_IF_ERROR(c.BindAll(n, eid).Run());
+  }
+  for (const Pending::RelationAdd& a : pending.relation_order) {
+    CAIRN_ASSIGN_OR_RETURN(Stmt r, wdb->Prepare("INSERT INTO relations(ns, src, dst, predicate, weight) VALUES"
+                                                " (?, ?, ?, ?, ?) ON CONFLICT(src, dst, predicate)"
+                                                " DO UPDATE SET weight = weight + excluded.weight"));
+    CAIRN_RETURN_IF_ERROR(r.BindAll(a.ns, a.src, a.dst, a.predicate, a.weight).Run());
+  }
+  pending.Clear();
+  return absl::OkStatus();
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -455,18 +493,13 @@ absl::StatusOr<uint64_t> MemoryStore::Impl::RememberOne(const Episode& in, Remem
   for (uint64_t eid : mentioned) {
     CAIRN_ASSIGN_OR_RETURN(Stmt m, wdb->Prepare("INSERT OR IGNORE INTO mentions(episode, entity) VALUES (?, ?)"));
     CAIRN_RETURN_IF_ERROR(m.BindAll(id, eid).Run());
-    CAIRN_ASSIGN_OR_RETURN(Stmt c, wdb->Prepare("UPDATE entities SET mentions = mentions + 1 WHERE id = ?"));
-    CAIRN_RETURN_IF_ERROR(c.BindAll(eid).Run());
+    ++pending.mentions[eid];
   }
+  static const std::string kMentionedWith = "mentioned_with";
   const size_t cap = std::min<size_t>(mentioned.size(), 8);
   for (size_t a = 0; a < cap; ++a) {
-    for (size_t b = a + 1; b < cap; ++b) {
-      CAIRN_ASSIGN_OR_RETURN(Stmt r, wdb->Prepare("INSERT INTO relations(ns, src, dst, predicate, weight) VALUES"
-                                                  " (?, ?, ?, 'mentioned_with', 1) ON CONFLICT(src, dst, predicate)"
-                                                  " DO UPDATE SET weight = weight + 1"));
-      CAIRN_RETURN_IF_ERROR(
-          r.BindAll(in.ns, std::min(mentioned[a], mentioned[b]), std::max(mentioned[a], mentioned[b])).Run());
-    }
+    for (size_t b = a + 1; b < cap; ++b)
+      AddRelation(in.ns, std::min(mentioned[a], mentioned[b]), std::max(mentioned[a], mentioned[b]), kMentionedWith);
   }
   result.entity_ids = mentioned;
   for (const ExtractedFact& f : ex.facts) {
@@ -545,12 +578,7 @@ absl::Status MemoryStore::Impl::ApplyFact(const FactWrite& w, RememberResult& re
                                       w.valid_from_ms, now, w.confidence, w.hlc)
                               .Run());
     fact_id = static_cast<uint64_t>(wdb->LastInsertId());
-    if (w.object_id != 0) {
-      CAIRN_ASSIGN_OR_RETURN(Stmt r, wdb->Prepare("INSERT INTO relations(ns, src, dst, predicate, weight) VALUES"
-                                                  " (?, ?, ?, ?, 1) ON CONFLICT(src, dst, predicate)"
-                                                  " DO UPDATE SET weight = weight + 1"));
-      CAIRN_RETURN_IF_ERROR(r.BindAll(w.ns, w.subject_id, w.object_id, w.predicate).Run());
-    }
+    if (w.object_id != 0) AddRelation(w.ns, w.subject_id, w.object_id, w.predicate);
     if (IsSingleValued(w.predicate)) CAIRN_RETURN_IF_ERROR(Retimeline(w.ns, w.subject_id, w.predicate, now, result));
   }
   if (w.episode_id) {
@@ -558,8 +586,11 @@ absl::Status MemoryStore::Impl::ApplyFact(const FactWrite& w, RememberResult& re
     CAIRN_RETURN_IF_ERROR(src.BindAll(fact_id, w.episode_id).Run());
   }
   result.fact_ids.push_back(fact_id);
-  CAIRN_ASSIGN_OR_RETURN(vector::Point p, FactPoint(fact_id));
-  points.push_back(std::move(p));
+  if (same_id == 0) {
+    // A confirmation changes only the confidence, which the vector does not hold.
+    CAIRN_ASSIGN_OR_RETURN(vector::Point p, FactPoint(fact_id));
+    points.push_back(std::move(p));
+  }
   return absl::OkStatus();
 }
 
@@ -620,7 +651,7 @@ absl::StatusOr<std::vector<RememberResult>> MemoryStore::RememberBatch(std::span
   std::lock_guard<std::mutex> l(impl_->write_mu);
   std::vector<RememberResult> results(episodes.size());
   std::vector<vector::Point> points;
-  absl::Status s = InTransaction(*impl_->wdb, [&]() -> absl::Status {
+  absl::Status s = impl_->WriteTx([&]() -> absl::Status {
     for (size_t i = 0; i < episodes.size(); ++i) {
       absl::StatusOr<uint64_t> id = impl_->RememberOne(episodes[i], results[i], points);
       if (!id.ok())
@@ -645,7 +676,7 @@ absl::StatusOr<Fact> MemoryStore::AddFact(const FactInput& in) {
     Impl& im = *impl_;
     RememberResult result;
     std::vector<vector::Point> points;
-    absl::Status s = InTransaction(*im.wdb, [&]() -> absl::Status {
+    absl::Status s = im.WriteTx([&]() -> absl::Status {
       CAIRN_RETURN_IF_ERROR(im.EnsureWritable(in.author, in.ns));
       if (in.subject.empty()) return absl::InvalidArgumentError("fact subject is required");
       Impl::FactWrite w;

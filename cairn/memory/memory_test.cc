@@ -194,11 +194,11 @@ TEST(MemoryStore, RecallFusesSignalsAndExplainsWhy) {
   auto m = MemoryStore::Open(dir.str(), Options());
   ASSERT_TRUE(m.ok());
   std::vector<Episode> eps = {
-      Ep("n", "a", kT0 + 1 * kDay, "Melanie painted a sunrise over the lake last summer.", "Melanie"),
-      Ep("n", "a", kT0 + 2 * kDay, "The weather was rainy all week.", "Caroline"),
-      Ep("n", "a", kT0 + 3 * kDay, "Caroline went to the LGBTQ support group yesterday.", "Caroline"),
-      Ep("n", "a", kT0 + 4 * kDay, "We talked about pottery classes and camping plans.", "Melanie"),
-      Ep("n", "a", kT0 + 5 * kDay, "Caroline is researching adoption agencies.", "Caroline"),
+      Ep("n", "a", kT0 + 1 * kDay, "Priya painted a lighthouse at dawn last summer.", "Priya"),
+      Ep("n", "a", kT0 + 2 * kDay, "The weather was rainy all week.", "Tomas"),
+      Ep("n", "a", kT0 + 3 * kDay, "Tomas went to the chess club meeting yesterday.", "Tomas"),
+      Ep("n", "a", kT0 + 4 * kDay, "We talked about sailing lessons and hiking plans.", "Priya"),
+      Ep("n", "a", kT0 + 5 * kDay, "Tomas is comparing electric bikes.", "Tomas"),
   };
   auto rs = (*m)->RememberBatch(eps);
   ASSERT_TRUE(rs.ok()) << rs.status();
@@ -207,19 +207,19 @@ TEST(MemoryStore, RecallFusesSignalsAndExplainsWhy) {
   q.namespaces = {"n"};
   q.k = 3;
   q.facts = false;
-  q.text = "When did Caroline go to the support group?";
+  q.text = "When did Tomas go to the chess club?";
   auto r = (*m)->Recall(q);
   ASSERT_TRUE(r.ok()) << r.status();
   ASSERT_FALSE(r->empty());
   EXPECT_EQ((*r)[0].id, (*rs)[2].episode_id);
   const auto& why = (*r)[0].why;
   EXPECT_NE(std::find(why.begin(), why.end(), "bm25#1"), why.end());
-  EXPECT_NE(std::find(why.begin(), why.end(), "graph:Caroline"), why.end());
+  EXPECT_NE(std::find(why.begin(), why.end(), "graph:Tomas"), why.end());
   EXPECT_TRUE(std::any_of(why.begin(), why.end(), [](const std::string& w) { return w.rfind("vector#", 0) == 0; }));
   EXPECT_GT((*r)[0].score, 0);
   for (size_t i = 1; i < r->size(); ++i) EXPECT_LE((*r)[i].score, (*r)[i - 1].score);
 
-  q.text = "sunrise painting";
+  q.text = "lighthouse painting";
   r = (*m)->Recall(q);
   ASSERT_TRUE(r.ok());
   EXPECT_EQ((*r)[0].id, (*rs)[0].episode_id);
@@ -407,6 +407,84 @@ TEST(MemoryStore, ConcurrentWritersAndReaders) {
   EXPECT_EQ((*m)->EpisodeCount(), 100u);
 }
 
+// A batch writes what the same episodes written one by one write: episodes, facts and
+// their timelines, entity mention counts and relation weights (summed per transaction).
+TEST(MemoryStore, RememberBatchEqualsRememberingOneByOne) {
+  std::vector<Episode> eps;
+  const char* kText[] = {"Alice works at Acme. Bob works at Acme.", "Alice met Bob and Carol in Berlin.",
+                         "Alice works at Initech now.", "Carol lives in Paris. Alice met Carol.",
+                         "Bob does not work at Acme anymore.", "Alice met Bob at Initech."};
+  for (int i = 0; i < 12; ++i) eps.push_back(Ep("n", i % 2 ? "a" : "b", kT0 + i * kDay, kText[i % 6]));
+  TempDir one_dir, batch_dir;
+  auto one = MemoryStore::Open(one_dir.str(), Options());
+  auto batch = MemoryStore::Open(batch_dir.str(), Options());
+  ASSERT_TRUE(one.ok() && batch.ok());
+  for (auto* m : {one->get(), batch->get()}) {
+    ASSERT_TRUE(m->CreateNamespace("n", "a", true).ok());
+    ASSERT_TRUE(m->Grant("n", "a", "b", true, true).ok());
+  }
+  std::vector<RememberResult> singles;
+  for (const Episode& e : eps) {
+    auto r = (*one)->Remember(e);
+    ASSERT_TRUE(r.ok()) << r.status();
+    singles.push_back(*r);
+  }
+  auto batched = (*batch)->RememberBatch(eps);
+  ASSERT_TRUE(batched.ok()) << batched.status();
+  ASSERT_EQ(batched->size(), singles.size());
+  for (size_t i = 0; i < singles.size(); ++i) {
+    EXPECT_EQ((*batched)[i].episode_id, singles[i].episode_id);
+    EXPECT_EQ((*batched)[i].entity_ids, singles[i].entity_ids);
+    EXPECT_EQ((*batched)[i].fact_ids, singles[i].fact_ids);
+    EXPECT_EQ((*batched)[i].closed_fact_ids, singles[i].closed_fact_ids);
+  }
+  auto ents_one = (*one)->Entities("a", "n");
+  auto ents_batch = (*batch)->Entities("a", "n");
+  ASSERT_TRUE(ents_one.ok() && ents_batch.ok());
+  ASSERT_EQ(ents_one->size(), ents_batch->size());
+  for (size_t i = 0; i < ents_one->size(); ++i) {
+    EXPECT_EQ((*ents_one)[i].name, (*ents_batch)[i].name);
+    EXPECT_EQ((*ents_one)[i].mentions, (*ents_batch)[i].mentions) << (*ents_one)[i].name;
+    auto r1 = (*one)->Relations("a", (*ents_one)[i].id);
+    auto r2 = (*batch)->Relations("a", (*ents_batch)[i].id);
+    ASSERT_TRUE(r1.ok() && r2.ok());
+    ASSERT_EQ(r1->size(), r2->size());
+    for (size_t j = 0; j < r1->size(); ++j) {
+      EXPECT_EQ((*r1)[j].src, (*r2)[j].src);
+      EXPECT_EQ((*r1)[j].dst, (*r2)[j].dst);
+      EXPECT_EQ((*r1)[j].predicate, (*r2)[j].predicate);
+      EXPECT_DOUBLE_EQ((*r1)[j].weight, (*r2)[j].weight);
+    }
+  }
+  FactQuery fq;
+  fq.agent = "a";
+  fq.ns = "n";
+  fq.history = true;
+  auto f1 = (*one)->Facts(fq);
+  auto f2 = (*batch)->Facts(fq);
+  ASSERT_TRUE(f1.ok() && f2.ok());
+  ASSERT_EQ(f1->size(), f2->size());
+  for (size_t i = 0; i < f1->size(); ++i) {
+    EXPECT_EQ((*f1)[i].id, (*f2)[i].id);
+    EXPECT_EQ((*f1)[i].valid_to_ms, (*f2)[i].valid_to_ms);
+    EXPECT_DOUBLE_EQ((*f1)[i].confidence, (*f2)[i].confidence);
+    EXPECT_EQ((*f1)[i].episodes, (*f2)[i].episodes);
+  }
+  // A batch with a bad episode writes nothing, counters included.
+  auto before = (*batch)->Entities("a", "n", "alice");
+  ASSERT_TRUE(before.ok() && before->size() == 1u);
+  std::vector<Episode> bad = {Ep("n", "a", kT0, "Alice met Dora."), Ep("n", "a", kT0, "")};
+  EXPECT_FALSE((*batch)->RememberBatch(bad).ok());
+  EXPECT_EQ((*batch)->EpisodeCount(), eps.size());
+  auto after = (*batch)->Entities("a", "n", "alice");
+  ASSERT_TRUE(after.ok() && after->size() == 1u);
+  EXPECT_EQ((*after)[0].mentions, (*before)[0].mentions);
+  EXPECT_TRUE((*batch)->Entities("a", "n", "dora")->empty());
+  // and the next batch counts from where the committed state is
+  ASSERT_TRUE((*batch)->RememberBatch(std::vector<Episode>{Ep("n", "a", kT0, "Alice met Dora.")}).ok());
+  EXPECT_EQ((*(*batch)->Entities("a", "n", "alice"))[0].mentions, (*before)[0].mentions + 1);
+}
+
 // kill -9 of a writer: every episode it acknowledged (Remember returned and it said so
 // through the pipe) is there after reopening, with its vector.
 TEST(MemoryCrash, AcknowledgedEpisodesSurviveKill9) {
@@ -452,6 +530,64 @@ TEST(MemoryCrash, AcknowledgedEpisodesSurviveKill9) {
   ASSERT_TRUE(r.ok());
   ASSERT_FALSE(r->empty());
   EXPECT_EQ((*r)[0].id, last);  // found by the vector side alone: its vector was rebuilt or kept
+}
+
+// The same with batches under synchronous=NORMAL (WAL): a batch acknowledged after its
+// commit survives kill -9 whole, and no part of an unacknowledged one is half there.
+TEST(MemoryCrash, AcknowledgedBatchesSurviveKill9) {
+  TempDir dir;
+  { ASSERT_TRUE(MemoryStore::Open(dir.str(), Options()).ok()); }
+  constexpr uint64_t kBatch = 16;
+  int fds[2];
+  ASSERT_EQ(::pipe(fds), 0);
+  pid_t pid = ::fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    ::close(fds[0]);
+    auto m = MemoryStore::Open(dir.str(), Options());
+    if (!m.ok()) ::_exit(2);
+    for (uint64_t b = 0;; ++b) {
+      std::vector<Episode> eps;
+      for (uint64_t i = 0; i < kBatch; ++i) {
+        const uint64_t n = b * kBatch + i;
+        eps.push_back(Ep("n", "a", kT0 + static_cast<int64_t>(n), fmt::format("Robot{} works at Dock{}.", n, n % 7)));
+      }
+      auto r = (*m)->RememberBatch(eps);
+      if (!r.ok()) ::_exit(3);
+      uint64_t acked = r->back().episode_id;
+      if (::write(fds[1], &acked, sizeof(acked)) != sizeof(acked)) ::_exit(4);
+    }
+  }
+  ::close(fds[1]);
+  uint64_t last = 0, got = 0, acked;
+  while (got < 20 && ::read(fds[0], &acked, sizeof(acked)) == sizeof(acked)) {
+    last = acked;
+    ++got;
+  }
+  ::kill(pid, SIGKILL);
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  ::close(fds[0]);
+  ASSERT_EQ(got, 20u) << "child exited early with status " << status;
+  EXPECT_TRUE(WIFSIGNALED(status));
+  auto m = MemoryStore::Open(dir.str(), Options());
+  ASSERT_TRUE(m.ok()) << m.status();
+  const size_t count = (*m)->EpisodeCount();
+  EXPECT_GE(count, last);
+  EXPECT_EQ(count % kBatch, 0u) << "a batch was half written";
+  for (uint64_t id = 1; id <= last; ++id)
+    ASSERT_TRUE((*m)->GetEpisode("a", id).ok()) << "acknowledged " << id << " lost";
+  auto facts = CurrentFacts(**m, "n", fmt::format("Robot{}", last - 1), "works_at");
+  ASSERT_EQ(facts.size(), 1u);
+  EXPECT_EQ(facts[0].object, fmt::format("Dock{}", (last - 1) % 7));
+  RecallQuery q{"a", fmt::format("Robot{} works at Dock{}.", last - 1, (last - 1) % 7), 3, std::nullopt, {"n"}};
+  q.bm25_weight = 0;
+  q.graph_weight = 0;
+  q.facts = false;
+  auto r = (*m)->Recall(q);
+  ASSERT_TRUE(r.ok());
+  ASSERT_FALSE(r->empty());
+  EXPECT_EQ((*r)[0].id, last);
 }
 
 }  // namespace

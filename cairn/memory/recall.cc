@@ -7,12 +7,14 @@
 //               very common question words dropped), the preceding episodes' text weighted
 //               context_weight, its day as words ("8 May 2023") date_weight; episodes of
 //               the speaker the query names first score speaker_boost times more; then
-//               one round of pseudo-relevance feedback (RecallQuery::feedback_*)
+//               one round of pseudo-relevance feedback (RecallQuery::feedback_*); in a big store the most common
+//               words are left out past a budget of postings (Impl::BoundedMatch)
 //   graph       entities named in the query (extractor + known aliases) and their
 //               neighbours 1 and 2 hops away (relations, strongest first), weighted 1, 0.5,
 //               0.25; an episode scores the sum of weight * idf over the entities it
-//               mentions (idf = log(1 + episodes / mentions)), so rare names count most;
-//               facts about those entities join too
+//               mentions (idf = log(1 + episodes / mentions)), so rare names count most
+//               (each entity's newest kHop*Mentions mentions are read); facts about those
+//               entities join too
 //   recency     the union of candidates above, newest first
 //   importance  the same union, most important first (facts: by confidence)
 // Fusion: score = sum over signals of weight / (60 + rank) (reciprocal-rank fusion;
@@ -20,6 +22,7 @@
 #include <algorithm>
 #include <cctype>
 #include <cmath>
+#include <functional>
 #include <limits>
 #include <set>
 #include <unordered_map>
@@ -75,6 +78,11 @@ std::string ContentWords(const std::string& text) {
   return kept.empty() ? text : kept;
 }
 
+// Graph: the newest mentions read per entity named in the query, and per neighbour 1 and 2
+// hops away (busy entities are mentioned in a large share of a big store; the neighbours'
+// newest mentions are what they add).
+constexpr int64_t kHop0Mentions = 2000, kHop1Mentions = 1000, kHop2Mentions = 200;
+
 std::string LowerAscii(std::string s) {
   for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   return s;
@@ -111,25 +119,43 @@ struct TextRow {
 
 bool ByScore(const TextRow& a, const TextRow& b) { return a.score > b.score; }
 
-// BM25 over episodes_fts for the words of `text` (OR-ed), best first, at most `limit`.
-absl::StatusOr<std::vector<TextRow>> SearchText(Conn& db, const std::string& text, const RecallQuery& q,
-                                                int64_t as_of, const std::string& ns_json, size_t limit) {
+// Bounds a match expression for a big store (Impl::BoundedMatch): the words kept, and
+// whether only the newest matches are to be taken.
+using BoundFn = std::function<absl::StatusOr<std::string>(const std::string& match, bool* newest_only)>;
+
+// BM25 over episodes_fts for the words of `text` (OR-ed), best first, at most `limit`
+// that pass the query's namespaces, time and archive filters. FTS5 ranks its matches by
+// itself; each is then checked against the filters until `limit` pass, so a large store
+// looks up a few episode rows rather than joining every match before sorting.
+absl::StatusOr<std::vector<TextRow>> SearchText(Conn& db, const BoundFn& bound, const std::string& text,
+                                                const RecallQuery& q, int64_t as_of,
+                                                const std::set<std::string>& allowed, size_t limit) {
   std::vector<TextRow> rows;
-  const std::string match = vector::TextIndex::MatchExpression(text);
+  std::string match = vector::TextIndex::MatchExpression(text);
+  if (match.empty()) return rows;
+  bool newest_only = false;
+  CAIRN_ASSIGN_OR_RETURN(match, bound(match, &newest_only));
   if (match.empty()) return rows;
   CAIRN_ASSIGN_OR_RETURN(
-      Stmt s, db.Prepare("SELECT e.id, -bm25(episodes_fts, 1.0, ?6, ?7), episodes_fts.speaker FROM episodes_fts JOIN"
-                         " episodes e ON e.id = episodes_fts.rowid WHERE episodes_fts MATCH ?1 AND e.time_ms <= ?2"
-                         " AND (?3 OR e.archived = 0) AND e.ns IN (SELECT value FROM json_each(?4))"
-                         " ORDER BY bm25(episodes_fts, 1.0, ?6, ?7) LIMIT ?5"));
-  s.BindAll(match, as_of, q.include_archived, ns_json, static_cast<int64_t>(limit), q.context_weight, q.date_weight);
-  while (true) {
+      Stmt s, db.Prepare(std::string("SELECT rowid, -bm25(episodes_fts, 1.0, ?2, ?3), speaker FROM episodes_fts"
+                                     " WHERE episodes_fts MATCH ?1 ORDER BY ") +
+                         (newest_only ? "rowid DESC" : "bm25(episodes_fts, 1.0, ?2, ?3)")));
+  CAIRN_ASSIGN_OR_RETURN(Stmt e, db.Prepare("SELECT ns, time_ms <= ?2 AND (?3 OR archived = 0) FROM episodes"
+                                            " WHERE id = ?1"));
+  s.BindAll(match, q.context_weight, q.date_weight);
+  while (rows.size() < limit) {
     CAIRN_ASSIGN_OR_RETURN(bool row, s.Step());
     if (!row) break;
     // A row that matched only in columns weighted 0 scores 0: it did not match.
     if (s.Real(1) <= 0) continue;
-    rows.push_back({s.Real(1), static_cast<uint64_t>(s.Int(0)), LowerAscii(s.Text(2))});
+    const uint64_t id = static_cast<uint64_t>(s.Int(0));
+    e.BindAll(id, as_of, q.include_archived);
+    CAIRN_ASSIGN_OR_RETURN(bool found, e.Step());
+    const bool keep = found && e.Int(1) != 0 && allowed.count(e.Text(0)) > 0;
+    CAIRN_RETURN_IF_ERROR(e.Reset());
+    if (keep) rows.push_back({s.Real(1), id, LowerAscii(s.Text(2))});
   }
+  if (newest_only) std::stable_sort(rows.begin(), rows.end(), ByScore);
   return rows;
 }
 
@@ -263,8 +289,9 @@ absl::StatusOr<std::vector<Recalled>> MemoryStore::Recall(const RecallQuery& q) 
   // kept; then one round of pseudo-relevance feedback.
   if (q.bm25_weight > 0 && q.episodes) {
     const std::string content = ContentWords(q.text);
+    const BoundFn bound = [&](const std::string& m, bool* newest_only) { return im.BoundedMatch(db, m, newest_only); };
     const size_t depth = q.speaker_boost != 1 || q.feedback_terms > 0 ? 4 * n : n;
-    CAIRN_ASSIGN_OR_RETURN(std::vector<TextRow> rows, SearchText(db, content, q, as_of, ns_json, depth));
+    CAIRN_ASSIGN_OR_RETURN(std::vector<TextRow> rows, SearchText(db, bound, content, q, as_of, allowed, depth));
     std::string named;
     if (q.speaker_boost != 1 && !rows.empty()) {
       named = NamedSpeaker(q.text, rows);
@@ -277,7 +304,7 @@ absl::StatusOr<std::vector<Recalled>> MemoryStore::Recall(const RecallQuery& q) 
     if (q.feedback_terms > 0 && q.feedback_weight > 0 && !rows.empty()) {
       CAIRN_ASSIGN_OR_RETURN(std::string expansion, FeedbackTerms(db, content, rows, q));
       if (!expansion.empty()) {
-        CAIRN_ASSIGN_OR_RETURN(std::vector<TextRow> more, SearchText(db, expansion, q, as_of, ns_json, depth));
+        CAIRN_ASSIGN_OR_RETURN(std::vector<TextRow> more, SearchText(db, bound, expansion, q, as_of, allowed, depth));
         std::unordered_map<uint64_t, size_t> at;
         for (size_t i = 0; i < rows.size(); ++i) at.emplace(rows[i].id, i);
         for (TextRow& r : more) {
@@ -332,8 +359,15 @@ absl::StatusOr<std::vector<Recalled>> MemoryStore::Recall(const RecallQuery& q) 
       std::vector<uint64_t> next;
       const double w = std::pow(0.5, hop);
       for (uint64_t src : frontier) {
-        CAIRN_ASSIGN_OR_RETURN(Stmt r, db.Prepare("SELECT CASE WHEN src = ?1 THEN dst ELSE src END, weight FROM"
-                                                  " relations WHERE src = ?1 OR dst = ?1 ORDER BY weight DESC LIMIT ?2"));
+        // The strongest relations of src, either side; among equal weights those where it is
+        // the source first (by dst, predicate), then the others in the order they were made.
+        // Each side is read best-first from its index (relations_src_weight, relations_dst_weight).
+        CAIRN_ASSIGN_OR_RETURN(
+            Stmt r, db.Prepare("SELECT o, weight FROM (SELECT * FROM (SELECT dst AS o, weight, 0 AS side, dst AS k1,"
+                               " predicate AS k2, 0 AS k3 FROM relations WHERE src = ?1 ORDER BY weight DESC, dst,"
+                               " predicate LIMIT ?2) UNION ALL SELECT * FROM (SELECT src, weight, 1, 0, '', rowid FROM"
+                               " relations WHERE dst = ?1 ORDER BY weight DESC, rowid LIMIT ?2)) ORDER BY weight DESC,"
+                               " side, k1, k2, k3 LIMIT ?2"));
         r.BindAll(src, hop == 1 ? 8 : 4);
         while (true) {
           CAIRN_ASSIGN_OR_RETURN(bool row, r.Step());
@@ -368,8 +402,8 @@ absl::StatusOr<std::vector<Recalled>> MemoryStore::Recall(const RecallQuery& q) 
         const double idf = std::log(1 + total / mentions);
         if (q.episodes) {
           CAIRN_ASSIGN_OR_RETURN(Stmt m, db.Prepare("SELECT episode FROM mentions WHERE entity = ? ORDER BY episode"
-                                                    " DESC LIMIT 5000"));
-          m.Bind(1, eid);
+                                                    " DESC LIMIT ?"));
+          m.BindAll(eid, wn.first >= 1 ? kHop0Mentions : wn.first >= 0.5 ? kHop1Mentions : kHop2Mentions);
           while (true) {
             CAIRN_ASSIGN_OR_RETURN(bool row, m.Step());
             if (!row) break;
@@ -379,11 +413,18 @@ absl::StatusOr<std::vector<Recalled>> MemoryStore::Recall(const RecallQuery& q) 
           }
         }
         if (q.facts && wn.first >= 0.5) {
-          CAIRN_ASSIGN_OR_RETURN(
-              Stmt f, db.Prepare(q.as_of_ms ? "SELECT id FROM facts WHERE (subject = ?1 OR object_entity = ?1) AND"
-                                              " valid_from <= ?2 AND (valid_to IS NULL OR valid_to > ?2) LIMIT 50"
-                                            : "SELECT id FROM facts WHERE (subject = ?1 OR object_entity = ?1) AND"
-                                              " valid_to IS NULL AND ?2 = ?2 LIMIT 50"));
+          // The 50 oldest facts about the entity, each side read in id order from its index
+          // (facts_subject, facts_object) rather than a scan of the table.
+          static constexpr char kFactsAsOf[] =
+              "SELECT id FROM (SELECT id FROM facts WHERE subject = ?1 AND valid_from <= ?2 AND (valid_to IS NULL"
+              " OR valid_to > ?2) ORDER BY id LIMIT 50) UNION SELECT id FROM (SELECT id FROM facts WHERE"
+              " object_entity = ?1 AND valid_from <= ?2 AND (valid_to IS NULL OR valid_to > ?2) ORDER BY id LIMIT 50)"
+              " ORDER BY id LIMIT 50";
+          static constexpr char kFactsNow[] =
+              "SELECT id FROM (SELECT id FROM facts WHERE subject = ?1 AND valid_to IS NULL AND ?2 = ?2 ORDER BY id"
+              " LIMIT 50) UNION SELECT id FROM (SELECT id FROM facts WHERE object_entity = ?1 AND valid_to IS NULL"
+              " ORDER BY id LIMIT 50) ORDER BY id LIMIT 50";
+          CAIRN_ASSIGN_OR_RETURN(Stmt f, db.Prepare(q.as_of_ms ? kFactsAsOf : kFactsNow));
           f.BindAll(eid, as_of);
           while (true) {
             CAIRN_ASSIGN_OR_RETURN(bool row, f.Step());
@@ -395,8 +436,11 @@ absl::StatusOr<std::vector<Recalled>> MemoryStore::Recall(const RecallQuery& q) 
         }
       }
       std::vector<std::pair<double, uint64_t>> ranked;
+      ranked.reserve(score.size());
       for (const auto& [id, s] : score) ranked.emplace_back(-s, id);
-      std::sort(ranked.begin(), ranked.end());
+      // (score, id) is a total order: the first n after a partial sort are those of a full one.
+      const size_t top = std::min(ranked.size(), n);
+      std::partial_sort(ranked.begin(), ranked.begin() + static_cast<std::ptrdiff_t>(top), ranked.end());
       std::vector<uint64_t> ids;
       for (size_t i = 0; i < ranked.size() && ids.size() < n; ++i) ids.push_back(ranked[i].second);
       add_list("graph", ids);
@@ -502,6 +546,65 @@ absl::StatusOr<std::vector<Recalled>> MemoryStore::Recall(const RecallQuery& q) 
     }
     for (const std::string& e : c.entities) r.why.push_back("graph:" + e);
     out.push_back(std::move(r));
+  }
+  return out;
+}
+
+// BM25 scores every episode that holds a query word, so in a big store a query of common
+// words costs time in proportion to the store. When the words' episode counts add up to more
+// than kBm25Postings, the most common words are left out (they weigh least in BM25) until the
+// rest fit; when even the rarest one is in more episodes than that, BM25 returns the newest
+// episodes that hold it. A store smaller than kBm25Postings is always ranked exactly.
+absl::StatusOr<std::string> MemoryStore::Impl::BoundedMatch(Conn& db, const std::string& match, bool* newest_only) {
+  *newest_only = false;
+  std::vector<std::string> terms;  // each '"word"'
+  for (size_t i = 0; i < match.size();) {
+    size_t j = match.find(" OR ", i);
+    if (j == std::string::npos) j = match.size();
+    terms.push_back(match.substr(i, j - i));
+    i = j + 4;
+  }
+  int64_t episodes = 0;
+  {
+    CAIRN_ASSIGN_OR_RETURN(Stmt c, db.Prepare("SELECT max(id) FROM episodes"));
+    CAIRN_ASSIGN_OR_RETURN(bool row, c.Step());
+    if (row) episodes = c.Int(0);
+  }
+  if (episodes <= kBm25Postings) return match;
+  // Episode counts, counted up to kBm25Postings + 1 and cached while the store grows by
+  // less than a tenth.
+  std::vector<std::pair<int64_t, size_t>> df;  // (episodes holding it, term index)
+  int64_t total = 0;
+  for (size_t i = 0; i < terms.size(); ++i) {
+    std::string key = NormalizeName(terms[i]);
+    auto it = term_counts.find(key);
+    if (it == term_counts.end() || episodes > it->second.second + it->second.second / 10) {
+      CAIRN_ASSIGN_OR_RETURN(Stmt c, db.Prepare("SELECT count(*) FROM (SELECT rowid FROM episodes_fts WHERE"
+                                                " episodes_fts MATCH ?1 LIMIT ?2)"));
+      c.BindAll(terms[i], kBm25Postings + 1);
+      CAIRN_ASSIGN_OR_RETURN(bool row, c.Step());
+      if (term_counts.size() > 100000) term_counts.clear();
+      it = term_counts.insert_or_assign(key, std::make_pair(row ? c.Int(0) : 0, episodes)).first;
+    }
+    df.emplace_back(it->second.first, i);
+    total += it->second.first;
+  }
+  if (total <= kBm25Postings) return match;
+  std::sort(df.begin(), df.end());
+  std::vector<bool> keep(terms.size(), false);
+  int64_t sum = 0;
+  for (const auto& [count, i] : df) {
+    if (count == 0) continue;
+    if (sum + count > kBm25Postings && sum > 0) break;
+    keep[i] = true;
+    sum += count;
+  }
+  if (sum > kBm25Postings) *newest_only = true;
+  std::string out;
+  for (size_t i = 0; i < terms.size(); ++i) {
+    if (!keep[i]) continue;
+    if (!out.empty()) out += " OR ";
+    out += terms[i];
   }
   return out;
 }

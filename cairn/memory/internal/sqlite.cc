@@ -45,6 +45,11 @@ absl::Status Stmt::Run() {
   }
 }
 
+absl::Status Stmt::Reset() {
+  if (sqlite3_reset(stmt_) != SQLITE_OK) return conn_->Error("reset");
+  return absl::OkStatus();
+}
+
 int64_t Stmt::Int(int col) const { return sqlite3_column_int64(stmt_, col); }
 double Stmt::Real(int col) const { return sqlite3_column_double(stmt_, col); }
 std::string Stmt::Text(int col) const {

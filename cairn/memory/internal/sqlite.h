@@ -48,6 +48,8 @@ class Stmt {
   absl::StatusOr<bool> Step();
   // Steps to completion (for statements that return no rows).
   absl::Status Run();
+  // Rewinds the statement (keeping its bindings) so it can be stepped again.
+  absl::Status Reset();
 
   int64_t Int(int col) const;
   double Real(int col) const;

@@ -6,7 +6,9 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
+#include <tuple>
 #include <unordered_map>
 #include <vector>
 
@@ -46,6 +48,49 @@ struct MemoryStore::Impl {
 
   int64_t NowMs() const { return clock->NowNanos() / 1000000; }
 
+  // Counters the write path only adds to (entity mentions, relation weights): summed in
+  // memory over a transaction and written once per row at its end (FlushPending), which
+  // leaves the committed state the same as adding them one by one. Guarded by write_mu.
+  struct Pending {
+    std::map<uint64_t, int64_t> mentions;  // entity -> mentions to add
+    // (src, dst, predicate) -> index in relation_order; written in first-write order, so new
+    // rows get the rowids (and ties in weight the order) they would get one by one.
+    std::map<std::tuple<uint64_t, uint64_t, std::string>, size_t> relations;
+    struct RelationAdd {
+      std::string ns;  // of the first write
+      uint64_t src, dst;
+      std::string predicate;
+      double weight;
+    };
+    std::vector<RelationAdd> relation_order;
+    void Clear() {
+      mentions.clear();
+      relations.clear();
+      relation_order.clear();
+    }
+  };
+  Pending pending;
+  // (author, namespace) pairs found writable in the current transaction (nothing else can
+  // change the rules while it holds the write lock). Guarded by write_mu.
+  std::set<std::pair<std::string, std::string>> writable;
+
+  // Runs `body` in a write transaction (write_mu held), flushing the pending counters
+  // before the commit.
+  template <typename F>
+  absl::Status WriteTx(F&& body) {
+    pending.Clear();
+    writable.clear();
+    absl::Status s = internal::InTransaction(*wdb, [&]() -> absl::Status {
+      if (absl::Status b = body(); !b.ok()) return b;
+      return FlushPending();
+    });
+    pending.Clear();
+    writable.clear();
+    return s;
+  }
+  absl::Status FlushPending();
+  void AddRelation(const std::string& ns, uint64_t src, uint64_t dst, const std::string& predicate);
+
   // Namespace rules, on the given connection.
   absl::Status CheckAccess(internal::Conn& db, const std::string& agent, const std::string& ns, bool write) const;
 
@@ -75,6 +120,11 @@ struct MemoryStore::Impl {
   absl::Status SyncVectors();
 
   // Read helpers on the read connection (read_mu held).
+  // Recall's BM25 match expression, cut down for a big store (recall.cc).
+  static constexpr int64_t kBm25Postings = 4096;
+  absl::StatusOr<std::string> BoundedMatch(internal::Conn& db, const std::string& match, bool* newest_only);
+  // word -> (episodes holding it, up to kBm25Postings + 1; store size when counted); read_mu
+  std::unordered_map<std::string, std::pair<int64_t, int64_t>> term_counts;
   absl::StatusOr<Fact> LoadFact(internal::Conn& db, uint64_t id) const;
   absl::StatusOr<Episode> LoadEpisode(internal::Conn& db, uint64_t id) const;
 };
