@@ -66,14 +66,15 @@ class Model {
   // Opens, maps and validates `path`. Errors name the file and what is wrong: an
   // unsupported architecture, a missing key or tensor, a bad shape or type, an
   // unsupported RoPE scaling or pooling type.
-  // The Q4_0 and Q8_0 matrices of the layers and the output are then repacked once into
+  // With CAIRN_INFER_PACK=1 in the environment (off by default: it speeds batched steps
+  // but slows one-token decode, see docs/infer.md), the Q4_0 and Q8_0 matrices of the
+  // layers and the output are then repacked once into
   // the kernels' panel layout (kernels.h, PackMatrix; same size as the rows), which every
   // product reads from then on. For a mapped file the packed rows' pages are then dropped
   // from the process (madvise), so memory holds one copy of each weight, not two; the
   // rare later reads of the original rows (an embedding lookup of a tied matrix) fault
   // them back in. The norm and bias vectors are copied out of the mapping first, so
-  // reading them does not map dropped pages back. CAIRN_INFER_PACK=0 in the environment
-  // turns packing off.
+  // reading them does not map dropped pages back.
   static absl::StatusOr<std::unique_ptr<Model>> Load(const std::string& path);
   // The same over an opened file (tests use GgufFile::FromBuffer). Takes ownership.
   static absl::StatusOr<std::unique_ptr<Model>> FromFile(std::unique_ptr<GgufFile> file);
