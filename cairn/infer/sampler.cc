@@ -16,6 +16,40 @@ bool Before(const TokenCandidate& a, const TokenCandidate& b) {
   return a.logit > b.logit || (a.logit == b.logit && a.id < b.id);
 }
 
+// Top-p keeps the shortest most-likely-first prefix whose probabilities reach `top_p`.
+// Sorting all candidates (a whole 32 K vocabulary when no top-k runs first) costs
+// milliseconds, paid per sequence per decode step, while the prefix is usually short.
+// So: move the candidates with logit >= max - delta to the front, sort just those, and
+// walk the running sum; if it reaches top_p inside them, that prefix is exactly the one a
+// full sort would give (everything left out has a strictly lower logit, and the sum runs
+// over the same values in the same order). If not, widen delta and repeat; at the end
+// the whole set is sorted, as before.
+void SortTopPPrefix(float max_logit, double z, float top_p, std::vector<TokenCandidate>* cands) {
+  std::vector<TokenCandidate>& c = *cands;
+  auto cut_within = [&](size_t m) {  // walks the sorted front [0, m); true when it cut
+    double cum = 0.0;
+    for (size_t i = 0; i < m; ++i) {
+      cum += std::exp(static_cast<double>(c[i].logit) - max_logit) / z;
+      if (cum >= top_p) {
+        c.resize(i + 1);
+        return true;
+      }
+    }
+    return false;
+  };
+  for (float delta = 4.0f; delta < 64.0f && c.size() > 256; delta *= 2.0f) {
+    const float threshold = max_logit - delta;
+    const auto front_end =
+        std::partition(c.begin(), c.end(), [&](const TokenCandidate& t) { return t.logit >= threshold; });
+    const size_t m = static_cast<size_t>(front_end - c.begin());
+    if (m == c.size()) break;  // nothing left out: sort the lot below
+    std::sort(c.begin(), front_end, Before);
+    if (cut_within(m)) return;
+  }
+  std::sort(c.begin(), c.end(), Before);
+  cut_within(c.size());
+}
+
 }  // namespace
 
 absl::Status ValidateSamplerParams(const SamplerParams& p) {
@@ -68,16 +102,27 @@ void Sampler::ApplyPenalties(std::vector<float>* logits) const {
   }
 }
 
-void Sampler::Filter(std::span<const float> logits, std::vector<TokenCandidate>* out) const {
-  std::vector<TokenCandidate>& c = *out;
-  c.clear();
-  if (logits.empty()) return;
+void Sampler::PrepareLogits(std::span<const float> logits) const {
   std::vector<float>& l = logits_;
   l.resize(logits.size());
   constexpr float kNegInf = -std::numeric_limits<float>::infinity();
   // A NaN logit would poison every comparison; treat it as impossible.
   for (size_t i = 0; i < logits.size(); ++i) l[i] = std::isnan(logits[i]) ? kNegInf : logits[i];
   ApplyPenalties(&l);
+}
+
+bool Sampler::KeepsWholeVocabulary(size_t n) const {
+  const SamplerParams& p = params_;
+  return p.temperature > 0.0f && (p.top_k <= 0 || static_cast<size_t>(p.top_k) >= n) && p.top_p >= 1.0f &&
+         p.min_p <= 0.0f;
+}
+
+void Sampler::Filter(std::span<const float> logits, std::vector<TokenCandidate>* out) const {
+  std::vector<TokenCandidate>& c = *out;
+  c.clear();
+  if (logits.empty()) return;
+  PrepareLogits(logits);
+  const std::vector<float>& l = logits_;
   const size_t n = l.size();
 
   const SamplerParams& p = params_;
@@ -125,16 +170,10 @@ void Sampler::Filter(std::span<const float> logits, std::vector<TokenCandidate>*
     c.erase(std::partition(c.begin(), c.end(), [&](const TokenCandidate& t) { return t.logit >= threshold; }),
             c.end());
   }
-  std::sort(c.begin(), c.end(), Before);
   if (p.top_p < 1.0f) {
-    double cum = 0.0;
-    for (size_t i = 0; i < c.size(); ++i) {
-      cum += std::exp(static_cast<double>(c[i].logit) - max_logit) / z;
-      if (cum >= p.top_p) {
-        c.resize(i + 1);
-        break;
-      }
-    }
+    SortTopPPrefix(max_logit, z, p.top_p, &c);
+  } else {
+    std::sort(c.begin(), c.end(), Before);
   }
 
   // 5. temperature, then the softmax the draw uses.
@@ -154,7 +193,38 @@ std::vector<TokenCandidate> Sampler::Candidates(std::span<const float> logits) c
   return c;
 }
 
+int32_t Sampler::DrawFromWholeVocabulary(std::span<const float> logits) {
+  PrepareLogits(logits);
+  const std::vector<float>& l = logits_;
+  const size_t best = static_cast<size_t>(std::max_element(l.begin(), l.end()) - l.begin());  // first of ties
+  // Every token ruled out (all -inf), or one certain (+inf): as in Filter, no draw.
+  if (!std::isfinite(l[best]) || l.size() == 1) return static_cast<int32_t>(best);
+  // The same softmax Filter computes (logits divided by T in float, exponents in double),
+  // drawn in id order: no sort, one pass to weigh and one to find the draw.
+  const float t = params_.temperature;
+  const double top = static_cast<double>(l[best] / t);
+  std::vector<double>& w = weights_;
+  w.resize(l.size());
+  double sum = 0.0;
+  for (size_t i = 0; i < l.size(); ++i) {
+    w[i] = std::exp(static_cast<double>(l[i] / t) - top);
+    sum += w[i];
+  }
+  const double target = rng_.NextDouble() * sum;
+  double cum = 0.0;
+  size_t last = best;
+  for (size_t i = 0; i < w.size(); ++i) {
+    if (w[i] <= 0.0) continue;
+    cum += w[i];
+    last = i;
+    if (target < cum) return static_cast<int32_t>(i);
+  }
+  return static_cast<int32_t>(last);  // rounding left the sum a hair above the running total
+}
+
 int32_t Sampler::Sample(std::span<const float> logits) {
+  if (logits.empty()) return 0;
+  if (KeepsWholeVocabulary(logits.size())) return DrawFromWholeVocabulary(logits);
   Filter(logits, &scratch_);
   if (scratch_.empty()) return 0;
   if (scratch_.size() == 1) return scratch_.front().id;

@@ -107,6 +107,55 @@ TEST(SamplerTest, TopPCutsTheSmallestSetReachingP) {
   EXPECT_NEAR(c[1].p, 1.0 / 3.0, 1e-6);
 }
 
+// Top-p sorts only a front of likely candidates when that front already reaches p; the
+// kept list must be exactly the one a sort of every candidate gives.
+TEST(SamplerTest, TopPOverALargeVocabularyMatchesAFullSort) {
+  for (uint64_t seed = 0; seed < 40; ++seed) {
+    SplitMix64 rng(seed);
+    const double spread = 0.2 + 40.0 * rng.NextDouble();  // from nearly flat to very peaked
+    std::vector<float> l(5000);
+    for (float& x : l) x = static_cast<float>(spread * rng.NextDouble() * rng.NextDouble());
+    l[rng.Next() % l.size()] = -std::numeric_limits<float>::infinity();
+    SamplerParams p = Plain();
+    p.top_p = static_cast<float>(0.05 + 0.94 * rng.NextDouble());
+    // The reference: every candidate sorted most likely first, lower id on ties.
+    std::vector<int32_t> order(l.size());
+    for (size_t i = 0; i < l.size(); ++i) order[i] = static_cast<int32_t>(i);
+    std::sort(order.begin(), order.end(), [&](int32_t a, int32_t b) {
+      const float la = l[static_cast<size_t>(a)], lb = l[static_cast<size_t>(b)];
+      return la > lb || (la == lb && a < b);
+    });
+    const double max_logit = l[static_cast<size_t>(order[0])];
+    double z = 0.0;
+    for (float x : l) z += std::exp(static_cast<double>(x) - max_logit);
+    std::vector<int32_t> want;
+    double cum = 0.0;
+    for (int32_t id : order) {
+      want.push_back(id);
+      cum += std::exp(static_cast<double>(l[static_cast<size_t>(id)]) - max_logit) / z;
+      if (cum >= p.top_p) break;
+    }
+    EXPECT_EQ(Ids(Sampler(p).Candidates(l)), want) << "seed " << seed << " spread " << spread << " top_p " << p.top_p;
+  }
+}
+
+// With no filter cutting, the draw skips the candidate list; the penalties and the
+// special logits must still count.
+TEST(SamplerTest, WholeVocabularyDrawSeesPenaltiesAndOddLogits) {
+  SamplerParams p = Plain();
+  p.presence_penalty = 1000.0f;
+  Sampler s(p);
+  s.Accept(2);
+  for (int i = 0; i < 200; ++i) EXPECT_NE(s.Sample(std::vector<float>{0.0f, 0.0f, 50.0f, 0.0f}), 2);
+  Sampler t(Plain());
+  constexpr float kInf = std::numeric_limits<float>::infinity();
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  EXPECT_EQ(t.Sample(std::vector<float>{-kInf, -kInf, -kInf}), 0);
+  EXPECT_EQ(t.Sample(std::vector<float>{0.0f, kInf, 3.0f, kInf}), 1);
+  for (int i = 0; i < 100; ++i) EXPECT_EQ(t.Sample(std::vector<float>{nan, 1.0f, -kInf, nan}), 1);
+  EXPECT_EQ(t.Sample(std::vector<float>{}), 0);
+}
+
 TEST(SamplerTest, TopPIsTakenOverTheTopKSurvivors) {
   // After top-k = 2 the two survivors have probabilities 2/3 and 1/3.
   const std::vector<float> l = LogitsOf({0.4, 0.2, 0.4 * 0.5, 0.1, 0.1});
