@@ -328,6 +328,7 @@ size_t EdgeDetector::UpdateBatch(EdgeState& st, std::span<const uint64_t> src_ha
   locate(0, idx[0]);
   Hot h;
   Load(st, h);
+  Stat stats[kBlock];
   for (size_t b = 0, cur = 0; b < n; b += kBlock, cur ^= 1) {
     if (b + kBlock < n) locate(b + kBlock, idx[cur ^ 1]);
     const size_t m = std::min(kBlock, n - b);
@@ -336,8 +337,9 @@ size_t EdgeDetector::UpdateBatch(EdgeState& st, std::span<const uint64_t> src_ha
       cells[0][0] = base + idx[cur][0][i];
       cells[1][0] = base + idx[cur][1][i];
       cells[2][0] = base + idx[cur][2][i];
-      out[b + i] = Apply<1>(st, h, cells, time_ms[b + i]);
+      stats[i] = Learn<1>(st, h, cells, time_ms[b + i]);
     }
+    for (size_t i = 0; i < m; ++i) out[b + i] = Calibrated(st, h, stats[i]);
   }
   Store(h, st);
   return n;
@@ -360,7 +362,7 @@ Scored EdgeDetector::UpdateRows(EdgeState& st, uint64_t src_hash, uint64_t dst_h
   }
   Hot h;
   Load(st, h);
-  const Scored out = Apply<kRows>(st, h, cells, time_ms);
+  const Scored out = Calibrated(st, h, Learn<kRows>(st, h, cells, time_ms));
   Store(h, st);
   return out;
 }
@@ -410,7 +412,8 @@ void EdgeDetector::NewTick(EdgeState& st, Hot& h, EventTime time_ms) const {
 }
 
 template <int kRows>
-inline Scored EdgeDetector::Apply(EdgeState& st, Hot& h, EdgeCell* const (&cells)[3][8], EventTime time_ms) const {
+inline EdgeDetector::Stat EdgeDetector::Learn(EdgeState& st, Hot& h, EdgeCell* const (&cells)[3][8],
+                                               EventTime time_ms) const {
   // Most records fall in the current tick (or are late: counted in it too).
   if (time_ms >= h.tick_end_ms) [[unlikely]] NewTick(st, h, time_ms);
   ++h.records;
@@ -514,14 +517,17 @@ inline Scored EdgeDetector::Apply(EdgeState& st, Hot& h, EdgeCell* const (&cells
   // Arithmetic rather than ?: so that the compiler keeps it branch-free.
   int fired = num[1] * den[0] > num[0] * den[1];
   fired += (2 - fired) * static_cast<int>(num[2] * den[fired] > num[fired] * den[2]);
-  const float raw = num[fired] / den[fired];
   h.fired = static_cast<uint8_t>(fired);
   h.observed = cur[fired];
   h.expected = mu[fired];
+  return {num[fired], den[fired], h.warm};
+}
 
+inline Scored EdgeDetector::Calibrated(EdgeState& st, Hot& h, Stat stat) const {
+  const float raw = stat.num / stat.den;
   Scored out;
   out.raw = raw;
-  if (!h.warm) return out;  // history too short to calibrate on
+  if (!stat.warm) return out;  // history too short to calibrate on
   float frac;
   const int bin = BinOf(raw, &frac);
   if (static_cast<int64_t>(h.calibrated) >= config_.calibration_warmup) out.score = Calibrate(h.tail, bin, frac);

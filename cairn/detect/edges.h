@@ -219,10 +219,21 @@ class EdgeDetector {
   void NewTick(EdgeState& st, Hot& h, EventTime time_ms) const;
   template <int kRows>
   Scored UpdateRows(EdgeState& st, uint64_t src_hash, uint64_t dst_hash, EventTime time_ms) const;
-  // Scores and learns one record whose cells (per sketch, per row) are known.
+  // A record's winning statistic as num / den (Learn), before calibration.
+  struct Stat {
+    float num, den;
+    bool warm;  // h.warm at the record
+  };
+  // Scores and learns one record whose cells (per sketch, per row) are known:
+  // Learn updates its cells and returns the statistic; Calibrated divides it out,
+  // scores it and counts it in the histogram. UpdateBatch runs Learn over a block
+  // and then Calibrated over it, so that the two dependency chains of a record
+  // (cells; division, histogram, tail) overlap with other records'. Records are
+  // calibrated in order, so the results are those of Learn + Calibrated per record.
   template <int kRows>
-  __attribute__((always_inline)) Scored Apply(EdgeState& st, Hot& h, EdgeCell* const (&cells)[3][8],
-                                              EventTime time_ms) const;
+  __attribute__((always_inline)) Stat Learn(EdgeState& st, Hot& h, EdgeCell* const (&cells)[3][8],
+                                            EventTime time_ms) const;
+  __attribute__((always_inline)) Scored Calibrated(EdgeState& st, Hot& h, Stat stat) const;
   void Advance(EdgeState& st, int64_t tick) const;
   void Refresh(EdgeState& st) const;
   void Fold(EdgeCell& c, int64_t ticks) const;
