@@ -172,7 +172,8 @@ class EdgeDetector {
   // shortest of the four spans, exactly as n calls of UpdateHashed in that
   // order would (same scores in out[i], same state), but faster: the cells of
   // the next 16 records are located (8 at a time with AVX-512 where the CPU
-  // has it) and requested while the current ones are applied. Returns n.
+  // has it) and requested while the current ones are applied, in two passes
+  // (cells, then calibration: see Learn). Returns n.
   size_t UpdateBatch(EdgeState& st, std::span<const uint64_t> src_hash, std::span<const uint64_t> dst_hash,
                      std::span<const EventTime> time_ms, std::span<Scored> out) const;
 
