@@ -313,6 +313,11 @@ expect detect_edges_auc 'ROC-AUC [01]\.[0-9]{4} over [0-9,]+ labelled lines'
   || { echo "FAIL detect edges: $(wc -l < "$T/scores.txt") output lines"; fail=1; }
 grep -Evq '^(score|0|1|0\.[0-9]+)$' "$T/scores.txt" && { echo "FAIL detect edges: odd score lines"; fail=1; } \
   || echo "ok   detect_edges_scores"
+# Blocks of records (the default) and one record at a time (--explain) give the same scores.
+check detect_edges_explain 0 "$CAIRN" detect edges --input "$T/edges.csv" --header --time-format unix_ms --explain \
+  --output "$T/explain.txt"
+cut -d, -f1 "$T/explain.txt" | cmp -s - "$T/scores.txt" && echo "ok   detect_edges_explain_same_scores" \
+  || { echo "FAIL detect edges: --explain scores differ"; fail=1; }
 # Column indices, stdin, unix seconds; the same scores as by name from the file.
 tail -n +2 "$T/edges.csv" | awk -F, '{ printf "%s,%d,%s,%s\n", $1, int($3 / 1000), $2, $4 }' > "$T/edges_s.csv"
 check detect_edges_stdin 0 sh -c "'$CAIRN' detect edges --input - --src-col 0 --dst-col 2 --time-col 1 \

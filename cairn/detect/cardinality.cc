@@ -13,9 +13,10 @@
 namespace cairn::detect {
 namespace {
 
-constexpr uint8_t kStateVersion = 1;
+// Version 2: no stored union registers (version 1 kept one per register group).
+constexpr uint8_t kStateVersion = 2;
 constexpr int kMaxHistory = 1024;
-constexpr size_t kMaxRegisters = size_t{65} << 12;  // 64 sub-windows and the union, 2^12 each
+constexpr size_t kMaxRegisters = size_t{64} << 12;  // 64 sub-windows, 2^12 each
 
 // floor(a / b) for b > 0.
 int64_t FloorDiv(int64_t a, int64_t b) {
@@ -57,6 +58,9 @@ std::pair<float, float> MedianMad(float* v, size_t n) {
 
 }  // namespace
 
+// The default shape's block: eight cache lines (see the header).
+static_assert(sizeof(CardinalityState) == 512);
+
 void CardinalityState::Encode(ByteWriter& w) const {
   w.U8(kStateVersion);
   w.I64(epoch);
@@ -94,8 +98,13 @@ void CardinalityState::Allocate(size_t registers, size_t history) {
 }
 
 bool CardinalityState::Decode(ByteReader& r, CardinalityState* out) {
-  if (r.U8() != kStateVersion) {
-    if (r.ok()) r.Fail("cardinality state: unknown version");
+  const uint8_t version = r.U8();
+  if (!r.ok()) return false;
+  if (version != kStateVersion) {
+    r.Fail(version == 1 ? "cardinality state: version 1 (registers with a stored union) is no longer read; "
+                          "this version writes 2: start the state afresh"
+                        : fmt::format("cardinality state: unknown version {} (this version reads {})", version,
+                                      kStateVersion));
     return false;
   }
   out->epoch = r.I64();
@@ -146,7 +155,7 @@ bool CardinalityState::Decode(ByteReader& r, CardinalityState* out) {
 CardinalityDetector::CardinalityDetector(CardinalityConfig c) : config_(std::move(c)) {
   width_ = config_.window_ms / config_.buckets;
   m_ = uint32_t{1} << config_.precision;
-  stride_ = static_cast<size_t>(config_.buckets) + 1;
+  stride_ = static_cast<size_t>(config_.buckets);
   inline_ = CardinalityState::FitsInline(stride_ * m_, static_cast<size_t>(config_.history));
   // alpha_m of Flajolet et al.: the exact constants for small m, the usual fit above.
   double alpha;
@@ -211,19 +220,19 @@ void CardinalityDetector::Reset(CardinalityState& st, int64_t epoch) const {
 namespace {
 
 // The union pass of RebuildUnion: per register, the max over the live
-// sub-windows, the count of empty ones and the sum of 2^-u, exact in fixed point
+// sub-windows (the union's register, not stored), the count of empty ones and
+// the sum of 2^-u, exact in fixed point
 // (2^(64 - u), u clamped to 64 for damaged bytes) so that no chain of dependent
 // floating-point adds serializes it. kStride > 0 unrolls the common shapes.
 template <size_t kStride>
-void UnionPass(uint8_t* regs, uint32_t m, size_t stride, uint32_t* zeros, unsigned __int128* sum) {
+void UnionPass(const uint8_t* regs, uint32_t m, size_t stride, uint32_t* zeros, unsigned __int128* sum) {
   if constexpr (kStride > 0) stride = kStride;
   uint32_t z = 0;
   unsigned __int128 acc = 0;
   for (uint32_t j = 0; j < m; ++j) {
-    uint8_t* reg = regs + j * stride;
+    const uint8_t* reg = regs + j * stride;
     uint8_t u = 0;
-    for (size_t b = 0; b + 1 < stride; ++b) u = std::max(u, reg[b]);
-    reg[stride - 1] = u;
+    for (size_t b = 0; b < stride; ++b) u = std::max(u, reg[b]);
     z += u == 0;
     acc += static_cast<unsigned __int128>(1) << (64 - std::min<unsigned>(u, 64));
   }
@@ -238,12 +247,12 @@ void UnionPass(uint8_t* regs, uint32_t m, size_t stride, uint32_t* zeros, unsign
 void CardinalityDetector::RebuildUnion(CardinalityState& st) const {
   uint32_t zeros = 0;
   unsigned __int128 fixed = 0;
-  uint8_t* const regs = st.registers();
+  const uint8_t* const regs = st.registers();
   switch (stride_) {
+    case 1: UnionPass<1>(regs, m_, stride_, &zeros, &fixed); break;
     case 2: UnionPass<2>(regs, m_, stride_, &zeros, &fixed); break;
-    case 3: UnionPass<3>(regs, m_, stride_, &zeros, &fixed); break;
-    case 5: UnionPass<5>(regs, m_, stride_, &zeros, &fixed); break;
-    case 9: UnionPass<9>(regs, m_, stride_, &zeros, &fixed); break;
+    case 4: UnionPass<4>(regs, m_, stride_, &zeros, &fixed); break;
+    case 8: UnionPass<8>(regs, m_, stride_, &zeros, &fixed); break;
     default: UnionPass<0>(regs, m_, stride_, &zeros, &fixed); break;
   }
   const double sum = std::ldexp(static_cast<double>(fixed), -64);
@@ -342,15 +351,23 @@ Scored CardinalityDetector::UpdateHash(CardinalityState& st, uint64_t h, EventTi
   const int p = config_.precision;
   const uint32_t j = static_cast<uint32_t>(h >> (64 - p));
   const uint8_t rank = static_cast<uint8_t>(std::countl_zero((h << p) | (uint64_t{1} << (p - 1))) + 1);
-  // Register j of every sub-window and of the union lie side by side: one cache line.
+  // Register j of every sub-window lies side by side: one cache line.
   uint8_t* reg = st.registers() + j * stride;
   if (rank > reg[bucket]) {
+    // The union's register j before this record: the max over the sub-windows
+    // (unrolled for the default 4, the common case: registers grow often while
+    // a young sub-window fills).
+    uint8_t u;
+    if (stride == 4) {
+      u = std::max(std::max(reg[0], reg[1]), std::max(reg[2], reg[3]));
+    } else {
+      u = 0;
+      for (size_t b = 0; b < stride; ++b) u = std::max(u, reg[b]);
+    }
     reg[bucket] = rank;
-    uint8_t& u = reg[stride - 1];
     if (rank > u) {
       st.zeros -= (u == 0) & (st.zeros > 0);
       st.inv_sum += inv_pow2_[rank] - inv_pow2_[u];
-      u = rank;
       st.estimate = static_cast<float>(EstimateFrom(st.zeros, st.inv_sum));
       Rescore(st);
     }

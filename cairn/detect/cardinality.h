@@ -8,12 +8,14 @@
 //
 //  * Window: `window_ms` of event time, cut into `buckets` sub-windows. Each
 //    sub-window has its own 2^precision one-byte HyperLogLog registers (hash
-//    bits and ranks as cairn/sketch/hyperloglog.h), and a register-wise max of
-//    the live sub-windows (their union) is kept beside them, so that the
-//    window's estimate is maintained in O(1) per record: a record changes at
-//    most one union register, and the estimator's sum of 2^-register and count
-//    of empty registers are updated with it (linear counting while many
-//    registers are empty, the raw HyperLogLog estimate above 2.5 m). The window
+//    bits and ranks as cairn/sketch/hyperloglog.h); register j of every
+//    sub-window lies side by side, so that the window's register j (the
+//    union's: the max over the live sub-windows) is read off the same cache
+//    line. The window's estimate is maintained in O(1) per record: a record
+//    changes at most one union register, and the estimator's sum of
+//    2^-register and count of empty registers are updated with it (linear
+//    counting while many registers are empty, the raw HyperLogLog estimate
+//    above 2.5 m). The window
 //    slides by one sub-window: it covers between window - window/buckets and
 //    window of history. The registers are this detector's own rather than
 //    cairn::sketch::HyperLogLog objects because a key's state must be one flat,
@@ -30,14 +32,15 @@
 //    only surges score high. `raw` is z. The score is recomputed only when the
 //    estimate or the baseline changes.
 //
-// Cost: Update is O(1): one hash, a few byte compares; a sub-window rotation
-// costs O(buckets * 2^precision + history) once per sub-window and key. No
-// allocation after a key's first record (none at all for the default shape).
-// Memory per key: 576 bytes while (buckets + 1) * 2^precision <= 320 and
-// history <= 32 (the defaults: everything in one block), else 576 bytes +
-// (buckets + 1) * 2^precision + 4 * history on the heap (MemoryBytes()). A
-// record touches the state's first cache line and one line of registers, at a
-// fixed offset from the state in the default shape (PrefetchState).
+// Cost: Update is O(1): one hash, a few byte compares (O(buckets) when a
+// register grows); a sub-window rotation costs O(buckets * 2^precision +
+// history) once per sub-window and key. No allocation after a key's first
+// record (none at all for the default shape). Memory per key: 512 bytes while
+// buckets * 2^precision <= 256 and history <= 32 (the defaults: everything in
+// one block of eight cache lines), else 512 bytes + buckets * 2^precision + 4 *
+// history on the heap (MemoryBytes()). A record touches the state's first
+// cache line and one line of registers, at a fixed offset from the state in the
+// default shape (PrefetchState).
 //
 // Thread-safety: the detector is immutable and shareable; a State is used by
 // one thread at a time.
@@ -77,12 +80,12 @@ struct CardinalityConfig {
 // One key's state. Default-constructed empty; sized by the first Update. The
 // fields every record reads fill the first cache line; the registers and the
 // history follow in the same block when they fit (`kInlineRegisters` and
-// `kInlineHistory`: the default shape, 576 bytes in all, no heap allocation),
+// `kInlineHistory`: the default shape, 512 bytes in all, no heap allocation),
 // so that the register line a record touches sits at a fixed offset from the
 // state and can be fetched together with it. Larger shapes keep both in
 // `spill` on the heap.
 struct alignas(64) CardinalityState {
-  static constexpr size_t kInlineRegisters = 320;  // (4 + 1) sub-windows x 2^6
+  static constexpr size_t kInlineRegisters = 256;  // 4 sub-windows x 2^6
   static constexpr size_t kInlineHistory = 32;
 
   // First cache line: what a record reads.
@@ -96,12 +99,12 @@ struct alignas(64) CardinalityState {
   float estimate = 0.0f;       // distinct count of the window
   float base_y = 0.0f;         // median of sqrt(count + 3/8) over the history
   float base_s = 0.0f;         // its robust spread
-  uint32_t register_count = 0; // 2^precision x (buckets + 1); 0 = empty state
+  uint32_t register_count = 0; // 2^precision x buckets; 0 = empty state
   uint32_t history_size = 0;   // length of the history ring
 
-  // 2^precision registers x (buckets + 1) bytes: register j of sub-window b (by
-  // epoch mod buckets) at j * (buckets + 1) + b, the union's at
-  // j * (buckets + 1) + buckets.
+  // 2^precision registers x buckets bytes: register j of sub-window b (by epoch
+  // mod buckets) at j * buckets + b. The union's register j is the max of the
+  // group; it is not stored.
   alignas(64) uint8_t inline_registers[kInlineRegisters] = {};
   float inline_history[kInlineHistory] = {};
 
@@ -176,7 +179,7 @@ class CardinalityDetector {
     if (!inline_) return;
     const uint8_t* reg = st.inline_registers + (item_hash >> (64 - config_.precision)) * stride_;
     __builtin_prefetch(reg, 1, 3);
-    __builtin_prefetch(reg + stride_ - 1, 1, 3);  // the few groups that straddle two lines
+    __builtin_prefetch(reg + stride_ - 1, 1, 3);  // groups of some shapes straddle two lines
   }
   void Prefetch(const CardinalityState& st, uint64_t item_hash, EventTime time) const {
     const size_t regs = st.register_count;
@@ -216,7 +219,7 @@ class CardinalityDetector {
   double EstimateFrom(uint32_t zeros, double inv_sum) const;
 
   CardinalityConfig config_;
-  size_t stride_ = 0;    // buckets + 1
+  size_t stride_ = 0;    // buckets: bytes per register group
   bool inline_ = false;  // this shape's registers and history fit in the state block
   int64_t width_ = 0;  // sub-window length, ms
   uint32_t m_ = 0;     // registers per sub-window

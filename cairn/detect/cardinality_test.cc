@@ -168,13 +168,30 @@ TEST(Cardinality, EncodeDecodeContinuesIdentically) {
   }
 }
 
+// State written by the layout with stored union registers (version 1) is
+// refused with a message that says so.
+TEST(Cardinality, OldStateVersionIsRefusedClearly) {
+  const CardinalityDetector d = MakeDetector();
+  CardinalityState st;
+  d.Update(st, {.item = "x", .time = 0});
+  ByteWriter w;
+  st.Encode(w);
+  std::string bytes = w.Take();
+  ASSERT_EQ(bytes[0], 2);
+  bytes[0] = 1;
+  ByteReader r(bytes);
+  CardinalityState s;
+  EXPECT_FALSE(CardinalityState::Decode(r, &s));
+  EXPECT_NE(std::string(r.status().message()).find("version 1"), std::string::npos) << r.status();
+}
+
 TEST(Cardinality, StateOfAnotherShapeStartsAfresh) {
   const CardinalityDetector small = MakeDetector({.precision = 4});
   const CardinalityDetector big = MakeDetector({.precision = 8});
   CardinalityState st;
   for (int i = 0; i < 100; ++i) small.Update(st, {.item = std::to_string(i), .time = i});
   big.Update(st, {.item = "x", .time = 200});
-  EXPECT_EQ(st.register_count, 5u * 256);
+  EXPECT_EQ(st.register_count, 4u * 256);
   EXPECT_FALSE(st.spill.empty());  // too large to sit inside the state block
   EXPECT_NEAR(big.Estimate(st), 1.0, 0.01);
 }
@@ -231,7 +248,7 @@ TEST(Cardinality, Deterministic) {
   EXPECT_EQ(first, second);
 }
 
-// The default shape lives in one 576-byte block; a larger one spills its
+// The default shape lives in one 512-byte block; a larger one spills its
 // registers and history to the heap and behaves the same: bounded, prefetching
 // changes nothing, and its state round-trips.
 TEST(Cardinality, InlineAndSpilledShapes) {
@@ -239,7 +256,7 @@ TEST(Cardinality, InlineAndSpilledShapes) {
   CardinalityState a;
   small.Update(a, {.item = "x", .time = 0});
   EXPECT_TRUE(a.spill.empty());
-  EXPECT_EQ(a.MemoryBytes(), 576u);
+  EXPECT_EQ(a.MemoryBytes(), 512u);
 
   const CardinalityDetector big = MakeDetector({.precision = 8, .history = 64, .warmup = 4});
   Traffic t = NormalTraffic(4, 20, 12, 200);
@@ -255,7 +272,7 @@ TEST(Cardinality, InlineAndSpilledShapes) {
     ASSERT_EQ(x.score, y.score) << i;
   }
   EXPECT_FALSE(plain[0].spill.empty());
-  EXPECT_EQ(plain[0].MemoryBytes(), 576u + 5 * 256 + 64 * 4);
+  EXPECT_EQ(plain[0].MemoryBytes(), 512u + 4 * 256 + 64 * 4);
   std::vector<CardinalityState> decoded(4);
   for (int k = 0; k < 4; ++k) {
     ByteWriter w;

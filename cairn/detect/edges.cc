@@ -284,8 +284,8 @@ void EdgeDetector::Refresh(EdgeState& st) const {
   }
 }
 
-inline double EdgeDetector::Calibrate(const EdgeState& st, int b, float frac) const {
-  const float hi = st.tail[b], lo = st.tail[b + 1];
+inline double EdgeDetector::Calibrate(const float* tail, int b, float frac) {
+  const float hi = tail[b], lo = tail[b + 1];
   return 1.0 - static_cast<double>(lo + (1.0f - frac) * (hi - lo));
 }
 
@@ -326,6 +326,9 @@ size_t EdgeDetector::UpdateBatch(EdgeState& st, std::span<const uint64_t> src_ha
     }
   };
   locate(0, idx[0]);
+  Hot h;
+  Load(st, h);
+  Stat stats[kBlock];
   for (size_t b = 0, cur = 0; b < n; b += kBlock, cur ^= 1) {
     if (b + kBlock < n) locate(b + kBlock, idx[cur ^ 1]);
     const size_t m = std::min(kBlock, n - b);
@@ -334,9 +337,11 @@ size_t EdgeDetector::UpdateBatch(EdgeState& st, std::span<const uint64_t> src_ha
       cells[0][0] = base + idx[cur][0][i];
       cells[1][0] = base + idx[cur][1][i];
       cells[2][0] = base + idx[cur][2][i];
-      out[b + i] = Apply<1>(st, cells, time_ms[b + i]);
+      stats[i] = Learn<1>(st, h, cells, time_ms[b + i]);
     }
+    for (size_t i = 0; i < m; ++i) out[b + i] = Calibrated(st, h, stats[i]);
   }
+  Store(h, st);
   return n;
 }
 
@@ -355,38 +360,72 @@ Scored EdgeDetector::UpdateRows(EdgeState& st, uint64_t src_hash, uint64_t dst_h
       for (int r = 0; r < rows; ++r, base += w, g += step) cells[k][r] = base + ((static_cast<uint64_t>(g) * w) >> 32);
     }
   }
-  return Apply<kRows>(st, cells, time_ms);
+  Hot h;
+  Load(st, h);
+  const Scored out = Calibrated(st, h, Learn<kRows>(st, h, cells, time_ms));
+  Store(h, st);
+  return out;
+}
+
+void EdgeDetector::LoadTick(const EdgeState& st, Hot& h) const {
+  h.tick_end_ms = st.started ? st.tick_end_ms : INT64_MIN;
+  h.now = st.now;
+  const int64_t elapsed = TicksBetween(st.base_tick + static_cast<int64_t>(st.now), st.first_tick);
+  h.warm = elapsed >= config_.warmup_ticks;
+  // While the history is short everything is learned: it is what "usual" is made of.
+  h.filter = h.warm ? filter_ : HUGE_VALF;
+  h.scale = st.inv_history * inv_one_minus_decay_;
+}
+
+void EdgeDetector::Load(const EdgeState& st, Hot& h) const {
+  LoadTick(st, h);
+  h.records = st.records;
+  h.calibrated = st.calibrated;
+  h.since_refresh = st.since_refresh;
+  h.bins = const_cast<uint32_t*>(st.bins.data());
+  h.tail = st.tail.data();
+  // fired, observed and expected: every record sets them before Store reads them.
+}
+
+void EdgeDetector::Store(const Hot& h, EdgeState& st) {
+  st.records = h.records;
+  st.calibrated = h.calibrated;
+  st.since_refresh = h.since_refresh;
+  st.fired = h.fired;
+  st.observed = h.observed;
+  st.expected = h.expected;
+}
+
+void EdgeDetector::NewTick(EdgeState& st, Hot& h, EventTime time_ms) const {
+  const int64_t tick = FloorDiv(time_ms, config_.tick_ms);
+  if (!st.started) {
+    st.started = true;
+    st.first_tick = st.base_tick = tick;
+    st.now = 0;
+  } else {
+    Advance(st, tick);
+  }
+  if (tick == INT64_MAX || __builtin_mul_overflow(tick + 1, config_.tick_ms, &st.tick_end_ms)) {
+    st.tick_end_ms = INT64_MAX;
+  }
+  LoadTick(st, h);
 }
 
 template <int kRows>
-inline Scored EdgeDetector::Apply(EdgeState& st, EdgeCell* const (&cells)[3][8], EventTime time_ms) const {
-  int64_t tick = st.base_tick + static_cast<int64_t>(st.now);
+inline EdgeDetector::Stat EdgeDetector::Learn(EdgeState& st, Hot& h, EdgeCell* const (&cells)[3][8],
+                                               EventTime time_ms) const {
   // Most records fall in the current tick (or are late: counted in it too).
-  if (time_ms >= st.tick_end_ms || !st.started) [[unlikely]] {
-    tick = FloorDiv(time_ms, config_.tick_ms);
-    if (!st.started) {
-      st.started = true;
-      st.first_tick = st.base_tick = tick;
-      st.now = 0;
-    } else {
-      Advance(st, tick);
-    }
-    if (tick == INT64_MAX || __builtin_mul_overflow(tick + 1, config_.tick_ms, &st.tick_end_ms)) {
-      st.tick_end_ms = INT64_MAX;
-    }
-  }
-  ++st.records;
+  if (time_ms >= h.tick_end_ms) [[unlikely]] NewTick(st, h, time_ms);
+  ++h.records;
 
   // Per cell: catching up with the current tick (table-driven, without
   // branches for the usual gap of under kPowTable ticks) and counting the
   // record. The cells' addresses are known before any is read, so that their
   // loads overlap.
   const int rows = kRows > 0 ? kRows : config_.rows;
-  const uint32_t now = st.now;
-  const float scale = st.inv_history * inv_one_minus_decay_;
-  const int64_t elapsed = TicksBetween(tick, st.first_tick);
-  // While the history is short everything is learned: it is what "usual" is made of.
-  const float filter = elapsed < config_.warmup_ticks ? HUGE_VALF : filter_;
+  const uint32_t now = h.now;
+  const float scale = h.scale;
+  const float filter = h.filter;
   // Branch-free arithmetic below: which row or sketch wins is data, and
   // mispredicted branches would serialize the cells' independent loads. Each
   // statistic is kept as a fraction num / den (den > 0) and compared by cross
@@ -478,22 +517,28 @@ inline Scored EdgeDetector::Apply(EdgeState& st, EdgeCell* const (&cells)[3][8],
   // Arithmetic rather than ?: so that the compiler keeps it branch-free.
   int fired = num[1] * den[0] > num[0] * den[1];
   fired += (2 - fired) * static_cast<int>(num[2] * den[fired] > num[fired] * den[2]);
-  const float raw = num[fired] / den[fired];
-  st.fired = static_cast<uint8_t>(fired);
-  st.observed = cur[fired];
-  st.expected = mu[fired];
+  h.fired = static_cast<uint8_t>(fired);
+  h.observed = cur[fired];
+  h.expected = mu[fired];
+  return {num[fired], den[fired], h.warm};
+}
 
+inline Scored EdgeDetector::Calibrated(EdgeState& st, Hot& h, Stat stat) const {
+  const float raw = stat.num / stat.den;
   Scored out;
   out.raw = raw;
-  if (elapsed < config_.warmup_ticks) return out;  // history too short to calibrate on
+  if (!stat.warm) return out;  // history too short to calibrate on
   float frac;
   const int bin = BinOf(raw, &frac);
-  if (static_cast<int64_t>(st.calibrated) >= config_.calibration_warmup) out.score = Calibrate(st, bin, frac);
-  ++st.bins[bin];
-  ++st.calibrated;
-  if (++st.since_refresh >= config_.calibration_refresh ||
-      static_cast<int64_t>(st.calibrated) == config_.calibration_warmup) {
-    Refresh(st);
+  if (static_cast<int64_t>(h.calibrated) >= config_.calibration_warmup) out.score = Calibrate(h.tail, bin, frac);
+  ++h.bins[bin];
+  ++h.calibrated;
+  if (++h.since_refresh >= config_.calibration_refresh ||
+      static_cast<int64_t>(h.calibrated) == config_.calibration_warmup) [[unlikely]] {
+    st.calibrated = h.calibrated;
+    Refresh(st);  // may halve the counts
+    h.calibrated = st.calibrated;
+    h.since_refresh = st.since_refresh;
   }
   return out;
 }

@@ -172,7 +172,8 @@ class EdgeDetector {
   // shortest of the four spans, exactly as n calls of UpdateHashed in that
   // order would (same scores in out[i], same state), but faster: the cells of
   // the next 16 records are located (8 at a time with AVX-512 where the CPU
-  // has it) and requested while the current ones are applied. Returns n.
+  // has it) and requested while the current ones are applied, in two passes
+  // (cells, then calibration: see Learn). Returns n.
   size_t UpdateBatch(EdgeState& st, std::span<const uint64_t> src_hash, std::span<const uint64_t> dst_hash,
                      std::span<const EventTime> time_ms, std::span<Scored> out) const;
 
@@ -194,11 +195,46 @@ class EdgeDetector {
   static constexpr int kPowTable = 64;
   explicit EdgeDetector(EdgeConfig c);
   void Init(EdgeState& st) const;
+  // The state's scalars that every record reads or writes, copied into locals
+  // for a call or a whole batch and written back by Store. As state fields they
+  // would be reloaded for every record (the cells' vector stores may alias
+  // them); the per-tick values (scale, filter, warm) are computed once per tick
+  // instead of once per record. Same values, same order of operations.
+  struct Hot {
+    EventTime tick_end_ms;  // the state's, or INT64_MIN before the first record
+    uint32_t now;
+    bool warm;              // the warm-up ticks are over
+    float scale;            // inv_history / (1 - decay)
+    float filter;           // filter_ once warm, else +inf (learn everything)
+    uint64_t records, calibrated;
+    uint32_t since_refresh;
+    uint32_t* bins;
+    const float* tail;
+    uint8_t fired = 0;  // set by every record (Load leaves them)
+    float observed = 0, expected = 0;
+  };
+  void Load(const EdgeState& st, Hot& h) const;
+  void LoadTick(const EdgeState& st, Hot& h) const;
+  static void Store(const Hot& h, EdgeState& st);
+  // The first record, or one at or past the end of the current tick.
+  void NewTick(EdgeState& st, Hot& h, EventTime time_ms) const;
   template <int kRows>
   Scored UpdateRows(EdgeState& st, uint64_t src_hash, uint64_t dst_hash, EventTime time_ms) const;
-  // Scores and learns one record whose cells (per sketch, per row) are known.
+  // A record's winning statistic as num / den (Learn), before calibration.
+  struct Stat {
+    float num, den;
+    bool warm;  // h.warm at the record
+  };
+  // Scores and learns one record whose cells (per sketch, per row) are known:
+  // Learn updates its cells and returns the statistic; Calibrated divides it out,
+  // scores it and counts it in the histogram. UpdateBatch runs Learn over a block
+  // and then Calibrated over it, so that the two dependency chains of a record
+  // (cells; division, histogram, tail) overlap with other records'. Records are
+  // calibrated in order, so the results are those of Learn + Calibrated per record.
   template <int kRows>
-  __attribute__((always_inline)) Scored Apply(EdgeState& st, EdgeCell* const (&cells)[3][8], EventTime time_ms) const;
+  __attribute__((always_inline)) Stat Learn(EdgeState& st, Hot& h, EdgeCell* const (&cells)[3][8],
+                                            EventTime time_ms) const;
+  __attribute__((always_inline)) Scored Calibrated(EdgeState& st, Hot& h, Stat stat) const;
   void Advance(EdgeState& st, int64_t tick) const;
   void Refresh(EdgeState& st) const;
   void Fold(EdgeCell& c, int64_t ticks) const;
@@ -213,7 +249,7 @@ class EdgeDetector {
     float mul[4], learn[4];
   };
   // The score of a statistic in histogram bin `b` at `frac` of the bin (BinOf).
-  double Calibrate(const EdgeState& st, int b, float frac) const;
+  static double Calibrate(const float* tail, int b, float frac);
 
   EdgeConfig config_;
   size_t cells_ = 0;

@@ -242,10 +242,16 @@ TEST(EdgeDetector, GoldenScoresOnAFixedStream) {
 
 // UpdateBatch must give exactly what record-at-a-time updates give: the same
 // scores and the same state, whatever the batch boundaries, with late records,
-// long gaps (cells older than the step table) and a burst in the stream.
+// long gaps (cells older than the step table), a burst in the stream and the
+// calibration's counts halved.
 TEST(EdgeDetector, BatchScoresLikeRecordAtATime) {
   for (int rows : {1, 2}) {
-    auto d = EdgeDetector::Create({.rows = rows, .edge_width = 512, .node_width = 256, .calibration_warmup = 300});
+    // A short calibration window: its counts are halved several times within the stream.
+    auto d = EdgeDetector::Create({.rows = rows,
+                                   .edge_width = 512,
+                                   .node_width = 256,
+                                   .calibration_warmup = 300,
+                                   .calibration_window = 4096});
     ASSERT_TRUE(d.ok());
     SplitMix64 rng(31 + rows);
     std::vector<uint64_t> src, dst;
