@@ -287,6 +287,7 @@ absl::StatusOr<SeriesDetector> SeriesDetector::Create(SeriesConfig c) {
     return bad(fmt::format("season_alpha_week {} must be in (0, 1]", c.season_alpha_week));
   }
   if (!(c.week_weight >= 0)) return bad("week_weight must be >= 0");
+  if (c.season_visits < 0 || c.season_visits > 2) return bad(fmt::format("season_visits {} must be 0, 1 or 2", c.season_visits));
   if (!(c.cusum_slack >= 0)) return bad(fmt::format("cusum_slack {} must be >= 0", c.cusum_slack));
   if (!(c.cusum_decay > 0 && c.cusum_decay <= 1)) return bad(fmt::format("cusum_decay {} must be in (0, 1]", c.cusum_decay));
   if (!(c.change_alpha >= 0 && c.change_alpha < 1)) return bad(fmt::format("change_alpha {} must be in [0, 1)", c.change_alpha));
@@ -331,7 +332,13 @@ Scored SeriesDetector::Update(SeriesState& st, const Observation& obs) const {
   const double z_level = st.level.TailZ(x, kLevelExtrapolation, 0.0);
   // A seasonal residual below a tenth of the level's IQR is never news.
   const double season_floor = 0.1 * (st.level.Quantile(0.75) - st.level.Quantile(0.25));
-  const bool hour_known = st.HourSeen(h) >= 2;
+  // A slot counts its visits (runs of consecutive records in it), not its
+  // readings: within its first visit its level only follows the hour's own
+  // readings, and a residual against that says nothing about the pattern.
+  const bool first_record = i == 0;
+  const bool hour_new = st.HourSeen(h) == 0;
+  if (first_record || h != st.hour) st.MarkHourSeen(h);
+  const bool hour_known = st.HourSeen(h) > c.season_visits;
   const double residual = x - st.hour_mean[h];
   const double z_season = hour_known ? st.season.TailZ(residual, kSeasonExtrapolation, season_floor) : 0.0;
   double up = st.cusum_up, down = st.cusum_down, z_change = 0.0;
@@ -353,13 +360,23 @@ Scored SeriesDetector::Update(SeriesState& st, const Observation& obs) const {
   // Hour of the week; the epoch began on a Thursday, so shift to start weeks on Monday.
   const int64_t week_index = hour_index + 72;
   const int wh = static_cast<int>(((week_index % 168) + 168) % 168);
-  const bool week_known = st.WeekSeen(wh) >= 2;
+  const bool week_new = st.WeekSeen(wh) == 0;
+  if (first_record || wh != st.week_hour) st.MarkWeekSeen(wh);
+  const bool week_known = st.WeekSeen(wh) > c.season_visits;
   const double week_residual = x - st.week_mean[wh];
   const double z_week = week_known ? st.week.TailZ(week_residual, kSeasonExtrapolation, season_floor) : 0.0;
+  double z_week_eff = z_week, z_season_eff = z_season;
+  if (c.season_agree > 0 && hour_known && week_known) {
+    const double week_spread = st.week.Quantile(0.75) - st.week.Quantile(0.25);
+    const double day_spread = st.season.Quantile(0.75) - st.season.Quantile(0.25);
+    const bool week_better = week_spread < c.week_fit * day_spread;
+    if ((c.agree_mode & 1) || ((c.agree_mode & 4) && !week_better)) z_week_eff = std::min(z_week, c.season_agree * z_season);
+    if (c.agree_mode & 2) z_season_eff = std::min(z_season, c.season_agree * z_week);
+  }
   double raw = z_level;
   uint8_t cause = 1;
-  if (c.week_weight * z_week > raw) raw = c.week_weight * z_week, cause = 4;
-  if (c.season_weight * z_season > raw) raw = c.season_weight * z_season, cause = 2;
+  if (c.week_weight * z_week_eff > raw) raw = c.week_weight * z_week_eff, cause = 4;
+  if (c.season_weight * z_season_eff > raw) raw = c.season_weight * z_season_eff, cause = 2;
   if (c.change_weight * z_change > raw) raw = c.change_weight * z_change, cause = 3;
 
   // Standardize the surprise against its own running distribution.
@@ -404,14 +421,12 @@ Scored SeriesDetector::Update(SeriesState& st, const Observation& obs) const {
     }
   }
   if (hour_known) st.season.Add(residual, NextRandom(st.rng));
-  st.hour_mean[h] = st.HourSeen(h) == 0 ? static_cast<float>(x)
-                                         : static_cast<float>(st.hour_mean[h] + c.season_alpha * residual);
-  st.MarkHourSeen(h);
+  st.hour_mean[h] = hour_new ? static_cast<float>(x) : static_cast<float>(st.hour_mean[h] + c.season_alpha * residual);
   if (week_known) st.week.Add(week_residual, NextRandom(st.rng));
-  st.week_mean[wh] = st.WeekSeen(wh) == 0 ? static_cast<float>(x)
-                                            : static_cast<float>(st.week_mean[wh] + c.season_alpha_week * week_residual);
-  st.MarkWeekSeen(wh);
+  st.week_mean[wh] =
+      week_new ? static_cast<float>(x) : static_cast<float>(st.week_mean[wh] + c.season_alpha_week * week_residual);
 
+  if (c.youth_records > 0 && i < c.youth_records) z *= c.youth_floor + (1 - c.youth_floor) * static_cast<double>(i) / c.youth_records;
   // One incident, one alert.
   if (i - st.alarm_at < c.suppress_records) {
     if (z < st.alarm_z * c.escalation) {

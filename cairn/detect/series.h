@@ -49,6 +49,11 @@ struct SeriesConfig {
   // Smoothing of the hour-of-day and hour-of-week baselines (per visit).
   double season_alpha = 0.4;
   double season_alpha_week = 0.6;
+  // Earlier visits of an hour slot (1 to 2) before its residuals are scored.
+  int season_visits = 1;
+  double season_agree = 0.0;
+  int agree_mode = 3;
+  double week_fit = 1.0;
   // CUSUM slack (in robust sigmas) and per-record decay.
   double cusum_slack = 1.0;
   double cusum_decay = 0.98;
@@ -65,6 +70,8 @@ struct SeriesConfig {
   double alarm_sigma = 5.0;
   int64_t suppress_records = 300;
   double escalation = 2.0;
+  int64_t youth_records = 0;
+  double youth_floor = 0.5;
 };
 
 // A uniform sample of a series' history (Vitter's reservoir), kept sorted for
@@ -110,8 +117,7 @@ struct alignas(64) SeriesState {
   int64_t cal_n = 0;
   int64_t alarm_at = -(int64_t{1} << 40);
   double alarm_z = 0.0;
-  // Readings per hour-of-day / hour-of-week slot, saturating at 2 (2 bits each):
-  // a slot's level is used once it has seen two readings.
+  // Visits per hour-of-day / hour-of-week slot, saturating at 3 (2 bits each).
   uint64_t hour_seen = 0;
   std::array<uint64_t, 6> week_seen{};
   // What the last Update saw, for Explain.
@@ -132,10 +138,10 @@ struct alignas(64) SeriesState {
   int HourSeen(int h) const { return static_cast<int>((hour_seen >> (2 * h)) & 3); }
   int WeekSeen(int wh) const { return static_cast<int>((week_seen[wh / 32] >> (2 * (wh % 32))) & 3); }
   void MarkHourSeen(int h) {
-    if (HourSeen(h) < 2) hour_seen += uint64_t{1} << (2 * h);
+    if (HourSeen(h) < 3) hour_seen += uint64_t{1} << (2 * h);
   }
   void MarkWeekSeen(int wh) {
-    if (WeekSeen(wh) < 2) week_seen[wh / 32] += uint64_t{1} << (2 * (wh % 32));
+    if (WeekSeen(wh) < 3) week_seen[wh / 32] += uint64_t{1} << (2 * (wh % 32));
   }
 
   size_t MemoryBytes() const { return sizeof(*this); }
