@@ -288,6 +288,9 @@ absl::StatusOr<SeriesDetector> SeriesDetector::Create(SeriesConfig c) {
   }
   if (!(c.week_weight >= 0)) return bad("week_weight must be >= 0");
   if (c.season_visits < 0 || c.season_visits > 2) return bad(fmt::format("season_visits {} must be 0, 1 or 2", c.season_visits));
+  if (c.season_ramp < 0) return bad(fmt::format("season_ramp {} must be >= 0", c.season_ramp));
+  if (c.young_records < 0) return bad(fmt::format("young_records {} must be >= 0", c.young_records));
+  if (!(c.young_floor >= 0 && c.young_floor <= 1)) return bad(fmt::format("young_floor {} must be in [0, 1]", c.young_floor));
   if (!(c.cusum_slack >= 0)) return bad(fmt::format("cusum_slack {} must be >= 0", c.cusum_slack));
   if (!(c.cusum_decay > 0 && c.cusum_decay <= 1)) return bad(fmt::format("cusum_decay {} must be in (0, 1]", c.cusum_decay));
   if (!(c.change_alpha >= 0 && c.change_alpha < 1)) return bad(fmt::format("change_alpha {} must be in [0, 1)", c.change_alpha));
@@ -365,14 +368,11 @@ Scored SeriesDetector::Update(SeriesState& st, const Observation& obs) const {
   const bool week_known = st.WeekSeen(wh) > c.season_visits;
   const double week_residual = x - st.week_mean[wh];
   const double z_week = week_known ? st.week.TailZ(week_residual, kSeasonExtrapolation, season_floor) : 0.0;
-  double z_week_eff = z_week, z_season_eff = z_season;
-  if (c.season_agree > 0 && hour_known && week_known) {
-    const double week_spread = st.week.Quantile(0.75) - st.week.Quantile(0.25);
-    const double day_spread = st.season.Quantile(0.75) - st.season.Quantile(0.25);
-    const bool week_better = week_spread < c.week_fit * day_spread;
-    if ((c.agree_mode & 1) || ((c.agree_mode & 4) && !week_better)) z_week_eff = std::min(z_week, c.season_agree * z_season);
-    if (c.agree_mode & 2) z_season_eff = std::min(z_season, c.season_agree * z_week);
-  }
+  // A residual sample still young has not met the pattern's ordinary misses
+  // (a cloudy afternoon, a quiet Friday): its tail is too thin, so its z counts
+  // in proportion to the residuals it has seen.
+  const double z_season_eff = z_season * std::min(1.0, static_cast<double>(st.season.count) * season_ramp_);
+  const double z_week_eff = z_week * std::min(1.0, static_cast<double>(st.week.count) * season_ramp_);
   double raw = z_level;
   uint8_t cause = 1;
   if (c.week_weight * z_week_eff > raw) raw = c.week_weight * z_week_eff, cause = 4;
@@ -426,7 +426,10 @@ Scored SeriesDetector::Update(SeriesState& st, const Observation& obs) const {
   st.week_mean[wh] =
       week_new ? static_cast<float>(x) : static_cast<float>(st.week_mean[wh] + c.season_alpha_week * week_residual);
 
-  if (c.youth_records > 0 && i < c.youth_records) z *= c.youth_floor + (1 - c.youth_floor) * static_cast<double>(i) / c.youth_records;
+  // A young series meets new extremes often (a record high has probability 1/n
+  // after n values): its surprise is discounted, linearly from `young_floor` at
+  // the first record to none at `young_records`.
+  if (i < c.young_records) z *= c.young_floor + (1 - c.young_floor) * static_cast<double>(i) / c.young_records;
   // One incident, one alert.
   if (i - st.alarm_at < c.suppress_records) {
     if (z < st.alarm_z * c.escalation) {

@@ -49,11 +49,14 @@ struct SeriesConfig {
   // Smoothing of the hour-of-day and hour-of-week baselines (per visit).
   double season_alpha = 0.4;
   double season_alpha_week = 0.6;
-  // Earlier visits of an hour slot (1 to 2) before its residuals are scored.
-  int season_visits = 1;
-  double season_agree = 0.0;
-  int agree_mode = 3;
-  double week_fit = 1.0;
+  // Earlier visits of an hour slot (runs of consecutive records in it) before
+  // its residuals are scored, 0 to 2. Within its first visit a slot's level only
+  // follows that hour's own readings, and after one earlier visit it is a single
+  // day's (week's) level: residuals against either look larger than they are.
+  int season_visits = 2;
+  // Residuals a seasonal sample must have seen before its z counts fully (it
+  // counts in proportion until then); 0 counts it fully at once.
+  int64_t season_ramp = 2000;
   // CUSUM slack (in robust sigmas) and per-record decay.
   double cusum_slack = 1.0;
   double cusum_decay = 0.98;
@@ -70,8 +73,10 @@ struct SeriesConfig {
   double alarm_sigma = 5.0;
   int64_t suppress_records = 300;
   double escalation = 2.0;
-  int64_t youth_records = 0;
-  double youth_floor = 0.5;
+  // Discount of a young series' surprise: z is multiplied by `young_floor` at
+  // the first record, rising linearly to 1 at `young_records`.
+  int64_t young_records = 2000;
+  double young_floor = 0.5;
 };
 
 // A uniform sample of a series' history (Vitter's reservoir), kept sorted for
@@ -171,8 +176,10 @@ class SeriesDetector {
   const SeriesConfig& config() const { return config_; }
 
  private:
-  explicit SeriesDetector(SeriesConfig c) : config_(std::move(c)) {}
+  explicit SeriesDetector(SeriesConfig c)
+      : config_(std::move(c)), season_ramp_(config_.season_ramp > 0 ? 1.0 / static_cast<double>(config_.season_ramp) : 1e300) {}
   SeriesConfig config_;
+  double season_ramp_ = 1.0 / static_cast<double>(SeriesConfig{}.season_ramp);  // 1 / season_ramp (huge for 0)
 };
 
 // Scores a whole series in order with a fresh state (CLI and evaluation).
