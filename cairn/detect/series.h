@@ -10,7 +10,10 @@
 //  * season: how far the value is from the usual level at this hour of the
 //    day (24 baselines) and at this hour of the week (168 baselines), each
 //    residual ranked against the series' own past residuals, so series without
-//    such a pattern are not penalized;
+//    such a pattern are not penalized. A slot is scored from its third visit
+//    on, and a residual sample younger than `season_ramp` residuals counts in
+//    proportion: a baseline of one day, or a tail that has not yet met the
+//    pattern's ordinary misses, would raise false alarms;
 //  * change: a two-sided CUSUM of the value standardized against a recent
 //    baseline (an exponentially weighted mean and mean absolute deviation whose
 //    updates are clipped, so a spike barely moves them while a lasting shift is
@@ -20,7 +23,8 @@
 // The largest (weighted) of the three is the record's surprise. The surprise
 // is standardized against its own running mean and spread (winsorized, so one
 // incident does not blind the detector) and mapped to a calibrated score
-// score = 1 − 2·Q(z) (Q the normal tail). After an alarm (z above
+// score = 1 − 2·Q(z) (Q the normal tail), z discounted while the series is
+// young (new extremes are common then). After an alarm (z above
 // `alarm_sigma`) the same episode is not re-reported for `suppress_records`
 // records unless it becomes `escalation` times more surprising: one incident,
 // one alert.
