@@ -287,10 +287,14 @@ absl::StatusOr<SeriesDetector> SeriesDetector::Create(SeriesConfig c) {
     return bad(fmt::format("season_alpha_week {} must be in (0, 1]", c.season_alpha_week));
   }
   if (!(c.week_weight >= 0)) return bad("week_weight must be >= 0");
-  if (c.season_visits < 0 || c.season_visits > 2) return bad(fmt::format("season_visits {} must be 0, 1 or 2", c.season_visits));
+  if (c.season_visits < 0 || c.season_visits > 2) {
+    return bad(fmt::format("season_visits {} must be 0, 1 or 2", c.season_visits));
+  }
   if (c.season_ramp < 0) return bad(fmt::format("season_ramp {} must be >= 0", c.season_ramp));
   if (c.young_records < 0) return bad(fmt::format("young_records {} must be >= 0", c.young_records));
-  if (!(c.young_floor >= 0 && c.young_floor <= 1)) return bad(fmt::format("young_floor {} must be in [0, 1]", c.young_floor));
+  if (!(c.young_floor >= 0 && c.young_floor <= 1)) {
+    return bad(fmt::format("young_floor {} must be in [0, 1]", c.young_floor));
+  }
   if (!(c.cusum_slack >= 0)) return bad(fmt::format("cusum_slack {} must be >= 0", c.cusum_slack));
   if (!(c.cusum_decay > 0 && c.cusum_decay <= 1)) return bad(fmt::format("cusum_decay {} must be in (0, 1]", c.cusum_decay));
   if (!(c.change_alpha >= 0 && c.change_alpha < 1)) return bad(fmt::format("change_alpha {} must be in [0, 1)", c.change_alpha));
@@ -429,7 +433,9 @@ Scored SeriesDetector::Update(SeriesState& st, const Observation& obs) const {
   // A young series meets new extremes often (a record high has probability 1/n
   // after n values): its surprise is discounted, linearly from `young_floor` at
   // the first record to none at `young_records`.
-  if (i < c.young_records) z *= c.young_floor + (1 - c.young_floor) * static_cast<double>(i) / c.young_records;
+  if (i < c.young_records) {
+    z *= c.young_floor + (1 - c.young_floor) * static_cast<double>(i) / static_cast<double>(c.young_records);
+  }
   // One incident, one alert.
   if (i - st.alarm_at < c.suppress_records) {
     if (z < st.alarm_z * c.escalation) {

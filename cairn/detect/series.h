@@ -181,7 +181,8 @@ class SeriesDetector {
 
  private:
   explicit SeriesDetector(SeriesConfig c)
-      : config_(std::move(c)), season_ramp_(config_.season_ramp > 0 ? 1.0 / static_cast<double>(config_.season_ramp) : 1e300) {}
+      : config_(std::move(c)),
+        season_ramp_(config_.season_ramp > 0 ? 1.0 / static_cast<double>(config_.season_ramp) : 1e300) {}
   SeriesConfig config_;
   double season_ramp_ = 1.0 / static_cast<double>(SeriesConfig{}.season_ramp);  // 1 / season_ramp (huge for 0)
 };
