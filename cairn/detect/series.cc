@@ -287,6 +287,14 @@ absl::StatusOr<SeriesDetector> SeriesDetector::Create(SeriesConfig c) {
     return bad(fmt::format("season_alpha_week {} must be in (0, 1]", c.season_alpha_week));
   }
   if (!(c.week_weight >= 0)) return bad("week_weight must be >= 0");
+  if (c.season_visits < 0 || c.season_visits > 2) {
+    return bad(fmt::format("season_visits {} must be 0, 1 or 2", c.season_visits));
+  }
+  if (c.season_ramp < 0) return bad(fmt::format("season_ramp {} must be >= 0", c.season_ramp));
+  if (c.young_records < 0) return bad(fmt::format("young_records {} must be >= 0", c.young_records));
+  if (!(c.young_floor >= 0 && c.young_floor <= 1)) {
+    return bad(fmt::format("young_floor {} must be in [0, 1]", c.young_floor));
+  }
   if (!(c.cusum_slack >= 0)) return bad(fmt::format("cusum_slack {} must be >= 0", c.cusum_slack));
   if (!(c.cusum_decay > 0 && c.cusum_decay <= 1)) return bad(fmt::format("cusum_decay {} must be in (0, 1]", c.cusum_decay));
   if (!(c.change_alpha >= 0 && c.change_alpha < 1)) return bad(fmt::format("change_alpha {} must be in [0, 1)", c.change_alpha));
@@ -331,7 +339,13 @@ Scored SeriesDetector::Update(SeriesState& st, const Observation& obs) const {
   const double z_level = st.level.TailZ(x, kLevelExtrapolation, 0.0);
   // A seasonal residual below a tenth of the level's IQR is never news.
   const double season_floor = 0.1 * (st.level.Quantile(0.75) - st.level.Quantile(0.25));
-  const bool hour_known = st.HourSeen(h) >= 2;
+  // A slot counts its visits (runs of consecutive records in it), not its
+  // readings: within its first visit its level only follows the hour's own
+  // readings, and a residual against that says nothing about the pattern.
+  const bool first_record = i == 0;
+  const bool hour_new = st.HourSeen(h) == 0;
+  if (first_record || h != st.hour) st.MarkHourSeen(h);
+  const bool hour_known = st.HourSeen(h) > c.season_visits;
   const double residual = x - st.hour_mean[h];
   const double z_season = hour_known ? st.season.TailZ(residual, kSeasonExtrapolation, season_floor) : 0.0;
   double up = st.cusum_up, down = st.cusum_down, z_change = 0.0;
@@ -353,13 +367,20 @@ Scored SeriesDetector::Update(SeriesState& st, const Observation& obs) const {
   // Hour of the week; the epoch began on a Thursday, so shift to start weeks on Monday.
   const int64_t week_index = hour_index + 72;
   const int wh = static_cast<int>(((week_index % 168) + 168) % 168);
-  const bool week_known = st.WeekSeen(wh) >= 2;
+  const bool week_new = st.WeekSeen(wh) == 0;
+  if (first_record || wh != st.week_hour) st.MarkWeekSeen(wh);
+  const bool week_known = st.WeekSeen(wh) > c.season_visits;
   const double week_residual = x - st.week_mean[wh];
   const double z_week = week_known ? st.week.TailZ(week_residual, kSeasonExtrapolation, season_floor) : 0.0;
+  // A residual sample still young has not met the pattern's ordinary misses
+  // (a cloudy afternoon, a quiet Friday): its tail is too thin, so its z counts
+  // in proportion to the residuals it has seen.
+  const double z_season_eff = z_season * std::min(1.0, static_cast<double>(st.season.count) * season_ramp_);
+  const double z_week_eff = z_week * std::min(1.0, static_cast<double>(st.week.count) * season_ramp_);
   double raw = z_level;
   uint8_t cause = 1;
-  if (c.week_weight * z_week > raw) raw = c.week_weight * z_week, cause = 4;
-  if (c.season_weight * z_season > raw) raw = c.season_weight * z_season, cause = 2;
+  if (c.week_weight * z_week_eff > raw) raw = c.week_weight * z_week_eff, cause = 4;
+  if (c.season_weight * z_season_eff > raw) raw = c.season_weight * z_season_eff, cause = 2;
   if (c.change_weight * z_change > raw) raw = c.change_weight * z_change, cause = 3;
 
   // Standardize the surprise against its own running distribution.
@@ -404,14 +425,17 @@ Scored SeriesDetector::Update(SeriesState& st, const Observation& obs) const {
     }
   }
   if (hour_known) st.season.Add(residual, NextRandom(st.rng));
-  st.hour_mean[h] = st.HourSeen(h) == 0 ? static_cast<float>(x)
-                                         : static_cast<float>(st.hour_mean[h] + c.season_alpha * residual);
-  st.MarkHourSeen(h);
+  st.hour_mean[h] = hour_new ? static_cast<float>(x) : static_cast<float>(st.hour_mean[h] + c.season_alpha * residual);
   if (week_known) st.week.Add(week_residual, NextRandom(st.rng));
-  st.week_mean[wh] = st.WeekSeen(wh) == 0 ? static_cast<float>(x)
-                                            : static_cast<float>(st.week_mean[wh] + c.season_alpha_week * week_residual);
-  st.MarkWeekSeen(wh);
+  st.week_mean[wh] =
+      week_new ? static_cast<float>(x) : static_cast<float>(st.week_mean[wh] + c.season_alpha_week * week_residual);
 
+  // A young series meets new extremes often (a record high has probability 1/n
+  // after n values): its surprise is discounted, linearly from `young_floor` at
+  // the first record to none at `young_records`.
+  if (i < c.young_records) {
+    z *= c.young_floor + (1 - c.young_floor) * static_cast<double>(i) / static_cast<double>(c.young_records);
+  }
   // One incident, one alert.
   if (i - st.alarm_at < c.suppress_records) {
     if (z < st.alarm_z * c.escalation) {

@@ -10,7 +10,10 @@
 //  * season: how far the value is from the usual level at this hour of the
 //    day (24 baselines) and at this hour of the week (168 baselines), each
 //    residual ranked against the series' own past residuals, so series without
-//    such a pattern are not penalized;
+//    such a pattern are not penalized. A slot is scored from its third visit
+//    on, and a residual sample younger than `season_ramp` residuals counts in
+//    proportion: a baseline of one day, or a tail that has not yet met the
+//    pattern's ordinary misses, would raise false alarms;
 //  * change: a two-sided CUSUM of the value standardized against a recent
 //    baseline (an exponentially weighted mean and mean absolute deviation whose
 //    updates are clipped, so a spike barely moves them while a lasting shift is
@@ -20,7 +23,8 @@
 // The largest (weighted) of the three is the record's surprise. The surprise
 // is standardized against its own running mean and spread (winsorized, so one
 // incident does not blind the detector) and mapped to a calibrated score
-// score = 1 − 2·Q(z) (Q the normal tail). After an alarm (z above
+// score = 1 − 2·Q(z) (Q the normal tail), z discounted while the series is
+// young (new extremes are common then). After an alarm (z above
 // `alarm_sigma`) the same episode is not re-reported for `suppress_records`
 // records unless it becomes `escalation` times more surprising: one incident,
 // one alert.
@@ -49,6 +53,14 @@ struct SeriesConfig {
   // Smoothing of the hour-of-day and hour-of-week baselines (per visit).
   double season_alpha = 0.4;
   double season_alpha_week = 0.6;
+  // Earlier visits of an hour slot (runs of consecutive records in it) before
+  // its residuals are scored, 0 to 2. Within its first visit a slot's level only
+  // follows that hour's own readings, and after one earlier visit it is a single
+  // day's (week's) level: residuals against either look larger than they are.
+  int season_visits = 2;
+  // Residuals a seasonal sample must have seen before its z counts fully (it
+  // counts in proportion until then); 0 counts it fully at once.
+  int64_t season_ramp = 2000;
   // CUSUM slack (in robust sigmas) and per-record decay.
   double cusum_slack = 1.0;
   double cusum_decay = 0.98;
@@ -65,6 +77,10 @@ struct SeriesConfig {
   double alarm_sigma = 5.0;
   int64_t suppress_records = 300;
   double escalation = 2.0;
+  // Discount of a young series' surprise: z is multiplied by `young_floor` at
+  // the first record, rising linearly to 1 at `young_records`.
+  int64_t young_records = 2000;
+  double young_floor = 0.5;
 };
 
 // A uniform sample of a series' history (Vitter's reservoir), kept sorted for
@@ -110,8 +126,7 @@ struct alignas(64) SeriesState {
   int64_t cal_n = 0;
   int64_t alarm_at = -(int64_t{1} << 40);
   double alarm_z = 0.0;
-  // Readings per hour-of-day / hour-of-week slot, saturating at 2 (2 bits each):
-  // a slot's level is used once it has seen two readings.
+  // Visits per hour-of-day / hour-of-week slot, saturating at 3 (2 bits each).
   uint64_t hour_seen = 0;
   std::array<uint64_t, 6> week_seen{};
   // What the last Update saw, for Explain.
@@ -132,10 +147,10 @@ struct alignas(64) SeriesState {
   int HourSeen(int h) const { return static_cast<int>((hour_seen >> (2 * h)) & 3); }
   int WeekSeen(int wh) const { return static_cast<int>((week_seen[wh / 32] >> (2 * (wh % 32))) & 3); }
   void MarkHourSeen(int h) {
-    if (HourSeen(h) < 2) hour_seen += uint64_t{1} << (2 * h);
+    if (HourSeen(h) < 3) hour_seen += uint64_t{1} << (2 * h);
   }
   void MarkWeekSeen(int wh) {
-    if (WeekSeen(wh) < 2) week_seen[wh / 32] += uint64_t{1} << (2 * (wh % 32));
+    if (WeekSeen(wh) < 3) week_seen[wh / 32] += uint64_t{1} << (2 * (wh % 32));
   }
 
   size_t MemoryBytes() const { return sizeof(*this); }
@@ -165,8 +180,11 @@ class SeriesDetector {
   const SeriesConfig& config() const { return config_; }
 
  private:
-  explicit SeriesDetector(SeriesConfig c) : config_(std::move(c)) {}
+  explicit SeriesDetector(SeriesConfig c)
+      : config_(std::move(c)),
+        season_ramp_(config_.season_ramp > 0 ? 1.0 / static_cast<double>(config_.season_ramp) : 1e300) {}
   SeriesConfig config_;
+  double season_ramp_ = 1.0 / static_cast<double>(SeriesConfig{}.season_ramp);  // 1 / season_ramp (huge for 0)
 };
 
 // Scores a whole series in order with a fresh state (CLI and evaluation).
