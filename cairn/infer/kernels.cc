@@ -1,6 +1,7 @@
 #include "cairn/infer/kernels.h"
 
 #include <algorithm>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -9,6 +10,11 @@
 #include <string>
 
 #include <fmt/format.h>
+
+#if defined(__linux__)
+#include <sys/mman.h>
+#include <unistd.h>
+#endif
 
 #include "cairn/base/log.h"
 #include "cairn/infer/kernels_internal.h"
@@ -299,9 +305,47 @@ void MatMulSharedWith(const IsaKernels& k, std::span<const MatMulOut> outs, cons
 }
 }  // namespace internal
 
-void PackedMatrix::Free::operator()(uint8_t* p) const { ::operator delete(p, std::align_val_t{64}); }
+void PackedMatrixFree::operator()(uint8_t* p) const {
+#if defined(__linux__)
+  if (mapped > 0) {
+    ::munmap(p, mapped);
+    return;
+  }
+#endif
+  ::operator delete(p, std::align_val_t{64});
+}
 
 namespace {
+
+// Memory for `bytes` of panels. Decode reads every byte of every matrix once per token,
+// so a TinyLlama-sized model walks about 140 000 pages of 4 KiB per token: with
+// transparent huge pages in "madvise" mode (the common default) plain heap memory stays in
+// 4 KiB pages, and packed decode measured 12-17% slower than decode from the file
+// mapping, which the page cache holds in 2 MiB pages. So a large matrix gets a mapping of
+// its own, aligned to 2 MiB and advised MADV_HUGEPAGE; its last partial 2 MiB stays in
+// small pages, so no memory beyond the matrix is touched.
+std::unique_ptr<uint8_t, PackedMatrix::Free> AllocPanels(size_t bytes) {
+#if defined(__linux__)
+  constexpr size_t kHuge = size_t{2} << 20;
+  if (bytes >= kHuge) {
+    const size_t page = static_cast<size_t>(std::max(::sysconf(_SC_PAGESIZE), 4096L));
+    const size_t length = (bytes + page - 1) / page * page;
+    void* raw = ::mmap(nullptr, length + kHuge, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (raw != MAP_FAILED) {
+      const auto lo = reinterpret_cast<uintptr_t>(raw);
+      const uintptr_t start = (lo + kHuge - 1) / kHuge * kHuge;
+      if (start > lo) ::munmap(raw, start - lo);
+      if (const uintptr_t tail = lo + length + kHuge - (start + length); tail > 0) {
+        ::munmap(reinterpret_cast<void*>(start + length), tail);
+      }
+      ::madvise(reinterpret_cast<void*>(start), length, MADV_HUGEPAGE);  // advice: failure is harmless
+      return std::unique_ptr<uint8_t, PackedMatrix::Free>(reinterpret_cast<uint8_t*>(start),
+                                                          PackedMatrix::Free{length});
+    }
+  }
+#endif
+  return std::unique_ptr<uint8_t, PackedMatrix::Free>(static_cast<uint8_t*>(::operator new(bytes, std::align_val_t{64})));
+}
 
 std::unique_ptr<PackedMatrix> PackWith(const IsaKernels& k, const WeightView& w, ThreadPool* pool) {
   const internal::PackFn pack = PackFor(k, w.type);
@@ -312,7 +356,7 @@ std::unique_ptr<PackedMatrix> PackWith(const IsaKernels& k, const WeightView& w,
   p->rows = w.rows / k.panel_rows * k.panel_rows;
   p->panel_bytes = internal::PackedPanelBytes(w.type, w.cols, k.panel_rows);
   const int64_t panels = p->rows / k.panel_rows;
-  p->data.reset(static_cast<uint8_t*>(::operator new(static_cast<size_t>(panels) * p->panel_bytes, std::align_val_t{64})));
+  p->data = AllocPanels(static_cast<size_t>(panels) * p->panel_bytes);
   const auto* src = static_cast<const uint8_t*>(w.data);
   uint8_t* dst = p->data.get();
   const size_t panel_bytes = p->panel_bytes;

@@ -72,6 +72,12 @@ struct WeightView {
   const PackedMatrix* packed = nullptr;
 };
 
+// Frees PackedMatrix::data.
+struct PackedMatrixFree {
+  size_t mapped = 0;  // bytes of the matrix's own mapping; 0: from operator new
+  void operator()(uint8_t* p) const;
+};
+
 // The panels of a matrix for one instruction-set path (see "Packed weights" above).
 struct PackedMatrix {
   const void* layout = nullptr;  // the kernel table that packed it; other paths ignore it
@@ -79,10 +85,11 @@ struct PackedMatrix {
   int64_t panel_rows = 0;        // rows per panel
   size_t panel_bytes = 0;        // bytes per panel (a multiple of 64)
   size_t bytes() const { return panel_rows > 0 ? static_cast<size_t>(rows / panel_rows) * panel_bytes : 0; }
-  struct Free {
-    void operator()(uint8_t* p) const;
-  };
-  std::unique_ptr<uint8_t, Free> data;  // 64-byte aligned
+  using Free = PackedMatrixFree;
+  // 64-byte aligned. From 2 MiB up, a private anonymous mapping aligned to 2 MiB and
+  // advised for transparent huge pages (Linux): decode streams the whole matrix every
+  // token, and the file mapping it replaces is usually held in 2 MiB pages.
+  std::unique_ptr<uint8_t, Free> data;
 };
 
 // Packs `w` (CheckWeightView OK) for the active path; null when the path has no packed

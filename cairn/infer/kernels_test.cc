@@ -321,6 +321,36 @@ TEST(KernelsTest, PackedMatchesUnpacked) {
   for (Isa isa : AvailableIsas()) EXPECT_EQ(PackMatrixIsa(isa, k4.view, nullptr), nullptr) << IsaName(isa);
 }
 
+// A packed matrix of 2 MiB or more lives in a mapping of its own, aligned to 2 MiB so that
+// it can be held in huge pages; it is read exactly as a small one.
+TEST(KernelsTest, LargePackedMatrixIsHugePageAligned) {
+  const Matrix m = MakeMatrix(TensorType::kQ8_0, 1030, 2048, 12);
+  for (Isa isa : AvailableIsas()) {
+    std::unique_ptr<PackedMatrix> packed = PackMatrixIsa(isa, m.view, nullptr);
+    if (packed == nullptr) continue;
+    SCOPED_TRACE(IsaName(isa));
+    ASSERT_GE(packed->bytes(), size_t{2} << 20);
+#if defined(__linux__)
+    EXPECT_EQ(reinterpret_cast<uintptr_t>(packed->data.get()) % (uintptr_t{2} << 20), 0u);
+    EXPECT_GE(packed->data.get_deleter().mapped, packed->bytes());
+#endif
+    WeightView pv = m.view;
+    pv.packed = packed.get();
+    for (int64_t n_tokens : {1, 8}) {
+      const std::vector<float> x = Gaussian(static_cast<size_t>(n_tokens * m.view.cols), 40 + n_tokens);
+      const size_t n = static_cast<size_t>(n_tokens * m.view.rows);
+      std::vector<float> plain(n, NAN), fast(n, NAN);
+      MatMulIsa(isa, m.view, x.data(), n_tokens, plain.data(), nullptr);
+      MatMulIsa(isa, pv, x.data(), n_tokens, fast.data(), nullptr);
+      const std::string what = std::string(IsaName(isa)) + " n=" + std::to_string(n_tokens);
+      if (n_tokens >= TableFor(isa)->panel_min_tokens) {
+        EXPECT_EQ(0, std::memcmp(plain.data(), fast.data(), n * 4)) << what;
+      }
+      ExpectCloseToQuantizedReference(m, QuantizedActivations(TensorType::kQ8_0, x), n_tokens, fast, what);
+    }
+  }
+}
+
 TEST(KernelsTest, MatMulUsesActivePath) {
   const Matrix m = MakeMatrix(TensorType::kQ4_0, 9, 64, 1);
   const std::vector<float> x = Gaussian(64 * 2, 2);

@@ -45,9 +45,10 @@ absl::StatusOr<std::unique_ptr<Model>> Model::FromFile(std::unique_ptr<GgufFile>
   }
   CAIRN_RETURN_IF_ERROR(m->Bind());
   for (const GgufTensor& t : m->file_->tensors()) m->weight_bytes_ += t.size;
-  // Off by default: on the 2-core x86 machine of docs/benchmarks.md packed panels made a
-  // 16-sequence step about 10% faster but one-token decode 12-17% slower.
-  if (const char* env = std::getenv("CAIRN_INFER_PACK"); env != nullptr && std::strcmp(env, "1") == 0) {
+  // On by default since the panels are held in huge pages (kernels.cc, AllocPanels):
+  // prompts, batched steps and one-token decode all read them faster than the rows.
+  // CAIRN_INFER_PACK=0 keeps the rows (less load time; for comparisons).
+  if (const char* env = std::getenv("CAIRN_INFER_PACK"); env == nullptr || std::strcmp(env, "0") != 0) {
     m->PackWeights();
   }
   return m;

@@ -66,11 +66,10 @@ class Model {
   // Opens, maps and validates `path`. Errors name the file and what is wrong: an
   // unsupported architecture, a missing key or tensor, a bad shape or type, an
   // unsupported RoPE scaling or pooling type.
-  // With CAIRN_INFER_PACK=1 in the environment (off by default: it speeds batched steps
-  // but slows one-token decode, see docs/infer.md), the Q4_0 and Q8_0 matrices of the
-  // layers and the output are then repacked once into
-  // the kernels' panel layout (kernels.h, PackMatrix; same size as the rows), which every
-  // product reads from then on. For a mapped file the packed rows' pages are then dropped
+  // Then the Q4_0 and Q8_0 matrices of the layers and the output are repacked once into
+  // the kernels' panel layout (kernels.h, PackMatrix; same size as the rows, in huge
+  // pages where the system allows), which every product reads from then on; with
+  // CAIRN_INFER_PACK=0 in the environment they are not (see docs/infer.md). For a mapped file the packed rows' pages are then dropped
   // from the process (madvise), so memory holds one copy of each weight, not two; the
   // rare later reads of the original rows (an embedding lookup of a tied matrix) fault
   // them back in. The norm and bias vectors are copied out of the mapping first, so

@@ -412,9 +412,9 @@ TEST(ModelTest, GreedyDecodingOfF32ModelsMatchesReference) {
   }
 }
 
-// With CAIRN_INFER_PACK=1, Q4_0 and Q8_0 matrices are packed at load. From a mapped file the packed rows' pages are
-// dropped and the norms copied out, which must change nothing: the logits equal those of
-// the same file loaded from memory, bit for bit. With packing off (the default)
+// Q4_0 and Q8_0 matrices are packed at load (unless CAIRN_INFER_PACK=0). From a mapped file the packed rows'
+// pages are dropped and the norms copied out, which must change nothing: the logits equal those of
+// the same file loaded from memory, bit for bit. With packing off (CAIRN_INFER_PACK=0)
 // they agree within the model tolerance (products of fewer than 4 tokens, such as the
 // last layer's of a prompt, use the panel arithmetic only when packed).
 TEST(ModelTest, PackedWeightsFromAMappedFileMatchUnpacked) {
@@ -428,12 +428,23 @@ TEST(ModelTest, PackedWeightsFromAMappedFileMatchUnpacked) {
         std::ofstream out(path, std::ios::binary);
         out.write(bytes->data(), static_cast<std::streamsize>(bytes->size()));
       }
-      ::setenv("CAIRN_INFER_PACK", "1", 1);
+      const char* env = std::getenv("CAIRN_INFER_PACK");
+      const std::string saved = env == nullptr ? "" : env;
+      ::unsetenv("CAIRN_INFER_PACK");  // the default packs
       std::unique_ptr<Model> mapped = *Model::Load(path);
+      ::setenv("CAIRN_INFER_PACK", "1", 1);
       std::unique_ptr<Model> memory = *Model::FromFile(*GgufFile::FromBuffer(*bytes));
-      ::unsetenv("CAIRN_INFER_PACK");
+      ::setenv("CAIRN_INFER_PACK", "0", 1);
       std::unique_ptr<Model> plain = *Model::FromFile(*GgufFile::FromBuffer(*bytes));
-      EXPECT_GT(mapped->packed_bytes(), 0u);
+      if (env == nullptr) {
+        ::unsetenv("CAIRN_INFER_PACK");
+      } else {
+        ::setenv("CAIRN_INFER_PACK", saved.c_str(), 1);
+      }
+      // The scalar path (CAIRN_INFER_ISA=scalar) has no panel layout and packs nothing.
+      const std::vector<uint8_t> probe(16 * 34, 0);
+      const bool packs = PackMatrix(WeightView{TensorType::kQ8_0, 16, 32, probe.data(), 34}, nullptr) != nullptr;
+      EXPECT_EQ(mapped->packed_bytes() > 0, packs);
       EXPECT_EQ(mapped->packed_bytes(), memory->packed_bytes());
       EXPECT_EQ(plain->packed_bytes(), 0u);
       const std::vector<int32_t> tokens = RandomTokens(12, mapped->n_vocab(), 5);
