@@ -181,6 +181,13 @@ struct RecallQuery {
   // turns it off.
   size_t feedback_docs = 5, feedback_terms = 5;
   double feedback_weight = 0.3;
+  // Credit from the episodes that follow: the i-th episode before a match of the query in an
+  // episode's own text (in its namespace, within MemoryOptions::context_window_ms of it)
+  // gains next_weights[i] times that match's BM25 score. In a dialogue the replies often
+  // name what the turn before them said ("Ann: I finished it!" / "Ben: A marathon, wow!");
+  // the mirror of the context field, which finds a reply by the words before it. At most 8
+  // weights; empty turns it off.
+  std::vector<double> next_weights = {0.25, 0.1};
   size_t candidates = 0;                // per signal; 0 = max(50, 4k)
 };
 
