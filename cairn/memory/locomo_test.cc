@@ -165,7 +165,7 @@ TEST(Locomo, FullFileFromEnvironment) {
   else std::printf("stores kept in %s\n", o.work_dir.c_str());
   ASSERT_TRUE(r.ok()) << r.status();
   auto print = [](const LocomoCategory& c) {
-    std::printf("category %d: %zu questions, %zu skipped, recall@5 %.3f @10 %.3f @20 %.3f\n", c.category, c.questions,
+    std::printf("category %d: %zu questions, %zu skipped, recall@5 %.4f @10 %.4f @20 %.4f\n", c.category, c.questions,
                 c.skipped, c.recall.at(5), c.recall.at(10), c.recall.at(20));
   };
   for (const auto& c : r->categories) print(c);
