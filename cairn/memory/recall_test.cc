@@ -192,6 +192,7 @@ TEST(RecallText, TurnsAreFoundThroughTheRepliesAfterThem) {
       Turn(kT0 + kDay + 120 * kMinute, "Dan", "Did you watch the marathon on TV?"),
       Turn(kT0 + 2 * kDay, "Ann", "The bakery was closed again."),
       Turn(kT0 + 3 * kDay, "Bob", "My brother called."),
+      Turn(kT0 - 2 * kDay, "Zed", "The city marathon is in May."),
   };
   auto rs = (*m)->RememberBatch(eps);
   ASSERT_TRUE(rs.ok()) << rs.status();
@@ -203,7 +204,9 @@ TEST(RecallText, TurnsAreFoundThroughTheRepliesAfterThem) {
   EXPECT_FALSE(Has(ids, (*rs)[5].episode_id));
   // Only what the query may see credits: before the reply was made, nothing names the run.
   q.as_of_ms = kT0 + 500;
-  EXPECT_FALSE(Has(Ids((*m)->Recall(q)), (*rs)[0].episode_id));
+  ids = Ids((*m)->Recall(q));
+  EXPECT_TRUE(Has(ids, (*rs)[7].episode_id));
+  EXPECT_FALSE(Has(ids, (*rs)[0].episode_id));
   q.as_of_ms.reset();
   q.next_weights = {0};
   ids = Ids((*m)->Recall(q));
