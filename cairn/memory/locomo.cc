@@ -242,6 +242,7 @@ absl::StatusOr<LocomoReport> RunLocomo(const std::vector<LocomoSample>& samples,
         if (absl::IsInvalidArgument(got.status())) got = std::vector<Recalled>{};  // e.g. no words
         else return got.status();
       }
+      if (o.on_answer) o.on_answer(q, *got);
       std::set<std::string> evidence(q.evidence.begin(), q.evidence.end());
       ++cat.questions;
       if (q.category >= 1 && q.category <= 4) ++overall.questions;

@@ -17,6 +17,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <string>
 #include <string_view>
@@ -65,6 +66,8 @@ struct LocomoOptions {
   bool speaker_prefix = true;   // prepend "Speaker: " to each turn's content (BM25 then matches
                                 // questions that name who said it)
   size_t max_samples = 0;    // 0 = all
+  // Called with each scored question and what Recall returned (for looking at failures).
+  std::function<void(const LocomoQuestion&, const std::vector<Recalled>&)> on_answer;
 };
 
 struct LocomoCategory {

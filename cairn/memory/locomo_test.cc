@@ -90,7 +90,8 @@ TEST(Locomo, ParsesAndScoresAFixture) {
   o.memory.dim = 64;
   o.memory.sync_full = false;
   auto r = RunLocomo(*samples, o);
-  std::filesystem::remove_all(o.work_dir);
+  if (std::getenv("CAIRN_LOCOMO_KEEP") == nullptr) std::filesystem::remove_all(o.work_dir);
+  else std::printf("stores kept in %s\n", o.work_dir.c_str());
   ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_EQ(r->episodes, 6u);
   ASSERT_EQ(r->categories.size(), 5u);
@@ -140,14 +141,31 @@ TEST(Locomo, FullFileFromEnvironment) {
   if (const char* w = std::getenv("CAIRN_LOCOMO_FEEDBACK_TERMS")) o.recall.feedback_terms = std::atoi(w);
   if (const char* w = std::getenv("CAIRN_LOCOMO_FEEDBACK_WEIGHT")) o.recall.feedback_weight = std::atof(w);
   if (const char* w = std::getenv("CAIRN_LOCOMO_FEEDBACK_DOCS")) o.recall.feedback_docs = std::atoi(w);
+  if (const char* w = std::getenv("CAIRN_LOCOMO_NEXT_WEIGHTS")) {  // e.g. "0.25,0.1"; "" turns it off
+    o.recall.next_weights.clear();
+    std::stringstream list(w);
+    for (std::string v; std::getline(list, v, ',');)
+      if (!v.empty()) o.recall.next_weights.push_back(std::atof(v.c_str()));
+  }
   if (const char* w = std::getenv("CAIRN_LOCOMO_CONTEXT_EPISODES")) o.memory.context_episodes = std::atoi(w);
   if (const char* w = std::getenv("CAIRN_LOCOMO_DIM")) o.memory.dim = std::atoi(w);
   o.speaker_prefix = std::getenv("CAIRN_LOCOMO_NO_SPEAKER_PREFIX") == nullptr;
+  // CAIRN_LOCOMO_DUMP=FILE writes one line per question: category, question, sources found.
+  std::ofstream dump;
+  if (const char* d = std::getenv("CAIRN_LOCOMO_DUMP")) {
+    dump.open(d);
+    o.on_answer = [&dump](const LocomoQuestion& q, const std::vector<Recalled>& got) {
+      dump << q.category << '\t' << q.question << '\t';
+      for (const Recalled& x : got) dump << x.source << ' ';
+      dump << '\n';
+    };
+  }
   auto r = RunLocomo(*samples, o);
-  std::filesystem::remove_all(o.work_dir);
+  if (std::getenv("CAIRN_LOCOMO_KEEP") == nullptr) std::filesystem::remove_all(o.work_dir);
+  else std::printf("stores kept in %s\n", o.work_dir.c_str());
   ASSERT_TRUE(r.ok()) << r.status();
   auto print = [](const LocomoCategory& c) {
-    std::printf("category %d: %zu questions, %zu skipped, recall@5 %.3f @10 %.3f @20 %.3f\n", c.category, c.questions,
+    std::printf("category %d: %zu questions, %zu skipped, recall@5 %.4f @10 %.4f @20 %.4f\n", c.category, c.questions,
                 c.skipped, c.recall.at(5), c.recall.at(10), c.recall.at(20));
   };
   for (const auto& c : r->categories) print(c);

@@ -160,17 +160,18 @@ struct RecallQuery {
   bool facts = true;
   bool include_archived = false;
   // Weighted reciprocal-rank fusion: score = sum_signal w / (60 + rank). Recency and
-  // importance rank the union of candidates the other signals found. BM25 leads by far:
-  // with the model-free hashing embedder the vector and graph lists only break its ties
-  // (larger weights lowered recall on LoCoMo; docs/benchmarks.md, "Agent memory").
+  // importance rank the union of candidates the other signals found, whatever their
+  // relevance, so they only break ties. BM25 leads by far: with the model-free hashing
+  // embedder the vector and graph lists only reorder its near ties (larger weights lowered
+  // recall on LoCoMo; docs/benchmarks.md, "Agent memory").
   double vector_weight = 0.03, bm25_weight = 1.0, graph_weight = 0.03;
-  double recency_weight = 0.05, importance_weight = 0.05;
+  double recency_weight = 0.01, importance_weight = 0.01;
   // BM25 weight of the preceding episodes' text (MemoryOptions::context_episodes) against
   // 1 for the episode's own text.
   double context_weight = 0.4;
   // BM25 weight of the episode's day as words ("8 May 2023"; DateWords), for queries that
   // name a date.
-  double date_weight = 1.0;
+  double date_weight = 2.0;
   // The BM25 score of episodes spoken by the first person the query names (a word equal to
   // an episode's speaker, or its first name) is multiplied by this: in "What did Alice tell
   // Bob about ...", Alice's own words come first. 1 turns it off.
@@ -179,8 +180,15 @@ struct RecallQuery {
   // `feedback_docs` best BM25 matches are searched too, their BM25 scores added at
   // `feedback_weight`. It finds memories that use other words for the same thing. 0 terms
   // turns it off.
-  size_t feedback_docs = 5, feedback_terms = 5;
+  size_t feedback_docs = 8, feedback_terms = 5;
   double feedback_weight = 0.3;
+  // Credit from the episodes that follow: the i-th episode before a match of the query in an
+  // episode's own text (in its namespace, within MemoryOptions::context_window_ms of it)
+  // gains next_weights[i] times that match's BM25 score. In a dialogue the replies often
+  // name what the turn before them said ("Ann: I finished it!" / "Ben: A marathon, wow!");
+  // the mirror of the context field, which finds a reply by the words before it. At most 8
+  // weights; empty turns it off.
+  std::vector<double> next_weights = {0.25, 0.1};
   size_t candidates = 0;                // per signal; 0 = max(50, 4k)
 };
 

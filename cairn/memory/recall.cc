@@ -7,6 +7,8 @@
 //               very common question words dropped), the preceding episodes' text weighted
 //               context_weight, its day as words ("8 May 2023") date_weight; episodes of
 //               the speaker the query names first score speaker_boost times more; then
+//               the 2 episodes before each of the best matches of the episodes' own text
+//               gain next_weights times that match's score (replies name what they answer);
 //               one round of pseudo-relevance feedback (RecallQuery::feedback_*); in a big store the most common
 //               words are left out past a budget of postings (Impl::BoundedMatch)
 //   graph       entities named in the query (extractor + known aliases) and their
@@ -127,22 +129,25 @@ using BoundFn = std::function<absl::StatusOr<std::string>(const std::string& mat
 // that pass the query's namespaces, time and archive filters. FTS5 ranks its matches by
 // itself; each is then checked against the filters until `limit` pass, so a large store
 // looks up a few episode rows rather than joining every match before sorting.
+// With `content_only` only the episode's own text is searched (weights 1, 0, 0).
 absl::StatusOr<std::vector<TextRow>> SearchText(Conn& db, const BoundFn& bound, const std::string& text,
                                                 const RecallQuery& q, int64_t as_of,
-                                                const std::set<std::string>& allowed, size_t limit) {
+                                                const std::set<std::string>& allowed, size_t limit,
+                                                bool content_only = false) {
   std::vector<TextRow> rows;
   std::string match = vector::TextIndex::MatchExpression(text);
   if (match.empty()) return rows;
   bool newest_only = false;
   CAIRN_ASSIGN_OR_RETURN(match, bound(match, &newest_only));
   if (match.empty()) return rows;
+  if (content_only) match = "{content} : (" + match + ")";
   CAIRN_ASSIGN_OR_RETURN(
       Stmt s, db.Prepare(std::string("SELECT rowid, -bm25(episodes_fts, 1.0, ?2, ?3), speaker FROM episodes_fts"
                                      " WHERE episodes_fts MATCH ?1 ORDER BY ") +
                          (newest_only ? "rowid DESC" : "bm25(episodes_fts, 1.0, ?2, ?3)")));
   CAIRN_ASSIGN_OR_RETURN(Stmt e, db.Prepare("SELECT ns, time_ms <= ?2 AND (?3 OR archived = 0) FROM episodes"
                                             " WHERE id = ?1"));
-  s.BindAll(match, q.context_weight, q.date_weight);
+  s.BindAll(match, content_only ? 0.0 : q.context_weight, content_only ? 0.0 : q.date_weight);
   while (rows.size() < limit) {
     CAIRN_ASSIGN_OR_RETURN(bool row, s.Step());
     if (!row) break;
@@ -210,6 +215,43 @@ absl::StatusOr<std::string> FeedbackTerms(Conn& db, const std::string& content, 
   return out;
 }
 
+// Credit from the episodes that follow (RecallQuery::next_weights): each of `matches`
+// (episodes whose own text matched) adds next_weights[i] times its score to the i-th episode
+// before it in its namespace within `window_ms` (those its BM25 context field holds), when
+// that one passes the query's namespaces, time and archive filters. An episode not in `rows`
+// yet joins it.
+absl::Status CreditPredecessors(Conn& db, const std::vector<TextRow>& matches, int64_t window_ms,
+                                const RecallQuery& q, int64_t as_of, const std::set<std::string>& allowed,
+                                std::vector<TextRow>& rows) {
+  CAIRN_ASSIGN_OR_RETURN(
+      Stmt p, db.Prepare("SELECT p.id, p.ns, f.speaker, p.time_ms <= ?3 AND (?4 OR p.archived = 0) FROM episodes e"
+                         " JOIN episodes p ON p.id IN (SELECT id FROM episodes WHERE ns = e.ns AND time_ms <="
+                         " e.time_ms AND time_ms >= e.time_ms - ?2 AND (time_ms < e.time_ms OR id < e.id) AND kind ="
+                         " 'episode' ORDER BY time_ms DESC, id DESC LIMIT ?5) JOIN episodes_fts f ON f.rowid = p.id"
+                         " WHERE e.id = ?1 AND e.kind = 'episode' ORDER BY p.time_ms DESC, p.id DESC"));
+  std::unordered_map<uint64_t, size_t> at;
+  for (size_t i = 0; i < rows.size(); ++i) at.emplace(rows[i].id, i);
+  for (const TextRow& m : matches) {
+    p.BindAll(m.id, window_ms, as_of, q.include_archived, static_cast<int64_t>(q.next_weights.size()));
+    for (size_t i = 0; i < q.next_weights.size(); ++i) {
+      CAIRN_ASSIGN_OR_RETURN(bool row, p.Step());
+      if (!row) break;
+      const double add = q.next_weights[i] * m.score;
+      if (p.Int(3) == 0 || allowed.count(p.Text(1)) == 0 || add <= 0) continue;
+      const uint64_t prev = static_cast<uint64_t>(p.Int(0));
+      if (auto it = at.find(prev); it != at.end()) {
+        rows[it->second].score += add;
+      } else {
+        at.emplace(prev, rows.size());
+        rows.push_back({add, prev, LowerAscii(p.Text(2))});
+      }
+    }
+    CAIRN_RETURN_IF_ERROR(p.Reset());
+  }
+  std::stable_sort(rows.begin(), rows.end(), ByScore);
+  return absl::OkStatus();
+}
+
 // The first word of the query that names one of the speakers of `rows` ("" when none does).
 std::string NamedSpeaker(const std::string& query, const std::vector<TextRow>& rows) {
   std::set<std::string> speakers;
@@ -240,7 +282,10 @@ absl::StatusOr<std::vector<Recalled>> MemoryStore::Recall(const RecallQuery& q) 
   if (q.k == 0 || q.k > 1000) return absl::InvalidArgumentError(fmt::format("recall: k must be 1..1000, got {}", q.k));
   if (q.namespaces.empty()) return absl::InvalidArgumentError("recall: at least one namespace is required");
   if (q.text.empty()) return absl::InvalidArgumentError("recall: the query text is empty");
-  for (double w : {q.context_weight, q.date_weight, q.feedback_weight})
+  if (q.next_weights.size() > 8) return absl::InvalidArgumentError("recall: at most 8 next_weights");
+  std::vector<double> text_weights = {q.context_weight, q.date_weight, q.feedback_weight};
+  text_weights.insert(text_weights.end(), q.next_weights.begin(), q.next_weights.end());
+  for (double w : text_weights)
     if (!(w >= 0 && w <= 1e6))
       return absl::InvalidArgumentError(fmt::format("recall: text weights must be in [0, 1e6], got {}", w));
   if (!(q.speaker_boost > 0 && q.speaker_boost <= 1e6))
@@ -300,6 +345,13 @@ absl::StatusOr<std::vector<Recalled>> MemoryStore::Recall(const RecallQuery& q) 
           if (SpeakerIs(r.speaker, named)) r.score *= q.speaker_boost;
         std::stable_sort(rows.begin(), rows.end(), ByScore);
       }
+    }
+    if (!q.next_weights.empty() && !rows.empty()) {
+      // The n best matches of the episodes' own text credit the episodes before them.
+      CAIRN_ASSIGN_OR_RETURN(std::vector<TextRow> own,
+                             SearchText(db, bound, content, q, as_of, allowed, n, /*content_only=*/true));
+      CAIRN_RETURN_IF_ERROR(CreditPredecessors(db, own, std::max<int64_t>(0, im.options.context_window_ms), q, as_of,
+                                               allowed, rows));
     }
     if (q.feedback_terms > 0 && q.feedback_weight > 0 && !rows.empty()) {
       CAIRN_ASSIGN_OR_RETURN(std::string expansion, FeedbackTerms(db, content, rows, q));

@@ -1,5 +1,5 @@
-// Recall's text side: stemming, the preceding-episode context, the speaker boost, dates as
-// words and pseudo-relevance feedback, on small conversations written for these tests.
+// Recall's text side: stemming, the preceding-episode context, the next-episode credit, the
+// speaker boost, dates as words and pseudo-relevance feedback, on small conversations written for these tests.
 #include <unistd.h>
 
 #include <algorithm>
@@ -46,7 +46,7 @@ Episode Turn(int64_t t, std::string speaker, std::string text) {
 // BM25 alone, so that each test sees the text side only.
 RecallQuery TextOnly(const std::string& text, size_t k) {
   RecallQuery q;
-  q.agent = "a";
+  q.agent = std::string("a");  // (operator=(const char*) trips a GCC 12 -Wrestrict false positive here)
   q.namespaces = {"chat"};
   q.text = text;
   q.k = k;
@@ -174,6 +174,54 @@ TEST(RecallText, QueriesThatNameADayFindThatDay) {
   got = Ids((*m)->Recall(q));
   ASSERT_EQ(got.size(), 1u);
   EXPECT_EQ(got[0], ids[3]);
+}
+
+// Next-episode credit: a turn that shares no word with the question is found through the
+// reply right after it, but not through one outside the context window or after as_of.
+TEST(RecallText, TurnsAreFoundThroughTheRepliesAfterThem) {
+  TempDir dir;
+  auto m = MemoryStore::Open(dir.str(), Options());
+  ASSERT_TRUE(m.ok()) << m.status();
+  constexpr int64_t kDay = 86400000;
+  std::vector<Episode> eps = {
+      Turn(kT0, "Ann", "I finally did it this morning, all forty-two kilometres!"),
+      Turn(kT0 + 1000, "Bob", "A marathon? Congratulations, that is huge."),
+      Turn(kT0 + 2000, "Ann", "Thanks, my legs still hurt."),
+      Turn(kT0 + kDay, "Cid", "I finished my long project yesterday."),
+      // Two hours later: outside the window, so it credits nothing.
+      Turn(kT0 + kDay + 120 * kMinute, "Dan", "Did you watch the marathon on TV?"),
+      Turn(kT0 + 2 * kDay, "Ann", "The bakery was closed again."),
+      Turn(kT0 + 3 * kDay, "Bob", "My brother called."),
+      Turn(kT0 - 2 * kDay, "Zed", "The city marathon is in May."),
+  };
+  auto rs = (*m)->RememberBatch(eps);
+  ASSERT_TRUE(rs.ok()) << rs.status();
+  RecallQuery q = TextOnly("Who ran a marathon?", 5);
+  auto ids = Ids((*m)->Recall(q));
+  EXPECT_TRUE(Has(ids, (*rs)[1].episode_id));
+  EXPECT_TRUE(Has(ids, (*rs)[0].episode_id)) << "credited by the reply after it";
+  EXPECT_FALSE(Has(ids, (*rs)[3].episode_id)) << "its successor is outside the window";
+  EXPECT_FALSE(Has(ids, (*rs)[5].episode_id));
+  // Only what the query may see credits: before the reply was made, nothing names the run.
+  q.as_of_ms = kT0 + 500;
+  ids = Ids((*m)->Recall(q));
+  EXPECT_TRUE(Has(ids, (*rs)[7].episode_id));
+  EXPECT_FALSE(Has(ids, (*rs)[0].episode_id));
+  q.as_of_ms.reset();
+  q.next_weights = {0};
+  ids = Ids((*m)->Recall(q));
+  EXPECT_TRUE(Has(ids, (*rs)[1].episode_id));
+  EXPECT_FALSE(Has(ids, (*rs)[0].episode_id)) << "without the credit it shares no word";
+  // The second weight is for the episode two before the match.
+  q.text = "Do your legs still hurt?";
+  q.next_weights = {0, 0.5};
+  EXPECT_TRUE(Has(Ids((*m)->Recall(q)), (*rs)[0].episode_id));
+  q.next_weights = {0.5, 0};
+  EXPECT_FALSE(Has(Ids((*m)->Recall(q)), (*rs)[0].episode_id));
+  q.next_weights = {-1};
+  EXPECT_TRUE(absl::IsInvalidArgument((*m)->Recall(q).status()));
+  q.next_weights.assign(9, 0.1);
+  EXPECT_TRUE(absl::IsInvalidArgument((*m)->Recall(q).status()));
 }
 
 // Feedback adds the words the best matches share: here "kayak" brings the episode that
