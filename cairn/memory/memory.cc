@@ -134,6 +134,11 @@ MemoryStore::~MemoryStore() = default;
 absl::StatusOr<std::unique_ptr<MemoryStore>> MemoryStore::Open(const std::string& dir, MemoryOptions options) {
   if (options.dim < 8 || options.dim > 4096)
     return absl::InvalidArgumentError(fmt::format("memory: dim must be 8..4096, got {}", options.dim));
+  if (options.hnsw_m < 2 || options.hnsw_m > 64 || options.hnsw_ef_construction < 1 ||
+      options.hnsw_ef_construction > 10000)
+    return absl::InvalidArgumentError(fmt::format(
+        "memory: hnsw_m must be 2..64 and hnsw_ef_construction 1..10000, got {} and {}", options.hnsw_m,
+        options.hnsw_ef_construction));
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
   if (ec) return absl::FailedPreconditionError(fmt::format("memory: cannot create '{}': {}", dir, ec.message()));
@@ -174,6 +179,8 @@ absl::StatusOr<std::unique_ptr<MemoryStore>> MemoryStore::Open(const std::string
     settings.dim = im.options.dim;
     settings.metric = vector::Metric::kCosine;
     settings.index = vector::IndexKind::kHnsw;
+    settings.hnsw.m = im.options.hnsw_m;
+    settings.hnsw.ef_construction = im.options.hnsw_ef_construction;
     settings.embedder = "none";
     CAIRN_ASSIGN_OR_RETURN(im.vectors, vector::Collection::Create(vdir, settings, copts));
   }

@@ -16,6 +16,7 @@
 
 #include "cairn/base/clock.h"
 #include "cairn/memory/internal/sqlite.h"
+#include "cairn/vector/collection.h"
 
 namespace cairn::memory {
 namespace {
@@ -68,6 +69,45 @@ std::vector<Fact> CurrentFacts(MemoryStore& m, const std::string& ns, const std:
   auto r = m.Facts(q);
   EXPECT_TRUE(r.ok()) << r.status();
   return r.ok() ? *r : std::vector<Fact>{};
+}
+
+// The HNSW build parameters are chosen when a store is created and kept with it.
+TEST(MemoryStore, VectorIndexParametersAreSetAtCreationAndKept) {
+  TempDir dir;
+  auto settings = [&] {
+    auto s = vector::SettingsFromJson([&] {
+      std::ifstream in(std::filesystem::path(dir.str()) / "vectors" / "settings.json");
+      return std::string(std::istreambuf_iterator<char>(in), {});
+    }());
+    EXPECT_TRUE(s.ok()) << s.status();
+    return s.ok() ? *s : vector::CollectionSettings{};
+  };
+  MemoryOptions o = Options();
+  EXPECT_EQ(o.hnsw_ef_construction, 64u);  // the default, lower than the vector subsystem's 200
+  o.hnsw_m = 12;
+  o.hnsw_ef_construction = 40;
+  {
+    auto m = MemoryStore::Open(dir.str(), o);
+    ASSERT_TRUE(m.ok()) << m.status();
+    ASSERT_TRUE((*m)->Remember(Ep("ns", "a", kT0, "Alma Okafor works at Kalo Labs.")).ok());
+  }
+  EXPECT_EQ(settings().hnsw.m, 12u);
+  EXPECT_EQ(settings().hnsw.ef_construction, 40u);
+  {
+    auto m = MemoryStore::Open(dir.str(), Options());  // other defaults: the store keeps its own
+    ASSERT_TRUE(m.ok()) << m.status();
+    RecallQuery q;
+    q.agent = "a";
+    q.text = "Alma Okafor";
+    q.namespaces = {"ns"};
+    auto r = (*m)->Recall(q);
+    ASSERT_TRUE(r.ok()) << r.status();
+    EXPECT_FALSE(r->empty());
+  }
+  EXPECT_EQ(settings().hnsw.ef_construction, 40u);
+  o.hnsw_ef_construction = 0;
+  TempDir bad;
+  EXPECT_FALSE(MemoryStore::Open(bad.str(), o).ok());
 }
 
 TEST(MemoryStore, ContradictionClosesTheOldFactAndAsOfSeesIt) {
