@@ -9,6 +9,7 @@
 #include <fstream>
 #include <functional>
 #include <random>
+#include <set>
 #include <thread>
 
 #include <fmt/format.h>
@@ -423,6 +424,46 @@ TEST(MemoryStore, ReopenKeepsEverythingAndRejectsForeignFiles) {
   m = MemoryStore::Open(other.str(), Options());
   ASSERT_FALSE(m.ok());
   EXPECT_NE(std::string(m.status().message()).find("not a cairn memory store"), std::string::npos) << m.status();
+}
+
+// A store made with the older facts_sp index gets facts_spo in its place on open, and its
+// facts stay readable and writable.
+TEST(MemoryStore, OpenReplacesTheOlderFactIndex) {
+  TempDir dir;
+  auto indexes = [&] {
+    auto c = internal::Conn::Open(dir.str() + "/memory.db", false, false);
+    EXPECT_TRUE(c.ok());
+    std::set<std::string> out;
+    auto s = (*c)->Prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'facts'");
+    EXPECT_TRUE(s.ok());
+    for (auto r = s->Step(); r.ok() && *r; r = s->Step()) out.insert(s->Text(0));
+    return out;
+  };
+  {
+    auto m = MemoryStore::Open(dir.str(), Options());
+    ASSERT_TRUE(m.ok());
+    ASSERT_TRUE((*m)->Remember(Ep("ns", "a", kT0, "Alma Okafor works at Kalo Labs.")).ok());
+  }
+  EXPECT_TRUE(indexes().count("facts_spo"));
+  {
+    auto c = internal::Conn::Open(dir.str() + "/memory.db", false, false);
+    ASSERT_TRUE(c.ok());
+    ASSERT_TRUE((*c)->Exec("DROP INDEX facts_spo").ok());
+    ASSERT_TRUE((*c)->Exec("CREATE INDEX facts_sp ON facts(ns, subject, predicate)").ok());
+  }
+  {
+    auto m = MemoryStore::Open(dir.str(), Options());
+    ASSERT_TRUE(m.ok()) << m.status();
+    ASSERT_TRUE((*m)->Remember(Ep("ns", "a", kT0 + kDay, "Alma Okafor works at Lumo Bank.")).ok());
+  }
+  const std::set<std::string> after = indexes();
+  EXPECT_TRUE(after.count("facts_spo"));
+  EXPECT_FALSE(after.count("facts_sp"));
+  auto m = MemoryStore::Open(dir.str(), Options());
+  ASSERT_TRUE(m.ok());
+  std::vector<Fact> now = CurrentFacts(**m, "ns", "Alma Okafor", "works_at");
+  ASSERT_EQ(now.size(), 1u);
+  EXPECT_EQ(now[0].object, "Lumo Bank");
 }
 
 TEST(MemoryStore, ConcurrentWritersAndReaders) {
