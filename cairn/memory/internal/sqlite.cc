@@ -83,11 +83,6 @@ absl::StatusOr<std::unique_ptr<Conn>> Conn::Open(const std::string& path, bool c
   }
   if (absl::Status s = conn->Exec(sync_full ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL"); !s.ok())
     return s;
-  // SQLite's default page cache is 2 MiB, less than the indexes a write touches at random
-  // places (mentions by entity, fact sources, FTS5 segments) once a store holds more than
-  // a few thousand episodes: pages then come back from the OS on every write. Pages are
-  // allocated only as they are used.
-  if (absl::Status s = conn->Exec("PRAGMA cache_size=-65536"); !s.ok()) return s;
   return conn;
 }
 
