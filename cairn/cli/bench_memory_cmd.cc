@@ -49,6 +49,8 @@ struct MemoryBenchFlags {
   std::string dir;  // empty: a temporary directory, removed at the end
   bool keep = false;
   std::string sync = "full";
+  size_t hnsw_m = memory::MemoryOptions{}.hnsw_m;
+  size_t ef_construction = memory::MemoryOptions{}.hnsw_ef_construction;
   bool json = false;
   std::string json_out;
 };
@@ -302,6 +304,8 @@ int RunMemoryBench(const MemoryBenchFlags& f) {
   const uint64_t rss0 = RssBytes();
   memory::MemoryOptions mo;
   mo.sync_full = f.sync == "full";
+  mo.hnsw_m = f.hnsw_m;
+  mo.hnsw_ef_construction = f.ef_construction;
   auto store = memory::MemoryStore::Open(dir, mo);
   if (!store.ok()) return fmt::print(stderr, "{}: {}\n", cmd, std::string(store.status().message())), 1;
   memory::MemoryStore& m = **store;
@@ -311,8 +315,9 @@ int RunMemoryBench(const MemoryBenchFlags& f) {
   for (int a = 1; a < f.agents; ++a) (void)m.Grant(ns, "agent-0", fmt::format("agent-{}", a), true, true);
 
   fmt::print(stderr,
-             "{}: {} episodes from {} agents into one namespace, batches of {}, synchronous={}, seed {}, in {}\n", cmd,
-             f.episodes, f.agents, f.batch, f.sync, f.seed, dir);
+             "{}: {} episodes from {} agents into one namespace, batches of {}, synchronous={}, HNSW m {} "
+             "ef_construction {}, seed {}, in {}\n",
+             cmd, f.episodes, f.agents, f.batch, f.sync, f.hnsw_m, f.ef_construction, f.seed, dir);
   EpisodeGenerator gen(f.seed, f.agents);
   EpisodeGenerator qgen(f.seed ^ 0x9e3779b97f4a7c15ull, f.agents);
   const std::unordered_set<std::string> known = gen.KnownAliases();
@@ -352,8 +357,9 @@ int RunMemoryBench(const MemoryBenchFlags& f) {
       done += take;
       if (Now() - last_progress >= 5) {
         last_progress = Now();
-        fmt::print(stderr, "  {} episodes, {:.0f} episodes/s so far, resident {:.0f} MiB\n", done,
-                   static_cast<double>(done) / remember_s, static_cast<double>(RssBytes()) / 1048576.0);
+        fmt::print(stderr, "  {} episodes, {:.0f} episodes/s so far ({:.0f} per cpu-second), resident {:.0f} MiB\n",
+                   done, static_cast<double>(done) / remember_s, static_cast<double>(done) / remember_cpu,
+                   static_cast<double>(RssBytes()) / 1048576.0);
       }
     }
     Checkpoint cp;
@@ -395,6 +401,8 @@ int RunMemoryBench(const MemoryBenchFlags& f) {
                       {"agents", f.agents},
                       {"batch", f.batch},
                       {"synchronous", f.sync},
+                      {"hnsw_m", f.hnsw_m},
+                      {"hnsw_ef_construction", f.ef_construction},
                       {"seed", f.seed},
                       {"remember_seconds", remember_s},
                       {"remember_cpu_seconds", remember_cpu},
@@ -460,6 +468,12 @@ void AddMemoryBench(CLI::App* parent, Runner* run) {
   c->add_option("--agents", f->agents, "Agents writing to the shared namespace")
       ->capture_default_str()
       ->check(CLI::Range(1, 1000));
+  c->add_option("--hnsw-m", f->hnsw_m, "HNSW links per node of the store's vector collection")
+      ->capture_default_str()
+      ->check(CLI::Range(size_t{2}, size_t{64}));
+  c->add_option("--ef-construction", f->ef_construction, "HNSW candidate list while inserting")
+      ->capture_default_str()
+      ->check(CLI::Range(size_t{1}, size_t{10000}));
   c->add_option("--seed", f->seed, "Seed of the episode and query generators")->capture_default_str();
   c->add_option("--dir", f->dir, "Store directory (new or empty; kept). Default: a temporary one, removed");
   c->add_flag("--keep", f->keep, "Keep the temporary store directory");

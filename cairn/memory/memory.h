@@ -225,6 +225,12 @@ struct MemoryOptions {
   size_t dim = 256;                     // embedding dimension (HashingEmbedder)
   bool sync_full = true;                // SQLite synchronous=FULL (power loss); NORMAL survives kill -9
   double entity_similarity = 0.92;      // cosine of name embeddings to merge entities
+  // HNSW graph of the vector collection, used only when a store is created (an existing
+  // store keeps the settings it was made with). Inserting is most of remember's cost and
+  // grows with ef_construction; vector similarity is a low-weight signal of recall, so a
+  // smaller candidate list than the vector subsystem's default (200) is enough.
+  size_t hnsw_m = 16;
+  size_t hnsw_ef_construction = 64;
   const Clock* clock = nullptr;         // default SystemClock
   std::shared_ptr<const Extractor> extractor;  // default RuleExtractor
   // BM25 indexes each episode together with the content of up to `context_episodes`

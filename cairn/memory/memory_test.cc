@@ -9,6 +9,7 @@
 #include <fstream>
 #include <functional>
 #include <random>
+#include <set>
 #include <thread>
 
 #include <fmt/format.h>
@@ -16,6 +17,7 @@
 
 #include "cairn/base/clock.h"
 #include "cairn/memory/internal/sqlite.h"
+#include "cairn/vector/collection.h"
 
 namespace cairn::memory {
 namespace {
@@ -68,6 +70,45 @@ std::vector<Fact> CurrentFacts(MemoryStore& m, const std::string& ns, const std:
   auto r = m.Facts(q);
   EXPECT_TRUE(r.ok()) << r.status();
   return r.ok() ? *r : std::vector<Fact>{};
+}
+
+// The HNSW build parameters are chosen when a store is created and kept with it.
+TEST(MemoryStore, VectorIndexParametersAreSetAtCreationAndKept) {
+  TempDir dir;
+  auto settings = [&] {
+    auto s = vector::SettingsFromJson([&] {
+      std::ifstream in(std::filesystem::path(dir.str()) / "vectors" / "settings.json");
+      return std::string(std::istreambuf_iterator<char>(in), {});
+    }());
+    EXPECT_TRUE(s.ok()) << s.status();
+    return s.ok() ? *s : vector::CollectionSettings{};
+  };
+  MemoryOptions o = Options();
+  EXPECT_EQ(o.hnsw_ef_construction, 64u);  // the default, lower than the vector subsystem's 200
+  o.hnsw_m = 12;
+  o.hnsw_ef_construction = 40;
+  {
+    auto m = MemoryStore::Open(dir.str(), o);
+    ASSERT_TRUE(m.ok()) << m.status();
+    ASSERT_TRUE((*m)->Remember(Ep("ns", "a", kT0, "Alma Okafor works at Kalo Labs.")).ok());
+  }
+  EXPECT_EQ(settings().hnsw.m, 12u);
+  EXPECT_EQ(settings().hnsw.ef_construction, 40u);
+  {
+    auto m = MemoryStore::Open(dir.str(), Options());  // other defaults: the store keeps its own
+    ASSERT_TRUE(m.ok()) << m.status();
+    RecallQuery q;
+    q.agent = "a";
+    q.text = "Alma Okafor";
+    q.namespaces = {"ns"};
+    auto r = (*m)->Recall(q);
+    ASSERT_TRUE(r.ok()) << r.status();
+    EXPECT_FALSE(r->empty());
+  }
+  EXPECT_EQ(settings().hnsw.ef_construction, 40u);
+  o.hnsw_ef_construction = 0;
+  TempDir bad;
+  EXPECT_FALSE(MemoryStore::Open(bad.str(), o).ok());
 }
 
 TEST(MemoryStore, ContradictionClosesTheOldFactAndAsOfSeesIt) {
@@ -383,6 +424,46 @@ TEST(MemoryStore, ReopenKeepsEverythingAndRejectsForeignFiles) {
   m = MemoryStore::Open(other.str(), Options());
   ASSERT_FALSE(m.ok());
   EXPECT_NE(std::string(m.status().message()).find("not a cairn memory store"), std::string::npos) << m.status();
+}
+
+// A store made with the older facts_sp index gets facts_spo in its place on open, and its
+// facts stay readable and writable.
+TEST(MemoryStore, OpenReplacesTheOlderFactIndex) {
+  TempDir dir;
+  auto indexes = [&] {
+    auto c = internal::Conn::Open(dir.str() + "/memory.db", false, false);
+    EXPECT_TRUE(c.ok());
+    std::set<std::string> out;
+    auto s = (*c)->Prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'facts'");
+    EXPECT_TRUE(s.ok());
+    for (auto r = s->Step(); r.ok() && *r; r = s->Step()) out.insert(s->Text(0));
+    return out;
+  };
+  {
+    auto m = MemoryStore::Open(dir.str(), Options());
+    ASSERT_TRUE(m.ok());
+    ASSERT_TRUE((*m)->Remember(Ep("ns", "a", kT0, "Alma Okafor works at Kalo Labs.")).ok());
+  }
+  EXPECT_TRUE(indexes().count("facts_spo"));
+  {
+    auto c = internal::Conn::Open(dir.str() + "/memory.db", false, false);
+    ASSERT_TRUE(c.ok());
+    ASSERT_TRUE((*c)->Exec("DROP INDEX facts_spo").ok());
+    ASSERT_TRUE((*c)->Exec("CREATE INDEX facts_sp ON facts(ns, subject, predicate)").ok());
+  }
+  {
+    auto m = MemoryStore::Open(dir.str(), Options());
+    ASSERT_TRUE(m.ok()) << m.status();
+    ASSERT_TRUE((*m)->Remember(Ep("ns", "a", kT0 + kDay, "Alma Okafor works at Lumo Bank.")).ok());
+  }
+  const std::set<std::string> after = indexes();
+  EXPECT_TRUE(after.count("facts_spo"));
+  EXPECT_FALSE(after.count("facts_sp"));
+  auto m = MemoryStore::Open(dir.str(), Options());
+  ASSERT_TRUE(m.ok());
+  std::vector<Fact> now = CurrentFacts(**m, "ns", "Alma Okafor", "works_at");
+  ASSERT_EQ(now.size(), 1u);
+  EXPECT_EQ(now[0].object, "Lumo Bank");
 }
 
 TEST(MemoryStore, ConcurrentWritersAndReaders) {
