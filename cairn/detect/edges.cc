@@ -377,12 +377,12 @@ void EdgeDetector::LoadTick(const EdgeState& st, Hot& h) const {
   h.scale = st.inv_history * inv_one_minus_decay_;
 }
 
-void EdgeDetector::Load(const EdgeState& st, Hot& h) const {
+void EdgeDetector::Load(EdgeState& st, Hot& h) const {
   LoadTick(st, h);
   h.records = st.records;
   h.calibrated = st.calibrated;
   h.since_refresh = st.since_refresh;
-  h.bins = const_cast<uint32_t*>(st.bins.data());
+  h.bins = st.bins.data();
   h.tail = st.tail.data();
   // fired, observed and expected: every record sets them before Store reads them.
 }

@@ -213,7 +213,7 @@ class EdgeDetector {
     uint8_t fired = 0;  // set by every record (Load leaves them)
     float observed = 0, expected = 0;
   };
-  void Load(const EdgeState& st, Hot& h) const;
+  void Load(EdgeState& st, Hot& h) const;
   void LoadTick(const EdgeState& st, Hot& h) const;
   static void Store(const Hot& h, EdgeState& st);
   // The first record, or one at or past the end of the current tick.
