@@ -178,15 +178,16 @@ void BenchCardinality(const DetectBenchOptions& o, const Common& c, std::vector<
       o, [&] { return std::vector<detect::CardinalityState, HugePageAllocator<detect::CardinalityState>>(o.keys); },
       [&](auto& st) {
         uint64_t alarms = 0;
-        // Two-stage prefetch, as a batching operator would: the state's first line
-        // and the item's register line (same block, fixed offset) 2 * kAhead
-        // records ahead; then, first line cached, the whole state when the record
-        // opens a new sub-window.
-        constexpr uint64_t kAhead = 6;
-        for (uint64_t i = 0; i < o.records; ++i) {
-          if (i + 2 * kAhead < o.records) d.PrefetchState(st[c.key[i + 2 * kAhead]], item[i + 2 * kAhead]);
-          if (i + kAhead < o.records) d.Prefetch(st[c.key[i + kAhead]], item[i + kAhead], c.time[i + kAhead]);
-          alarms += d.UpdateHash(st[c.key[i]], item[i], c.time[i]).score >= kAlarm;
+        // Blocks of records through UpdateBatch, as a batching operator would
+        // call it: the states' lines are requested records ahead of their use.
+        constexpr size_t kBlock = 1024;
+        std::vector<detect::CardinalityState*> ptr(kBlock);
+        std::vector<detect::Scored> out(kBlock);
+        for (uint64_t i = 0; i < o.records; i += kBlock) {
+          const size_t n = static_cast<size_t>(std::min<uint64_t>(kBlock, o.records - i));
+          for (size_t k = 0; k < n; ++k) ptr[k] = &st[c.key[i + k]];
+          d.UpdateBatch({ptr.data(), n}, {item.data() + i, n}, {c.time.data() + i, n}, {out.data(), n});
+          for (size_t k = 0; k < n; ++k) alarms += out[k].score >= kAlarm;
         }
         return alarms;
       },

@@ -6,6 +6,10 @@
 #include <cstring>
 #include <limits>
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 #include "cairn/base/hash.h"
 #include "cairn/detect/internal/sketch_util.h"
 #include "fmt/format.h"
@@ -86,15 +90,13 @@ void CardinalityState::Encode(ByteWriter& w) const {
 
 void CardinalityState::Allocate(size_t registers, size_t history) {
   register_count = static_cast<uint32_t>(registers);
-  history_size = static_cast<uint32_t>(history);
+  history_size = static_cast<uint16_t>(history);  // <= kMaxHistory
   std::memset(inline_registers, 0, sizeof inline_registers);
   std::fill(std::begin(inline_history), std::end(inline_history), 0.0f);
-  if (FitsInline(registers, history)) {
-    spill.clear();
-    spill.shrink_to_fit();
-  } else {
-    spill.assign(((registers + 3) & ~size_t{3}) + history * sizeof(float), 0);
-  }
+  std::memset(inline_order, 0, sizeof inline_order);
+  spill.Reset(FitsInline(registers, history)
+                  ? 0
+                  : ((registers + 3) & ~size_t{3}) + history * (sizeof(float) + sizeof(uint16_t)));
 }
 
 bool CardinalityState::Decode(ByteReader& r, CardinalityState* out) {
@@ -113,7 +115,7 @@ bool CardinalityState::Decode(ByteReader& r, CardinalityState* out) {
   out->bucket_end = r.I64();
   out->inv_sum = r.F64();
   out->zeros = r.U32();
-  out->samples = r.U32();
+  const uint32_t samples = r.U32();
   out->next = r.U32();
   out->current = r.U32();
   out->estimate = r.F32();
@@ -135,8 +137,9 @@ bool CardinalityState::Decode(ByteReader& r, CardinalityState* out) {
   // Indexes must stay inside the arrays whatever the bytes said: a state that
   // does not fit is reset by the next Update (its sizes differ from the config's).
   const size_t h = history.size();
-  if (h > kMaxHistory || out->samples > h || (h > 0 && out->next >= h) || out->current >= 64 ||
-      out->zeros > registers.size()) {
+  // The ring fills from position 0: until it is full the next write goes to `samples`.
+  if (h > kMaxHistory || samples > h || (h > 0 && out->next >= h) || (samples < h && out->next != samples) ||
+      out->current >= 64 || out->zeros > registers.size()) {
     r.Fail("cardinality state: ring positions out of range");
     return false;
   }
@@ -146,9 +149,15 @@ bool CardinalityState::Decode(ByteReader& r, CardinalityState* out) {
     r.Fail("cardinality state: counts are not finite");
     return false;
   }
+  out->samples = static_cast<uint16_t>(samples);
   out->Allocate(registers.size(), h);
   if (!registers.empty()) std::memcpy(out->registers(), registers.data(), registers.size());
   for (size_t i = 0; i < h; ++i) out->SetHistory(i, history[i]);
+  std::array<uint16_t, kMaxHistory> order;
+  for (uint16_t i = 0; i < samples; ++i) order[i] = i;
+  std::stable_sort(order.begin(), order.begin() + samples,
+                   [&](uint16_t a, uint16_t b) { return history[a] < history[b]; });
+  for (size_t k = 0; k < samples; ++k) out->SetOrder(k, order[k]);
   return true;
 }
 
@@ -219,39 +228,91 @@ void CardinalityDetector::Reset(CardinalityState& st, int64_t epoch) const {
 
 namespace {
 
+// 2^(64 - u) = kPowHi[u] * 2^32 + kPowLo[u] for u in 0..64: the sum of 2^-u over
+// registers, exactly in fixed point, from two 64-bit sums of table entries (m <=
+// 2^12 registers: neither sum overflows), with no 128-bit shift per register.
+struct PowTables {
+  std::array<uint64_t, 65> hi{}, lo{};
+  constexpr PowTables() {
+    for (unsigned u = 0; u <= 64; ++u) {
+      if (u <= 32) {
+        hi[u] = uint64_t{1} << (32 - u);
+      } else {
+        lo[u] = uint64_t{1} << (64 - u);
+      }
+    }
+  }
+};
+constexpr PowTables kPow;
+
 // The union pass of RebuildUnion: per register, the max over the live
 // sub-windows (the union's register, not stored), the count of empty ones and
-// the sum of 2^-u, exact in fixed point
-// (2^(64 - u), u clamped to 64 for damaged bytes) so that no chain of dependent
-// floating-point adds serializes it. kStride > 0 unrolls the common shapes.
+// the sum of 2^-u, exact in fixed point (2^(64 - u), u clamped to 64 for damaged
+// bytes) so that no chain of dependent floating-point adds serializes it.
+// kStride > 0 unrolls the common shapes.
 template <size_t kStride>
 void UnionPass(const uint8_t* regs, uint32_t m, size_t stride, uint32_t* zeros, unsigned __int128* sum) {
   if constexpr (kStride > 0) stride = kStride;
   uint32_t z = 0;
-  unsigned __int128 acc = 0;
+  uint64_t hi = 0, lo = 0;
   for (uint32_t j = 0; j < m; ++j) {
     const uint8_t* reg = regs + j * stride;
     uint8_t u = 0;
     for (size_t b = 0; b < stride; ++b) u = std::max(u, reg[b]);
+    const unsigned c = std::min<unsigned>(u, 64);
     z += u == 0;
-    acc += static_cast<unsigned __int128>(1) << (64 - std::min<unsigned>(u, 64));
+    hi += kPow.hi[c];
+    lo += kPow.lo[c];
   }
   *zeros = z;
-  *sum = acc;
+  *sum = (static_cast<unsigned __int128>(hi) << 32) + lo;
 }
+
+#if defined(__SSE2__)
+// UnionPass<4> that first clears, in every group, the bytes `keep` zeroes (the
+// sub-windows leaving the window): four groups per 16-byte vector, the max of
+// each group's four bytes by two shifted byte maxima.
+void ClearUnionPass4(uint8_t* regs, uint32_t m, uint32_t keep, uint32_t* zeros, unsigned __int128* sum) {
+  const __m128i kept = _mm_set1_epi32(static_cast<int>(keep));
+  const __m128i low = _mm_set1_epi32(0xFF);
+  uint32_t z = 0;
+  uint64_t hi = 0, lo = 0;
+  for (uint32_t j = 0; j < m; j += 4) {  // m is a power of two >= 16
+    auto* p = reinterpret_cast<__m128i*>(regs + 4 * size_t{j});
+    __m128i v = _mm_and_si128(_mm_loadu_si128(p), kept);
+    _mm_storeu_si128(p, v);
+    v = _mm_max_epu8(v, _mm_srli_epi32(v, 8));
+    v = _mm_and_si128(_mm_max_epu8(v, _mm_srli_epi32(v, 16)), low);
+    alignas(16) uint32_t u[4];
+    _mm_store_si128(reinterpret_cast<__m128i*>(u), v);
+    for (const uint32_t x : u) {
+      const unsigned c = std::min<unsigned>(x, 64);
+      z += x == 0;
+      hi += kPow.hi[c];
+      lo += kPow.lo[c];
+    }
+  }
+  *zeros = z;
+  *sum = (static_cast<unsigned __int128>(hi) << 32) + lo;
+}
+#endif
 
 }  // namespace
 
 // A sub-window rotation (about one record in 15 per key with 100 K keys at one
 // record per key and second) recomputes the union: kept cheap.
-void CardinalityDetector::RebuildUnion(CardinalityState& st) const {
+void CardinalityDetector::RebuildUnion(CardinalityState& st, uint32_t keep) const {
   uint32_t zeros = 0;
   unsigned __int128 fixed = 0;
-  const uint8_t* const regs = st.registers();
+  uint8_t* const regs = st.registers();
   switch (stride_) {
     case 1: UnionPass<1>(regs, m_, stride_, &zeros, &fixed); break;
     case 2: UnionPass<2>(regs, m_, stride_, &zeros, &fixed); break;
+#if defined(__SSE2__)
+    case 4: ClearUnionPass4(regs, m_, keep, &zeros, &fixed); break;
+#else
     case 4: UnionPass<4>(regs, m_, stride_, &zeros, &fixed); break;
+#endif
     case 8: UnionPass<8>(regs, m_, stride_, &zeros, &fixed); break;
     default: UnionPass<0>(regs, m_, stride_, &zeros, &fixed); break;
   }
@@ -261,21 +322,72 @@ void CardinalityDetector::RebuildUnion(CardinalityState& st) const {
   st.estimate = static_cast<float>(EstimateFrom(zeros, sum));
 }
 
-void CardinalityDetector::RebuildBaseline(CardinalityState& st) const {
-  std::array<float, kMaxHistory> y;
-  size_t n = 0;
-  for (size_t i = 0; i < st.samples; ++i) {
-    const float v = st.History(i);
-    if (std::isfinite(v) && v >= 0.0f) y[n++] = std::sqrt(v + 0.375f);
+namespace {
+
+// The k-th smallest (0-based) of |y_i - med| over sorted y[0..n), and the one
+// before it (k > 0): the deviations below and above the median are each sorted
+// already, so the two runs are merged outwards from where y crosses med.
+template <typename Y>
+std::pair<float, float> KthDeviation(const Y& y, size_t n, float med, size_t k) {
+  size_t hi = 0;
+  while (hi < n && y(hi) < med) ++hi;  // y(hi..) >= med
+  size_t lo = hi;                      // y(..lo-1) < med
+  float prev = 0.0f, cur = 0.0f;
+  for (size_t taken = 0; taken <= k; ++taken) {
+    prev = cur;
+    const bool left = lo > 0, right = hi < n;
+    const float dl = left ? std::fabs(y(lo - 1) - med) : 0.0f;
+    const float dr = right ? std::fabs(y(hi) - med) : 0.0f;
+    if (left && (!right || dl <= dr)) {
+      cur = dl;
+      --lo;
+    } else {
+      cur = dr;
+      ++hi;
+    }
   }
+  return {prev, cur};
+}
+
+}  // namespace
+
+// Median and MAD of y = sqrt(count + 3/8) over the history, from the sorted
+// order (the same values MedianMad would give on the whole array).
+void CardinalityDetector::RebuildBaseline(CardinalityState& st) const {
+  const size_t n = st.samples;
   if (n == 0) {
     st.base_y = 0.0f;
     st.base_s = 1.0f;
     return;
   }
-  const auto [med, mad] = MedianMad(y.data(), n);
+  const auto y = [&st](size_t k) { return std::sqrt(st.History(st.Order(k)) + 0.375f); };
+  const float med = n % 2 == 1 ? y(n / 2) : 0.5f * (y(n / 2 - 1) + y(n / 2));
+  const auto [dev_lo, dev_hi] = KthDeviation(y, n, med, n / 2);
+  const float mad = n % 2 == 1 ? dev_hi : 0.5f * (dev_lo + dev_hi);
   st.base_y = med;
   st.base_s = std::max(1.4826f * mad, 0.5f) * (1.0f + 1.0f / static_cast<float>(n));
+}
+
+// Adds `count` to the history at ring position `next` (dropping the count it
+// replaces once the ring is full) and keeps the sorted order.
+void CardinalityDetector::AppendHistory(CardinalityState& st, float count) const {
+  const size_t pos = st.next;
+  size_t n = st.samples;
+  if (n == st.history_size) {  // full: the oldest count, at `pos`, leaves the order
+    size_t k = 0;
+    while (k < n && st.Order(k) != pos) ++k;
+    for (; k + 1 < n; ++k) st.SetOrder(k, st.Order(k + 1));
+    --n;
+  }
+  st.SetHistory(pos, count);
+  size_t k = n;  // after every count <= this one: equal counts keep arrival order
+  while (k > 0 && st.History(st.Order(k - 1)) > count) {
+    st.SetOrder(k, st.Order(k - 1));
+    --k;
+  }
+  st.SetOrder(k, pos);
+  st.samples = static_cast<uint16_t>(n + 1);
+  st.next = pos + 1 == st.history_size ? 0 : static_cast<uint32_t>(pos + 1);
 }
 
 void CardinalityDetector::Rescore(CardinalityState& st) const {
@@ -301,31 +413,48 @@ void CardinalityDetector::Rotate(CardinalityState& st, int64_t epoch) const {
   // key has been seen for a whole window.
   if (static_cast<uint64_t>(st.epoch) - static_cast<uint64_t>(st.first_epoch) >= static_cast<uint64_t>(buckets - 1) &&
       st.estimate > 0.0f && std::isfinite(st.estimate)) {
-    st.SetHistory(st.next, st.estimate);
-    st.next = st.next + 1 == st.history_size ? 0 : st.next + 1;
-    st.samples = std::min<uint32_t>(st.samples + 1, st.history_size);
+    AppendHistory(st, st.estimate);
     sampled = true;
   }
   const uint64_t distance = static_cast<uint64_t>(epoch) - static_cast<uint64_t>(st.epoch);
   const int steps = distance >= static_cast<uint64_t>(buckets) ? buckets : static_cast<int>(distance);
   const size_t stride = stride_;
+  const uint32_t m = m_;
   uint8_t* const regs = st.registers();
+  // The sub-windows that leave the window are cleared; with four (x86) as the
+  // union pass reads each group, through the bytes `keep` zeroes.
+#if defined(__SSE2__)
+  constexpr bool kFused = true;
+#else
+  constexpr bool kFused = false;
+#endif
+  uint32_t keep = ~uint32_t{0};
   for (int k = 0; k < steps; ++k) {
     int64_t e;
     if (__builtin_sub_overflow(epoch, static_cast<int64_t>(k), &e)) break;
     const auto idx = static_cast<size_t>(((e % buckets) + buckets) % buckets);
-    for (uint32_t j = 0; j < m_; ++j) regs[j * stride + idx] = 0;
+    if (kFused && stride == 4) {
+      keep &= ~(uint32_t{0xFF} << (8 * idx));
+    } else {
+      for (uint32_t j = 0; j < m; ++j) regs[j * stride + idx] = 0;
+    }
   }
   st.epoch = epoch;
   st.current = static_cast<uint32_t>(((epoch % buckets) + buckets) % buckets);
   st.bucket_start = EpochStart(epoch, width_);
   st.bucket_end = SaturatingAdd(st.bucket_start, width_);
-  RebuildUnion(st);
+  RebuildUnion(st, keep);
   if (sampled) RebuildBaseline(st);
   Rescore(st);
 }
 
 Scored CardinalityDetector::UpdateHash(CardinalityState& st, uint64_t h, EventTime time) const {
+  return UpdateOne(st, h, time);
+}
+
+// UpdateHash's body, inlined into UpdateBatch's loop.
+inline __attribute__((always_inline)) Scored CardinalityDetector::UpdateOne(CardinalityState& st, uint64_t h,
+                                                                             EventTime time) const {
   const size_t stride = stride_;
   // A state of another shape (or decoded from damaged bytes) starts afresh; the
   // history's shape is checked where it is used (Rotate), off the hot path.
@@ -373,6 +502,23 @@ Scored CardinalityDetector::UpdateHash(CardinalityState& st, uint64_t h, EventTi
     }
   }
   return {st.score, st.raw};
+}
+
+size_t CardinalityDetector::UpdateBatch(std::span<CardinalityState* const> states, std::span<const uint64_t> item_hashes,
+                                        std::span<const EventTime> times, std::span<Scored> out) const {
+  const size_t n = std::min({states.size(), item_hashes.size(), times.size(), out.size()});
+  // Two stages, as PrefetchState / Prefetch describe: the first line and the
+  // register line kFar records ahead (no read of the state, so many misses
+  // overlap), then, kNear ahead, the rest of a state whose record opens a new
+  // sub-window (that reads the first line, in flight since the first stage).
+  constexpr size_t kFar = 24, kNear = 12;
+  for (size_t i = 0; i < std::min(n, kFar); ++i) PrefetchState(*states[i], item_hashes[i]);
+  for (size_t i = 0; i < n; ++i) {
+    if (i + kFar < n) PrefetchState(*states[i + kFar], item_hashes[i + kFar]);
+    if (i + kNear < n) Prefetch(*states[i + kNear], item_hashes[i + kNear], times[i + kNear]);
+    out[i] = UpdateOne(*states[i], item_hashes[i], times[i]);
+  }
+  return n;
 }
 
 std::pair<double, double> CardinalityDetector::Baseline(const CardinalityState& st) const {

@@ -34,11 +34,13 @@
 //
 // Cost: Update is O(1): one hash, a few byte compares (O(buckets) when a
 // register grows); a sub-window rotation costs O(buckets * 2^precision +
-// history) once per sub-window and key. No allocation after a key's first
-// record (none at all for the default shape). Memory per key: 512 bytes while
-// buckets * 2^precision <= 256 and history <= 32 (the defaults: everything in
-// one block of eight cache lines), else 512 bytes + buckets * 2^precision + 4 *
-// history on the heap (MemoryBytes()). A record touches the state's first
+// history) once per sub-window and key (the history is kept in sorted order
+// as well as in arrival order, so the baseline's median and spread need no
+// sort). No allocation after a key's first record (none at all for the default
+// shape). Memory per key: 512 bytes while buckets * 2^precision <= 256 and
+// history <= 32 (the defaults: everything in one block of eight cache lines),
+// else 512 bytes + buckets * 2^precision (rounded up to 4) + 6 * history + 16
+// on the heap (MemoryBytes()). A record touches the state's first
 // cache line and one line of registers, at a fixed offset from the state in the
 // default shape (PrefetchState).
 //
@@ -48,10 +50,12 @@
 #include <array>
 #include <cstdint>
 #include <cstring>
+#include <span>
 #include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "cairn/base/prefetch.h"
 #include "cairn/detect/detect.h"
 
 namespace cairn::detect {
@@ -77,6 +81,55 @@ struct CardinalityConfig {
   uint64_t seed = 0x63617264696e616cULL;
 };
 
+// A heap byte buffer that copies deeply and is one pointer wide (its size is
+// kept in front of the bytes), for the parts of a state that do not fit inline.
+class SpillBuffer {
+ public:
+  SpillBuffer() = default;
+  SpillBuffer(const SpillBuffer& o) { Assign(o); }
+  SpillBuffer(SpillBuffer&& o) noexcept : p_(o.p_) { o.p_ = nullptr; }
+  SpillBuffer& operator=(const SpillBuffer& o) {
+    if (this != &o) Assign(o);
+    return *this;
+  }
+  SpillBuffer& operator=(SpillBuffer&& o) noexcept {
+    if (this != &o) {
+      delete[] p_;
+      p_ = o.p_;
+      o.p_ = nullptr;
+    }
+    return *this;
+  }
+  ~SpillBuffer() { delete[] p_; }
+
+  // n zeroed bytes (0: none, the buffer freed).
+  void Reset(size_t n) {
+    delete[] p_;
+    p_ = nullptr;
+    if (n == 0) return;
+    p_ = new uint8_t[kHeader + n]();
+    std::memcpy(p_, &n, sizeof n);
+  }
+  uint8_t* data() { return p_ == nullptr ? nullptr : p_ + kHeader; }
+  const uint8_t* data() const { return p_ == nullptr ? nullptr : p_ + kHeader; }
+  size_t size() const {
+    size_t n = 0;
+    if (p_ != nullptr) std::memcpy(&n, p_, sizeof n);
+    return n;
+  }
+  bool empty() const { return p_ == nullptr; }
+  // Heap bytes held, the size in front included.
+  size_t allocated() const { return p_ == nullptr ? 0 : kHeader + size(); }
+
+ private:
+  static constexpr size_t kHeader = 16;  // the size, keeping the bytes 16-byte aligned
+  void Assign(const SpillBuffer& o) {
+    Reset(o.size());
+    if (p_ != nullptr) std::memcpy(data(), o.data(), o.size());
+  }
+  uint8_t* p_ = nullptr;
+};
+
 // One key's state. Default-constructed empty; sized by the first Update. The
 // fields every record reads fill the first cache line; the registers and the
 // history follow in the same block when they fit (`kInlineRegisters` and
@@ -100,7 +153,8 @@ struct alignas(64) CardinalityState {
   float base_y = 0.0f;         // median of sqrt(count + 3/8) over the history
   float base_s = 0.0f;         // its robust spread
   uint32_t register_count = 0; // 2^precision x buckets; 0 = empty state
-  uint32_t history_size = 0;   // length of the history ring
+  uint16_t history_size = 0;   // length of the history ring (<= 1024)
+  uint16_t samples = 0;        // counts in the history ring (<= its size); read by every rescore
 
   // 2^precision registers x buckets bytes: register j of sub-window b (by epoch
   // mod buckets) at j * buckets + b. The union's register j is the max of the
@@ -111,11 +165,17 @@ struct alignas(64) CardinalityState {
   // Cold: read when a sub-window closes.
   int64_t epoch = 0;        // newest sub-window: [epoch * width, (epoch + 1) * width)
   int64_t first_epoch = 0;  // the key's first sub-window
-  uint32_t samples = 0;     // counts in the history ring (<= its size)
   uint32_t next = 0;        // next write position of the ring
   // Registers, then the history (4-byte floats, at register_count rounded up
-  // to 4), when either does not fit inline (!IsInline()); empty otherwise.
-  std::vector<uint8_t> spill;
+  // to 4), then the history's order (2-byte ring positions), when either does
+  // not fit inline (!IsInline()); empty otherwise.
+  SpillBuffer spill;
+  // The ring positions of the history's `samples` counts in ascending order of
+  // count (inline shapes; a spilled one keeps them in `spill`): when a
+  // sub-window closes the baseline's median and spread are read off it rather
+  // than found by re-sorting the history. The counts occupy positions 0 ..
+  // samples - 1 of the ring (all of it once full).
+  uint8_t inline_order[kInlineHistory] = {};
 
   static bool FitsInline(size_t registers, size_t history) {
     return registers <= kInlineRegisters && history <= kInlineHistory;
@@ -125,6 +185,21 @@ struct alignas(64) CardinalityState {
   bool IsInline() const { return FitsInline(register_count, history_size); }
   uint8_t* registers() { return IsInline() ? inline_registers : spill.data(); }
   const uint8_t* registers() const { return IsInline() ? inline_registers : spill.data(); }
+  // Ring position of the k-th smallest count (k < samples).
+  size_t Order(size_t k) const {
+    if (IsInline()) return inline_order[k];
+    uint16_t v;
+    std::memcpy(&v, spill.data() + OrderOffset() + k * sizeof v, sizeof v);
+    return v;
+  }
+  void SetOrder(size_t k, size_t pos) {
+    if (IsInline()) {
+      inline_order[k] = static_cast<uint8_t>(pos);
+    } else {
+      const auto v = static_cast<uint16_t>(pos);
+      std::memcpy(spill.data() + OrderOffset() + k * sizeof v, &v, sizeof v);
+    }
+  }
   float History(size_t i) const {
     if (IsInline()) return inline_history[i];
     float v;
@@ -141,12 +216,13 @@ struct alignas(64) CardinalityState {
   // Sizes the storage for this shape (zeroed), inline or spilled.
   void Allocate(size_t registers, size_t history);
 
-  size_t MemoryBytes() const { return sizeof(*this) + spill.capacity(); }
+  size_t MemoryBytes() const { return sizeof(*this) + spill.allocated(); }
   void Encode(ByteWriter& w) const;
   static bool Decode(ByteReader& r, CardinalityState* out);
 
  private:
   size_t HistoryOffset() const { return (size_t{register_count} + 3) & ~size_t{3}; }
+  size_t OrderOffset() const { return HistoryOffset() + size_t{history_size} * sizeof(float); }
 };
 
 class CardinalityDetector {
@@ -163,6 +239,14 @@ class CardinalityDetector {
   }
   // The same with the item already hashed by HashItem (or any well-mixed hash).
   Scored UpdateHash(CardinalityState& st, uint64_t item_hash, EventTime time) const;
+  // UpdateHash(*states[i], item_hashes[i], times[i]) for every i in order, the
+  // score in out[i]; a state may appear more than once. Processes as many
+  // records as the shortest span holds and returns that count. Same results as
+  // one call per record; faster when the states do not fit the caches, since
+  // the lines of records further on are requested while earlier ones are
+  // scored (PrefetchState / Prefetch below).
+  size_t UpdateBatch(std::span<CardinalityState* const> states, std::span<const uint64_t> item_hashes,
+                   std::span<const EventTime> times, std::span<Scored> out) const;
   uint64_t HashItem(std::string_view item) const;
 
   // Requests the cache lines that UpdateHash(st, item_hash, time) will touch, for
@@ -175,11 +259,11 @@ class CardinalityDetector {
   //    (cached by then): every register and the history when the record opens
   //    a new sub-window, else the item's register line of a spilled state.
   void PrefetchState(const CardinalityState& st, uint64_t item_hash) const {
-    __builtin_prefetch(&st, 1, 3);
+    cairn::Prefetch(&st);
     if (!inline_) return;
     const uint8_t* reg = st.inline_registers + (item_hash >> (64 - config_.precision)) * stride_;
-    __builtin_prefetch(reg, 1, 3);
-    __builtin_prefetch(reg + stride_ - 1, 1, 3);  // groups of some shapes straddle two lines
+    cairn::Prefetch(reg);
+    cairn::Prefetch(reg + stride_ - 1);  // groups of some shapes straddle two lines
   }
   void Prefetch(const CardinalityState& st, uint64_t item_hash, EventTime time) const {
     const size_t regs = st.register_count;
@@ -187,14 +271,15 @@ class CardinalityDetector {
     if (time >= st.bucket_start && time < st.bucket_end) [[likely]] {
       if (!st.IsInline()) {
         const size_t j = static_cast<size_t>(item_hash >> (64 - config_.precision));
-        if ((j + 1) * stride_ <= regs) __builtin_prefetch(reg + j * stride_, 1, 3);
+        if ((j + 1) * stride_ <= regs) cairn::Prefetch(reg + j * stride_);
       }
       return;
     }
-    for (size_t off = 0; off < regs; off += 64) __builtin_prefetch(reg + off, 1, 3);
+    cairn::Prefetch(&st.epoch);  // the cold fields and the history's order
+    for (size_t off = 0; off < regs; off += 64) cairn::Prefetch(reg + off);
     const auto* h = st.IsInline() ? reinterpret_cast<const char*>(st.inline_history)
                                      : reinterpret_cast<const char*>(reg + ((regs + 3) & ~size_t{3}));
-    for (size_t off = 0; off < st.history_size * sizeof(float); off += 64) __builtin_prefetch(h + off, 1, 3);
+    for (size_t off = 0; off < st.history_size * sizeof(float); off += 64) cairn::Prefetch(h + off);
   }
 
   // "10.0.0.7 contacted 912 distinct destinations in the last 1 min; usually
@@ -211,10 +296,14 @@ class CardinalityDetector {
  private:
   explicit CardinalityDetector(CardinalityConfig c);
 
+  Scored UpdateOne(CardinalityState& st, uint64_t item_hash, EventTime time) const;
   void Reset(CardinalityState& st, int64_t epoch) const;
   void Rotate(CardinalityState& st, int64_t epoch) const;
-  void RebuildUnion(CardinalityState& st) const;
+  // Recomputes the union's zeros, sum and estimate; with four sub-windows,
+  // first clears in each register group the bytes that `keep` zeroes.
+  void RebuildUnion(CardinalityState& st, uint32_t keep) const;
   void RebuildBaseline(CardinalityState& st) const;
+  void AppendHistory(CardinalityState& st, float count) const;
   void Rescore(CardinalityState& st) const;
   double EstimateFrom(uint32_t zeros, double inv_sum) const;
 

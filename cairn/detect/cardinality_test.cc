@@ -1,5 +1,7 @@
 #include "cairn/detect/cardinality.h"
 
+#include <algorithm>
+#include <cmath>
 #include <string>
 #include <vector>
 
@@ -248,6 +250,86 @@ TEST(Cardinality, Deterministic) {
   EXPECT_EQ(first, second);
 }
 
+// UpdateBatch gives what one UpdateHash per record gives, with a key's state
+// appearing many times in one batch and batches of every length.
+TEST(Cardinality, UpdateBatchEqualsUpdateHash) {
+  const CardinalityDetector d = MakeDetector();
+  Traffic t = NormalTraffic(5, 40, 9);
+  std::vector<CardinalityState> one(5), batched(5);
+  std::vector<double> want;
+  for (const auto& r : t.records) want.push_back(d.UpdateHash(one[r.key], d.HashItem(r.item), r.time).score);
+  std::vector<double> got;
+  SplitMix64 rng(3);
+  for (size_t i = 0; i < t.records.size();) {
+    const size_t n = std::min<size_t>(rng.Next() % 100, t.records.size() - i);
+    std::vector<CardinalityState*> st;
+    std::vector<uint64_t> h;
+    std::vector<EventTime> time;
+    for (size_t k = i; k < i + n; ++k) {
+      st.push_back(&batched[t.records[k].key]);
+      h.push_back(d.HashItem(t.records[k].item));
+      time.push_back(t.records[k].time);
+    }
+    std::vector<Scored> out(n + 3);  // a longer output span: the shortest span decides
+    ASSERT_EQ(d.UpdateBatch(st, h, time, out), n);
+    for (size_t k = 0; k < n; ++k) got.push_back(out[k].score);
+    i += n;
+  }
+  EXPECT_EQ(got, want);
+  for (int k = 0; k < 5; ++k) EXPECT_EQ(batched[k].estimate, one[k].estimate);
+}
+
+// The baseline kept from the sorted history equals the median and spread of
+// sqrt(count + 3/8) found by sorting the whole history, after every window, in
+// the inline and the spilled shape, while the ring wraps around many times and
+// after a checkpoint round trip.
+TEST(Cardinality, SortedHistoryGivesTheBaselineOfAFullSort) {
+  const auto check = [](const CardinalityState& st, size_t record) {
+    std::vector<float> y;
+    for (size_t i = 0; i < st.samples; ++i) y.push_back(std::sqrt(st.History(i) + 0.375f));
+    if (y.empty()) return;
+    const auto median = [](std::vector<float> v) {
+      std::sort(v.begin(), v.end());
+      const size_t n = v.size();
+      return n % 2 == 1 ? v[n / 2] : 0.5f * (v[n / 2 - 1] + v[n / 2]);
+    };
+    const float med = median(y);
+    std::vector<float> dev;
+    for (float v : y) dev.push_back(std::fabs(v - med));
+    const float mad = median(dev);
+    ASSERT_EQ(st.base_y, med) << record;
+    ASSERT_EQ(st.base_s, std::max(1.4826f * mad, 0.5f) * (1.0f + 1.0f / static_cast<float>(y.size()))) << record;
+    for (size_t k = 1; k < st.samples; ++k) ASSERT_LE(st.History(st.Order(k - 1)), st.History(st.Order(k))) << record;
+  };
+  for (const CardinalityConfig& c : {CardinalityConfig{.window_ms = kMinute, .history = 8, .warmup = 2},
+                                     CardinalityConfig{.window_ms = kMinute, .history = 32},
+                                     CardinalityConfig{.window_ms = kMinute, .precision = 8, .history = 41}}) {
+    const CardinalityDetector d = *CardinalityDetector::Create(c);
+    // Bursty counts with many ties: some windows repeat earlier counts exactly.
+    Traffic t = NormalTraffic(3, 150, 1, 12);
+    std::vector<CardinalityState> st(3);
+    uint16_t seen = 0;
+    for (size_t i = 0; i < t.records.size(); ++i) {
+      const auto& r = t.records[i];
+      d.Update(st[r.key], {.item = r.item, .time = r.time});
+      if (st[r.key].samples != seen || i % 97 == 0) check(st[r.key], i);
+      seen = st[r.key].samples;
+      if (i == t.records.size() / 2) {
+        for (auto& s : st) {  // continue from decoded states
+          ByteWriter w;
+          s.Encode(w);
+          ByteReader rd(w.data());
+          CardinalityState back;
+          ASSERT_TRUE(CardinalityState::Decode(rd, &back)) << rd.status();
+          s = back;
+          check(s, i);
+        }
+      }
+    }
+    EXPECT_EQ(st[0].samples, c.history);  // the ring wrapped
+  }
+}
+
 // The default shape lives in one 512-byte block; a larger one spills its
 // registers and history to the heap and behaves the same: bounded, prefetching
 // changes nothing, and its state round-trips.
@@ -272,7 +354,7 @@ TEST(Cardinality, InlineAndSpilledShapes) {
     ASSERT_EQ(x.score, y.score) << i;
   }
   EXPECT_FALSE(plain[0].spill.empty());
-  EXPECT_EQ(plain[0].MemoryBytes(), 512u + 4 * 256 + 64 * 4);
+  EXPECT_EQ(plain[0].MemoryBytes(), 512u + 4 * 256 + 64 * (4 + 2) + 16);  // registers, history, its order, size
   std::vector<CardinalityState> decoded(4);
   for (int k = 0; k < 4; ++k) {
     ByteWriter w;
