@@ -409,7 +409,7 @@ TEST(GgufTest, WriterToFileIsAtomic) {
 
 // The vocabulary-only GGUF files from llama.cpp's test suite (see testdata/tokenizers).
 std::string Fixture(const std::string& name) {
-  return (std::filesystem::path(__FILE__).parent_path() / "testdata" / "tokenizers" / name).string();
+  return (std::filesystem::path(CAIRN_INFER_TESTDATA_DIR) / "tokenizers" / name).string();
 }
 
 TEST(GgufTest, OpensLlamaCppVocabularyFiles) {

@@ -201,7 +201,7 @@ TEST(SynthTest, GeneratedVocabularies) {
 }
 
 std::string Fixture(const std::string& name) {
-  return (std::filesystem::path(__FILE__).parent_path() / "testdata" / "tokenizers" / name).string();
+  return (std::filesystem::path(CAIRN_INFER_TESTDATA_DIR) / "tokenizers" / name).string();
 }
 
 TEST(SynthTest, VocabularyFromAnotherFile) {
