@@ -199,6 +199,18 @@ void Context::Embed(std::span<const BatchToken> batch) {
     Dequantize(m.type, static_cast<const uint8_t*>(m.data) + r * m.row_bytes, out, m.cols).IgnoreError();
   };
   if (!c.is_encoder()) {
+    if (model_.embeddings_by_read()) {  // see Model::embeddings_by_read
+      const WeightView& m = w.token_embd;
+      const auto bytes = static_cast<size_t>(*RowBytes(m.type, m.cols));
+      ForTokens(static_cast<int64_t>(batch.size()), e, [&](int64_t b, int64_t end) {
+        std::vector<uint8_t> buf(bytes);
+        for (int64_t t = b; t < end; ++t) {
+          model_.file().Read(static_cast<const uint8_t*>(m.data) + batch[t].token * m.row_bytes, bytes, buf.data());
+          Dequantize(m.type, buf.data(), s.x.data() + t * e, m.cols).IgnoreError();
+        }
+      });
+      return;
+    }
     ForTokens(static_cast<int64_t>(batch.size()), e, [&](int64_t b, int64_t end) {
       for (int64_t t = b; t < end; ++t) row(w.token_embd, batch[t].token, s.x.data() + t * e);
     });

@@ -312,12 +312,13 @@ absl::StatusOr<std::unique_ptr<GgufFile>> GgufFile::Open(const std::string& path
   }
   void* map = ::mmap(nullptr, static_cast<size_t>(st.st_size), PROT_READ, MAP_PRIVATE, fd, 0);
   const int err = errno;
-  ::close(fd);
   if (map == MAP_FAILED) {
+    ::close(fd);
     return absl::InternalError(fmt::format("gguf: cannot map {}: {}", path, std::strerror(err)));
   }
   std::unique_ptr<GgufFile> file(new GgufFile());
   file->path_ = path;
+  file->fd_ = fd;
   file->map_ = map;
   file->map_size_ = static_cast<size_t>(st.st_size);
   file->base_ = static_cast<const uint8_t*>(map);
@@ -338,6 +339,24 @@ absl::StatusOr<std::unique_ptr<GgufFile>> GgufFile::FromBuffer(std::string_view 
 
 GgufFile::~GgufFile() {
   if (map_ != nullptr) ::munmap(map_, map_size_);
+  if (fd_ >= 0) ::close(fd_);
+}
+
+void GgufFile::Read(const uint8_t* ptr, size_t n, uint8_t* dst) const {
+  auto off = static_cast<uint64_t>(ptr - base_);
+  if (fd_ >= 0) {
+    while (n > 0) {
+      const ssize_t got = ::pread(fd_, dst, n, static_cast<off_t>(off));
+      if (got <= 0) {
+        if (got < 0 && errno == EINTR) continue;
+        break;  // the file shrank under us or the read failed: the mapping still reads it
+      }
+      dst += got;
+      off += static_cast<uint64_t>(got);
+      n -= static_cast<size_t>(got);
+    }
+  }
+  if (n > 0) std::memcpy(dst, base_ + off, n);
 }
 
 absl::Status GgufFile::Parse() {

@@ -141,6 +141,11 @@ class GgufFile {
   // Whether the bytes are a read-only mapping of the file (Open), whose pages the kernel
   // can drop and read again; false for FromBuffer.
   bool mapped() const { return map_ != nullptr; }
+  // Copies n bytes at `ptr` (inside bytes()) to dst. For a mapped file the bytes are read
+  // from the file (pread) rather than through the mapping, so pages the model dropped
+  // from the mapping (packed weights) do not come back into this process's memory; from
+  // memory otherwise. The range must lie inside the file (a precondition).
+  void Read(const uint8_t* ptr, size_t n, uint8_t* dst) const;
 
   // ---- metadata ----
   const std::vector<GgufKeyValue>& metadata() const { return kvs_; }  // file order
@@ -178,6 +183,7 @@ class GgufFile {
   std::string path_;
   std::string owned_;          // FromBuffer's copy
   void* map_ = nullptr;        // Open's mapping
+  int fd_ = -1;                // Open's file, kept for Read
   size_t map_size_ = 0;
   const uint8_t* base_ = nullptr;
   uint64_t size_ = 0;

@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <string>
 #include <vector>
 
@@ -410,6 +411,23 @@ TEST(GgufTest, WriterToFileIsAtomic) {
 // The vocabulary-only GGUF files from llama.cpp's test suite (see testdata/tokenizers).
 std::string Fixture(const std::string& name) {
   return (std::filesystem::path(CAIRN_INFER_TESTDATA_DIR) / "tokenizers" / name).string();
+}
+
+// Read copies the same bytes as the mapping holds, from a mapped file (pread) and from
+// a file in memory.
+TEST(GgufTest, ReadCopiesTheFileBytes) {
+  const std::string path = Fixture("ggml-vocab-llama-spm.gguf");
+  std::unique_ptr<GgufFile> mapped = *GgufFile::Open(path);
+  std::ifstream in(path, std::ios::binary);
+  const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::unique_ptr<GgufFile> memory = *GgufFile::FromBuffer(bytes);
+  for (const GgufFile* f : {mapped.get(), memory.get()}) {
+    for (const auto& [off, n] : {std::pair<size_t, size_t>{0, 16}, {1000, 4096}, {bytes.size() - 7, 7}}) {
+      std::vector<uint8_t> got(n);
+      f->Read(f->bytes() + off, n, got.data());
+      EXPECT_EQ(std::string(got.begin(), got.end()), bytes.substr(off, n)) << off;
+    }
+  }
 }
 
 TEST(GgufTest, OpensLlamaCppVocabularyFiles) {

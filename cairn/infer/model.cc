@@ -57,11 +57,14 @@ absl::StatusOr<std::unique_ptr<Model>> Model::FromFile(std::unique_ptr<GgufFile>
 // Repacks every matrix the forward pass multiplies by (not the embedding tables, which
 // are only looked up row by row), one at a time, so at most one matrix is resident twice.
 void Model::PackWeights() {
-  std::vector<WeightView*> views;
+  // The output matrix first: while a matrix is packed its mapped pages and its copy are
+  // both resident, so the peak is the copies made so far plus the matrix being packed;
+  // packing the largest matrix (the output, often the embedding table) last would hold
+  // it twice on top of every other copy.
+  std::vector<WeightView*> views{&weights_.output};
   for (Layer& l : weights_.layers) {
     for (WeightView* v : {&l.wq, &l.wk, &l.wv, &l.wo, &l.gate, &l.up, &l.down}) views.push_back(v);
   }
-  views.push_back(&weights_.output);
   if (file_->mapped()) {
     // The norm weights and biases sit between the matrices in the file; reading one of them
     // later would bring back the large page around it (measured: two 2 MiB pages per
@@ -104,6 +107,7 @@ void Model::PackWeights() {
       const uintptr_t end = begin + static_cast<uintptr_t>(p->rows) * v->row_bytes;
       const uintptr_t first = std::max(lo, begin / kHuge * kHuge), last = std::min(hi, (end + kHuge - 1) / kHuge * kHuge);
       if (last > first) ::madvise(reinterpret_cast<void*>(first), last - first, MADV_DONTNEED);
+      embeddings_by_read_ = true;
     }
     packed_.push_back(std::move(p));
   }

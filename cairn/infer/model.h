@@ -91,6 +91,11 @@ class Model {
   uint64_t weight_bytes() const { return weight_bytes_; }
   // Bytes of the matrices repacked at load for the kernels (see Load).
   uint64_t packed_bytes() const { return packed_bytes_; }
+  // Whether token-embedding rows are read from the file (GgufFile::Read) instead of
+  // through the mapping: after packing dropped the mapped pages of the matrices (the
+  // embedding table itself when the output matrix is tied to it), reading rows through
+  // the mapping would bring large pages back and count the table twice in memory.
+  bool embeddings_by_read() const { return embeddings_by_read_; }
 
   // The pooling Session::Embed uses by default: the model's own
   // ({arch}.pooling_type), or mean when it declares none.
@@ -133,6 +138,7 @@ class Model {
   uint64_t weight_bytes_ = 0;
   std::vector<std::unique_ptr<PackedMatrix>> packed_;  // what weights_' views point to
   uint64_t packed_bytes_ = 0;
+  bool embeddings_by_read_ = false;
   std::vector<std::vector<float>> owned_vectors_;  // norms and biases copied out of the mapping
 };
 

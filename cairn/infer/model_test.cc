@@ -447,6 +447,10 @@ TEST(ModelTest, PackedWeightsFromAMappedFileMatchUnpacked) {
       EXPECT_EQ(mapped->packed_bytes() > 0, packs);
       EXPECT_EQ(mapped->packed_bytes(), memory->packed_bytes());
       EXPECT_EQ(plain->packed_bytes(), 0u);
+      // Embedding rows come from the file once packing dropped mapped pages (the tied
+      // embedding table of these models among them), and through memory otherwise.
+      EXPECT_EQ(mapped->embeddings_by_read(), packs);
+      EXPECT_FALSE(memory->embeddings_by_read());
       const std::vector<int32_t> tokens = RandomTokens(12, mapped->n_vocab(), 5);
       std::vector<std::unique_ptr<Session>> s;
       for (const Model* m : {mapped.get(), memory.get(), plain.get()}) s.push_back(*Session::Create(*m, {}));
