@@ -185,20 +185,56 @@ CAIRN_T inline void DotUnit(const uint8_t* v, const int8_t* const* x, int first,
   }
 }
 
-template <int T, bool kQ8>
-CAIRN_T void TileBlocks(const uint8_t* pk, const Acts& a, int64_t t0, float* y, int64_t ldy) {
+// The activations of a run of tokens regrouped for TileBlocks: per tile of kMaxTokens
+// tokens and per block, the tokens' 32 quantized values side by side (qs), then their
+// scales (d) and the integer offsets each block's sum starts from (off). Every operand of
+// the inner loop then sits at a fixed offset from one pointer per block, instead of one
+// pointer per token (which spilled registers).
+struct TileActs {
+  int64_t nb = 0;
+  const int8_t* qs = nullptr;  // [tile][block][token][32]
+  const float* d = nullptr;    // [tile][block][token]
+  const int32_t* off = nullptr;
+};
+
+thread_local Scratch tile_scratch;
+
+template <bool kQ8>
+TileActs RegroupActs(const Acts& a, int64_t t0, int64_t t1) {
   constexpr int kShift = kQ8 ? 7 : 3;
-  const auto* half = reinterpret_cast<const __m256i*>(pk + a.nb * kValBytes<kQ8>);
+  const int64_t nb = a.nb, tiles = (t1 - t0 + kMaxTokens - 1) / kMaxTokens;
+  const size_t slots = static_cast<size_t>(tiles * nb * kMaxTokens);
+  auto* base = static_cast<uint8_t*>(tile_scratch.Get(slots * (32 + sizeof(float) + sizeof(int32_t))));
+  TileActs ta{nb, reinterpret_cast<int8_t*>(base), reinterpret_cast<float*>(base + slots * 32),
+              reinterpret_cast<int32_t*>(base + slots * 36)};
+  auto* qs = const_cast<int8_t*>(ta.qs);
+  auto* d = const_cast<float*>(ta.d);
+  auto* off = const_cast<int32_t*>(ta.off);
+  for (int64_t t = t0; t < t1; ++t) {
+    const int64_t tile = (t - t0) / kMaxTokens, lane = (t - t0) % kMaxTokens;
+    for (int64_t b = 0; b < nb; ++b) {
+      const size_t slot = static_cast<size_t>((tile * nb + b) * kMaxTokens + lane);
+      std::memcpy(qs + slot * 32, a.qs + (t * nb + b) * 32, 32);
+      d[slot] = a.d[t * nb + b];
+      off[slot] = -(a.sums[t * nb + b] << kShift);
+    }
+  }
+  return ta;
+}
+
+template <int T, bool kQ8>
+CAIRN_T void TileBlocks(const uint8_t* pk, const TileActs& ta, int64_t tile, float* y, int64_t ldy) {
+  const int64_t nb = ta.nb;
+  const auto* half = reinterpret_cast<const __m256i*>(pk + nb * kValBytes<kQ8>);
   __m512 acc[T];
   for (int t = 0; t < T; ++t) acc[t] = _mm512_setzero_ps();
-  for (int64_t b = 0; b < a.nb; ++b) {
+  for (int64_t b = 0; b < nb; ++b) {
+    const size_t slot = static_cast<size_t>((tile * nb + b) * kMaxTokens);
+    const int8_t* x = ta.qs + slot * 32;
+    const float* xd = ta.d + slot;
+    const int32_t* xo = ta.off + slot;
     __m512i sum[T];
-    const int8_t* x[T];
-    for (int t = 0; t < T; ++t) {
-      const int64_t tb = (t0 + t) * a.nb + b;
-      sum[t] = _mm512_set1_epi32(-(a.sums[tb] << kShift));
-      x[t] = a.qs + tb * 32;
-    }
+    for (int t = 0; t < T; ++t) sum[t] = _mm512_set1_epi32(xo[t]);
     const uint8_t* v = pk + b * kValBytes<kQ8>;
     if constexpr (T == 1) {
       // Decode streams the panels from memory once per token, one run of bytes per
@@ -209,24 +245,30 @@ CAIRN_T void TileBlocks(const uint8_t* pk, const Acts& a, int64_t t0, float* y, 
       if (b % 2 == 0) __builtin_prefetch(half + b + 8, 0, 3);
     }
     if constexpr (kQ8) {
-      DotUnit<T>(v, x, 0, 8, sum);
+      for (int k = 0; k < 8; ++k) {
+        const __m512i w = _mm512_load_si512(v + 64 * k);
+        for (int t = 0; t < T; ++t) {
+          sum[t] = _mm512_dpbusd_epi32(sum[t], w, _mm512_set1_epi32(static_cast<int>(LoadU32(x + 32 * t + 4 * k))));
+        }
+      }
     } else {
       for (int m = 0; m < 4; ++m) {
         const __m512i raw = _mm512_load_si512(v + 64 * m);
         const __m512i lo = Lo(raw), hi = Hi(raw);
         for (int t = 0; t < T; ++t) {
-          sum[t] = _mm512_dpbusd_epi32(sum[t], lo, _mm512_set1_epi32(static_cast<int>(LoadU32(x[t] + 4 * m))));
-          sum[t] = _mm512_dpbusd_epi32(sum[t], hi, _mm512_set1_epi32(static_cast<int>(LoadU32(x[t] + 16 + 4 * m))));
+          sum[t] = _mm512_dpbusd_epi32(sum[t], lo, _mm512_set1_epi32(static_cast<int>(LoadU32(x + 32 * t + 4 * m))));
+          sum[t] = _mm512_dpbusd_epi32(sum[t], hi,
+                                       _mm512_set1_epi32(static_cast<int>(LoadU32(x + 32 * t + 16 + 4 * m))));
         }
       }
     }
     const __m512 dw = _mm512_cvtph_ps(_mm256_load_si256(half + b));
     for (int t = 0; t < T; ++t) {
-      const __m512 s = _mm512_mul_ps(dw, _mm512_set1_ps(a.d[(t0 + t) * a.nb + b]));
+      const __m512 s = _mm512_mul_ps(dw, _mm512_set1_ps(xd[t]));
       acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum[t]), s, acc[t]);
     }
   }
-  for (int t = 0; t < T; ++t) _mm512_storeu_ps(y + (t0 + t) * ldy, acc[t]);
+  for (int t = 0; t < T; ++t) _mm512_storeu_ps(y + t * ldy, acc[t]);
 }
 
 template <int T>
@@ -300,7 +342,7 @@ void RunPanels(const GemmArgs& g, PanelPackFn pack, int64_t blocks) {
   }
 }
 
-using BlockTileFn = void (*)(const uint8_t*, const Acts&, int64_t, float*, int64_t);
+using BlockTileFn = void (*)(const uint8_t*, const TileActs&, int64_t, float*, int64_t);
 
 // Q4_0 / Q8_0 over rows [g.r0, g.r1): with `packed`, g.w is the first panel of the
 // matrix and g.row_bytes the panel stride; otherwise each panel is built on the fly.
@@ -312,6 +354,7 @@ void RunBlockPanels(const GemmArgs& g, bool packed) {
   const int64_t nb = g.cols / 32;
   uint8_t* own = packed ? nullptr
                         : static_cast<uint8_t*>(panel_scratch.Get(static_cast<size_t>(nb) * (kValBytes<kQ8> + 32)));
+  const TileActs ta = RegroupActs<kQ8>(*g.acts, g.t0, g.t1);
   for (int64_t r = g.r0; r + kRows <= g.r1; r += kRows) {
     const uint8_t* pk = own;
     if (packed) {
@@ -323,7 +366,7 @@ void RunBlockPanels(const GemmArgs& g, bool packed) {
     }
     for (int64_t t = g.t0; t < g.t1; t += kMaxTokens) {
       const int64_t n = g.t1 - t < kMaxTokens ? g.t1 - t : kMaxTokens;
-      kTiles[n](pk, *g.acts, t, g.y + r, g.ldy);
+      kTiles[n](pk, ta, (t - g.t0) / kMaxTokens, g.y + r + t * g.ldy, g.ldy);
     }
   }
 }
