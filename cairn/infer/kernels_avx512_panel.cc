@@ -271,6 +271,63 @@ CAIRN_T void TileBlocks(const uint8_t* pk, const TileActs& ta, int64_t tile, flo
   for (int t = 0; t < T; ++t) _mm512_storeu_ps(y + t * ldy, acc[t]);
 }
 
+// TileBlocks over two panels (32 rows) and up to 4 tokens (tile lanes lane0..): every
+// activation broadcast feeds two products, so a block needs about half the loads per
+// product of TileBlocks<8>. The same arithmetic per output, in the same order.
+template <int T, bool kQ8>
+CAIRN_T void TileBlocks2(const uint8_t* pk0, const uint8_t* pk1, const TileActs& ta, int64_t tile, int lane0,
+                         float* y, int64_t ldy) {
+  const int64_t nb = ta.nb;
+  const auto* half0 = reinterpret_cast<const __m256i*>(pk0 + nb * kValBytes<kQ8>);
+  const auto* half1 = reinterpret_cast<const __m256i*>(pk1 + nb * kValBytes<kQ8>);
+  __m512 acc0[T], acc1[T];
+  for (int t = 0; t < T; ++t) acc0[t] = acc1[t] = _mm512_setzero_ps();
+  for (int64_t b = 0; b < nb; ++b) {
+    const size_t slot = static_cast<size_t>((tile * nb + b) * kMaxTokens + lane0);
+    const int8_t* x = ta.qs + slot * 32;
+    const float* xd = ta.d + slot;
+    const int32_t* xo = ta.off + slot;
+    __m512i sum0[T], sum1[T];
+    for (int t = 0; t < T; ++t) sum0[t] = sum1[t] = _mm512_set1_epi32(xo[t]);
+    const uint8_t* v0 = pk0 + b * kValBytes<kQ8>;
+    const uint8_t* v1 = pk1 + b * kValBytes<kQ8>;
+    if constexpr (kQ8) {
+      for (int k = 0; k < 8; ++k) {
+        const __m512i w0 = _mm512_load_si512(v0 + 64 * k), w1 = _mm512_load_si512(v1 + 64 * k);
+        for (int t = 0; t < T; ++t) {
+          const __m512i xa = _mm512_set1_epi32(static_cast<int>(LoadU32(x + 32 * t + 4 * k)));
+          sum0[t] = _mm512_dpbusd_epi32(sum0[t], w0, xa);
+          sum1[t] = _mm512_dpbusd_epi32(sum1[t], w1, xa);
+        }
+      }
+    } else {
+      for (int m = 0; m < 4; ++m) {
+        const __m512i raw0 = _mm512_load_si512(v0 + 64 * m), raw1 = _mm512_load_si512(v1 + 64 * m);
+        const __m512i lo0 = Lo(raw0), hi0 = Hi(raw0), lo1 = Lo(raw1), hi1 = Hi(raw1);
+        for (int t = 0; t < T; ++t) {
+          const __m512i xl = _mm512_set1_epi32(static_cast<int>(LoadU32(x + 32 * t + 4 * m)));
+          const __m512i xh = _mm512_set1_epi32(static_cast<int>(LoadU32(x + 32 * t + 16 + 4 * m)));
+          sum0[t] = _mm512_dpbusd_epi32(sum0[t], lo0, xl);
+          sum0[t] = _mm512_dpbusd_epi32(sum0[t], hi0, xh);
+          sum1[t] = _mm512_dpbusd_epi32(sum1[t], lo1, xl);
+          sum1[t] = _mm512_dpbusd_epi32(sum1[t], hi1, xh);
+        }
+      }
+    }
+    const __m512 dw0 = _mm512_cvtph_ps(_mm256_load_si256(half0 + b));
+    const __m512 dw1 = _mm512_cvtph_ps(_mm256_load_si256(half1 + b));
+    for (int t = 0; t < T; ++t) {
+      const __m512 dt = _mm512_set1_ps(xd[t]);
+      acc0[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum0[t]), _mm512_mul_ps(dw0, dt), acc0[t]);
+      acc1[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum1[t]), _mm512_mul_ps(dw1, dt), acc1[t]);
+    }
+  }
+  for (int t = 0; t < T; ++t) {
+    _mm512_storeu_ps(y + t * ldy, acc0[t]);
+    _mm512_storeu_ps(y + t * ldy + kRows, acc1[t]);
+  }
+}
+
 template <int T>
 CAIRN_T void TileQ4_K(const Panel& pk, const Acts& a, int64_t t0, float* y, int64_t ldy) {
   __m512 acc[T];
@@ -355,7 +412,22 @@ void RunBlockPanels(const GemmArgs& g, bool packed) {
   uint8_t* own = packed ? nullptr
                         : static_cast<uint8_t*>(panel_scratch.Get(static_cast<size_t>(nb) * (kValBytes<kQ8> + 32)));
   const TileActs ta = RegroupActs<kQ8>(*g.acts, g.t0, g.t1);
-  for (int64_t r = g.r0; r + kRows <= g.r1; r += kRows) {
+  int64_t r = g.r0;
+  if (packed && g.t1 - g.t0 >= 4) {  // batches: pairs of panels, tokens 4 at a time
+    using PairFn = void (*)(const uint8_t*, const uint8_t*, const TileActs&, int64_t, int, float*, int64_t);
+    static constexpr PairFn kPairs[5] = {nullptr, TileBlocks2<1, kQ8>, TileBlocks2<2, kQ8>, TileBlocks2<3, kQ8>,
+                                         TileBlocks2<4, kQ8>};
+    for (; r + 2 * kRows <= g.r1; r += 2 * kRows) {
+      const uint8_t* pk0 = g.w + static_cast<size_t>(r / kRows) * g.row_bytes;
+      const uint8_t* pk1 = pk0 + g.row_bytes;
+      for (int64_t t = g.t0; t < g.t1; t += 4) {
+        const int64_t n = g.t1 - t < 4 ? g.t1 - t : 4;
+        const int64_t rel = t - g.t0;
+        kPairs[n](pk0, pk1, ta, rel / kMaxTokens, static_cast<int>(rel % kMaxTokens), g.y + r + t * g.ldy, g.ldy);
+      }
+    }
+  }
+  for (; r + kRows <= g.r1; r += kRows) {
     const uint8_t* pk = own;
     if (packed) {
       pk = g.w + static_cast<size_t>(r / kRows) * g.row_bytes;
