@@ -8,6 +8,7 @@
 #include <fmt/format.h>
 
 #include "cairn/base/status.h"
+#include "cairn/memory/internal/bm25.h"
 #include "cairn/memory/internal/store_impl.h"
 
 namespace cairn::memory {
@@ -34,11 +35,13 @@ constexpr const char* kSchema[] = {
     " mentions INTEGER NOT NULL DEFAULT 0, hlc INTEGER NOT NULL)",
     "CREATE TABLE aliases(ns TEXT NOT NULL, alias TEXT NOT NULL, entity INTEGER NOT NULL, PRIMARY KEY(ns, alias))",
     "CREATE INDEX aliases_entity ON aliases(entity)",
-    "CREATE TABLE mentions(episode INTEGER NOT NULL, entity INTEGER NOT NULL, PRIMARY KEY(episode, entity))",
+    // Link tables without a rowid: each row lives in its primary key's B-tree alone (with a
+    // rowid it is written to the table and to the key's index both).
+    "CREATE TABLE mentions(episode INTEGER NOT NULL, entity INTEGER NOT NULL, PRIMARY KEY(episode, entity))"
+    " WITHOUT ROWID",
     "CREATE INDEX mentions_entity ON mentions(entity, episode)",
     "CREATE TABLE relations(ns TEXT NOT NULL, src INTEGER NOT NULL, dst INTEGER NOT NULL, predicate TEXT NOT NULL,"
     " weight REAL NOT NULL, PRIMARY KEY(src, dst, predicate))",
-    "CREATE INDEX relations_dst ON relations(dst)",
     "CREATE INDEX relations_src_weight ON relations(src, weight DESC, dst, predicate)",
     "CREATE INDEX relations_dst_weight ON relations(dst, weight DESC)",
     "CREATE TABLE facts(id INTEGER PRIMARY KEY, ns TEXT NOT NULL, author TEXT NOT NULL, subject INTEGER NOT NULL,"
@@ -52,7 +55,8 @@ constexpr const char* kSchema[] = {
     "CREATE INDEX facts_spo ON facts(ns, subject, predicate, object_key)",
     "CREATE INDEX facts_object ON facts(object_entity)",
     "CREATE INDEX facts_subject ON facts(subject)",
-    "CREATE TABLE fact_sources(fact INTEGER NOT NULL, episode INTEGER NOT NULL, PRIMARY KEY(fact, episode))",
+    "CREATE TABLE fact_sources(fact INTEGER NOT NULL, episode INTEGER NOT NULL, PRIMARY KEY(fact, episode))"
+    " WITHOUT ROWID",
     "CREATE INDEX fact_sources_episode ON fact_sources(episode)",
 };
 
@@ -93,13 +97,15 @@ absl::Status CheckOrCreateSchema(Conn& db) {
         "memory store '{}' has schema version {}; this build reads version {}", db.path(), version, kSchemaVersion));
   // Indexes recall's graph signal reads (facts by subject, an entity's strongest relations)
   // and the write path's facts_spo (which replaces facts_sp); stores made before they were
-  // added get them here.
+  // added get them here. relations_dst is gone: relations_dst_weight starts with dst and
+  // serves the same reads, and every relation written paid for both.
   for (const char* sql : {"CREATE INDEX IF NOT EXISTS facts_subject ON facts(subject)",
                           "CREATE INDEX IF NOT EXISTS facts_spo ON facts(ns, subject, predicate, object_key)",
                           "DROP INDEX IF EXISTS facts_sp",
                           "CREATE INDEX IF NOT EXISTS relations_src_weight ON relations(src, weight DESC, dst,"
                           " predicate)",
-                          "CREATE INDEX IF NOT EXISTS relations_dst_weight ON relations(dst, weight DESC)"})
+                          "CREATE INDEX IF NOT EXISTS relations_dst_weight ON relations(dst, weight DESC)",
+                          "DROP INDEX IF EXISTS relations_dst"})
     CAIRN_RETURN_IF_ERROR(db.Exec(sql));
   return absl::OkStatus();
 }
@@ -155,9 +161,10 @@ absl::StatusOr<std::unique_ptr<MemoryStore>> MemoryStore::Open(const std::string
   im.extractor = im.options.extractor ? im.options.extractor : std::make_shared<RuleExtractor>();
   im.embedder = std::make_unique<vector::HashingEmbedder>(im.options.dim);
   const std::string path = (std::filesystem::path(dir) / "memory.db").string();
-  CAIRN_ASSIGN_OR_RETURN(im.wdb, Conn::Open(path, true, im.options.sync_full));
+  CAIRN_ASSIGN_OR_RETURN(im.wdb, Conn::Open(path, true, im.options.sync_full, im.options.mmap_bytes));
   CAIRN_RETURN_IF_ERROR(CheckOrCreateSchema(*im.wdb));
-  CAIRN_ASSIGN_OR_RETURN(im.rdb, Conn::Open(path, false, im.options.sync_full));
+  CAIRN_ASSIGN_OR_RETURN(im.rdb, Conn::Open(path, false, im.options.sync_full, im.options.mmap_bytes));
+  CAIRN_RETURN_IF_ERROR(internal::RegisterBoundedBm25(im.rdb->db()));
   {
     // The clock never goes behind what is stored (a restart with a clock stepped back).
     CAIRN_ASSIGN_OR_RETURN(Stmt s, im.wdb->Prepare("SELECT max(hlc) FROM episodes UNION ALL SELECT max(hlc) FROM facts"));

@@ -224,6 +224,10 @@ struct ConsolidateReport {
 struct MemoryOptions {
   size_t dim = 256;                     // embedding dimension (HashingEmbedder)
   bool sync_full = true;                // SQLite synchronous=FULL (power loss); NORMAL survives kill -9
+  // SQLite reads the database through a memory map of up to this many bytes (SQLite caps it
+  // at its build's limit, 2 GiB by default; 0 turns it off). Mapped pages are the OS page
+  // cache's, shared and reclaimable, but count in the process's resident size once touched.
+  uint64_t mmap_bytes = sizeof(void*) >= 8 ? (1ull << 30) : 0;
   double entity_similarity = 0.92;      // cosine of name embeddings to merge entities
   // HNSW graph of the vector collection, used only when a store is created (an existing
   // store keeps the settings it was made with). Inserting is most of remember's cost and

@@ -83,7 +83,7 @@ std::string ContentWords(const std::string& text) {
 // Graph: the newest mentions read per entity named in the query, and per neighbour 1 and 2
 // hops away (busy entities are mentioned in a large share of a big store; the neighbours'
 // newest mentions are what they add).
-constexpr int64_t kHop0Mentions = 2000, kHop1Mentions = 1000, kHop2Mentions = 200;
+constexpr int64_t kHop0Mentions = 1000, kHop1Mentions = 250, kHop2Mentions = 50;
 
 std::string LowerAscii(std::string s) {
   for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
@@ -123,7 +123,8 @@ bool ByScore(const TextRow& a, const TextRow& b) { return a.score > b.score; }
 
 // Bounds a match expression for a big store (Impl::BoundedMatch): the words kept, and
 // whether only the newest matches are to be taken.
-using BoundFn = std::function<absl::StatusOr<std::string>(const std::string& match, bool* newest_only)>;
+using BoundFn =
+    std::function<absl::StatusOr<std::string>(const std::string& match, int64_t postings, bool* newest_only)>;
 
 // BM25 over episodes_fts for the words of `text` (OR-ed), best first, at most `limit`
 // that pass the query's namespaces, time and archive filters. FTS5 ranks its matches by
@@ -133,25 +134,29 @@ using BoundFn = std::function<absl::StatusOr<std::string>(const std::string& mat
 absl::StatusOr<std::vector<TextRow>> SearchText(Conn& db, const BoundFn& bound, const std::string& text,
                                                 const RecallQuery& q, int64_t as_of,
                                                 const std::set<std::string>& allowed, size_t limit,
-                                                bool content_only = false) {
+                                                int64_t postings, bool content_only = false) {
   std::vector<TextRow> rows;
   std::string match = vector::TextIndex::MatchExpression(text);
   if (match.empty()) return rows;
   bool newest_only = false;
-  CAIRN_ASSIGN_OR_RETURN(match, bound(match, &newest_only));
+  CAIRN_ASSIGN_OR_RETURN(match, bound(match, postings, &newest_only));
   if (match.empty()) return rows;
   if (content_only) match = "{content} : (" + match + ")";
   // The score is computed once per match, as a named column the sort reuses (ORDER BY a
   // bm25() expression would run the ranking function a second time for every match), and
-  // the speaker is read only for the rows kept: every match is ranked, few are used.
+  // the speaker is read only for the rows kept: every match is ranked, few are used. The
+  // ranking is bm25() with its word counts bounded by the postings budget (cairn_bm25,
+  // internal/bm25.h): exact within it, and in the newest-first mode the one word kept, in
+  // more episodes than the budget, is not counted through all of them.
   CAIRN_ASSIGN_OR_RETURN(
-      Stmt s, db.Prepare(std::string("SELECT rowid, -bm25(episodes_fts, 1.0, ?2, ?3) AS score FROM episodes_fts"
+      Stmt s, db.Prepare(std::string("SELECT rowid, -cairn_bm25(episodes_fts, ?4, 1.0, ?2, ?3) AS score FROM"
+                                     " episodes_fts"
                                      " WHERE episodes_fts MATCH ?1 ORDER BY ") +
                          (newest_only ? "rowid DESC" : "score DESC")));
   CAIRN_ASSIGN_OR_RETURN(Stmt e, db.Prepare("SELECT ns, time_ms <= ?2 AND (?3 OR archived = 0) FROM episodes"
                                             " WHERE id = ?1"));
   CAIRN_ASSIGN_OR_RETURN(Stmt sp, db.Prepare("SELECT speaker FROM episodes_fts WHERE rowid = ?"));
-  s.BindAll(match, content_only ? 0.0 : q.context_weight, content_only ? 0.0 : q.date_weight);
+  s.BindAll(match, content_only ? 0.0 : q.context_weight, content_only ? 0.0 : q.date_weight, postings + 1);
   while (rows.size() < limit) {
     CAIRN_ASSIGN_OR_RETURN(bool row, s.Step());
     if (!row) break;
@@ -365,9 +370,11 @@ absl::StatusOr<std::vector<Recalled>> MemoryStore::Recall(const RecallQuery& q) 
   // kept; then one round of pseudo-relevance feedback.
   if (q.bm25_weight > 0 && q.episodes) {
     const std::string content = ContentWords(q.text);
-    const BoundFn bound = [&](const std::string& m, bool* newest_only) { return im.BoundedMatch(db, m, newest_only); };
+    const BoundFn bound = [&](const std::string& m, int64_t postings, bool* newest_only) {
+      return im.BoundedMatch(db, m, postings, newest_only);
+    };
     const size_t depth = q.speaker_boost != 1 || q.feedback_terms > 0 ? 4 * n : n;
-    CAIRN_ASSIGN_OR_RETURN(std::vector<TextRow> rows, SearchText(db, bound, content, q, as_of, allowed, depth));
+    CAIRN_ASSIGN_OR_RETURN(std::vector<TextRow> rows, SearchText(db, bound, content, q, as_of, allowed, depth, Impl::kBm25Postings));
     std::string named;
     if (q.speaker_boost != 1 && !rows.empty()) {
       named = NamedSpeaker(q.text, rows);
@@ -380,14 +387,16 @@ absl::StatusOr<std::vector<Recalled>> MemoryStore::Recall(const RecallQuery& q) 
     if (!q.next_weights.empty() && !rows.empty()) {
       // The n best matches of the episodes' own text credit the episodes before them.
       CAIRN_ASSIGN_OR_RETURN(std::vector<TextRow> own,
-                             SearchText(db, bound, content, q, as_of, allowed, n, /*content_only=*/true));
+                             SearchText(db, bound, content, q, as_of, allowed, n, Impl::kBm25SecondaryPostings,
+                                        /*content_only=*/true));
       CAIRN_RETURN_IF_ERROR(CreditPredecessors(db, own, std::max<int64_t>(0, im.options.context_window_ms), q, as_of,
                                                allowed, rows));
     }
     if (q.feedback_terms > 0 && q.feedback_weight > 0 && !rows.empty()) {
       CAIRN_ASSIGN_OR_RETURN(std::string expansion, FeedbackTerms(db, content, rows, q));
       if (!expansion.empty()) {
-        CAIRN_ASSIGN_OR_RETURN(std::vector<TextRow> more, SearchText(db, bound, expansion, q, as_of, allowed, depth));
+        CAIRN_ASSIGN_OR_RETURN(std::vector<TextRow> more, SearchText(db, bound, expansion, q, as_of, allowed, depth,
+                                                                          Impl::kBm25SecondaryPostings));
         std::unordered_map<uint64_t, size_t> at;
         for (size_t i = 0; i < rows.size(); ++i) at.emplace(rows[i].id, i);
         for (TextRow& r : more) {
@@ -674,7 +683,8 @@ absl::StatusOr<std::vector<Recalled>> MemoryStore::Recall(const RecallQuery& q) 
 // than kBm25Postings, the most common words are left out (they weigh least in BM25) until the
 // rest fit; when even the rarest one is in more episodes than that, BM25 returns the newest
 // episodes that hold it. A store smaller than kBm25Postings is always ranked exactly.
-absl::StatusOr<std::string> MemoryStore::Impl::BoundedMatch(Conn& db, const std::string& match, bool* newest_only) {
+absl::StatusOr<std::string> MemoryStore::Impl::BoundedMatch(Conn& db, const std::string& match, int64_t postings,
+                                                             bool* newest_only) {
   *newest_only = false;
   std::vector<std::string> terms;  // each '"word"'
   for (size_t i = 0; i < match.size();) {
@@ -689,36 +699,39 @@ absl::StatusOr<std::string> MemoryStore::Impl::BoundedMatch(Conn& db, const std:
     CAIRN_ASSIGN_OR_RETURN(bool row, c.Step());
     if (row) episodes = c.Int(0);
   }
-  if (episodes <= kBm25Postings) return match;
-  // Episode counts, counted up to kBm25Postings + 1 and cached while the store grows by
-  // less than a tenth.
+  if (episodes <= postings) return match;
+  // Episode counts, counted up to postings + 1 (which tells "more than the budget") and
+  // cached while the store grows by less than a tenth; a count cut off at a smaller budget
+  // is counted again for a larger one.
   std::vector<std::pair<int64_t, size_t>> df;  // (episodes holding it, term index)
   int64_t total = 0;
   for (size_t i = 0; i < terms.size(); ++i) {
     std::string key = NormalizeName(terms[i]);
     auto it = term_counts.find(key);
-    if (it == term_counts.end() || episodes > it->second.second + it->second.second / 10) {
+    if (it == term_counts.end() || episodes > it->second.episodes + it->second.episodes / 10 ||
+        (it->second.count >= it->second.cap && it->second.cap < postings + 1)) {
       CAIRN_ASSIGN_OR_RETURN(Stmt c, db.Prepare("SELECT count(*) FROM (SELECT rowid FROM episodes_fts WHERE"
                                                 " episodes_fts MATCH ?1 LIMIT ?2)"));
-      c.BindAll(terms[i], kBm25Postings + 1);
+      c.BindAll(terms[i], postings + 1);
       CAIRN_ASSIGN_OR_RETURN(bool row, c.Step());
       if (term_counts.size() > 100000) term_counts.clear();
-      it = term_counts.insert_or_assign(key, std::make_pair(row ? c.Int(0) : 0, episodes)).first;
+      it = term_counts.insert_or_assign(key, TermCount{row ? c.Int(0) : 0, episodes, postings + 1}).first;
     }
-    df.emplace_back(it->second.first, i);
-    total += it->second.first;
+    const int64_t count = std::min(it->second.count, postings + 1);
+    df.emplace_back(count, i);
+    total += count;
   }
-  if (total <= kBm25Postings) return match;
+  if (total <= postings) return match;
   std::sort(df.begin(), df.end());
   std::vector<bool> keep(terms.size(), false);
   int64_t sum = 0;
   for (const auto& [count, i] : df) {
     if (count == 0) continue;
-    if (sum + count > kBm25Postings && sum > 0) break;
+    if (sum + count > postings && sum > 0) break;
     keep[i] = true;
     sum += count;
   }
-  if (sum > kBm25Postings) *newest_only = true;
+  if (sum > postings) *newest_only = true;
   std::string out;
   for (size_t i = 0; i < terms.size(); ++i) {
     if (!keep[i]) continue;

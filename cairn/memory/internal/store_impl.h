@@ -121,10 +121,18 @@ struct MemoryStore::Impl {
 
   // Read helpers on the read connection (read_mu held).
   // Recall's BM25 match expression, cut down for a big store (recall.cc).
+  // The postings budget of the main BM25 pass and the smaller one of the passes that only
+  // add to it (pseudo-relevance feedback, the matches that credit the turns before them).
   static constexpr int64_t kBm25Postings = 4096;
-  absl::StatusOr<std::string> BoundedMatch(internal::Conn& db, const std::string& match, bool* newest_only);
-  // word -> (episodes holding it, up to kBm25Postings + 1; store size when counted); read_mu
-  std::unordered_map<std::string, std::pair<int64_t, int64_t>> term_counts;
+  static constexpr int64_t kBm25SecondaryPostings = 1024;
+  absl::StatusOr<std::string> BoundedMatch(internal::Conn& db, const std::string& match, int64_t postings,
+                                           bool* newest_only);
+  // word -> episodes holding it (counted up to `cap`), and the store size when counted;
+  // guarded by read_mu.
+  struct TermCount {
+    int64_t count, episodes, cap;
+  };
+  std::unordered_map<std::string, TermCount> term_counts;
   absl::StatusOr<Fact> LoadFact(internal::Conn& db, uint64_t id) const;
   absl::StatusOr<Episode> LoadEpisode(internal::Conn& db, uint64_t id) const;
 };
