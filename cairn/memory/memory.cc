@@ -6,6 +6,7 @@
 #include <tuple>
 
 #include <fmt/format.h>
+#include <spdlog/spdlog.h>
 
 #include "cairn/base/status.h"
 #include "cairn/memory/internal/bm25.h"
@@ -141,7 +142,9 @@ absl::Status ValidateNamespaceName(const std::string& ns) {
 MemoryStore::MemoryStore(std::string dir, MemoryOptions options) : dir_(std::move(dir)), impl_(new Impl) {
   impl_->options = std::move(options);
 }
-MemoryStore::~MemoryStore() = default;
+MemoryStore::~MemoryStore() {
+  if (impl_) impl_->StopVectorWriter();
+}
 
 absl::StatusOr<std::unique_ptr<MemoryStore>> MemoryStore::Open(const std::string& dir, MemoryOptions options) {
   if (options.dim < 8 || options.dim > 4096)
@@ -197,9 +200,60 @@ absl::StatusOr<std::unique_ptr<MemoryStore>> MemoryStore::Open(const std::string
     settings.embedder = "none";
     CAIRN_ASSIGN_OR_RETURN(im.vectors, vector::Collection::Create(vdir, settings, copts));
   }
-  std::lock_guard<std::mutex> l(im.write_mu);
-  CAIRN_RETURN_IF_ERROR(im.SyncVectors());
+  {
+    std::lock_guard<std::mutex> l(im.write_mu);
+    CAIRN_RETURN_IF_ERROR(im.SyncVectors());
+  }
+  im.StartVectorWriter();
   return store;
+}
+
+void MemoryStore::Impl::StartVectorWriter() {
+  vq_thread = std::thread([this] {
+    std::unique_lock<std::mutex> l(vq_mu);
+    while (true) {
+      vq_cv.wait(l, [this] { return vq_stop || !vq.empty(); });
+      if (vq.empty()) return;  // stopping, and nothing left
+      std::vector<vector::Point> points = std::move(vq.front());
+      vq.pop_front();
+      vq_busy = true;
+      l.unlock();
+      absl::Status s = UpsertVectors(std::move(points));
+      l.lock();
+      vq_busy = false;
+      if (!s.ok()) {
+        spdlog::error("memory store: vector index insert failed (reopen the store to rebuild it): {}", s.ToString());
+        if (vq_error.ok()) vq_error = s;
+      }
+      if (vq.empty()) vq_idle_cv.notify_all();
+    }
+  });
+}
+
+void MemoryStore::Impl::StopVectorWriter() {
+  if (!vq_thread.joinable()) return;
+  {
+    std::lock_guard<std::mutex> l(vq_mu);
+    vq_stop = true;
+  }
+  vq_cv.notify_all();
+  vq_thread.join();
+}
+
+absl::Status MemoryStore::Impl::EnqueueVectors(std::vector<vector::Point> points) {
+  std::lock_guard<std::mutex> l(vq_mu);
+  if (!vq_error.ok()) return vq_error;
+  if (points.empty()) return absl::OkStatus();
+  if (!vq_thread.joinable()) return UpsertVectors(std::move(points));  // not started (Open)
+  vq.push_back(std::move(points));
+  vq_cv.notify_one();
+  return absl::OkStatus();
+}
+
+absl::Status MemoryStore::Impl::DrainVectors() {
+  std::unique_lock<std::mutex> l(vq_mu);
+  vq_idle_cv.wait(l, [this] { return vq.empty() && !vq_busy; });
+  return vq_error;
 }
 
 // Vectors are written after the SQLite commit, so a crash can leave the newest rows
@@ -662,6 +716,8 @@ absl::Status MemoryStore::Impl::Retimeline(const std::string& ns, uint64_t subje
   return absl::OkStatus();
 }
 
+absl::Status MemoryStore::Flush() { return impl_->DrainVectors(); }
+
 absl::StatusOr<RememberResult> MemoryStore::Remember(const Episode& episode) {
   CAIRN_ASSIGN_OR_RETURN(std::vector<RememberResult> r, RememberBatch(std::span<const Episode>(&episode, 1)));
   return std::move(r[0]);
@@ -685,7 +741,7 @@ absl::StatusOr<std::vector<RememberResult>> MemoryStore::RememberBatch(std::span
     impl_->entity_cache.clear();  // it may hold rolled-back entities
     return s;
   }
-  CAIRN_RETURN_IF_ERROR(impl_->UpsertVectors(std::move(points)));
+  CAIRN_RETURN_IF_ERROR(impl_->EnqueueVectors(std::move(points)));
   return results;
 }
 
@@ -719,7 +775,7 @@ absl::StatusOr<Fact> MemoryStore::AddFact(const FactInput& in) {
       im.entity_cache.clear();
       return s;
     }
-    CAIRN_RETURN_IF_ERROR(im.UpsertVectors(std::move(points)));
+    CAIRN_RETURN_IF_ERROR(im.EnqueueVectors(std::move(points)));
     if (!result.fact_ids.empty()) fact_id = result.fact_ids[0];
     else if (!result.closed_fact_ids.empty()) fact_id = result.closed_fact_ids[0];
     else return absl::NotFoundError("the negated fact does not hold now; nothing to close");

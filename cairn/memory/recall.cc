@@ -306,6 +306,8 @@ absl::StatusOr<std::vector<Recalled>> MemoryStore::Recall(const RecallQuery& q) 
         fmt::format("recall: speaker_boost must be in (0, 1e6], got {}", q.speaker_boost));
   if (q.feedback_docs > 1000 || q.feedback_terms > 100)
     return absl::InvalidArgumentError("recall: at most 1000 feedback docs and 100 feedback terms");
+  // Every acknowledged write is searchable: its vectors may still be queued.
+  if (absl::Status s = impl_->DrainVectors(); !s.ok() && q.vector_weight > 0) return s;
   std::lock_guard<std::mutex> l(impl_->read_mu);
   Impl& im = *impl_;
   Conn& db = *im.rdb;

@@ -2,12 +2,15 @@
 // namespaces, write path; recall.cc: read path; consolidate.cc: consolidation).
 #pragma once
 
+#include <condition_variable>
 #include <cstdint>
+#include <deque>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <set>
 #include <string>
+#include <thread>
 #include <tuple>
 #include <unordered_map>
 #include <vector>
@@ -118,6 +121,26 @@ struct MemoryStore::Impl {
   absl::StatusOr<vector::Point> FactPoint(uint64_t fact_id);
   absl::Status UpsertVectors(std::vector<vector::Point> points);
   absl::Status SyncVectors();
+
+  // Vectors are inserted by a thread of their own, after the SQLite commit that
+  // acknowledged their write: the next transaction's SQL runs while the HNSW graph takes
+  // the last one's points (each is a large share of remember's time). Readers and the
+  // writes that touch vectors themselves wait for the queue first (DrainVectors), so every
+  // recall sees every acknowledged write. A crash loses at most the queue, which
+  // SyncVectors rebuilds from SQLite on open. A failed insert is logged and returned by the
+  // next EnqueueVectors or DrainVectors call (reopening the store rebuilds what is missing).
+  void StartVectorWriter();
+  void StopVectorWriter();
+  absl::Status EnqueueVectors(std::vector<vector::Point> points);
+  absl::Status DrainVectors();
+  std::mutex vq_mu;
+  std::condition_variable vq_cv;       // work arrived, or stop
+  std::condition_variable vq_idle_cv;  // the queue ran empty
+  std::deque<std::vector<vector::Point>> vq;  // guarded by vq_mu
+  bool vq_busy = false;                       // guarded by vq_mu
+  bool vq_stop = false;                       // guarded by vq_mu
+  absl::Status vq_error;                      // guarded by vq_mu
+  std::thread vq_thread;
 
   // Read helpers on the read connection (read_mu held).
   // Recall's BM25 match expression, cut down for a big store (recall.cc).
