@@ -54,8 +54,11 @@ constexpr const char* kSchema[] = {
     // in one seek (facts_sp without it read every earlier value of a subject's predicate,
     // thousands for a busy "likes"); its prefix serves the (ns, subject, predicate) reads.
     "CREATE INDEX facts_spo ON facts(ns, subject, predicate, object_key)",
-    "CREATE INDEX facts_object ON facts(object_entity)",
-    "CREATE INDEX facts_subject ON facts(subject)",
+    // With valid_to: recall reads an entity's current facts in id order, and a busy place or
+    // employer is the object of thousands of closed facts that an index on the entity alone
+    // made it read one by one before finding 50 current ones.
+    "CREATE INDEX facts_object_valid ON facts(object_entity, valid_to)",
+    "CREATE INDEX facts_subject_valid ON facts(subject, valid_to)",
     "CREATE TABLE fact_sources(fact INTEGER NOT NULL, episode INTEGER NOT NULL, PRIMARY KEY(fact, episode))"
     " WITHOUT ROWID",
     "CREATE INDEX fact_sources_episode ON fact_sources(episode)",
@@ -96,11 +99,14 @@ absl::Status CheckOrCreateSchema(Conn& db) {
   if (version != std::to_string(kSchemaVersion))
     return absl::FailedPreconditionError(fmt::format(
         "memory store '{}' has schema version {}; this build reads version {}", db.path(), version, kSchemaVersion));
-  // Indexes recall's graph signal reads (facts by subject, an entity's strongest relations)
+  // Indexes recall's graph signal reads (an entity's current facts, its strongest relations)
   // and the write path's facts_spo (which replaces facts_sp); stores made before they were
   // added get them here. relations_dst is gone: relations_dst_weight starts with dst and
   // serves the same reads, and every relation written paid for both.
-  for (const char* sql : {"CREATE INDEX IF NOT EXISTS facts_subject ON facts(subject)",
+  for (const char* sql : {"CREATE INDEX IF NOT EXISTS facts_subject_valid ON facts(subject, valid_to)",
+                          "DROP INDEX IF EXISTS facts_subject",
+                          "CREATE INDEX IF NOT EXISTS facts_object_valid ON facts(object_entity, valid_to)",
+                          "DROP INDEX IF EXISTS facts_object",
                           "CREATE INDEX IF NOT EXISTS facts_spo ON facts(ns, subject, predicate, object_key)",
                           "DROP INDEX IF EXISTS facts_sp",
                           "CREATE INDEX IF NOT EXISTS relations_src_weight ON relations(src, weight DESC, dst,"

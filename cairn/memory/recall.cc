@@ -528,7 +528,8 @@ absl::StatusOr<std::vector<Recalled>> MemoryStore::Recall(const RecallQuery& q) 
         }
         if (q.facts && wn.first >= 0.5) {
           // The 50 oldest facts about the entity, each side read in id order from its index
-          // (facts_subject, facts_object) rather than a scan of the table.
+          // (facts_subject_valid, facts_object_valid: current facts first, by id) rather than
+          // a scan of the table.
           static constexpr char kFactsAsOf[] =
               "SELECT id FROM (SELECT id FROM facts WHERE subject = ?1 AND valid_from <= ?2 AND (valid_to IS NULL"
               " OR valid_to > ?2) ORDER BY id LIMIT 50) UNION SELECT id FROM (SELECT id FROM facts WHERE"
