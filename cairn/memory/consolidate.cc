@@ -194,7 +194,7 @@ absl::StatusOr<ConsolidateReport> MemoryStore::Consolidate(const ConsolidateOpti
     im.entity_cache.clear();
     return s;
   }
-  CAIRN_RETURN_IF_ERROR(im.UpsertVectors(std::move(points)));
+  CAIRN_RETURN_IF_ERROR(im.EnqueueVectors(std::move(points)));
   return report;
 }
 

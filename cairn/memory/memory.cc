@@ -6,8 +6,10 @@
 #include <tuple>
 
 #include <fmt/format.h>
+#include <spdlog/spdlog.h>
 
 #include "cairn/base/status.h"
+#include "cairn/memory/internal/bm25.h"
 #include "cairn/memory/internal/store_impl.h"
 
 namespace cairn::memory {
@@ -34,11 +36,13 @@ constexpr const char* kSchema[] = {
     " mentions INTEGER NOT NULL DEFAULT 0, hlc INTEGER NOT NULL)",
     "CREATE TABLE aliases(ns TEXT NOT NULL, alias TEXT NOT NULL, entity INTEGER NOT NULL, PRIMARY KEY(ns, alias))",
     "CREATE INDEX aliases_entity ON aliases(entity)",
-    "CREATE TABLE mentions(episode INTEGER NOT NULL, entity INTEGER NOT NULL, PRIMARY KEY(episode, entity))",
+    // Link tables without a rowid: each row lives in its primary key's B-tree alone (with a
+    // rowid it is written to the table and to the key's index both).
+    "CREATE TABLE mentions(episode INTEGER NOT NULL, entity INTEGER NOT NULL, PRIMARY KEY(episode, entity))"
+    " WITHOUT ROWID",
     "CREATE INDEX mentions_entity ON mentions(entity, episode)",
     "CREATE TABLE relations(ns TEXT NOT NULL, src INTEGER NOT NULL, dst INTEGER NOT NULL, predicate TEXT NOT NULL,"
     " weight REAL NOT NULL, PRIMARY KEY(src, dst, predicate))",
-    "CREATE INDEX relations_dst ON relations(dst)",
     "CREATE INDEX relations_src_weight ON relations(src, weight DESC, dst, predicate)",
     "CREATE INDEX relations_dst_weight ON relations(dst, weight DESC)",
     "CREATE TABLE facts(id INTEGER PRIMARY KEY, ns TEXT NOT NULL, author TEXT NOT NULL, subject INTEGER NOT NULL,"
@@ -50,9 +54,13 @@ constexpr const char* kSchema[] = {
     // in one seek (facts_sp without it read every earlier value of a subject's predicate,
     // thousands for a busy "likes"); its prefix serves the (ns, subject, predicate) reads.
     "CREATE INDEX facts_spo ON facts(ns, subject, predicate, object_key)",
-    "CREATE INDEX facts_object ON facts(object_entity)",
-    "CREATE INDEX facts_subject ON facts(subject)",
-    "CREATE TABLE fact_sources(fact INTEGER NOT NULL, episode INTEGER NOT NULL, PRIMARY KEY(fact, episode))",
+    // With valid_to: recall reads an entity's current facts in id order, and a busy place or
+    // employer is the object of thousands of closed facts that an index on the entity alone
+    // made it read one by one before finding 50 current ones.
+    "CREATE INDEX facts_object_valid ON facts(object_entity, valid_to)",
+    "CREATE INDEX facts_subject_valid ON facts(subject, valid_to)",
+    "CREATE TABLE fact_sources(fact INTEGER NOT NULL, episode INTEGER NOT NULL, PRIMARY KEY(fact, episode))"
+    " WITHOUT ROWID",
     "CREATE INDEX fact_sources_episode ON fact_sources(episode)",
 };
 
@@ -91,15 +99,20 @@ absl::Status CheckOrCreateSchema(Conn& db) {
   if (version != std::to_string(kSchemaVersion))
     return absl::FailedPreconditionError(fmt::format(
         "memory store '{}' has schema version {}; this build reads version {}", db.path(), version, kSchemaVersion));
-  // Indexes recall's graph signal reads (facts by subject, an entity's strongest relations)
+  // Indexes recall's graph signal reads (an entity's current facts, its strongest relations)
   // and the write path's facts_spo (which replaces facts_sp); stores made before they were
-  // added get them here.
-  for (const char* sql : {"CREATE INDEX IF NOT EXISTS facts_subject ON facts(subject)",
+  // added get them here. relations_dst is gone: relations_dst_weight starts with dst and
+  // serves the same reads, and every relation written paid for both.
+  for (const char* sql : {"CREATE INDEX IF NOT EXISTS facts_subject_valid ON facts(subject, valid_to)",
+                          "DROP INDEX IF EXISTS facts_subject",
+                          "CREATE INDEX IF NOT EXISTS facts_object_valid ON facts(object_entity, valid_to)",
+                          "DROP INDEX IF EXISTS facts_object",
                           "CREATE INDEX IF NOT EXISTS facts_spo ON facts(ns, subject, predicate, object_key)",
                           "DROP INDEX IF EXISTS facts_sp",
                           "CREATE INDEX IF NOT EXISTS relations_src_weight ON relations(src, weight DESC, dst,"
                           " predicate)",
-                          "CREATE INDEX IF NOT EXISTS relations_dst_weight ON relations(dst, weight DESC)"})
+                          "CREATE INDEX IF NOT EXISTS relations_dst_weight ON relations(dst, weight DESC)",
+                          "DROP INDEX IF EXISTS relations_dst"})
     CAIRN_RETURN_IF_ERROR(db.Exec(sql));
   return absl::OkStatus();
 }
@@ -135,7 +148,9 @@ absl::Status ValidateNamespaceName(const std::string& ns) {
 MemoryStore::MemoryStore(std::string dir, MemoryOptions options) : dir_(std::move(dir)), impl_(new Impl) {
   impl_->options = std::move(options);
 }
-MemoryStore::~MemoryStore() = default;
+MemoryStore::~MemoryStore() {
+  if (impl_) impl_->StopVectorWriter();
+}
 
 absl::StatusOr<std::unique_ptr<MemoryStore>> MemoryStore::Open(const std::string& dir, MemoryOptions options) {
   if (options.dim < 8 || options.dim > 4096)
@@ -155,9 +170,10 @@ absl::StatusOr<std::unique_ptr<MemoryStore>> MemoryStore::Open(const std::string
   im.extractor = im.options.extractor ? im.options.extractor : std::make_shared<RuleExtractor>();
   im.embedder = std::make_unique<vector::HashingEmbedder>(im.options.dim);
   const std::string path = (std::filesystem::path(dir) / "memory.db").string();
-  CAIRN_ASSIGN_OR_RETURN(im.wdb, Conn::Open(path, true, im.options.sync_full));
+  CAIRN_ASSIGN_OR_RETURN(im.wdb, Conn::Open(path, true, im.options.sync_full, im.options.mmap_bytes));
   CAIRN_RETURN_IF_ERROR(CheckOrCreateSchema(*im.wdb));
-  CAIRN_ASSIGN_OR_RETURN(im.rdb, Conn::Open(path, false, im.options.sync_full));
+  CAIRN_ASSIGN_OR_RETURN(im.rdb, Conn::Open(path, false, im.options.sync_full, im.options.mmap_bytes));
+  CAIRN_RETURN_IF_ERROR(internal::RegisterBoundedBm25(im.rdb->db()));
   {
     // The clock never goes behind what is stored (a restart with a clock stepped back).
     CAIRN_ASSIGN_OR_RETURN(Stmt s, im.wdb->Prepare("SELECT max(hlc) FROM episodes UNION ALL SELECT max(hlc) FROM facts"));
@@ -190,9 +206,60 @@ absl::StatusOr<std::unique_ptr<MemoryStore>> MemoryStore::Open(const std::string
     settings.embedder = "none";
     CAIRN_ASSIGN_OR_RETURN(im.vectors, vector::Collection::Create(vdir, settings, copts));
   }
-  std::lock_guard<std::mutex> l(im.write_mu);
-  CAIRN_RETURN_IF_ERROR(im.SyncVectors());
+  {
+    std::lock_guard<std::mutex> l(im.write_mu);
+    CAIRN_RETURN_IF_ERROR(im.SyncVectors());
+  }
+  im.StartVectorWriter();
   return store;
+}
+
+void MemoryStore::Impl::StartVectorWriter() {
+  vq_thread = std::thread([this] {
+    std::unique_lock<std::mutex> l(vq_mu);
+    while (true) {
+      vq_cv.wait(l, [this] { return vq_stop || !vq.empty(); });
+      if (vq.empty()) return;  // stopping, and nothing left
+      std::vector<vector::Point> points = std::move(vq.front());
+      vq.pop_front();
+      vq_busy = true;
+      l.unlock();
+      absl::Status s = UpsertVectors(std::move(points));
+      l.lock();
+      vq_busy = false;
+      if (!s.ok()) {
+        spdlog::error("memory store: vector index insert failed (reopen the store to rebuild it): {}", s.ToString());
+        if (vq_error.ok()) vq_error = s;
+      }
+      if (vq.empty()) vq_idle_cv.notify_all();
+    }
+  });
+}
+
+void MemoryStore::Impl::StopVectorWriter() {
+  if (!vq_thread.joinable()) return;
+  {
+    std::lock_guard<std::mutex> l(vq_mu);
+    vq_stop = true;
+  }
+  vq_cv.notify_all();
+  vq_thread.join();
+}
+
+absl::Status MemoryStore::Impl::EnqueueVectors(std::vector<vector::Point> points) {
+  std::lock_guard<std::mutex> l(vq_mu);
+  if (!vq_error.ok()) return vq_error;
+  if (points.empty()) return absl::OkStatus();
+  if (!vq_thread.joinable()) return UpsertVectors(std::move(points));  // not started (Open)
+  vq.push_back(std::move(points));
+  vq_cv.notify_one();
+  return absl::OkStatus();
+}
+
+absl::Status MemoryStore::Impl::DrainVectors() {
+  std::unique_lock<std::mutex> l(vq_mu);
+  vq_idle_cv.wait(l, [this] { return vq.empty() && !vq_busy; });
+  return vq_error;
 }
 
 // Vectors are written after the SQLite commit, so a crash can leave the newest rows
@@ -655,6 +722,8 @@ absl::Status MemoryStore::Impl::Retimeline(const std::string& ns, uint64_t subje
   return absl::OkStatus();
 }
 
+absl::Status MemoryStore::Flush() { return impl_->DrainVectors(); }
+
 absl::StatusOr<RememberResult> MemoryStore::Remember(const Episode& episode) {
   CAIRN_ASSIGN_OR_RETURN(std::vector<RememberResult> r, RememberBatch(std::span<const Episode>(&episode, 1)));
   return std::move(r[0]);
@@ -678,7 +747,7 @@ absl::StatusOr<std::vector<RememberResult>> MemoryStore::RememberBatch(std::span
     impl_->entity_cache.clear();  // it may hold rolled-back entities
     return s;
   }
-  CAIRN_RETURN_IF_ERROR(impl_->UpsertVectors(std::move(points)));
+  CAIRN_RETURN_IF_ERROR(impl_->EnqueueVectors(std::move(points)));
   return results;
 }
 
@@ -712,7 +781,7 @@ absl::StatusOr<Fact> MemoryStore::AddFact(const FactInput& in) {
       im.entity_cache.clear();
       return s;
     }
-    CAIRN_RETURN_IF_ERROR(im.UpsertVectors(std::move(points)));
+    CAIRN_RETURN_IF_ERROR(im.EnqueueVectors(std::move(points)));
     if (!result.fact_ids.empty()) fact_id = result.fact_ids[0];
     else if (!result.closed_fact_ids.empty()) fact_id = result.closed_fact_ids[0];
     else return absl::NotFoundError("the negated fact does not hold now; nothing to close");

@@ -31,7 +31,8 @@
 // damaged fails Open with a message naming it) and vectors/ (a cairn/vector collection
 // of episode and fact embeddings, HashingEmbedder by default). SQLite is the source of
 // truth: a write is acknowledged once its transaction commits; the vector collection is
-// written after it without fsync and brought up to date from SQLite on Open, so a kill -9
+// written after it without fsync, on a thread of the store's own (the next write's SQL runs
+// meanwhile; Recall waits for it), and brought up to date from SQLite on Open, so a kill -9
 // between the two loses nothing.
 //
 // Thread-safety: MemoryStore is thread-safe. Writes are serialized by a mutex (and by
@@ -224,6 +225,10 @@ struct ConsolidateReport {
 struct MemoryOptions {
   size_t dim = 256;                     // embedding dimension (HashingEmbedder)
   bool sync_full = true;                // SQLite synchronous=FULL (power loss); NORMAL survives kill -9
+  // SQLite reads the database through a memory map of up to this many bytes (SQLite caps it
+  // at its build's limit, 2 GiB by default; 0 turns it off). Mapped pages are the OS page
+  // cache's, shared and reclaimable, but count in the process's resident size once touched.
+  uint64_t mmap_bytes = sizeof(void*) >= 8 ? (1ull << 30) : 0;
   double entity_similarity = 0.92;      // cosine of name embeddings to merge entities
   // HNSW graph of the vector collection, used only when a store is created (an existing
   // store keeps the settings it was made with). Inserting is most of remember's cost and
@@ -283,6 +288,11 @@ class MemoryStore {
   // Deletes the episode for good (from SQLite, BM25, vectors, mentions) and the facts that
   // have no other provenance. Unlike archiving, this is the explicit "forget".
   absl::Status Forget(const std::string& agent, uint64_t episode_id);
+
+  // Waits until the vector index holds every acknowledged write (it is written on a thread
+  // of its own after each commit; Recall waits for it by itself). Returns a failure of that
+  // thread, if any.
+  absl::Status Flush();
 
   size_t EpisodeCount() const;
   const std::string& dir() const { return dir_; }

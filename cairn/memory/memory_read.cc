@@ -250,6 +250,7 @@ absl::Status MemoryStore::Forget(const std::string& agent, uint64_t episode_id) 
   if (!s.ok()) return s;
   std::vector<uint64_t> ids{episode_id};
   for (uint64_t f : dead_facts) ids.push_back(f | kFactBit);
+  CAIRN_RETURN_IF_ERROR(im.DrainVectors());  // the points may still be queued
   for (uint64_t id : ids) {
     absl::Status d = im.vectors->Delete(id);
     if (!d.ok() && !absl::IsNotFound(d)) return d;

@@ -83,7 +83,7 @@ std::string ContentWords(const std::string& text) {
 // Graph: the newest mentions read per entity named in the query, and per neighbour 1 and 2
 // hops away (busy entities are mentioned in a large share of a big store; the neighbours'
 // newest mentions are what they add).
-constexpr int64_t kHop0Mentions = 2000, kHop1Mentions = 1000, kHop2Mentions = 200;
+constexpr int64_t kHop0Mentions = 1000, kHop1Mentions = 250, kHop2Mentions = 50;
 
 std::string LowerAscii(std::string s) {
   for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
@@ -123,7 +123,8 @@ bool ByScore(const TextRow& a, const TextRow& b) { return a.score > b.score; }
 
 // Bounds a match expression for a big store (Impl::BoundedMatch): the words kept, and
 // whether only the newest matches are to be taken.
-using BoundFn = std::function<absl::StatusOr<std::string>(const std::string& match, bool* newest_only)>;
+using BoundFn =
+    std::function<absl::StatusOr<std::string>(const std::string& match, int64_t postings, bool* newest_only)>;
 
 // BM25 over episodes_fts for the words of `text` (OR-ed), best first, at most `limit`
 // that pass the query's namespaces, time and archive filters. FTS5 ranks its matches by
@@ -133,32 +134,45 @@ using BoundFn = std::function<absl::StatusOr<std::string>(const std::string& mat
 absl::StatusOr<std::vector<TextRow>> SearchText(Conn& db, const BoundFn& bound, const std::string& text,
                                                 const RecallQuery& q, int64_t as_of,
                                                 const std::set<std::string>& allowed, size_t limit,
-                                                bool content_only = false) {
+                                                int64_t postings, bool content_only = false) {
   std::vector<TextRow> rows;
   std::string match = vector::TextIndex::MatchExpression(text);
   if (match.empty()) return rows;
   bool newest_only = false;
-  CAIRN_ASSIGN_OR_RETURN(match, bound(match, &newest_only));
+  CAIRN_ASSIGN_OR_RETURN(match, bound(match, postings, &newest_only));
   if (match.empty()) return rows;
   if (content_only) match = "{content} : (" + match + ")";
+  // The score is computed once per match, as a named column the sort reuses (ORDER BY a
+  // bm25() expression would run the ranking function a second time for every match), and
+  // the speaker is read only for the rows kept: every match is ranked, few are used. The
+  // ranking is bm25() with its word counts bounded by the postings budget (cairn_bm25,
+  // internal/bm25.h): exact within it, and in the newest-first mode the one word kept, in
+  // more episodes than the budget, is not counted through all of them.
   CAIRN_ASSIGN_OR_RETURN(
-      Stmt s, db.Prepare(std::string("SELECT rowid, -bm25(episodes_fts, 1.0, ?2, ?3), speaker FROM episodes_fts"
+      Stmt s, db.Prepare(std::string("SELECT rowid, -cairn_bm25(episodes_fts, ?4, 1.0, ?2, ?3) AS score FROM"
+                                     " episodes_fts"
                                      " WHERE episodes_fts MATCH ?1 ORDER BY ") +
-                         (newest_only ? "rowid DESC" : "bm25(episodes_fts, 1.0, ?2, ?3)")));
+                         (newest_only ? "rowid DESC" : "score DESC")));
   CAIRN_ASSIGN_OR_RETURN(Stmt e, db.Prepare("SELECT ns, time_ms <= ?2 AND (?3 OR archived = 0) FROM episodes"
                                             " WHERE id = ?1"));
-  s.BindAll(match, content_only ? 0.0 : q.context_weight, content_only ? 0.0 : q.date_weight);
+  CAIRN_ASSIGN_OR_RETURN(Stmt sp, db.Prepare("SELECT speaker FROM episodes_fts WHERE rowid = ?"));
+  s.BindAll(match, content_only ? 0.0 : q.context_weight, content_only ? 0.0 : q.date_weight, postings + 1);
   while (rows.size() < limit) {
     CAIRN_ASSIGN_OR_RETURN(bool row, s.Step());
     if (!row) break;
     // A row that matched only in columns weighted 0 scores 0: it did not match.
-    if (s.Real(1) <= 0) continue;
+    const double score = s.Real(1);
+    if (score <= 0) continue;
     const uint64_t id = static_cast<uint64_t>(s.Int(0));
     e.BindAll(id, as_of, q.include_archived);
     CAIRN_ASSIGN_OR_RETURN(bool found, e.Step());
     const bool keep = found && e.Int(1) != 0 && allowed.count(e.Text(0)) > 0;
     CAIRN_RETURN_IF_ERROR(e.Reset());
-    if (keep) rows.push_back({s.Real(1), id, LowerAscii(s.Text(2))});
+    if (!keep) continue;
+    sp.Bind(1, id);
+    CAIRN_ASSIGN_OR_RETURN(bool has_speaker, sp.Step());
+    rows.push_back({score, id, has_speaker ? LowerAscii(sp.Text(0)) : std::string()});
+    CAIRN_RETURN_IF_ERROR(sp.Reset());
   }
   if (newest_only) std::stable_sort(rows.begin(), rows.end(), ByScore);
   return rows;
@@ -273,7 +287,6 @@ struct Candidate {
   std::set<std::string> entities;       // graph: the query entities it mentions
   int64_t time_ms = 0;
   double importance = 0;
-  bool loaded = false;
 };
 
 }  // namespace
@@ -293,9 +306,19 @@ absl::StatusOr<std::vector<Recalled>> MemoryStore::Recall(const RecallQuery& q) 
         fmt::format("recall: speaker_boost must be in (0, 1e6], got {}", q.speaker_boost));
   if (q.feedback_docs > 1000 || q.feedback_terms > 100)
     return absl::InvalidArgumentError("recall: at most 1000 feedback docs and 100 feedback terms");
+  // Every acknowledged write is searchable: its vectors may still be queued.
+  if (absl::Status s = impl_->DrainVectors(); !s.ok() && q.vector_weight > 0) return s;
   std::lock_guard<std::mutex> l(impl_->read_mu);
   Impl& im = *impl_;
   Conn& db = *im.rdb;
+  // One read transaction: every statement below sees the same snapshot (a memory checked
+  // as a candidate is still there when it is loaded), and the WAL read lock is taken once
+  // rather than per statement.
+  CAIRN_RETURN_IF_ERROR(db.Exec("BEGIN"));
+  struct EndRead {
+    Conn& db;
+    ~EndRead() { (void)db.Exec("COMMIT"); }
+  } end_read{db};
   for (const std::string& ns : q.namespaces) CAIRN_RETURN_IF_ERROR(im.CheckAccess(db, q.agent, ns, false));
   const size_t n = q.candidates ? q.candidates : std::max<size_t>(50, 4 * q.k);
   const int64_t as_of = q.as_of_ms.value_or(std::numeric_limits<int64_t>::max());
@@ -312,15 +335,30 @@ absl::StatusOr<std::vector<Recalled>> MemoryStore::Recall(const RecallQuery& q) 
   if (q.vector_weight > 0) {
     absl::StatusOr<std::vector<float>> v = im.embedder->Embed(ContentWords(q.text));
     if (v.ok()) {
-      nlohmann::json f = {{"and", {{{"field", "ns"}, {"in", q.namespaces}}, {{"field", "t"}, {"lte", as_of}}}}};
-      if (!q.facts) f["and"].push_back({{"field", "fact"}, {"ne", 1}});
-      if (!q.episodes) f["and"].push_back({{"field", "fact"}, {"eq", 1}});
-      CAIRN_ASSIGN_OR_RETURN(vector::Predicate pred, vector::ParseFilter(f));
+      // Only the conditions that can reject a point go into the filter: binding one costs
+      // time in proportion to the points it matches (the collection counts them to plan the
+      // search), so a store with one namespace, searched for now, searches unfiltered.
+      // Candidates are checked against SQLite below in any case.
+      nlohmann::json conds = nlohmann::json::array();
+      bool other_ns = false;
+      {
+        CAIRN_ASSIGN_OR_RETURN(Stmt o, db.Prepare("SELECT 1 FROM namespaces WHERE name NOT IN"
+                                                  " (SELECT value FROM json_each(?1)) LIMIT 1"));
+        o.Bind(1, ns_json);
+        CAIRN_ASSIGN_OR_RETURN(other_ns, o.Step());
+      }
+      if (other_ns) conds.push_back({{"field", "ns"}, {"in", q.namespaces}});
+      if (q.as_of_ms) conds.push_back({{"field", "t"}, {"lte", as_of}});
+      if (!q.facts) conds.push_back({{"field", "fact"}, {"ne", 1}});
+      if (!q.episodes) conds.push_back({{"field", "fact"}, {"eq", 1}});
       vector::SearchRequest req;
       req.vector = std::move(*v);
       req.k = n;
       req.ef = std::max<size_t>(n, 64);
-      req.filter = std::move(pred);
+      if (!conds.empty()) {
+        CAIRN_ASSIGN_OR_RETURN(vector::Predicate pred, vector::ParseFilter(nlohmann::json{{"and", conds}}));
+        req.filter = std::move(pred);
+      }
       CAIRN_ASSIGN_OR_RETURN(std::vector<vector::SearchHit> hits, im.vectors->Search(req));
       std::vector<uint64_t> ids;
       for (const auto& h : hits) ids.push_back(h.id);
@@ -334,9 +372,11 @@ absl::StatusOr<std::vector<Recalled>> MemoryStore::Recall(const RecallQuery& q) 
   // kept; then one round of pseudo-relevance feedback.
   if (q.bm25_weight > 0 && q.episodes) {
     const std::string content = ContentWords(q.text);
-    const BoundFn bound = [&](const std::string& m, bool* newest_only) { return im.BoundedMatch(db, m, newest_only); };
+    const BoundFn bound = [&](const std::string& m, int64_t postings, bool* newest_only) {
+      return im.BoundedMatch(db, m, postings, newest_only);
+    };
     const size_t depth = q.speaker_boost != 1 || q.feedback_terms > 0 ? 4 * n : n;
-    CAIRN_ASSIGN_OR_RETURN(std::vector<TextRow> rows, SearchText(db, bound, content, q, as_of, allowed, depth));
+    CAIRN_ASSIGN_OR_RETURN(std::vector<TextRow> rows, SearchText(db, bound, content, q, as_of, allowed, depth, Impl::kBm25Postings));
     std::string named;
     if (q.speaker_boost != 1 && !rows.empty()) {
       named = NamedSpeaker(q.text, rows);
@@ -349,14 +389,16 @@ absl::StatusOr<std::vector<Recalled>> MemoryStore::Recall(const RecallQuery& q) 
     if (!q.next_weights.empty() && !rows.empty()) {
       // The n best matches of the episodes' own text credit the episodes before them.
       CAIRN_ASSIGN_OR_RETURN(std::vector<TextRow> own,
-                             SearchText(db, bound, content, q, as_of, allowed, n, /*content_only=*/true));
+                             SearchText(db, bound, content, q, as_of, allowed, n, Impl::kBm25SecondaryPostings,
+                                        /*content_only=*/true));
       CAIRN_RETURN_IF_ERROR(CreditPredecessors(db, own, std::max<int64_t>(0, im.options.context_window_ms), q, as_of,
                                                allowed, rows));
     }
     if (q.feedback_terms > 0 && q.feedback_weight > 0 && !rows.empty()) {
       CAIRN_ASSIGN_OR_RETURN(std::string expansion, FeedbackTerms(db, content, rows, q));
       if (!expansion.empty()) {
-        CAIRN_ASSIGN_OR_RETURN(std::vector<TextRow> more, SearchText(db, bound, expansion, q, as_of, allowed, depth));
+        CAIRN_ASSIGN_OR_RETURN(std::vector<TextRow> more, SearchText(db, bound, expansion, q, as_of, allowed, depth,
+                                                                          Impl::kBm25SecondaryPostings));
         std::unordered_map<uint64_t, size_t> at;
         for (size_t i = 0; i < rows.size(); ++i) at.emplace(rows[i].id, i);
         for (TextRow& r : more) {
@@ -440,9 +482,16 @@ absl::StatusOr<std::vector<Recalled>> MemoryStore::Recall(const RecallQuery& q) 
         CAIRN_ASSIGN_OR_RETURN(bool row, c.Step());
         if (row) total = std::max<double>(1, static_cast<double>(c.Int(0)));
       }
-      std::unordered_map<uint64_t, double> score;
-      std::unordered_map<uint64_t, std::set<std::string>> names;
-      std::vector<uint64_t> fact_ids;
+      // Per memory: its score and which query entities it mentions, as bits of `named`
+      // (the names are looked up for the n kept only; thousands of mentions are read).
+      struct Hit {
+        double score = 0;
+        uint64_t names = 0;
+      };
+      std::vector<std::string> named;
+      std::unordered_map<uint64_t, std::set<std::string>> more_names;  // past 64 distinct names
+      std::unordered_map<uint64_t, Hit> score;
+      score.reserve(4096);
       for (const auto& [eid, wn] : ents) {
         double mentions = 1;
         {
@@ -452,6 +501,21 @@ absl::StatusOr<std::vector<Recalled>> MemoryStore::Recall(const RecallQuery& q) 
           if (row) mentions = std::max<double>(1, static_cast<double>(c.Int(0)));
         }
         const double idf = std::log(1 + total / mentions);
+        size_t name_index = 0;
+        if (!wn.second.empty()) {
+          name_index = static_cast<size_t>(std::find(named.begin(), named.end(), wn.second) - named.begin());
+          if (name_index == named.size()) named.push_back(wn.second);
+        }
+        auto credit = [&](uint64_t id) {
+          Hit& h = score[id];
+          h.score += wn.first * idf;
+          if (wn.second.empty()) return;
+          if (name_index < 64) {
+            h.names |= uint64_t{1} << name_index;
+          } else {
+            more_names[id].insert(wn.second);
+          }
+        };
         if (q.episodes) {
           CAIRN_ASSIGN_OR_RETURN(Stmt m, db.Prepare("SELECT episode FROM mentions WHERE entity = ? ORDER BY episode"
                                                     " DESC LIMIT ?"));
@@ -459,14 +523,13 @@ absl::StatusOr<std::vector<Recalled>> MemoryStore::Recall(const RecallQuery& q) 
           while (true) {
             CAIRN_ASSIGN_OR_RETURN(bool row, m.Step());
             if (!row) break;
-            uint64_t ep = static_cast<uint64_t>(m.Int(0));
-            score[ep] += wn.first * idf;
-            if (!wn.second.empty()) names[ep].insert(wn.second);
+            credit(static_cast<uint64_t>(m.Int(0)));
           }
         }
         if (q.facts && wn.first >= 0.5) {
           // The 50 oldest facts about the entity, each side read in id order from its index
-          // (facts_subject, facts_object) rather than a scan of the table.
+          // (facts_subject_valid, facts_object_valid: current facts first, by id) rather than
+          // a scan of the table.
           static constexpr char kFactsAsOf[] =
               "SELECT id FROM (SELECT id FROM facts WHERE subject = ?1 AND valid_from <= ?2 AND (valid_to IS NULL"
               " OR valid_to > ?2) ORDER BY id LIMIT 50) UNION SELECT id FROM (SELECT id FROM facts WHERE"
@@ -481,75 +544,68 @@ absl::StatusOr<std::vector<Recalled>> MemoryStore::Recall(const RecallQuery& q) 
           while (true) {
             CAIRN_ASSIGN_OR_RETURN(bool row, f.Step());
             if (!row) break;
-            uint64_t fid = static_cast<uint64_t>(f.Int(0)) | kFactBit;
-            score[fid] += wn.first * idf;
-            if (!wn.second.empty()) names[fid].insert(wn.second);
+            credit(static_cast<uint64_t>(f.Int(0)) | kFactBit);
           }
         }
       }
       std::vector<std::pair<double, uint64_t>> ranked;
       ranked.reserve(score.size());
-      for (const auto& [id, s] : score) ranked.emplace_back(-s, id);
+      for (const auto& [id, h] : score) ranked.emplace_back(-h.score, id);
       // (score, id) is a total order: the first n after a partial sort are those of a full one.
       const size_t top = std::min(ranked.size(), n);
       std::partial_sort(ranked.begin(), ranked.begin() + static_cast<std::ptrdiff_t>(top), ranked.end());
       std::vector<uint64_t> ids;
       for (size_t i = 0; i < ranked.size() && ids.size() < n; ++i) ids.push_back(ranked[i].second);
       add_list("graph", ids);
-      for (uint64_t id : ids)
-        if (auto it = names.find(id); it != names.end()) cands[id].entities = std::move(it->second);
+      for (uint64_t id : ids) {
+        std::set<std::string> names;
+        const uint64_t bits = score[id].names;
+        for (size_t b = 0; b < 64 && b < named.size(); ++b)
+          if (bits >> b & 1) names.insert(named[b]);
+        if (auto it = more_names.find(id); it != more_names.end()) names.merge(it->second);
+        if (!names.empty()) cands[id].entities = std::move(names);
+      }
       signals.emplace_back("graph", q.graph_weight);
     }
   }
 
-  // Load every candidate; drop what the query may not see (namespace, time, archive,
-  // stale vectors of forgotten memories).
-  std::map<uint64_t, Recalled> loaded;
-  for (auto it = cands.begin(); it != cands.end();) {
-    const uint64_t pid = it->first;
-    Candidate& c = it->second;
-    Recalled r;
-    bool keep = false;
-    if (pid & kFactBit) {
-      absl::StatusOr<Fact> f = im.LoadFact(db, pid & ~kFactBit);
-      if (f.ok() && allowed.count(f->ns) && q.facts &&
-          (q.as_of_ms ? f->ValidAt(*q.as_of_ms) : f->Current())) {
-        keep = true;
-        r.kind = Recalled::Kind::kFact;
-        r.id = f->id;
-        r.ns = f->ns;
-        std::string pred = f->predicate;
-        std::replace(pred.begin(), pred.end(), '_', ' ');
-        r.text = f->subject + " " + pred + " " + f->object;
-        r.author = f->author;
-        r.time_ms = f->valid_from_ms;
-        r.provenance = f->episodes;
-        c.time_ms = f->valid_from_ms;
-        c.importance = f->confidence;
-        r.fact = std::move(*f);
+  // Check every candidate; drop what the query may not see (namespace, time, archive,
+  // stale vectors of forgotten memories). Only what fusion needs (time, importance) is read
+  // here; the k memories returned are loaded in full below (a fact confirmed thousands of
+  // times has thousands of provenance rows, and most candidates are not returned).
+  {
+    CAIRN_ASSIGN_OR_RETURN(Stmt es, db.Prepare("SELECT ns, time_ms, importance, archived FROM episodes WHERE id = ?"));
+    CAIRN_ASSIGN_OR_RETURN(Stmt fs, db.Prepare("SELECT f.ns, f.valid_from, f.valid_to, f.confidence FROM facts f"
+                                               " JOIN entities e ON e.id = f.subject WHERE f.id = ?"));
+    for (auto it = cands.begin(); it != cands.end();) {
+      const uint64_t pid = it->first;
+      Candidate& c = it->second;
+      bool keep = false;
+      if (pid & kFactBit) {
+        fs.Bind(1, pid & ~kFactBit);
+        CAIRN_ASSIGN_OR_RETURN(bool row, fs.Step());
+        if (row && q.facts && allowed.count(fs.Text(0))) {
+          Fact f;
+          f.valid_from_ms = fs.Int(1);
+          if (!fs.IsNull(2)) f.valid_to_ms = fs.Int(2);
+          keep = q.as_of_ms ? f.ValidAt(*q.as_of_ms) : f.Current();
+          c.time_ms = f.valid_from_ms;
+          c.importance = fs.Real(3);
+        }
+        CAIRN_RETURN_IF_ERROR(fs.Reset());
+      } else {
+        es.Bind(1, pid);
+        CAIRN_ASSIGN_OR_RETURN(bool row, es.Step());
+        if (row && q.episodes && allowed.count(es.Text(0)) && es.Int(1) <= as_of &&
+            (q.include_archived || es.Int(3) == 0)) {
+          keep = true;
+          c.time_ms = es.Int(1);
+          c.importance = es.Real(2);
+        }
+        CAIRN_RETURN_IF_ERROR(es.Reset());
       }
-    } else {
-      absl::StatusOr<Episode> e = im.LoadEpisode(db, pid);
-      if (e.ok() && allowed.count(e->ns) && q.episodes && e->time_ms <= as_of && (q.include_archived || !e->archived)) {
-        keep = true;
-        r.kind = Recalled::Kind::kEpisode;
-        r.id = e->id;
-        r.ns = e->ns;
-        r.text = e->content;
-        r.author = e->author;
-        r.time_ms = e->time_ms;
-        r.source = e->source;
-        r.provenance = e->summarizes;
-        c.time_ms = e->time_ms;
-        c.importance = e->importance;
-      }
+      it = keep ? std::next(it) : cands.erase(it);
     }
-    if (!keep) {
-      it = cands.erase(it);
-      continue;
-    }
-    loaded.emplace(pid, std::move(r));
-    ++it;
   }
   if (!cands.empty()) {
     std::vector<std::pair<int64_t, uint64_t>> by_time;
@@ -585,7 +641,30 @@ absl::StatusOr<std::vector<Recalled>> MemoryStore::Recall(const RecallQuery& q) 
   std::vector<Recalled> out;
   for (size_t i = 0; i < fused.size() && out.size() < q.k; ++i) {
     const uint64_t id = fused[i].second;
-    Recalled r = std::move(loaded.at(id));
+    Recalled r;
+    if (id & kFactBit) {
+      CAIRN_ASSIGN_OR_RETURN(Fact f, im.LoadFact(db, id & ~kFactBit));
+      r.kind = Recalled::Kind::kFact;
+      r.id = f.id;
+      r.ns = f.ns;
+      std::string pred = f.predicate;
+      std::replace(pred.begin(), pred.end(), '_', ' ');
+      r.text = f.subject + " " + pred + " " + f.object;
+      r.author = f.author;
+      r.time_ms = f.valid_from_ms;
+      r.provenance = f.episodes;
+      r.fact = std::move(f);
+    } else {
+      CAIRN_ASSIGN_OR_RETURN(Episode e, im.LoadEpisode(db, id));
+      r.kind = Recalled::Kind::kEpisode;
+      r.id = e.id;
+      r.ns = e.ns;
+      r.text = std::move(e.content);
+      r.author = std::move(e.author);
+      r.time_ms = e.time_ms;
+      r.source = std::move(e.source);
+      r.provenance = std::move(e.summarizes);
+    }
     r.score = -fused[i].first;
     const Candidate& c = cands.at(id);
     // Strongest evidence first: the content signals, then recency/importance.
@@ -607,7 +686,8 @@ absl::StatusOr<std::vector<Recalled>> MemoryStore::Recall(const RecallQuery& q) 
 // than kBm25Postings, the most common words are left out (they weigh least in BM25) until the
 // rest fit; when even the rarest one is in more episodes than that, BM25 returns the newest
 // episodes that hold it. A store smaller than kBm25Postings is always ranked exactly.
-absl::StatusOr<std::string> MemoryStore::Impl::BoundedMatch(Conn& db, const std::string& match, bool* newest_only) {
+absl::StatusOr<std::string> MemoryStore::Impl::BoundedMatch(Conn& db, const std::string& match, int64_t postings,
+                                                             bool* newest_only) {
   *newest_only = false;
   std::vector<std::string> terms;  // each '"word"'
   for (size_t i = 0; i < match.size();) {
@@ -622,36 +702,39 @@ absl::StatusOr<std::string> MemoryStore::Impl::BoundedMatch(Conn& db, const std:
     CAIRN_ASSIGN_OR_RETURN(bool row, c.Step());
     if (row) episodes = c.Int(0);
   }
-  if (episodes <= kBm25Postings) return match;
-  // Episode counts, counted up to kBm25Postings + 1 and cached while the store grows by
-  // less than a tenth.
+  if (episodes <= postings) return match;
+  // Episode counts, counted up to postings + 1 (which tells "more than the budget") and
+  // cached while the store grows by less than a tenth; a count cut off at a smaller budget
+  // is counted again for a larger one.
   std::vector<std::pair<int64_t, size_t>> df;  // (episodes holding it, term index)
   int64_t total = 0;
   for (size_t i = 0; i < terms.size(); ++i) {
     std::string key = NormalizeName(terms[i]);
     auto it = term_counts.find(key);
-    if (it == term_counts.end() || episodes > it->second.second + it->second.second / 10) {
+    if (it == term_counts.end() || episodes > it->second.episodes + it->second.episodes / 10 ||
+        (it->second.count >= it->second.cap && it->second.cap < postings + 1)) {
       CAIRN_ASSIGN_OR_RETURN(Stmt c, db.Prepare("SELECT count(*) FROM (SELECT rowid FROM episodes_fts WHERE"
                                                 " episodes_fts MATCH ?1 LIMIT ?2)"));
-      c.BindAll(terms[i], kBm25Postings + 1);
+      c.BindAll(terms[i], postings + 1);
       CAIRN_ASSIGN_OR_RETURN(bool row, c.Step());
       if (term_counts.size() > 100000) term_counts.clear();
-      it = term_counts.insert_or_assign(key, std::make_pair(row ? c.Int(0) : 0, episodes)).first;
+      it = term_counts.insert_or_assign(key, TermCount{row ? c.Int(0) : 0, episodes, postings + 1}).first;
     }
-    df.emplace_back(it->second.first, i);
-    total += it->second.first;
+    const int64_t count = std::min(it->second.count, postings + 1);
+    df.emplace_back(count, i);
+    total += count;
   }
-  if (total <= kBm25Postings) return match;
+  if (total <= postings) return match;
   std::sort(df.begin(), df.end());
   std::vector<bool> keep(terms.size(), false);
   int64_t sum = 0;
   for (const auto& [count, i] : df) {
     if (count == 0) continue;
-    if (sum + count > kBm25Postings && sum > 0) break;
+    if (sum + count > postings && sum > 0) break;
     keep[i] = true;
     sum += count;
   }
-  if (sum > kBm25Postings) *newest_only = true;
+  if (sum > postings) *newest_only = true;
   std::string out;
   for (size_t i = 0; i < terms.size(); ++i) {
     if (!keep[i]) continue;

@@ -9,7 +9,9 @@
 
 #include <fmt/format.h>
 #include <gtest/gtest.h>
+#include <sqlite3.h>
 
+#include "cairn/memory/internal/bm25.h"
 #include "cairn/memory/memory.h"
 
 namespace cairn::memory {
@@ -248,6 +250,55 @@ TEST(RecallText, FeedbackFindsRelatedWords) {
   ASSERT_GE(ids.size(), 3u);
   EXPECT_TRUE(Has(ids, (*rs)[2].episode_id));
   EXPECT_FALSE(Has(ids, (*rs)[3].episode_id));
+}
+
+}  // namespace
+}  // namespace cairn::memory
+
+namespace cairn::memory {
+namespace {
+
+// cairn_bm25 (internal/bm25.h) is bm25() while no word is in more rows than its cap; past
+// the cap it estimates the word's row count, which moves the score but not the order of
+// rows that hold that word alone.
+TEST(BoundedBm25, MatchesBm25BelowTheCapAndKeepsTheOrderAbove) {
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(":memory:", &db), SQLITE_OK);
+  ASSERT_TRUE(internal::RegisterBoundedBm25(db).ok());
+  ASSERT_EQ(sqlite3_exec(db, "CREATE VIRTUAL TABLE t USING fts5(a, b, tokenize='porter unicode61')", nullptr,
+                         nullptr, nullptr),
+            SQLITE_OK);
+  for (int i = 1; i <= 300; ++i) {
+    // "common" in every other row, with a varying number of filler words; "rare" in 1 of 30.
+    std::string a = i % 2 == 0 ? "common" : "other";
+    for (int j = 0; j < i % 7; ++j) a += " filler";
+    if (i % 30 == 0) a += " rare";
+    const std::string sql = fmt::format("INSERT INTO t(rowid, a, b) VALUES ({}, '{}', '{}')", i, a,
+                                        i % 3 == 0 ? "common words" : "nothing");
+    ASSERT_EQ(sqlite3_exec(db, sql.c_str(), nullptr, nullptr, nullptr), SQLITE_OK);
+  }
+  auto scores = [&](const std::string& fn, const std::string& match) {
+    std::vector<std::pair<int64_t, double>> out;
+    sqlite3_stmt* s = nullptr;
+    const std::string sql = fmt::format("SELECT rowid, {} FROM t WHERE t MATCH '{}' ORDER BY rowid", fn, match);
+    EXPECT_EQ(sqlite3_prepare_v2(db, sql.c_str(), -1, &s, nullptr), SQLITE_OK) << sqlite3_errmsg(db);
+    while (sqlite3_step(s) == SQLITE_ROW) out.emplace_back(sqlite3_column_int64(s, 0), sqlite3_column_double(s, 1));
+    sqlite3_finalize(s);
+    return out;
+  };
+  for (const char* match : {"common", "rare", "common OR rare", "{a} : (common OR rare)"}) {
+    const auto want = scores("bm25(t, 1.0, 0.4)", match);
+    ASSERT_FALSE(want.empty()) << match;
+    EXPECT_EQ(scores("cairn_bm25(t, 0, 1.0, 0.4)", match), want) << match;      // no cap
+    EXPECT_EQ(scores("cairn_bm25(t, 1000, 1.0, 0.4)", match), want) << match;   // above every count
+  }
+  // "common" is in 200 of the 300 rows (more than half: bm25 gives it the smallest weight);
+  // capped at 10 its count is estimated as 10 * 300 / 15 (the rowid of its 10th row) = 200.
+  EXPECT_EQ(scores("cairn_bm25(t, 10, 1.0, 0.4)", "common"), scores("bm25(t, 1.0, 0.4)", "common"));
+  // "rare" is in 10 rows; capped at 5 its count is estimated as 5 * 300 / 150 = 10: the
+  // same scores again, and in general the same order (one word: the weight is common).
+  EXPECT_EQ(scores("cairn_bm25(t, 5, 1.0, 0.4)", "rare"), scores("bm25(t, 1.0, 0.4)", "rare"));
+  sqlite3_close(db);
 }
 
 }  // namespace

@@ -63,8 +63,10 @@ class Stmt {
 
 class Conn {
  public:
-  // Opens (creating when `create`) the database at `path` in WAL mode.
-  static absl::StatusOr<std::unique_ptr<Conn>> Open(const std::string& path, bool create, bool sync_full);
+  // Opens (creating when `create`) the database at `path` in WAL mode, reading through a
+  // memory map of up to `mmap_bytes` of the file (0: none).
+  static absl::StatusOr<std::unique_ptr<Conn>> Open(const std::string& path, bool create, bool sync_full,
+                                                    uint64_t mmap_bytes = 0);
   ~Conn();
   Conn(const Conn&) = delete;
   Conn& operator=(const Conn&) = delete;

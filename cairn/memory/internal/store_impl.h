@@ -2,12 +2,15 @@
 // namespaces, write path; recall.cc: read path; consolidate.cc: consolidation).
 #pragma once
 
+#include <condition_variable>
 #include <cstdint>
+#include <deque>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <set>
 #include <string>
+#include <thread>
 #include <tuple>
 #include <unordered_map>
 #include <vector>
@@ -119,12 +122,40 @@ struct MemoryStore::Impl {
   absl::Status UpsertVectors(std::vector<vector::Point> points);
   absl::Status SyncVectors();
 
+  // Vectors are inserted by a thread of their own, after the SQLite commit that
+  // acknowledged their write: the next transaction's SQL runs while the HNSW graph takes
+  // the last one's points (each is a large share of remember's time). Readers and the
+  // writes that touch vectors themselves wait for the queue first (DrainVectors), so every
+  // recall sees every acknowledged write. A crash loses at most the queue, which
+  // SyncVectors rebuilds from SQLite on open. A failed insert is logged and returned by the
+  // next EnqueueVectors or DrainVectors call (reopening the store rebuilds what is missing).
+  void StartVectorWriter();
+  void StopVectorWriter();
+  absl::Status EnqueueVectors(std::vector<vector::Point> points);
+  absl::Status DrainVectors();
+  std::mutex vq_mu;
+  std::condition_variable vq_cv;       // work arrived, or stop
+  std::condition_variable vq_idle_cv;  // the queue ran empty
+  std::deque<std::vector<vector::Point>> vq;  // guarded by vq_mu
+  bool vq_busy = false;                       // guarded by vq_mu
+  bool vq_stop = false;                       // guarded by vq_mu
+  absl::Status vq_error;                      // guarded by vq_mu
+  std::thread vq_thread;
+
   // Read helpers on the read connection (read_mu held).
   // Recall's BM25 match expression, cut down for a big store (recall.cc).
+  // The postings budget of the main BM25 pass and the smaller one of the passes that only
+  // add to it (pseudo-relevance feedback, the matches that credit the turns before them).
   static constexpr int64_t kBm25Postings = 4096;
-  absl::StatusOr<std::string> BoundedMatch(internal::Conn& db, const std::string& match, bool* newest_only);
-  // word -> (episodes holding it, up to kBm25Postings + 1; store size when counted); read_mu
-  std::unordered_map<std::string, std::pair<int64_t, int64_t>> term_counts;
+  static constexpr int64_t kBm25SecondaryPostings = 1024;
+  absl::StatusOr<std::string> BoundedMatch(internal::Conn& db, const std::string& match, int64_t postings,
+                                           bool* newest_only);
+  // word -> episodes holding it (counted up to `cap`), and the store size when counted;
+  // guarded by read_mu.
+  struct TermCount {
+    int64_t count, episodes, cap;
+  };
+  std::unordered_map<std::string, TermCount> term_counts;
   absl::StatusOr<Fact> LoadFact(internal::Conn& db, uint64_t id) const;
   absl::StatusOr<Episode> LoadEpisode(internal::Conn& db, uint64_t id) const;
 };
