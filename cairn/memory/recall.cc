@@ -492,7 +492,10 @@ absl::StatusOr<std::vector<Recalled>> MemoryStore::Recall(const RecallQuery& q) 
       std::unordered_map<uint64_t, std::set<std::string>> more_names;  // past 64 distinct names
       std::unordered_map<uint64_t, Hit> score;
       score.reserve(4096);
-      for (const auto& [eid, wn] : ents) {
+      for (const auto& entry : ents) {
+        // Not a structured binding: the lambda below captures it (clang 14 cannot capture one).
+        const uint64_t eid = entry.first;
+        const auto& wn = entry.second;
         double mentions = 1;
         {
           CAIRN_ASSIGN_OR_RETURN(Stmt c, db.Prepare("SELECT mentions FROM entities WHERE id = ?"));
