@@ -199,20 +199,21 @@ void Context::Embed(std::span<const BatchToken> batch) {
     Dequantize(m.type, static_cast<const uint8_t*>(m.data) + r * m.row_bytes, out, m.cols).IgnoreError();
   };
   if (!c.is_encoder()) {
-    if (model_.embeddings_by_read()) {  // see Model::embeddings_by_read
-      const WeightView& m = w.token_embd;
-      const auto bytes = static_cast<size_t>(*RowBytes(m.type, m.cols));
-      ForTokens(static_cast<int64_t>(batch.size()), e, [&](int64_t b, int64_t end) {
-        std::vector<uint8_t> buf(bytes);
-        for (int64_t t = b; t < end; ++t) {
-          model_.file().Read(static_cast<const uint8_t*>(m.data) + batch[t].token * m.row_bytes, bytes, buf.data());
-          Dequantize(m.type, buf.data(), s.x.data() + t * e, m.cols).IgnoreError();
-        }
-      });
-      return;
-    }
+    // Token rows come through the file once packing dropped the mapped pages (see
+    // Model::embeddings_by_read), else straight from the mapping.
+    const WeightView& m = w.token_embd;
+    const bool by_read = model_.embeddings_by_read();
+    const auto bytes = static_cast<size_t>(*RowBytes(m.type, m.cols));
     ForTokens(static_cast<int64_t>(batch.size()), e, [&](int64_t b, int64_t end) {
-      for (int64_t t = b; t < end; ++t) row(w.token_embd, batch[t].token, s.x.data() + t * e);
+      std::vector<uint8_t> buf(by_read ? bytes : 0);
+      for (int64_t t = b; t < end; ++t) {
+        const uint8_t* src = static_cast<const uint8_t*>(m.data) + batch[t].token * m.row_bytes;
+        if (by_read) {
+          model_.file().Read(src, bytes, buf.data());
+          src = buf.data();
+        }
+        Dequantize(m.type, src, s.x.data() + t * e, m.cols).IgnoreError();
+      }
     });
     return;
   }
