@@ -21,7 +21,9 @@
 //  * Event time in ms. Each source subtask emits watermarks = (largest event time
 //    seen) - max_out_of_orderness - 1; a source idle for `idle_timeout` stops
 //    holding the watermark back until it produces again. An operator's watermark
-//    is the minimum over its non-idle inputs. A window [start, end) fires when the
+//    is the minimum over its non-idle inputs; when every input still open is idle,
+//    it advances to the largest of their watermarks (whichever order they went
+//    idle in). A window [start, end) fires when the
 //    watermark reaches end - 1; results carry event time end - 1.
 //  * Execution: every operator has a parallelism; operators joined by a forward
 //    edge with equal parallelism run chained in one thread; otherwise records are

@@ -275,10 +275,16 @@ void Pipeline::Runtime::RunOperator(Task& t) {
       low = std::min(low, t.channel_wm[c]);
     }
     if (!any) {
-      // Every input idle or ended: ended ones are at the maximum, idle ones do not hold time back.
-      bool all_ended = ended == channels;
-      if (!all_ended) return;
-      low = kMaxTime;
+      if (ended == channels) {
+        low = kMaxTime;
+      } else {
+        // Every open input is idle: none holds time back, so time advances to the furthest
+        // watermark any of them promised. Otherwise the order in which they went idle would
+        // decide whether the windows that the last active one closed ever fire.
+        low = kMinTime;
+        for (int c = 0; c < channels; ++c)
+          if (!t.channel_ended[c]) low = std::max(low, t.channel_wm[c]);
+      }
     }
     if (low > t.wm) {
       t.wm = low;
