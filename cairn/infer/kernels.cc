@@ -114,6 +114,9 @@ GemmFn GemmFor(const IsaKernels& k, TensorType type) {
 using internal::Scratch;
 thread_local Scratch scratch;
 thread_local int matmul_depth = 0;
+// The arrangement of activations a path's panel kernels share (IsaKernels::tile_acts),
+// under the same rule as `scratch`.
+thread_local Scratch tile_scratch;
 
 inline size_t Align64(size_t n) { return (n + 63) & ~size_t{63}; }
 
@@ -216,7 +219,9 @@ void RunRows(const IsaKernels& k, const WeightView& w, const Acts& acts, int64_t
   const GemmFn panel = packed                             ? PackedFor(k, w.type)
                        : n_tokens >= k.panel_min_tokens ? PanelFor(k, w.type)
                                                         : nullptr;
-  const int64_t align = panel != nullptr ? k.panel_rows : 4;
+  // Packed batches run panels two at a time where the path pairs them: whole pairs per
+  // work item, so that splitting a matrix across threads leaves no single panels behind.
+  const int64_t align = panel == nullptr ? 4 : packed && n_tokens > 1 ? 2 * k.panel_rows : k.panel_rows;
   // Rows per work item. Decode: several items per thread so a late thread is not waited
   // for. Batches: as many rows as fit about 64 KiB, so the rows of an item stay in L2 while
   // every token tile passes over them.
@@ -237,19 +242,36 @@ void RunRows(const IsaKernels& k, const WeightView& w, const Acts& acts, int64_t
   const bool small = row_read * static_cast<double>(w.rows) * static_cast<double>(n_tokens) < 64.0 * 1024;
 
   const auto* wbase = static_cast<const uint8_t*>(w.data);
+  const bool parallel = pool != nullptr && threads > 1 && w.rows > grain && !small;
+  // Q4_0 / Q8_0 panel kernels that read the activations in an arrangement of their own get
+  // it built here, once per token block, rather than once per work item on every thread.
+  const bool tile = parallel && panel != nullptr && panel_end > 0 && k.tile_acts != nullptr &&
+                    (w.type == TensorType::kQ8_0 || w.type == TensorType::kQ4_0);
+  std::unique_ptr<Scratch> own_tiles;
+  Scratch* tiles = tile ? (matmul_depth == 0 ? &tile_scratch : (own_tiles = std::make_unique<Scratch>()).get())
+                        : nullptr;
   for (int64_t t0 = 0; t0 < n_tokens; t0 += kTokenBlock) {
     const int64_t t1 = std::min(n_tokens, t0 + kTokenBlock);
+    Acts block = acts;
+    if (tile) {
+      auto* dst = static_cast<uint8_t*>(tiles->Get(k.tile_acts(acts, w.type, t0, t1, nullptr)));
+      k.tile_acts(acts, w.type, t0, t1, dst);
+      block.tiled = dst;
+      block.tiled_t0 = t0;
+      block.tiled_t1 = t1;
+      block.tiled_for = w.type;
+    }
     auto rows_fn = [&](int64_t r0, int64_t r1) {
       ++matmul_depth;
       const int64_t split = std::clamp(panel_end, r0, r1);
-      if (split > r0) panel(GemmArgs{pbase, pstride, w.cols, &acts, r0, split, t0, t1, y, ldy});
-      if (r1 > split) gemm(GemmArgs{wbase, w.row_bytes, w.cols, &acts, split, r1, t0, t1, y, ldy});
+      if (split > r0) panel(GemmArgs{pbase, pstride, w.cols, &block, r0, split, t0, t1, y, ldy});
+      if (r1 > split) gemm(GemmArgs{wbase, w.row_bytes, w.cols, &block, split, r1, t0, t1, y, ldy});
       --matmul_depth;
     };
-    if (pool == nullptr || threads == 1 || w.rows <= grain || small) {
-      rows_fn(0, w.rows);
-    } else {
+    if (parallel) {
       pool->ParallelForGrain(w.rows, grain, rows_fn);
+    } else {
+      rows_fn(0, w.rows);
     }
   }
 }

@@ -27,6 +27,7 @@ void PackQ4_0Avx512(const uint8_t* w, size_t row_bytes, int64_t cols, int64_t p0
                     size_t panel_bytes);
 void PackQ8_0Avx512(const uint8_t* w, size_t row_bytes, int64_t cols, int64_t p0, int64_t p1, uint8_t* dst,
                     size_t panel_bytes);
+size_t TileActsAvx512(const Acts& a, TensorType weights, int64_t t0, int64_t t1, uint8_t* dst);
 
 namespace vnni {
 namespace {
@@ -39,7 +40,7 @@ constexpr IsaKernels kTable = {Isa::kAvx512,    "avx512 (vnni)", QuantizeQ8_0Avx
                                GemmF16,         GemmBF16,        GemmQ8_0,         GemmQ4_0,         GemmQ4_K,
                                GemmQ6_K,        16,              4,                PanelQ8_0Avx512,  PanelQ4_0Avx512,
                                PanelQ4_KAvx512, PanelQ6_KAvx512, PackQ8_0Avx512,   PackQ4_0Avx512,
-                               PackedQ8_0Avx512, PackedQ4_0Avx512};
+                               PackedQ8_0Avx512, PackedQ4_0Avx512, TileActsAvx512};
 }  // namespace
 }  // namespace vnni
 

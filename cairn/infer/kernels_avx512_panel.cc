@@ -199,17 +199,26 @@ struct TileActs {
 
 thread_local Scratch tile_scratch;
 
+// Bytes of the arrangement of tokens [t0, t1): per slot (tile, block, token) 32 values,
+// a scale and an offset.
+size_t TileSlots(const Acts& a, int64_t t0, int64_t t1) {
+  const int64_t tiles = (t1 - t0 + kMaxTokens - 1) / kMaxTokens;
+  return static_cast<size_t>(tiles * a.nb * kMaxTokens);
+}
+
+TileActs TileView(int64_t nb, size_t slots, const uint8_t* base) {
+  return TileActs{nb, reinterpret_cast<const int8_t*>(base), reinterpret_cast<const float*>(base + slots * 32),
+                  reinterpret_cast<const int32_t*>(base + slots * 36)};
+}
+
 template <bool kQ8>
-TileActs RegroupActs(const Acts& a, int64_t t0, int64_t t1) {
+void RegroupInto(const Acts& a, int64_t t0, int64_t t1, uint8_t* base) {
   constexpr int kShift = kQ8 ? 7 : 3;
-  const int64_t nb = a.nb, tiles = (t1 - t0 + kMaxTokens - 1) / kMaxTokens;
-  const size_t slots = static_cast<size_t>(tiles * nb * kMaxTokens);
-  auto* base = static_cast<uint8_t*>(tile_scratch.Get(slots * (32 + sizeof(float) + sizeof(int32_t))));
-  TileActs ta{nb, reinterpret_cast<int8_t*>(base), reinterpret_cast<float*>(base + slots * 32),
-              reinterpret_cast<int32_t*>(base + slots * 36)};
-  auto* qs = const_cast<int8_t*>(ta.qs);
-  auto* d = const_cast<float*>(ta.d);
-  auto* off = const_cast<int32_t*>(ta.off);
+  const int64_t nb = a.nb;
+  const size_t slots = TileSlots(a, t0, t1);
+  auto* qs = reinterpret_cast<int8_t*>(base);
+  auto* d = reinterpret_cast<float*>(base + slots * 32);
+  auto* off = reinterpret_cast<int32_t*>(base + slots * 36);
   for (int64_t t = t0; t < t1; ++t) {
     const int64_t tile = (t - t0) / kMaxTokens, lane = (t - t0) % kMaxTokens;
     for (int64_t b = 0; b < nb; ++b) {
@@ -219,7 +228,20 @@ TileActs RegroupActs(const Acts& a, int64_t t0, int64_t t1) {
       off[slot] = -(a.sums[t * nb + b] << kShift);
     }
   }
-  return ta;
+}
+
+// The arrangement the batch's caller built (Acts::tiled) when it covers these tokens,
+// else one made here.
+template <bool kQ8>
+TileActs RegroupActs(const Acts& a, int64_t t0, int64_t t1) {
+  const size_t slots = TileSlots(a, t0, t1);
+  const TensorType type = kQ8 ? TensorType::kQ8_0 : TensorType::kQ4_0;
+  if (a.tiled != nullptr && a.tiled_t0 == t0 && a.tiled_t1 == t1 && a.tiled_for == type) {
+    return TileView(a.nb, slots, a.tiled);
+  }
+  auto* base = static_cast<uint8_t*>(tile_scratch.Get(slots * (32 + sizeof(float) + sizeof(int32_t))));
+  RegroupInto<kQ8>(a, t0, t1, base);
+  return TileView(a.nb, slots, base);
 }
 
 template <int T, bool kQ8>
@@ -462,6 +484,17 @@ struct Q6_KTile {
 };
 
 }  // namespace
+
+size_t TileActsAvx512(const Acts& a, TensorType weights, int64_t t0, int64_t t1, uint8_t* dst) {
+  const size_t bytes = TileSlots(a, t0, t1) * (32 + sizeof(float) + sizeof(int32_t));
+  if (dst == nullptr) return bytes;
+  if (weights == TensorType::kQ8_0) {
+    RegroupInto<true>(a, t0, t1, dst);
+  } else {
+    RegroupInto<false>(a, t0, t1, dst);
+  }
+  return bytes;
+}
 
 void PanelQ4_0Avx512(const GemmArgs& g) { RunBlockPanels<false>(g, false); }
 void PanelQ8_0Avx512(const GemmArgs& g) { RunBlockPanels<true>(g, false); }

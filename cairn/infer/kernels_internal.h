@@ -40,6 +40,11 @@ struct Acts {
   const float* d = nullptr;
   const int32_t* sums = nullptr;
   const int16_t* bsums = nullptr;
+  // Optional: tokens [tiled_t0, tiled_t1) arranged by the path's tile_acts for a matrix
+  // of type tiled_for, built once per token range and shared by every row range.
+  const uint8_t* tiled = nullptr;
+  int64_t tiled_t0 = 0, tiled_t1 = 0;
+  TensorType tiled_for = TensorType::kF32;
 };
 
 // Output rows [r0, r1) for tokens [t0, t1): y[t * ldy + r].
@@ -54,6 +59,10 @@ struct GemmArgs {
 };
 
 using GemmFn = void (*)(const GemmArgs& args);
+// Arranges tokens [t0, t1) of Q8_0 activations for the path's Q4_0 / Q8_0 panel kernels
+// on a matrix of type `weights` into dst (64-byte aligned) and returns the bytes written;
+// with dst == nullptr only returns the bytes needed.
+using TileActsFn = size_t (*)(const Acts& a, TensorType weights, int64_t t0, int64_t t1, uint8_t* dst);
 // Packs panels [p0, p1) of the matrix at w (rows row_bytes apart) to dst + p * panel_bytes.
 using PackFn = void (*)(const uint8_t* w, size_t row_bytes, int64_t cols, int64_t p0, int64_t p1, uint8_t* dst,
                         size_t panel_bytes);
@@ -81,6 +90,10 @@ struct IsaKernels {
   // per block panel_rows fp16 scales (PackedPanelBytes). Null where the path has none.
   PackFn pack_q8_0 = nullptr, pack_q4_0 = nullptr;
   GemmFn packed_q8_0 = nullptr, packed_q4_0 = nullptr;
+  // Where the Q4_0 / Q8_0 panel and packed kernels read activations in an arrangement of
+  // their own: builds it (Acts::tiled), so that a batch's row ranges on several threads
+  // share one copy rather than each making its own. Null where they read Acts as it is.
+  TileActsFn tile_acts = nullptr;
 };
 
 // Bytes of one packed Q4_0 / Q8_0 panel of `panel_rows` rows (a multiple of 64).
