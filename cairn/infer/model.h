@@ -190,7 +190,8 @@ class Context {
   // is at SeqLength(s), the next at SeqLength(s) + 1, ...), encoder positions below the
   // context length; ResourceExhausted when the KV cache lacks free cells. On success
   // the decoder tokens' K/V are in the cache and the outputs are readable until the
-  // next Forward.
+  // next Forward. A decoder batch passes through the layers kMicroBatch tokens at a time
+  // (same results; working memory for kMicroBatch tokens, not n_batch).
   absl::Status Forward(std::span<const BatchToken> batch, OutputKind kind = OutputKind::kLogits);
 
   // Outputs of the last Forward, one row per entry marked `output`, in batch order.
@@ -210,6 +211,10 @@ class Context {
   struct Scratch;
   Context(const Model& model, const ContextOptions& options);
   absl::Status Check(std::span<const BatchToken> batch, OutputKind kind) const;
+  // Most tokens per pass through the layers (see Forward).
+  static constexpr size_t kMicroBatch = 128;
+  // Embedding and every layer for one micro-batch.
+  void Layers(std::span<const BatchToken> batch);
   void Embed(std::span<const BatchToken> batch);
   void DecoderLayer(int il, std::span<const BatchToken> batch);
   void EncoderLayer(int il, std::span<const BatchToken> batch);
