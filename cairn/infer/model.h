@@ -193,6 +193,8 @@ class Context {
   // next Forward. A decoder batch passes through the layers kMicroBatch tokens at a time
   // (same results; working memory for kMicroBatch tokens, not n_batch).
   absl::Status Forward(std::span<const BatchToken> batch, OutputKind kind = OutputKind::kLogits);
+  // Most decoder tokens per pass through the layers.
+  static constexpr size_t kMicroBatch = 128;
 
   // Outputs of the last Forward, one row per entry marked `output`, in batch order.
   int32_t n_outputs() const { return n_outputs_; }
@@ -211,8 +213,6 @@ class Context {
   struct Scratch;
   Context(const Model& model, const ContextOptions& options);
   absl::Status Check(std::span<const BatchToken> batch, OutputKind kind) const;
-  // Most tokens per pass through the layers (see Forward).
-  static constexpr size_t kMicroBatch = 128;
   // Embedding and every layer for one micro-batch.
   void Layers(std::span<const BatchToken> batch);
   void Embed(std::span<const BatchToken> batch);

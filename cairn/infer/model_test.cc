@@ -525,6 +525,58 @@ TEST(ModelTest, TwoSequencesInOneBatchMatchEachAlone) {
   }
 }
 
+TEST(ModelTest, ABatchLongerThanAMicroBatchMatchesShortBatches) {
+  // 300 entries of two interleaved sequences pass through the layers in micro-batches of
+  // Context::kMicroBatch (128): sequences continue across their boundaries. Every 7th entry
+  // and each sequence's last one is an output; the same tokens fed to a context of their
+  // own in batches of 50 must give the same rows, in batch order.
+  static_assert(Context::kMicroBatch < 300);
+  for (const char* type : {"f32", "q8_0"}) {
+    SCOPED_TRACE(type);
+    SynthOptions o = Tiny(Arch::kQwen2, type);
+    o.shape.n_ctx = 512;
+    std::unique_ptr<Model> model = *Model::FromFile(Synthesize(o).engine);
+    const std::vector<int32_t> a = RandomTokens(170, model->n_vocab(), 3), b = RandomTokens(130, model->n_vocab(), 4);
+    for (OutputKind kind : {OutputKind::kLogits, OutputKind::kHidden}) {
+      ContextOptions copt;
+      copt.n_seq = 2;
+      copt.n_threads = 2;
+      std::unique_ptr<Context> both = *Context::Create(*model, copt);
+      std::vector<BatchToken> batch;
+      for (size_t i = 0; i < a.size(); ++i) {
+        if (i < b.size()) batch.push_back({b[i], 1, static_cast<int32_t>(i), i + 1 == b.size()});
+        batch.push_back({a[i], 0, static_cast<int32_t>(i), i + 1 == a.size()});
+      }
+      for (size_t i = 0; i < batch.size(); i += 7) batch[i].output = true;
+      ASSERT_TRUE(both->Forward(batch, kind).ok());
+      std::vector<std::vector<float>> want[2];
+      for (int seq = 0; seq < 2; ++seq) {
+        const std::vector<int32_t>& p = seq == 0 ? a : b;
+        std::unique_ptr<Context> alone = *Context::Create(*model, ContextOptions{});
+        for (size_t b0 = 0; b0 < p.size(); b0 += 50) {
+          std::vector<BatchToken> piece;
+          for (size_t i = b0; i < std::min(p.size(), b0 + 50); ++i) {
+            piece.push_back({p[i], 0, static_cast<int32_t>(i), true});
+          }
+          ASSERT_TRUE(alone->Forward(piece, kind).ok());
+          for (int r = 0; r < alone->n_outputs(); ++r) {
+            want[seq].emplace_back(alone->Output(r).begin(), alone->Output(r).end());
+          }
+        }
+      }
+      int r = 0;
+      for (const BatchToken& bt : batch) {
+        if (!bt.output) continue;
+        ASSERT_LT(r, both->n_outputs());
+        const std::span<const float> got = both->Output(r++);
+        EXPECT_LT(RelError(std::vector<float>(got.begin(), got.end()), want[bt.seq][bt.pos]), 1e-5)
+            << "seq " << bt.seq << " pos " << bt.pos;
+      }
+      EXPECT_EQ(r, both->n_outputs());
+    }
+  }
+}
+
 TEST(ModelTest, EmbeddingsArePooledNormalizedHiddenStates) {
   for (Arch arch : {Arch::kBert, Arch::kLlama}) {
     for (Pooling pooling : {Pooling::kMean, Pooling::kCls, Pooling::kLast}) {
