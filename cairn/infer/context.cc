@@ -148,7 +148,7 @@ absl::Status Context::Forward(std::span<const BatchToken> batch, OutputKind kind
   Scratch& s = *s_;
   // Decoders run a long batch in micro-batches of kMicroBatch tokens: a micro-batch's keys
   // and values are in the cache before the next one attends to them, so the result is the
-  // same, and the working buffers (about 25 KB per token for a 135 M model, 100 KB for a
+  // same, and the working buffers (about 25 KB per token for a 135 M model, 90 KB for a
   // 1 B one) stay small next to the weights. The matrix products pass over the weights
   // once per 64 tokens either way. An encoder's slot attends to its whole input: one pass.
   const size_t n = batch.size();
