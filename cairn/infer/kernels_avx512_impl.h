@@ -246,7 +246,9 @@ struct Q4_KKernel {
 
 // Decode (one token) of Q4_K rows. A 64-byte load of a super-block's nibbles holds
 // sub-blocks 4k and 4k + 2 in its low nibbles and 4k + 1 and 4k + 3 in its high ones, so
-// the token's activations are first copied in that order (once per call, for all rows):
+// the token's activations are first copied in that order (once per call for all its rows;
+// with several threads each work item copies them, a few KB against the hundreds of KB of
+// weights it reads):
 // each 64 weights then take one load and two masks instead of two 32-byte loads, two
 // masks, two shifts and an insert. The integer sums are the same (exact), so are the results.
 thread_local Scratch q4k_decode_acts;
