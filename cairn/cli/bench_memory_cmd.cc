@@ -55,6 +55,8 @@ struct MemoryBenchFlags {
   std::string sync = "full";
   size_t hnsw_m = memory::MemoryOptions{}.hnsw_m;
   size_t ef_construction = memory::MemoryOptions{}.hnsw_ef_construction;
+  uint64_t cache_mib = memory::MemoryOptions{}.write_cache_bytes >> 20;
+  uint64_t checkpoint_mib = memory::MemoryOptions{}.wal_checkpoint_bytes >> 20;
   bool json = false;
   std::string json_out;
 };
@@ -313,6 +315,8 @@ int RunMemoryBench(const MemoryBenchFlags& f) {
   mo.sync_full = f.sync == "full";
   mo.hnsw_m = f.hnsw_m;
   mo.hnsw_ef_construction = f.ef_construction;
+  mo.write_cache_bytes = f.cache_mib << 20;
+  mo.wal_checkpoint_bytes = f.checkpoint_mib << 20;
   auto store = memory::MemoryStore::Open(dir, mo);
   if (!store.ok()) return fmt::print(stderr, "{}: {}\n", cmd, std::string(store.status().message())), 1;
   memory::MemoryStore& m = **store;
@@ -323,8 +327,9 @@ int RunMemoryBench(const MemoryBenchFlags& f) {
 
   fmt::print(stderr,
              "{}: {} episodes from {} agents into one namespace, batches of {}, synchronous={}, HNSW m {} "
-             "ef_construction {}, seed {}, in {}\n",
-             cmd, f.episodes, f.agents, f.batch, f.sync, f.hnsw_m, f.ef_construction, f.seed, dir);
+             "ef_construction {}, write cache {} MiB, checkpoint at {} MiB, seed {}, in {}\n",
+             cmd, f.episodes, f.agents, f.batch, f.sync, f.hnsw_m, f.ef_construction, f.cache_mib, f.checkpoint_mib,
+             f.seed, dir);
   EpisodeGenerator gen(f.seed, f.agents);
   EpisodeGenerator qgen(f.seed ^ 0x9e3779b97f4a7c15ull, f.agents);
   const std::unordered_set<std::string> known = gen.KnownAliases();
@@ -424,6 +429,8 @@ int RunMemoryBench(const MemoryBenchFlags& f) {
                       {"synchronous", f.sync},
                       {"hnsw_m", f.hnsw_m},
                       {"hnsw_ef_construction", f.ef_construction},
+                      {"write_cache_mib", f.cache_mib},
+                      {"wal_checkpoint_mib", f.checkpoint_mib},
                       {"seed", f.seed},
                       {"remember_seconds", remember_s},
                       {"remember_cpu_seconds", remember_cpu},
@@ -500,6 +507,12 @@ void AddMemoryBench(CLI::App* parent, Runner* run) {
   c->add_option("--ef-construction", f->ef_construction, "HNSW candidate list while inserting")
       ->capture_default_str()
       ->check(CLI::Range(size_t{1}, size_t{10000}));
+  c->add_option("--cache-mib", f->cache_mib, "SQLite page cache of the writing connection, MiB (0: SQLite's 2 MB)")
+      ->capture_default_str()
+      ->check(CLI::Range(uint64_t{0}, uint64_t{1} << 20));
+  c->add_option("--checkpoint-mib", f->checkpoint_mib, "WAL size that triggers a checkpoint, MiB (0: SQLite's 4 MB)")
+      ->capture_default_str()
+      ->check(CLI::Range(uint64_t{0}, uint64_t{1} << 20));
   c->add_option("--seed", f->seed, "Seed of the episode and query generators")->capture_default_str();
   c->add_option("--dir", f->dir, "Store directory (new or empty; kept). Default: a temporary one, removed");
   c->add_flag("--keep", f->keep, "Keep the temporary store directory");

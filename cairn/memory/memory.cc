@@ -170,7 +170,8 @@ absl::StatusOr<std::unique_ptr<MemoryStore>> MemoryStore::Open(const std::string
   im.extractor = im.options.extractor ? im.options.extractor : std::make_shared<RuleExtractor>();
   im.embedder = std::make_unique<vector::HashingEmbedder>(im.options.dim);
   const std::string path = (std::filesystem::path(dir) / "memory.db").string();
-  CAIRN_ASSIGN_OR_RETURN(im.wdb, Conn::Open(path, true, im.options.sync_full, im.options.mmap_bytes));
+  CAIRN_ASSIGN_OR_RETURN(im.wdb, Conn::Open(path, true, im.options.sync_full, im.options.mmap_bytes,
+                                               im.options.write_cache_bytes, im.options.wal_checkpoint_bytes));
   CAIRN_RETURN_IF_ERROR(CheckOrCreateSchema(*im.wdb));
   CAIRN_ASSIGN_OR_RETURN(im.rdb, Conn::Open(path, false, im.options.sync_full, im.options.mmap_bytes));
   CAIRN_RETURN_IF_ERROR(internal::RegisterBoundedBm25(im.rdb->db()));

@@ -229,6 +229,14 @@ struct MemoryOptions {
   // at its build's limit, 2 GiB by default; 0 turns it off). Mapped pages are the OS page
   // cache's, shared and reclaimable, but count in the process's resident size once touched.
   uint64_t mmap_bytes = sizeof(void*) >= 8 ? (1ull << 30) : 0;
+  // Page cache of the writing connection (SQLite's own default is 2 MB). Remember touches
+  // index pages all over a large store; pages evicted before the WAL is checkpointed are
+  // read back from the WAL with a copy each. Resident only as far as it fills.
+  uint64_t write_cache_bytes = 64ull << 20;
+  // The WAL is copied into the database when it reaches this size (SQLite's default is
+  // 1,000 pages, 4 MB): a page rewritten by many batches is copied once per checkpoint.
+  // A larger WAL is replayed after a crash, and reads check its index.
+  uint64_t wal_checkpoint_bytes = 64ull << 20;
   double entity_similarity = 0.92;      // cosine of name embeddings to merge entities
   // HNSW graph of the vector collection, used only when a store is created (an existing
   // store keeps the settings it was made with). Inserting is most of remember's cost and

@@ -2,6 +2,8 @@
 
 #include <sqlite3.h>
 
+#include <algorithm>
+
 #include <fmt/format.h>
 
 namespace cairn::memory::internal {
@@ -60,7 +62,7 @@ std::string Stmt::Text(int col) const {
 bool Stmt::IsNull(int col) const { return sqlite3_column_type(stmt_, col) == SQLITE_NULL; }
 
 absl::StatusOr<std::unique_ptr<Conn>> Conn::Open(const std::string& path, bool create, bool sync_full,
-                                                 uint64_t mmap_bytes) {
+                                                 uint64_t mmap_bytes, uint64_t cache_bytes, uint64_t checkpoint_bytes) {
   // Memory statistics make every SQLite allocation take a process-wide mutex (about 8% of
   // recall's CPU time in a profile). The setting only takes before SQLite initializes;
   // when something else in the process opened a database first it stays on (harmless).
@@ -88,6 +90,21 @@ absl::StatusOr<std::unique_ptr<Conn>> Conn::Open(const std::string& path, bool c
   // in SQLite's own small page cache (about a tenth of recall's time at 100 K episodes).
   if (mmap_bytes > 0) {
     if (absl::Status s = conn->Exec(fmt::format("PRAGMA mmap_size={}", mmap_bytes)); !s.ok()) return s;
+  }
+  // Written pages stay in the page cache until a checkpoint; with the default 2 MB a
+  // large store's index pages are evicted and read back from the WAL file batch after batch.
+  if (cache_bytes > 0) {
+    if (absl::Status s = conn->Exec(fmt::format("PRAGMA cache_size=-{}", std::max<uint64_t>(cache_bytes >> 10, 1)));
+        !s.ok())
+      return s;
+  }
+  if (checkpoint_bytes > 0) {
+    sqlite3_stmt* ps = nullptr;
+    int64_t page = 4096;
+    if (sqlite3_prepare_v2(db, "PRAGMA page_size", -1, &ps, nullptr) == SQLITE_OK && sqlite3_step(ps) == SQLITE_ROW)
+      page = std::max<int64_t>(sqlite3_column_int64(ps, 0), 512);
+    sqlite3_finalize(ps);
+    sqlite3_wal_autocheckpoint(db, static_cast<int>(std::clamp<uint64_t>(checkpoint_bytes / page, 1, 1u << 30)));
   }
   return conn;
 }

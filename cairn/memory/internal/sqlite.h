@@ -64,9 +64,12 @@ class Stmt {
 class Conn {
  public:
   // Opens (creating when `create`) the database at `path` in WAL mode, reading through a
-  // memory map of up to `mmap_bytes` of the file (0: none).
+  // memory map of up to `mmap_bytes` of the file (0: none), with a page cache of up to
+  // `cache_bytes` (0: SQLite's default, 2 MB), checkpointing the WAL into the database
+  // when it has grown to `checkpoint_bytes` (0: SQLite's default, 1,000 pages).
   static absl::StatusOr<std::unique_ptr<Conn>> Open(const std::string& path, bool create, bool sync_full,
-                                                    uint64_t mmap_bytes = 0);
+                                                    uint64_t mmap_bytes = 0, uint64_t cache_bytes = 0,
+                                                    uint64_t checkpoint_bytes = 0);
   ~Conn();
   Conn(const Conn&) = delete;
   Conn& operator=(const Conn&) = delete;
