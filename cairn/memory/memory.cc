@@ -290,9 +290,7 @@ absl::Status MemoryStore::Impl::SyncVectors() {
       CAIRN_ASSIGN_OR_RETURN(Episode e, LoadEpisode(*wdb, id));
       vector::Point p;
       p.id = id;
-      absl::StatusOr<std::vector<float>> v = embedder->Embed(e.content);
-      if (!v.ok()) continue;  // nothing embeddable: BM25 and the graph still find it
-      p.vector = std::move(*v);
+      p.text = std::move(e.content);
       p.attributes = {{"ns", e.ns}, {"t", e.time_ms}};
       points.push_back(std::move(p));
     }
@@ -301,7 +299,22 @@ absl::Status MemoryStore::Impl::SyncVectors() {
   return UpsertVectors(std::move(points));
 }
 
+// Points come with their text and no vector (RememberOne, FactPoint): embedding them here,
+// on the vector writer thread, keeps it off the write transaction. The collection indexes
+// no text (BM25 is SQLite's), so the text goes once it is embedded.
 absl::Status MemoryStore::Impl::UpsertVectors(std::vector<vector::Point> points) {
+  size_t kept = 0;
+  for (vector::Point& p : points) {
+    if (p.vector.empty() && p.text) {
+      absl::StatusOr<std::vector<float>> v = embedder->Embed(*p.text);
+      if (!v.ok()) continue;  // nothing embeddable: BM25 and the graph still find it
+      p.vector = std::move(*v);
+    }
+    p.text.reset();
+    if (&points[kept] != &p) points[kept] = std::move(p);
+    ++kept;
+  }
+  points.resize(kept);
   if (points.empty()) return absl::OkStatus();
   // Within a batch ids must be distinct; a fact confirmed twice keeps its last version.
   std::map<uint64_t, size_t> last;
@@ -539,11 +552,10 @@ absl::StatusOr<uint64_t> MemoryStore::Impl::RememberOne(const Episode& in, Remem
   const uint64_t id = static_cast<uint64_t>(wdb->LastInsertId());
   result.episode_id = id;
   CAIRN_RETURN_IF_ERROR(IndexText(in, id, t));
-  absl::StatusOr<std::vector<float>> v = embedder->Embed(in.content);
-  if (v.ok()) {
-    vector::Point p;
+  {
+    vector::Point p;  // embedded by UpsertVectors
     p.id = id;
-    p.vector = std::move(*v);
+    p.text = in.content;
     p.attributes = {{"ns", in.ns}, {"t", t}};
     points.push_back(std::move(p));
   }
@@ -613,7 +625,7 @@ absl::StatusOr<vector::Point> MemoryStore::Impl::FactPoint(uint64_t fact_id) {
   std::replace(pred.begin(), pred.end(), '_', ' ');
   vector::Point p;
   p.id = fact_id | kFactBit;
-  CAIRN_ASSIGN_OR_RETURN(p.vector, embedder->Embed(s.Text(1) + " " + pred + " " + s.Text(3)));
+  p.text = s.Text(1) + " " + pred + " " + s.Text(3);  // embedded by UpsertVectors
   p.attributes = {{"ns", s.Text(0)}, {"t", s.Int(4)}, {"fact", int64_t{1}}};
   return p;
 }

@@ -118,6 +118,8 @@ struct MemoryStore::Impl {
   absl::Status ApplyFact(const FactWrite& w, RememberResult& result, std::vector<vector::Point>& points);
   absl::Status Retimeline(const std::string& ns, uint64_t subject_id, const std::string& predicate, int64_t now,
                           RememberResult& result);
+  // Write-path points carry their text and no vector; UpsertVectors embeds them (on the
+  // vector writer thread) and drops those with nothing to embed.
   absl::StatusOr<vector::Point> FactPoint(uint64_t fact_id);
   absl::Status UpsertVectors(std::vector<vector::Point> points);
   absl::Status SyncVectors();
