@@ -700,6 +700,8 @@ check bench_memory_small 0 "$CAIRN" bench memory --episodes 2000 --queries 50 --
 expect bench_memory_remember '^remember +2000 episodes in .* episodes/s'
 expect bench_memory_recall '^recall +at +2000 episodes, 50 queries, k=10: p50 '
 grep -q '"benchmark": "memory"' "$T/memory.json" && echo "ok   bench_memory_json" || { echo "FAIL bench memory json"; fail=1; }
+check bench_memory_sqlite_defaults 0 "$CAIRN" bench memory --episodes 300 --queries 5 --cache-mib 0 --checkpoint-mib 0
+expect bench_memory_sqlite_defaults_line 'write cache 0 MiB, checkpoint at 0 MiB'
 check bench_memory_dir_not_empty 2 "$CAIRN" bench memory --episodes 10 --queries 1 --dir "$M"
 
 exit $fail

@@ -426,6 +426,36 @@ TEST(MemoryStore, ReopenKeepsEverythingAndRejectsForeignFiles) {
   EXPECT_NE(std::string(m.status().message()).find("not a cairn memory store"), std::string::npos) << m.status();
 }
 
+// The writing connection's page cache and WAL checkpoint size are what Open was given;
+// 0 leaves SQLite's defaults.
+TEST(MemoryStore, ConnectionTakesItsCacheAndCheckpointSizes) {
+  TempDir dir;
+  std::filesystem::create_directories(dir.str());
+  auto pragma = [](internal::Conn& c, const char* sql) -> int64_t {
+    auto s = c.Prepare(sql);
+    EXPECT_TRUE(s.ok());
+    auto r = s->Step();
+    EXPECT_TRUE(r.ok() && *r);
+    return s->Int(0);
+  };
+  {
+    auto c = internal::Conn::Open(dir.str() + "/memory.db", true, false, 0, 8u << 20, 1u << 20);
+    ASSERT_TRUE(c.ok()) << c.status();
+    EXPECT_EQ(pragma(**c, "PRAGMA cache_size"), -8192);
+    EXPECT_EQ(pragma(**c, "PRAGMA wal_autocheckpoint"), (1 << 20) / pragma(**c, "PRAGMA page_size"));
+  }
+  auto c = internal::Conn::Open(dir.str() + "/memory.db", false, false);
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(pragma(**c, "PRAGMA cache_size"), -2000);
+  EXPECT_EQ(pragma(**c, "PRAGMA wal_autocheckpoint"), 1000);
+  // A store opened with SQLite's defaults reads and writes the same.
+  MemoryOptions o = Options();
+  o.write_cache_bytes = 0;
+  o.wal_checkpoint_bytes = 0;
+  auto m = MemoryStore::Open(dir.str() + "/store", o);
+  ASSERT_TRUE(m.ok()) << m.status();
+}
+
 // A store made with the older facts_sp index gets facts_spo in its place on open, and its
 // facts stay readable and writable.
 TEST(MemoryStore, OpenReplacesTheOlderFactIndex) {
