@@ -174,6 +174,7 @@ absl::StatusOr<std::unique_ptr<MemoryStore>> MemoryStore::Open(const std::string
                                                im.options.write_cache_bytes, im.options.wal_checkpoint_bytes));
   CAIRN_RETURN_IF_ERROR(CheckOrCreateSchema(*im.wdb));
   CAIRN_ASSIGN_OR_RETURN(im.rdb, Conn::Open(path, false, im.options.sync_full, im.options.mmap_bytes));
+  CAIRN_ASSIGN_OR_RETURN(im.ckdb, Conn::Open(path, false, im.options.sync_full));
   CAIRN_RETURN_IF_ERROR(internal::RegisterBoundedBm25(im.rdb->db()));
   {
     // The clock never goes behind what is stored (a restart with a clock stepped back).
@@ -226,6 +227,7 @@ void MemoryStore::Impl::StartVectorWriter() {
       vq_busy = true;
       l.unlock();
       absl::Status s = UpsertVectors(std::move(points));
+      ckdb->CheckpointPassive();
       l.lock();
       vq_busy = false;
       if (!s.ok()) {

@@ -142,6 +142,10 @@ absl::Status Conn::Error(std::string_view what) const {
   return absl::InternalError(fmt::format("memory store '{}': {}: {}", path_, what, sqlite3_errmsg(db_)));
 }
 
+void Conn::CheckpointPassive() {
+  (void)sqlite3_wal_checkpoint_v2(db_, nullptr, SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
+}
+
 int64_t Conn::LastInsertId() const { return sqlite3_last_insert_rowid(db_); }
 int Conn::Changes() const { return sqlite3_changes(db_); }
 

@@ -82,6 +82,9 @@ class Conn {
   int64_t LastInsertId() const;
   int Changes() const;
   sqlite3* db() const { return db_; }
+  // Copies the WAL's committed pages into the database as far as readers allow, without
+  // waiting for any lock; a failure (another checkpoint running) only leaves the WAL longer.
+  void CheckpointPassive();
   const std::string& path() const { return path_; }
 
  private:

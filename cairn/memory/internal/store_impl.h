@@ -39,6 +39,12 @@ struct MemoryStore::Impl {
   std::unique_ptr<internal::Conn> wdb;  // guarded by write_mu
   mutable std::mutex read_mu;
   std::unique_ptr<internal::Conn> rdb;  // guarded by read_mu
+  // Used by the vector writer thread only: after each batch of vectors it copies the WAL's
+  // committed pages into the database (a passive checkpoint, which waits for no one), so
+  // the writer's transactions do not pay for checkpoints and the WAL stays short for
+  // readers (pages still in the WAL are read with a copy each; the database file is
+  // mapped). The writer's own automatic checkpoint (wal_checkpoint_bytes) is the backstop.
+  std::unique_ptr<internal::Conn> ckdb;
 
   // Per namespace: alias -> entity id, and entity name embeddings for resolution by
   // similarity. Loaded lazily; guarded by write_mu.
