@@ -510,7 +510,8 @@ void AddMemoryBench(CLI::App* parent, Runner* run) {
   c->add_option("--cache-mib", f->cache_mib, "SQLite page cache of the writing connection, MiB (0: SQLite's 2 MB)")
       ->capture_default_str()
       ->check(CLI::Range(uint64_t{0}, uint64_t{1} << 20));
-  c->add_option("--checkpoint-mib", f->checkpoint_mib, "WAL size that triggers a checkpoint, MiB (0: SQLite's 4 MB)")
+  c->add_option("--checkpoint-mib", f->checkpoint_mib, "WAL size at which the writer checkpoints itself, MiB (0: SQLite's 4 MB);"
+                " the store's vector thread also checkpoints after each batch")
       ->capture_default_str()
       ->check(CLI::Range(uint64_t{0}, uint64_t{1} << 20));
   c->add_option("--seed", f->seed, "Seed of the episode and query generators")->capture_default_str();

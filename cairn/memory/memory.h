@@ -233,9 +233,11 @@ struct MemoryOptions {
   // index pages all over a large store; pages evicted before the WAL is checkpointed are
   // read back from the WAL with a copy each. Resident only as far as it fills.
   uint64_t write_cache_bytes = 64ull << 20;
-  // The WAL is copied into the database when it reaches this size (SQLite's default is
-  // 1,000 pages, 4 MB): a page rewritten by many batches is copied once per checkpoint.
-  // A larger WAL is replayed after a crash, and reads check its index.
+  // The store's vector thread copies the WAL into the database after each batch (a passive
+  // checkpoint, off the write transaction). This is the writer's own backstop: it
+  // checkpoints when the WAL reaches this size (SQLite's default is 1,000 pages, 4 MB,
+  // which would put a checkpoint inside most large batches). A longer WAL is replayed
+  // after a crash, and readers copy the pages still in it.
   uint64_t wal_checkpoint_bytes = 64ull << 20;
   double entity_similarity = 0.92;      // cosine of name embeddings to merge entities
   // HNSW graph of the vector collection, used only when a store is created (an existing

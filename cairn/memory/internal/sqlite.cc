@@ -91,8 +91,8 @@ absl::StatusOr<std::unique_ptr<Conn>> Conn::Open(const std::string& path, bool c
   if (mmap_bytes > 0) {
     if (absl::Status s = conn->Exec(fmt::format("PRAGMA mmap_size={}", mmap_bytes)); !s.ok()) return s;
   }
-  // Written pages stay in the page cache until a checkpoint; with the default 2 MB a
-  // large store's index pages are evicted and read back from the WAL file batch after batch.
+  // With the default 2 MB a large store's index pages are evicted between batches and read
+  // back (from the WAL, with a copy, when not yet checkpointed) batch after batch.
   if (cache_bytes > 0) {
     if (absl::Status s = conn->Exec(fmt::format("PRAGMA cache_size=-{}", std::max<uint64_t>(cache_bytes >> 10, 1)));
         !s.ok())
