@@ -166,6 +166,7 @@ CardinalityDetector::CardinalityDetector(CardinalityConfig c) : config_(std::mov
   m_ = uint32_t{1} << config_.precision;
   stride_ = static_cast<size_t>(config_.buckets);
   inline_ = CardinalityState::FitsInline(stride_ * m_, static_cast<size_t>(config_.history));
+  straddles_ = !std::has_single_bit(stride_);  // groups start at multiples of stride: 1..64
   // alpha_m of Flajolet et al.: the exact constants for small m, the usual fit above.
   double alpha;
   switch (m_) {
@@ -271,29 +272,37 @@ void UnionPass(const uint8_t* regs, uint32_t m, size_t stride, uint32_t* zeros, 
 #if defined(__SSE2__)
 // UnionPass<4> that first clears, in every group, the bytes `keep` zeroes (the
 // sub-windows leaving the window): four groups per 16-byte vector, the max of
-// each group's four bytes by two shifted byte maxima.
-void ClearUnionPass4(uint8_t* regs, uint32_t m, uint32_t keep, uint32_t* zeros, unsigned __int128* sum) {
+// each group's four bytes by two shifted byte maxima. The sum of 2^-u is taken
+// in the vector registers too: 2^-u is a float whose exponent field is 127 - u
+// (u <= 64: a normal number), widened to double and added in two pairs of lanes.
+// The sum is exact, as the fixed-point one, while every u <= 46 (a sum <= 64
+// and its smallest term 2^-46 span 53 bits): a register of 47 or more needs a
+// hash with 46 leading zero bits after the register index.
+void ClearUnionPass4(uint8_t* regs, uint32_t m, uint32_t keep, uint32_t* zeros, double* sum) {
   const __m128i kept = _mm_set1_epi32(static_cast<int>(keep));
   const __m128i low = _mm_set1_epi32(0xFF);
-  uint32_t z = 0;
-  uint64_t hi = 0, lo = 0;
+  const __m128i max_rank = _mm_set1_epi32(64);
+  const __m128i bias = _mm_set1_epi32(127);
+  __m128i empty = _mm_setzero_si128();  // minus the count of empty registers, per lane
+  __m128d acc0 = _mm_setzero_pd(), acc1 = _mm_setzero_pd();
   for (uint32_t j = 0; j < m; j += 4) {  // m is a power of two >= 16
     auto* p = reinterpret_cast<__m128i*>(regs + 4 * size_t{j});
     __m128i v = _mm_and_si128(_mm_loadu_si128(p), kept);
     _mm_storeu_si128(p, v);
     v = _mm_max_epu8(v, _mm_srli_epi32(v, 8));
-    v = _mm_and_si128(_mm_max_epu8(v, _mm_srli_epi32(v, 16)), low);
-    alignas(16) uint32_t u[4];
-    _mm_store_si128(reinterpret_cast<__m128i*>(u), v);
-    for (const uint32_t x : u) {
-      const unsigned c = std::min<unsigned>(x, 64);
-      z += x == 0;
-      hi += kPow.hi[c];
-      lo += kPow.lo[c];
-    }
+    v = _mm_and_si128(_mm_max_epu8(v, _mm_srli_epi32(v, 16)), low);  // u in 0..255
+    empty = _mm_add_epi32(empty, _mm_cmpeq_epi32(v, _mm_setzero_si128()));
+    v = _mm_min_epi16(v, max_rank);  // damaged bytes count as 64 (the upper halves are 0)
+    const __m128 pow = _mm_castsi128_ps(_mm_slli_epi32(_mm_sub_epi32(bias, v), 23));
+    acc0 = _mm_add_pd(acc0, _mm_cvtps_pd(pow));
+    acc1 = _mm_add_pd(acc1, _mm_cvtps_pd(_mm_movehl_ps(pow, pow)));
   }
-  *zeros = z;
-  *sum = (static_cast<unsigned __int128>(hi) << 32) + lo;
+  alignas(16) int32_t e[4];
+  _mm_store_si128(reinterpret_cast<__m128i*>(e), empty);
+  *zeros = static_cast<uint32_t>(-(e[0] + e[1] + e[2] + e[3]));
+  alignas(16) double a[2];
+  _mm_store_pd(a, _mm_add_pd(acc0, acc1));
+  *sum = a[0] + a[1];
 }
 #endif
 
@@ -304,19 +313,20 @@ void ClearUnionPass4(uint8_t* regs, uint32_t m, uint32_t keep, uint32_t* zeros, 
 void CardinalityDetector::RebuildUnion(CardinalityState& st, uint32_t keep) const {
   uint32_t zeros = 0;
   unsigned __int128 fixed = 0;
+  double sum = -1.0;  // set directly by the vector pass
   uint8_t* const regs = st.registers();
   switch (stride_) {
     case 1: UnionPass<1>(regs, m_, stride_, &zeros, &fixed); break;
     case 2: UnionPass<2>(regs, m_, stride_, &zeros, &fixed); break;
 #if defined(__SSE2__)
-    case 4: ClearUnionPass4(regs, m_, keep, &zeros, &fixed); break;
+    case 4: ClearUnionPass4(regs, m_, keep, &zeros, &sum); break;
 #else
     case 4: UnionPass<4>(regs, m_, stride_, &zeros, &fixed); break;
 #endif
     case 8: UnionPass<8>(regs, m_, stride_, &zeros, &fixed); break;
     default: UnionPass<0>(regs, m_, stride_, &zeros, &fixed); break;
   }
-  const double sum = std::ldexp(static_cast<double>(fixed), -64);
+  if (sum < 0.0) sum = std::ldexp(static_cast<double>(fixed), -64);
   st.zeros = zeros;
   st.inv_sum = sum;
   st.estimate = static_cast<float>(EstimateFrom(zeros, sum));

@@ -263,7 +263,10 @@ class CardinalityDetector {
     if (!inline_) return;
     const uint8_t* reg = st.inline_registers + (item_hash >> (64 - config_.precision)) * stride_;
     cairn::Prefetch(reg);
-    cairn::Prefetch(reg + stride_ - 1);  // groups of some shapes straddle two lines
+    // Groups of some shapes straddle two lines; a power-of-two group (the default
+    // four bytes) never does, and a second request for a line in flight still
+    // takes a fill buffer's turn.
+    if (straddles_) cairn::Prefetch(reg + stride_ - 1);
   }
   void Prefetch(const CardinalityState& st, uint64_t item_hash, EventTime time) const {
     const size_t regs = st.register_count;
@@ -310,6 +313,7 @@ class CardinalityDetector {
   CardinalityConfig config_;
   size_t stride_ = 0;    // buckets: bytes per register group
   bool inline_ = false;  // this shape's registers and history fit in the state block
+  bool straddles_ = true; // a register group can straddle two cache lines (stride not a power of two)
   int64_t width_ = 0;  // sub-window length, ms
   uint32_t m_ = 0;     // registers per sub-window
   double alpha_mm_ = 0.0;

@@ -333,6 +333,44 @@ TEST(Cardinality, SortedHistoryGivesTheBaselineOfAFullSort) {
 // The default shape lives in one 512-byte block; a larger one spills its
 // registers and history to the heap and behaves the same: bounded, prefetching
 // changes nothing, and its state round-trips.
+// The window's union, recomputed plainly from the registers after every record
+// (the sub-windows that left the window are zero by then): the union pass of a
+// rotation (vectorized for four sub-windows) and the per-record update of the sum
+// and the empty count agree with it exactly.
+TEST(Cardinality, UnionSumMatchesThePlainFormulaAfterEveryRecord) {
+  for (const int buckets : {4, 2, 3}) {
+    const CardinalityDetector d = MakeDetector({.window_ms = 60'000, .buckets = buckets});
+    const size_t m = size_t{1} << d.config().precision;
+    CardinalityState st;
+    SplitMix64 rng(static_cast<uint64_t>(buckets));
+    int rotations_checked = 0;
+    EventTime time = 0;
+    for (int i = 0; i < 6000; ++i) {
+      time += static_cast<EventTime>(rng.Next() % 400);
+      // Distinct counts that rise and fall, so registers grow and sub-windows clear.
+      const uint64_t pool = 5 + (static_cast<uint64_t>(time) / 90'000) % 7 * 40;
+      const int64_t epoch_before = st.epoch;
+      d.Update(st, {.item = fmt::format("i{}", rng.Next() % pool), .time = time});
+      const uint8_t* regs = st.inline_registers;
+      long double sum = 0;
+      uint32_t zeros = 0;
+      for (size_t j = 0; j < m; ++j) {
+        uint8_t u = 0;
+        for (int b = 0; b < buckets; ++b) u = std::max(u, regs[j * buckets + b]);
+        sum += std::ldexp(1.0L, -u);
+        zeros += u == 0;
+      }
+      ASSERT_EQ(st.inv_sum, static_cast<double>(sum)) << "buckets " << buckets << ", record " << i;
+      ASSERT_EQ(st.zeros, zeros) << "buckets " << buckets << ", record " << i;
+      const double raw = 0.709 * m * m / static_cast<double>(sum);
+      const double expect = zeros > 0 && raw <= 2.5 * m ? m * std::log(static_cast<double>(m) / zeros) : raw;
+      ASSERT_FLOAT_EQ(static_cast<float>(d.Estimate(st)), static_cast<float>(expect)) << i;
+      rotations_checked += st.epoch != epoch_before && i > 0;
+    }
+    EXPECT_GT(rotations_checked, 30) << buckets;
+  }
+}
+
 TEST(Cardinality, InlineAndSpilledShapes) {
   const CardinalityDetector small = MakeDetector();
   CardinalityState a;
