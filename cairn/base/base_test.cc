@@ -2,12 +2,17 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+
 #include "cairn/base/clock.h"
 #include "cairn/base/config.h"
 #include "cairn/base/hash.h"
 #include "cairn/base/log.h"
 #include "cairn/base/metrics.h"
 #include "cairn/base/status.h"
+#include "cairn/base/temp_dir.h"
 
 namespace cairn {
 namespace {
@@ -102,6 +107,50 @@ TEST(Log, ParsesLevels) {
   EXPECT_EQ(*ParseLogLevel("debug"), spdlog::level::debug);
   EXPECT_EQ(*ParseLogLevel("error"), spdlog::level::err);
   EXPECT_FALSE(ParseLogLevel("loud").ok());
+}
+
+}  // namespace
+}  // namespace cairn
+
+namespace cairn {
+namespace {
+
+TEST(TempDir, IsFreshUniqueAndRemovedWithItsContents) {
+  std::string kept;
+  {
+    TempDir a("cairn-base-test");
+    TempDir b("cairn-base-test");
+    ASSERT_TRUE(a.ok()) << a.error();
+    ASSERT_TRUE(b.ok()) << b.error();
+    EXPECT_NE(a.path(), b.path());
+    EXPECT_TRUE(std::filesystem::is_directory(a.path()));
+    EXPECT_TRUE(std::filesystem::is_empty(a.path()));
+    const std::string sub = a.Fresh("x/y");
+    ASSERT_FALSE(sub.empty());
+    std::ofstream(sub + "/file") << "data";
+    EXPECT_TRUE(std::filesystem::exists(sub + "/file"));
+    EXPECT_TRUE(std::filesystem::is_empty(a.Fresh("x/y")));  // made empty again
+    TempDir moved = std::move(b);
+    EXPECT_TRUE(moved.ok());
+    EXPECT_FALSE(b.ok());  // NOLINT(bugprone-use-after-move): the moved-from object owns nothing
+    kept = a.path();
+  }
+  EXPECT_FALSE(std::filesystem::exists(kept));
+}
+
+TEST(TempDir, ReportsADirectoryThatCannotBeMade) {
+  const char* old = std::getenv("TMPDIR");
+  const std::string saved = old != nullptr ? old : "";
+  ::setenv("TMPDIR", "/proc/cairn-no-such-dir", 1);
+  TempDir t("x");
+  if (old != nullptr) {
+    ::setenv("TMPDIR", saved.c_str(), 1);
+  } else {
+    ::unsetenv("TMPDIR");
+  }
+  EXPECT_FALSE(t.ok());
+  EXPECT_FALSE(t.error().empty());
+  EXPECT_EQ(t.Fresh("a"), "");
 }
 
 }  // namespace

@@ -10,27 +10,14 @@
 
 #include <gtest/gtest.h>
 
+#include "cairn/base/temp_dir.h"
 #include "cairn/server/server.h"
 #include "nlohmann/json.hpp"
 
 namespace cairn::server::testing {
 
 // A fresh, empty directory removed at destruction.
-class TempDir {
- public:
-  TempDir() {
-    std::string pattern = (std::filesystem::temp_directory_path() / "cairn_server_XXXXXX").string();
-    path_ = ::mkdtemp(pattern.data());
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
+using TempDir = ::cairn::TempDir;
 
 struct Reply {
   int status = 0;  // 0: no answer (connection failed)

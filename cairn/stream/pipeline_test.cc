@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "cairn/base/random.h"
+#include "cairn/base/temp_dir.h"
 #include "cairn/stream/checkpoint.h"
 #include "cairn/stream/testing.h"
 #include "gtest/gtest.h"
@@ -21,11 +22,11 @@ namespace fs = std::filesystem;
 using testing::VectorSource;
 using KV = std::pair<int64_t, int64_t>;  // key, value
 
+// A fresh directory `name` in this test process's own temporary directory,
+// which goes away with the process.
 std::string TempDir(const std::string& name) {
-  std::string d = (fs::temp_directory_path() / fmt::format("cairn-pipeline-{}-{}", name, ::getpid())).string();
-  fs::remove_all(d);
-  fs::create_directories(d);
-  return d;
+  static const cairn::TempDir root("cairn-pipeline");
+  return root.Fresh(name);
 }
 
 template <class T>

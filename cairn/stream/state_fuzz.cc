@@ -7,6 +7,7 @@
 #include <fstream>
 #include <string>
 
+#include "cairn/base/temp_dir.h"
 #include "cairn/stream/internal/timers.h"
 #include "cairn/stream/state.h"
 
@@ -38,11 +39,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   cairn::stream::internal::TimerQueue timers;
   (void)timers.Restore(r);
 
-  static const std::string dir = [] {
-    std::string d = (std::filesystem::temp_directory_path() / ("cairn-state-fuzz-" + std::to_string(::getpid()))).string();
-    std::filesystem::create_directories(d);
-    return d;
-  }();
+  static const cairn::TempDir root("cairn-state-fuzz");  // removed when the fuzzer exits
+  static const std::string dir = root.path();
   TryRestore(dir, bytes);
   // Also sealed, so that mutations reach the table decoders behind the checksum.
   TryRestore(dir, cairn::SealEnvelope(kStateMagic, 1, bytes));

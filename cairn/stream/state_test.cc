@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "cairn/base/temp_dir.h"
 #include "cairn/stream/checkpoint.h"
 #include "gtest/gtest.h"
 
@@ -13,11 +14,11 @@ namespace {
 
 namespace fs = std::filesystem;
 
+// A fresh directory `name` in this test process's own temporary directory,
+// which goes away with the process.
 std::string TempDir(const std::string& name) {
-  std::string d = (fs::temp_directory_path() / fmt::format("cairn-state-{}-{}", name, ::getpid())).string();
-  fs::remove_all(d);
-  fs::create_directories(d);
-  return d;
+  static const cairn::TempDir root("cairn-state");
+  return root.Fresh(name);
 }
 
 class StateTest : public ::testing::TestWithParam<StateBackendKind> {

@@ -26,8 +26,10 @@ namespace fs = std::filesystem;
 
 struct TempDir {
   TempDir() {
-    path = fs::temp_directory_path() / ("cairn_coll_" + std::to_string(::getpid()) + "_" +
-                                        ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    // A parameterized test's name has a '/' ("Name/0"): one directory level, not two.
+    std::string name = ::testing::UnitTest::GetInstance()->current_test_info()->name();
+    std::replace(name.begin(), name.end(), '/', '_');
+    path = fs::temp_directory_path() / ("cairn_coll_" + std::to_string(::getpid()) + "_" + name);
     fs::remove_all(path);
   }
   ~TempDir() { fs::remove_all(path); }
