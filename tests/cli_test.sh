@@ -703,5 +703,13 @@ grep -q '"benchmark": "memory"' "$T/memory.json" && echo "ok   bench_memory_json
 check bench_memory_sqlite_defaults 0 "$CAIRN" bench memory --episodes 300 --queries 5 --cache-mib 0 --checkpoint-mib 0
 expect bench_memory_sqlite_defaults_line 'write cache 0 MiB, checkpoint at 0 MiB'
 check bench_memory_dir_not_empty 2 "$CAIRN" bench memory --episodes 10 --queries 1 --dir "$M"
+# A kept store measured again without ingesting: the same queries (same seed), one checkpoint.
+check bench_memory_keep_dir 0 "$CAIRN" bench memory --episodes 400 --queries 5 --dir "$T/membench"
+check bench_memory_recall_only 0 "$CAIRN" bench memory --recall-only --dir "$T/membench" --queries 7 --json-out "$T/recall_only.json"
+expect bench_memory_recall_only_line '^recall +at +400 episodes, 7 queries, k=10: p50 '
+expect bench_memory_recall_only_no_remember '^remember +not run \(--recall-only\): the store in .* holds 400 episodes'
+grep -q '"recall_only": true' "$T/recall_only.json" && echo "ok   bench_memory_recall_only_json" || { echo "FAIL bench memory recall-only json"; fail=1; }
+check bench_memory_recall_only_needs_dir 2 "$CAIRN" bench memory --recall-only --queries 1
+check bench_memory_recall_only_empty_dir 2 "$CAIRN" bench memory --recall-only --queries 1 --dir "$T/no-store-here"
 
 exit $fail
