@@ -13,6 +13,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include "cairn/base/temp_dir.h"
 #include "cairn/infer/gguf_writer.h"
 
 namespace cairn::infer {
@@ -347,24 +348,9 @@ TEST(GgufTest, TensorErrors) {
   EXPECT_THAT(ErrorOf(nopad.str()), HasSubstr("past the end of the file"));
 }
 
-class TempDir {
- public:
-  TempDir() {
-    std::string tmpl = (std::filesystem::temp_directory_path() / "gguf_test_XXXXXX").string();
-    const char* made = ::mkdtemp(tmpl.data());
-    if (made == nullptr) std::abort();  // no temporary directory: nothing here can run
-    path_ = made;
-  }
-  ~TempDir() { std::filesystem::remove_all(path_); }
-  std::string File(const std::string& name) const { return path_ + "/" + name; }
-
- private:
-  std::string path_;
-};
-
 TEST(GgufTest, OpenMapsAFile) {
   TempDir dir;
-  const std::string path = dir.File("m.gguf");
+  const std::string path = dir.path() + "/" + "m.gguf";
   {
     std::ofstream out(path, std::ios::binary);
     const std::string bytes = SmallFile();
@@ -376,18 +362,18 @@ TEST(GgufTest, OpenMapsAFile) {
   EXPECT_EQ(*(*f)->GetString("t.str"), "héllo\n");
   EXPECT_EQ((*f)->file_size(), std::filesystem::file_size(path));
 
-  auto missing = GgufFile::Open(dir.File("nope.gguf"));
+  auto missing = GgufFile::Open(dir.path() + "/" + "nope.gguf");
   EXPECT_EQ(missing.status().code(), absl::StatusCode::kNotFound);
-  std::ofstream(dir.File("empty.gguf")).close();
-  auto empty = GgufFile::Open(dir.File("empty.gguf"));
+  std::ofstream(dir.path() + "/" + "empty.gguf").close();
+  auto empty = GgufFile::Open(dir.path() + "/" + "empty.gguf");
   EXPECT_THAT(std::string(empty.status().message()), HasSubstr("empty"));
-  auto directory = GgufFile::Open(dir.File(""));
+  auto directory = GgufFile::Open(dir.path() + "/");
   EXPECT_FALSE(directory.ok());
 }
 
 TEST(GgufTest, WriterToFileIsAtomic) {
   TempDir dir;
-  const std::string path = dir.File("w.gguf");
+  const std::string path = dir.path() + "/" + "w.gguf";
   {
     GgufWriter w;
     w.AddTensor("x", TensorType::kF32, {2});

@@ -16,6 +16,7 @@
 #include <gtest/gtest.h>
 
 #include "cairn/base/clock.h"
+#include "cairn/base/temp_dir.h"
 #include "cairn/memory/internal/sqlite.h"
 #include "cairn/vector/collection.h"
 
@@ -24,21 +25,6 @@ namespace {
 
 constexpr int64_t kDay = 86400000;
 constexpr int64_t kT0 = 1'700'000'000'000;  // a fixed epoch (ms) for world times
-
-class TempDir {
- public:
-  TempDir() {
-    static std::atomic<int> n{0};
-    path_ = std::filesystem::temp_directory_path() /
-            fmt::format("cairn_memory_test_{}_{}", ::getpid(), n++);
-    std::filesystem::remove_all(path_);
-  }
-  ~TempDir() { std::filesystem::remove_all(path_); }
-  std::string str() const { return path_.string(); }
-
- private:
-  std::filesystem::path path_;
-};
 
 MemoryOptions Options(const Clock* clock = nullptr) {
   MemoryOptions o;
@@ -77,7 +63,7 @@ TEST(MemoryStore, VectorIndexParametersAreSetAtCreationAndKept) {
   TempDir dir;
   auto settings = [&] {
     auto s = vector::SettingsFromJson([&] {
-      std::ifstream in(std::filesystem::path(dir.str()) / "vectors" / "settings.json");
+      std::ifstream in(std::filesystem::path(dir.path()) / "vectors" / "settings.json");
       return std::string(std::istreambuf_iterator<char>(in), {});
     }());
     EXPECT_TRUE(s.ok()) << s.status();
@@ -88,14 +74,14 @@ TEST(MemoryStore, VectorIndexParametersAreSetAtCreationAndKept) {
   o.hnsw_m = 12;
   o.hnsw_ef_construction = 40;
   {
-    auto m = MemoryStore::Open(dir.str(), o);
+    auto m = MemoryStore::Open(dir.path(), o);
     ASSERT_TRUE(m.ok()) << m.status();
     ASSERT_TRUE((*m)->Remember(Ep("ns", "a", kT0, "Alma Okafor works at Kalo Labs.")).ok());
   }
   EXPECT_EQ(settings().hnsw.m, 12u);
   EXPECT_EQ(settings().hnsw.ef_construction, 40u);
   {
-    auto m = MemoryStore::Open(dir.str(), Options());  // other defaults: the store keeps its own
+    auto m = MemoryStore::Open(dir.path(), Options());  // other defaults: the store keeps its own
     ASSERT_TRUE(m.ok()) << m.status();
     RecallQuery q;
     q.agent = "a";
@@ -108,13 +94,13 @@ TEST(MemoryStore, VectorIndexParametersAreSetAtCreationAndKept) {
   EXPECT_EQ(settings().hnsw.ef_construction, 40u);
   o.hnsw_ef_construction = 0;
   TempDir bad;
-  EXPECT_FALSE(MemoryStore::Open(bad.str(), o).ok());
+  EXPECT_FALSE(MemoryStore::Open(bad.path(), o).ok());
 }
 
 TEST(MemoryStore, ContradictionClosesTheOldFactAndAsOfSeesIt) {
   TempDir dir;
   ManualClock clock((kT0 + 100 * kDay) * 1000000);
-  auto m = MemoryStore::Open(dir.str(), Options(&clock));
+  auto m = MemoryStore::Open(dir.path(), Options(&clock));
   ASSERT_TRUE(m.ok()) << m.status();
   auto r1 = (*m)->Remember(Ep("p", "a", kT0, "Alice works at Initech."));
   ASSERT_TRUE(r1.ok()) << r1.status();
@@ -162,7 +148,7 @@ TEST(MemoryStore, ConflictingSharedWritesResolveTheSameInAnyOrder) {
   std::vector<std::string> outcomes;
   for (int order = 0; order < 2; ++order) {
     TempDir dir;
-    auto m = MemoryStore::Open(dir.str(), Options());
+    auto m = MemoryStore::Open(dir.path(), Options());
     ASSERT_TRUE(m.ok());
     ASSERT_TRUE((*m)->CreateNamespace("team", "owner", true).ok());
     ASSERT_TRUE((*m)->Grant("team", "owner", "x", true, true).ok());
@@ -198,7 +184,7 @@ TEST(MemoryStore, ConflictingSharedWritesResolveTheSameInAnyOrder) {
 
 TEST(MemoryStore, NamespacesEnforceReadAndWriteRules) {
   TempDir dir;
-  auto m = MemoryStore::Open(dir.str(), Options());
+  auto m = MemoryStore::Open(dir.path(), Options());
   ASSERT_TRUE(m.ok());
   ASSERT_TRUE((*m)->Remember(Ep("alice.private", "alice", kT0, "My locker code is 4471.")).ok());
   EXPECT_TRUE(absl::IsPermissionDenied((*m)->Remember(Ep("alice.private", "bob", kT0, "hi")).status()));
@@ -233,7 +219,7 @@ TEST(MemoryStore, NamespacesEnforceReadAndWriteRules) {
 
 TEST(MemoryStore, RecallFusesSignalsAndExplainsWhy) {
   TempDir dir;
-  auto m = MemoryStore::Open(dir.str(), Options());
+  auto m = MemoryStore::Open(dir.path(), Options());
   ASSERT_TRUE(m.ok());
   std::vector<Episode> eps = {
       Ep("n", "a", kT0 + 1 * kDay, "Priya painted a lighthouse at dawn last summer.", "Priya"),
@@ -274,7 +260,7 @@ TEST(MemoryStore, RecallFusesSignalsAndExplainsWhy) {
 
 TEST(MemoryStore, RecallReturnsFactsValidAsOf) {
   TempDir dir;
-  auto m = MemoryStore::Open(dir.str(), Options());
+  auto m = MemoryStore::Open(dir.path(), Options());
   ASSERT_TRUE(m.ok());
   ASSERT_TRUE((*m)->Remember(Ep("n", "a", kT0, "Bob lives in Lisbon.")).ok());
   ASSERT_TRUE((*m)->Remember(Ep("n", "a", kT0 + 30 * kDay, "Bob moved to Oslo.")).ok());
@@ -298,7 +284,7 @@ TEST(MemoryStore, RecallReturnsFactsValidAsOf) {
 
 TEST(MemoryStore, EntitiesResolveByAliasPrefixAndKeepRelations) {
   TempDir dir;
-  auto m = MemoryStore::Open(dir.str(), Options());
+  auto m = MemoryStore::Open(dir.path(), Options());
   ASSERT_TRUE(m.ok());
   ASSERT_TRUE((*m)->Remember(Ep("n", "a", kT0, "Melanie met Jonathan at Acme University.")).ok());
   ASSERT_TRUE((*m)->Remember(Ep("n", "a", kT0, "Mel said hello.")).ok());
@@ -316,7 +302,7 @@ TEST(MemoryStore, EntitiesResolveByAliasPrefixAndKeepRelations) {
 TEST(MemoryStore, ConsolidationSummarizesDecaysArchivesAndSparesPinned) {
   TempDir dir;
   ManualClock clock((kT0 + 200 * kDay) * 1000000);
-  auto m = MemoryStore::Open(dir.str(), Options(&clock));
+  auto m = MemoryStore::Open(dir.path(), Options(&clock));
   ASSERT_TRUE(m.ok());
   std::vector<Episode> eps = {Ep("n", "a", kT0, "The pump in hall B overheated. Technicians replaced the pump seal."),
                               Ep("n", "a", kT0 + 1000, "The pump seal was ordered from the supplier."),
@@ -368,7 +354,7 @@ TEST(MemoryStore, ConsolidationSummarizesDecaysArchivesAndSparesPinned) {
 
 TEST(MemoryStore, ForgetRemovesTheEpisodeAndItsOnlyFacts) {
   TempDir dir;
-  auto m = MemoryStore::Open(dir.str(), Options());
+  auto m = MemoryStore::Open(dir.path(), Options());
   ASSERT_TRUE(m.ok());
   auto r = (*m)->Remember(Ep("n", "a", kT0, "Zed lives in Quito."));
   ASSERT_TRUE(r.ok());
@@ -387,14 +373,14 @@ TEST(MemoryStore, ReopenKeepsEverythingAndRejectsForeignFiles) {
   TempDir dir;
   uint64_t id = 0;
   {
-    auto m = MemoryStore::Open(dir.str(), Options());
+    auto m = MemoryStore::Open(dir.path(), Options());
     ASSERT_TRUE(m.ok());
     auto r = (*m)->Remember(Ep("n", "a", kT0, "Kim works at Hooli."));
     ASSERT_TRUE(r.ok());
     id = r->episode_id;
   }
   {
-    auto m = MemoryStore::Open(dir.str(), Options());
+    auto m = MemoryStore::Open(dir.path(), Options());
     ASSERT_TRUE(m.ok()) << m.status();
     EXPECT_TRUE((*m)->GetEpisode("a", id).ok());
     EXPECT_EQ(CurrentFacts(**m, "n", "Kim", "works_at").size(), 1u);
@@ -405,23 +391,23 @@ TEST(MemoryStore, ReopenKeepsEverythingAndRejectsForeignFiles) {
   }
   // Garbage where the database should be.
   TempDir bad;
-  std::filesystem::create_directories(bad.str());
+  std::filesystem::create_directories(bad.path());
   {
-    std::ofstream f(bad.str() + "/memory.db", std::ios::binary);
+    std::ofstream f(bad.path() + "/memory.db", std::ios::binary);
     f << std::string(8192, 'x');
   }
-  auto m = MemoryStore::Open(bad.str(), Options());
+  auto m = MemoryStore::Open(bad.path(), Options());
   ASSERT_FALSE(m.ok());
   EXPECT_NE(std::string(m.status().message()).find("memory.db"), std::string::npos) << m.status();
   // A SQLite file of something else.
   TempDir other;
-  std::filesystem::create_directories(other.str());
+  std::filesystem::create_directories(other.path());
   {
-    auto c = internal::Conn::Open(other.str() + "/memory.db", true, false);
+    auto c = internal::Conn::Open(other.path() + "/memory.db", true, false);
     ASSERT_TRUE(c.ok());
     ASSERT_TRUE((*c)->Exec("CREATE TABLE t(x)").ok());
   }
-  m = MemoryStore::Open(other.str(), Options());
+  m = MemoryStore::Open(other.path(), Options());
   ASSERT_FALSE(m.ok());
   EXPECT_NE(std::string(m.status().message()).find("not a cairn memory store"), std::string::npos) << m.status();
 }
@@ -430,7 +416,7 @@ TEST(MemoryStore, ReopenKeepsEverythingAndRejectsForeignFiles) {
 // 0 leaves SQLite's defaults.
 TEST(MemoryStore, ConnectionTakesItsCacheAndCheckpointSizes) {
   TempDir dir;
-  std::filesystem::create_directories(dir.str());
+  std::filesystem::create_directories(dir.path());
   auto pragma = [](internal::Conn& c, const char* sql) -> int64_t {
     auto s = c.Prepare(sql);
     EXPECT_TRUE(s.ok());
@@ -439,12 +425,12 @@ TEST(MemoryStore, ConnectionTakesItsCacheAndCheckpointSizes) {
     return s->Int(0);
   };
   {
-    auto c = internal::Conn::Open(dir.str() + "/memory.db", true, false, 0, 8u << 20, 1u << 20);
+    auto c = internal::Conn::Open(dir.path() + "/memory.db", true, false, 0, 8u << 20, 1u << 20);
     ASSERT_TRUE(c.ok()) << c.status();
     EXPECT_EQ(pragma(**c, "PRAGMA cache_size"), -8192);
     EXPECT_EQ(pragma(**c, "PRAGMA wal_autocheckpoint"), (1 << 20) / pragma(**c, "PRAGMA page_size"));
   }
-  auto c = internal::Conn::Open(dir.str() + "/memory.db", false, false);
+  auto c = internal::Conn::Open(dir.path() + "/memory.db", false, false);
   ASSERT_TRUE(c.ok()) << c.status();
   EXPECT_EQ(pragma(**c, "PRAGMA cache_size"), -2000);
   EXPECT_EQ(pragma(**c, "PRAGMA wal_autocheckpoint"), 1000);
@@ -452,7 +438,7 @@ TEST(MemoryStore, ConnectionTakesItsCacheAndCheckpointSizes) {
   MemoryOptions o = Options();
   o.write_cache_bytes = 0;
   o.wal_checkpoint_bytes = 0;
-  auto m = MemoryStore::Open(dir.str() + "/store", o);
+  auto m = MemoryStore::Open(dir.path() + "/store", o);
   ASSERT_TRUE(m.ok()) << m.status();
 }
 
@@ -461,7 +447,7 @@ TEST(MemoryStore, ConnectionTakesItsCacheAndCheckpointSizes) {
 TEST(MemoryStore, OpenReplacesTheOlderFactIndex) {
   TempDir dir;
   auto indexes = [&] {
-    auto c = internal::Conn::Open(dir.str() + "/memory.db", false, false);
+    auto c = internal::Conn::Open(dir.path() + "/memory.db", false, false);
     EXPECT_TRUE(c.ok());
     std::set<std::string> out;
     auto s = (*c)->Prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'facts'");
@@ -470,26 +456,26 @@ TEST(MemoryStore, OpenReplacesTheOlderFactIndex) {
     return out;
   };
   {
-    auto m = MemoryStore::Open(dir.str(), Options());
+    auto m = MemoryStore::Open(dir.path(), Options());
     ASSERT_TRUE(m.ok());
     ASSERT_TRUE((*m)->Remember(Ep("ns", "a", kT0, "Alma Okafor works at Kalo Labs.")).ok());
   }
   EXPECT_TRUE(indexes().count("facts_spo"));
   {
-    auto c = internal::Conn::Open(dir.str() + "/memory.db", false, false);
+    auto c = internal::Conn::Open(dir.path() + "/memory.db", false, false);
     ASSERT_TRUE(c.ok());
     ASSERT_TRUE((*c)->Exec("DROP INDEX facts_spo").ok());
     ASSERT_TRUE((*c)->Exec("CREATE INDEX facts_sp ON facts(ns, subject, predicate)").ok());
   }
   {
-    auto m = MemoryStore::Open(dir.str(), Options());
+    auto m = MemoryStore::Open(dir.path(), Options());
     ASSERT_TRUE(m.ok()) << m.status();
     ASSERT_TRUE((*m)->Remember(Ep("ns", "a", kT0 + kDay, "Alma Okafor works at Lumo Bank.")).ok());
   }
   const std::set<std::string> after = indexes();
   EXPECT_TRUE(after.count("facts_spo"));
   EXPECT_FALSE(after.count("facts_sp"));
-  auto m = MemoryStore::Open(dir.str(), Options());
+  auto m = MemoryStore::Open(dir.path(), Options());
   ASSERT_TRUE(m.ok());
   std::vector<Fact> now = CurrentFacts(**m, "ns", "Alma Okafor", "works_at");
   ASSERT_EQ(now.size(), 1u);
@@ -498,7 +484,7 @@ TEST(MemoryStore, OpenReplacesTheOlderFactIndex) {
 
 TEST(MemoryStore, ConcurrentWritersAndReaders) {
   TempDir dir;
-  auto m = MemoryStore::Open(dir.str(), Options());
+  auto m = MemoryStore::Open(dir.path(), Options());
   ASSERT_TRUE(m.ok());
   ASSERT_TRUE((*m)->CreateNamespace("s", "w0", true).ok());
   for (int w = 1; w < 4; ++w) ASSERT_TRUE((*m)->Grant("s", "w0", fmt::format("w{}", w), true, true).ok());
@@ -528,8 +514,8 @@ TEST(MemoryStore, RememberBatchEqualsRememberingOneByOne) {
                          "Bob does not work at Acme anymore.", "Alice met Bob at Initech."};
   for (int i = 0; i < 12; ++i) eps.push_back(Ep("n", i % 2 ? "a" : "b", kT0 + i * kDay, kText[i % 6]));
   TempDir one_dir, batch_dir;
-  auto one = MemoryStore::Open(one_dir.str(), Options());
-  auto batch = MemoryStore::Open(batch_dir.str(), Options());
+  auto one = MemoryStore::Open(one_dir.path(), Options());
+  auto batch = MemoryStore::Open(batch_dir.path(), Options());
   ASSERT_TRUE(one.ok() && batch.ok());
   for (auto* m : {one->get(), batch->get()}) {
     ASSERT_TRUE(m->CreateNamespace("n", "a", true).ok());
@@ -644,13 +630,13 @@ uint64_t KillAfterAcks(const std::string& dir, uint64_t acks,
 // through the pipe) is there after reopening, with its vector.
 TEST(MemoryCrash, AcknowledgedEpisodesSurviveKill9) {
   TempDir dir;
-  { ASSERT_TRUE(MemoryStore::Open(dir.str(), Options()).ok()); }
-  const uint64_t last = KillAfterAcks(dir.str(), 120, [](MemoryStore& m, uint64_t i) -> uint64_t {
+  { ASSERT_TRUE(MemoryStore::Open(dir.path(), Options()).ok()); }
+  const uint64_t last = KillAfterAcks(dir.path(), 120, [](MemoryStore& m, uint64_t i) -> uint64_t {
     auto r = m.Remember(Ep("n", "a", kT0 + static_cast<int64_t>(i), fmt::format("Robot{} works at Dock{}.", i, i % 7)));
     return r.ok() ? r->episode_id : 0;
   });
   ASSERT_GT(last, 0u);
-  auto m = MemoryStore::Open(dir.str(), Options());
+  auto m = MemoryStore::Open(dir.path(), Options());
   ASSERT_TRUE(m.ok()) << m.status();
   for (uint64_t id = 1; id <= last; ++id) ASSERT_TRUE((*m)->GetEpisode("a", id).ok()) << "acknowledged " << id << " lost";
   // Episode ids start at 1: episode `last` was written in iteration last - 1.
@@ -668,9 +654,9 @@ TEST(MemoryCrash, AcknowledgedEpisodesSurviveKill9) {
 // commit survives kill -9 whole, and no part of an unacknowledged one is half there.
 TEST(MemoryCrash, AcknowledgedBatchesSurviveKill9) {
   TempDir dir;
-  { ASSERT_TRUE(MemoryStore::Open(dir.str(), Options()).ok()); }
+  { ASSERT_TRUE(MemoryStore::Open(dir.path(), Options()).ok()); }
   constexpr uint64_t kBatch = 16;
-  const uint64_t last = KillAfterAcks(dir.str(), 20, [](MemoryStore& m, uint64_t b) -> uint64_t {
+  const uint64_t last = KillAfterAcks(dir.path(), 20, [](MemoryStore& m, uint64_t b) -> uint64_t {
     std::vector<Episode> eps;
     for (uint64_t i = 0; i < kBatch; ++i) {
       const uint64_t n = b * kBatch + i;
@@ -680,7 +666,7 @@ TEST(MemoryCrash, AcknowledgedBatchesSurviveKill9) {
     return r.ok() ? r->back().episode_id : 0;
   });
   ASSERT_GT(last, 0u);
-  auto m = MemoryStore::Open(dir.str(), Options());
+  auto m = MemoryStore::Open(dir.path(), Options());
   ASSERT_TRUE(m.ok()) << m.status();
   const size_t count = (*m)->EpisodeCount();
   EXPECT_GE(count, last);

@@ -1,16 +1,13 @@
 // Recall's text side: stemming, the preceding-episode context, the next-episode credit, the
 // speaker boost, dates as words and pseudo-relevance feedback, on small conversations written for these tests.
-#include <unistd.h>
-
 #include <algorithm>
-#include <atomic>
-#include <filesystem>
 #include <limits>
 
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 #include <sqlite3.h>
 
+#include "cairn/base/temp_dir.h"
 #include "cairn/memory/internal/bm25.h"
 #include "cairn/memory/memory.h"
 
@@ -19,20 +16,6 @@ namespace {
 
 constexpr int64_t kMinute = 60000;
 constexpr int64_t kT0 = 1'683'504'000'000;  // 8 May 2023 00:00 UTC
-
-class TempDir {
- public:
-  TempDir() {
-    static std::atomic<int> n{0};
-    path_ = std::filesystem::temp_directory_path() / fmt::format("cairn_recall_test_{}_{}", ::getpid(), n++);
-    std::filesystem::remove_all(path_);
-  }
-  ~TempDir() { std::filesystem::remove_all(path_); }
-  std::string str() const { return path_.string(); }
-
- private:
-  std::filesystem::path path_;
-};
 
 MemoryOptions Options() {
   MemoryOptions o;
@@ -82,7 +65,7 @@ TEST(DateWords, NamesTheUtcDay) {
 
 TEST(RecallText, StemmedWordsMatch) {
   TempDir dir;
-  auto m = MemoryStore::Open(dir.str(), Options());
+  auto m = MemoryStore::Open(dir.path(), Options());
   ASSERT_TRUE(m.ok()) << m.status();
   auto a = (*m)->Remember(Turn(kT0, "Ann", "Ann: I painted two landscapes last weekend."));
   auto b = (*m)->Remember(Turn(kT0 + 4 * 86400000, "Ann", "Ann: The bakery was closed again."));
@@ -96,7 +79,7 @@ TEST(RecallText, StemmedWordsMatch) {
 // A reply that only makes sense with the question before it is found by the question's words.
 TEST(RecallText, RepliesAreFoundThroughTheTurnsBeforeThem) {
   TempDir dir;
-  auto m = MemoryStore::Open(dir.str(), Options());
+  auto m = MemoryStore::Open(dir.path(), Options());
   ASSERT_TRUE(m.ok()) << m.status();
   std::vector<Episode> eps = {
       Turn(kT0, "Ann", "How is the new job going?"),
@@ -123,7 +106,7 @@ TEST(RecallText, RepliesAreFoundThroughTheTurnsBeforeThem) {
   TempDir dir2;
   MemoryOptions o = Options();
   o.context_episodes = 0;
-  auto m2 = MemoryStore::Open(dir2.str(), o);
+  auto m2 = MemoryStore::Open(dir2.path(), o);
   ASSERT_TRUE(m2.ok());
   auto rs2 = (*m2)->RememberBatch(eps);
   ASSERT_TRUE(rs2.ok());
@@ -133,7 +116,7 @@ TEST(RecallText, RepliesAreFoundThroughTheTurnsBeforeThem) {
 
 TEST(RecallText, EpisodesOfTheNamedSpeakerComeFirst) {
   TempDir dir;
-  auto m = MemoryStore::Open(dir.str(), Options());
+  auto m = MemoryStore::Open(dir.path(), Options());
   ASSERT_TRUE(m.ok()) << m.status();
   for (int i = 0; i < 4; ++i)
     ASSERT_TRUE((*m)->Remember(Turn(kT0 - (i + 1) * 86400000LL, "Cid", fmt::format("Weather note {}.", i))).ok());
@@ -161,7 +144,7 @@ TEST(RecallText, EpisodesOfTheNamedSpeakerComeFirst) {
 
 TEST(RecallText, QueriesThatNameADayFindThatDay) {
   TempDir dir;
-  auto m = MemoryStore::Open(dir.str(), Options());
+  auto m = MemoryStore::Open(dir.path(), Options());
   ASSERT_TRUE(m.ok()) << m.status();
   std::vector<uint64_t> ids;
   for (int d = 0; d < 5; ++d) {
@@ -182,7 +165,7 @@ TEST(RecallText, QueriesThatNameADayFindThatDay) {
 // reply right after it, but not through one outside the context window or after as_of.
 TEST(RecallText, TurnsAreFoundThroughTheRepliesAfterThem) {
   TempDir dir;
-  auto m = MemoryStore::Open(dir.str(), Options());
+  auto m = MemoryStore::Open(dir.path(), Options());
   ASSERT_TRUE(m.ok()) << m.status();
   constexpr int64_t kDay = 86400000;
   std::vector<Episode> eps = {
@@ -230,7 +213,7 @@ TEST(RecallText, TurnsAreFoundThroughTheRepliesAfterThem) {
 // says "paddle" only through the words around it.
 TEST(RecallText, FeedbackFindsRelatedWords) {
   TempDir dir;
-  auto m = MemoryStore::Open(dir.str(), Options());
+  auto m = MemoryStore::Open(dir.path(), Options());
   ASSERT_TRUE(m.ok()) << m.status();
   std::vector<Episode> eps = {
       Turn(kT0, "Ann", "I bought a kayak and a paddle for the river."),

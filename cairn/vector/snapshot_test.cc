@@ -4,22 +4,11 @@
 
 #include <gtest/gtest.h>
 
+#include "cairn/base/temp_dir.h"
 #include "cairn/vector/wal.h"
 
 namespace cairn::vector {
 namespace {
-
-struct TempDir {
-  TempDir() {
-    path = std::filesystem::temp_directory_path() /
-           ("cairn_snap_" + std::to_string(::getpid()) + "_" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    std::filesystem::remove_all(path);
-    std::filesystem::create_directories(path);
-  }
-  ~TempDir() { std::filesystem::remove_all(path); }
-  std::filesystem::path path;
-};
 
 std::string WriteSample(const std::string& file, bool vectors_inline) {
   std::vector<uint64_t> ids = {3, 9, 1000};
@@ -41,7 +30,7 @@ std::string WriteSample(const std::string& file, bool vectors_inline) {
 TEST(SnapshotFile, RoundTrip) {
   TempDir dir;
   for (bool inline_vectors : {true, false}) {
-    auto path = WriteSample((dir.path / "points.snap").string(), inline_vectors);
+    auto path = WriteSample((std::filesystem::path(dir.path()) / "points.snap").string(), inline_vectors);
     auto s = SnapshotFile::Open(path);
     ASSERT_TRUE(s.ok()) << s.status();
     EXPECT_EQ((*s)->header().seq, 77u);
@@ -73,7 +62,7 @@ TEST(SnapshotFile, RoundTrip) {
     ASSERT_EQ(attrs.size(), 3u);
     EXPECT_EQ(std::get<Tags>(attrs[2].at("tags")), Tags{"x"});
   }
-  EXPECT_TRUE(absl::IsNotFound(SnapshotFile::Open((dir.path / "none").string()).status()));
+  EXPECT_TRUE(absl::IsNotFound(SnapshotFile::Open((std::filesystem::path(dir.path()) / "none").string()).status()));
 }
 
 // Files of version 1 (no alignment padding) still load.
@@ -105,7 +94,7 @@ TEST(SnapshotFile, ReadsVersion1) {
 
 TEST(SnapshotFile, DamageIsAClearError) {
   TempDir dir;
-  auto path = WriteSample((dir.path / "points.snap").string(), true);
+  auto path = WriteSample((std::filesystem::path(dir.path()) / "points.snap").string(), true);
   std::string bytes = *ReadWholeFile(path);
   for (size_t n = 0; n < bytes.size(); n += 7) {
     auto s = SnapshotFile::Parse(std::string_view(bytes).substr(0, n), path);

@@ -4,20 +4,10 @@
 
 #include <gtest/gtest.h>
 
+#include "cairn/base/temp_dir.h"
+
 namespace cairn::vector {
 namespace {
-
-struct TempDir {
-  TempDir() {
-    path = std::filesystem::temp_directory_path() /
-           ("cairn_text_" + std::to_string(::getpid()) + "_" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    std::filesystem::remove_all(path);
-    std::filesystem::create_directories(path);
-  }
-  ~TempDir() { std::filesystem::remove_all(path); }
-  std::filesystem::path path;
-};
 
 class OddIds : public Filter {
  public:
@@ -26,7 +16,7 @@ class OddIds : public Filter {
 
 TEST(TextIndex, Bm25RankingPersistenceAndFilter) {
   TempDir dir;
-  const std::string path = (dir.path / "text.db").string();
+  const std::string path = (std::filesystem::path(dir.path()) / "text.db").string();
   {
     auto t = TextIndex::Open(path);
     ASSERT_TRUE(t.ok()) << t.status();
