@@ -252,7 +252,7 @@ constexpr PowTables kPow;
 // bytes) so that no chain of dependent floating-point adds serializes it.
 // kStride > 0 unrolls the common shapes.
 template <size_t kStride>
-void UnionPass(const uint8_t* regs, uint32_t m, size_t stride, uint32_t* zeros, unsigned __int128* sum) {
+void UnionPass(const uint8_t* regs, uint32_t m, size_t stride, uint32_t* zeros, double* sum) {
   if constexpr (kStride > 0) stride = kStride;
   uint32_t z = 0;
   uint64_t hi = 0, lo = 0;
@@ -266,7 +266,7 @@ void UnionPass(const uint8_t* regs, uint32_t m, size_t stride, uint32_t* zeros, 
     lo += kPow.lo[c];
   }
   *zeros = z;
-  *sum = (static_cast<unsigned __int128>(hi) << 32) + lo;
+  *sum = std::ldexp(static_cast<double>((static_cast<unsigned __int128>(hi) << 32) + lo), -64);
 }
 
 #if defined(__SSE2__)
@@ -312,21 +312,19 @@ void ClearUnionPass4(uint8_t* regs, uint32_t m, uint32_t keep, uint32_t* zeros, 
 // record per key and second) recomputes the union: kept cheap.
 void CardinalityDetector::RebuildUnion(CardinalityState& st, uint32_t keep) const {
   uint32_t zeros = 0;
-  unsigned __int128 fixed = 0;
-  double sum = -1.0;  // set directly by the vector pass
+  double sum = 0.0;
   uint8_t* const regs = st.registers();
   switch (stride_) {
-    case 1: UnionPass<1>(regs, m_, stride_, &zeros, &fixed); break;
-    case 2: UnionPass<2>(regs, m_, stride_, &zeros, &fixed); break;
+    case 1: UnionPass<1>(regs, m_, stride_, &zeros, &sum); break;
+    case 2: UnionPass<2>(regs, m_, stride_, &zeros, &sum); break;
 #if defined(__SSE2__)
     case 4: ClearUnionPass4(regs, m_, keep, &zeros, &sum); break;
 #else
-    case 4: UnionPass<4>(regs, m_, stride_, &zeros, &fixed); break;
+    case 4: UnionPass<4>(regs, m_, stride_, &zeros, &sum); break;
 #endif
-    case 8: UnionPass<8>(regs, m_, stride_, &zeros, &fixed); break;
-    default: UnionPass<0>(regs, m_, stride_, &zeros, &fixed); break;
+    case 8: UnionPass<8>(regs, m_, stride_, &zeros, &sum); break;
+    default: UnionPass<0>(regs, m_, stride_, &zeros, &sum); break;
   }
-  if (sum < 0.0) sum = std::ldexp(static_cast<double>(fixed), -64);
   st.zeros = zeros;
   st.inv_sum = sum;
   st.estimate = static_cast<float>(EstimateFrom(zeros, sum));

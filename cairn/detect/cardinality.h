@@ -264,8 +264,7 @@ class CardinalityDetector {
     const uint8_t* reg = st.inline_registers + (item_hash >> (64 - config_.precision)) * stride_;
     cairn::Prefetch(reg);
     // Groups of some shapes straddle two lines; a power-of-two group (the default
-    // four bytes) never does, and a second request for a line in flight still
-    // takes a fill buffer's turn.
+    // four bytes) never does, and its second request would name the same line.
     if (straddles_) cairn::Prefetch(reg + stride_ - 1);
   }
   void Prefetch(const CardinalityState& st, uint64_t item_hash, EventTime time) const {
