@@ -229,44 +229,34 @@ void CardinalityDetector::Reset(CardinalityState& st, int64_t epoch) const {
 
 namespace {
 
-// 2^(64 - u) = kPowHi[u] * 2^32 + kPowLo[u] for u in 0..64: the sum of 2^-u over
-// registers, exactly in fixed point, from two 64-bit sums of table entries (m <=
-// 2^12 registers: neither sum overflows), with no 128-bit shift per register.
-struct PowTables {
-  std::array<uint64_t, 65> hi{}, lo{};
-  constexpr PowTables() {
-    for (unsigned u = 0; u <= 64; ++u) {
-      if (u <= 32) {
-        hi[u] = uint64_t{1} << (32 - u);
-      } else {
-        lo[u] = uint64_t{1} << (64 - u);
-      }
-    }
-  }
-};
-constexpr PowTables kPow;
-
 // The union pass of RebuildUnion: per register, the max over the live
 // sub-windows (the union's register, not stored), the count of empty ones and
-// the sum of 2^-u, exact in fixed point (2^(64 - u), u clamped to 64 for damaged
-// bytes) so that no chain of dependent floating-point adds serializes it.
-// kStride > 0 unrolls the common shapes.
+// the sum of 2^-u (u clamped to 64 for damaged bytes), in two accumulators so
+// that no single chain of dependent adds serializes it. The sum is exact while
+// every u <= 46 (a sum <= 64 and its smallest term 2^-46 span the 53 bits of a
+// double): a register of 47 or more needs a hash with 46 leading zero bits after
+// the register index. kStride > 0 unrolls the common shapes.
+constexpr std::array<double, 65> kInvPow2 = [] {
+  std::array<double, 65> t{};
+  double v = 1.0;
+  for (double& x : t) x = v, v *= 0.5;
+  return t;
+}();
+
 template <size_t kStride>
 void UnionPass(const uint8_t* regs, uint32_t m, size_t stride, uint32_t* zeros, double* sum) {
   if constexpr (kStride > 0) stride = kStride;
   uint32_t z = 0;
-  uint64_t hi = 0, lo = 0;
+  double acc[2] = {0.0, 0.0};
   for (uint32_t j = 0; j < m; ++j) {
     const uint8_t* reg = regs + j * stride;
     uint8_t u = 0;
     for (size_t b = 0; b < stride; ++b) u = std::max(u, reg[b]);
-    const unsigned c = std::min<unsigned>(u, 64);
     z += u == 0;
-    hi += kPow.hi[c];
-    lo += kPow.lo[c];
+    acc[j & 1] += kInvPow2[std::min<unsigned>(u, 64)];
   }
   *zeros = z;
-  *sum = std::ldexp(static_cast<double>((static_cast<unsigned __int128>(hi) << 32) + lo), -64);
+  *sum = acc[0] + acc[1];
 }
 
 #if defined(__SSE2__)
@@ -274,10 +264,8 @@ void UnionPass(const uint8_t* regs, uint32_t m, size_t stride, uint32_t* zeros, 
 // sub-windows leaving the window): four groups per 16-byte vector, the max of
 // each group's four bytes by two shifted byte maxima. The sum of 2^-u is taken
 // in the vector registers too: 2^-u is a float whose exponent field is 127 - u
-// (u <= 64: a normal number), widened to double and added in two pairs of lanes.
-// The sum is exact, as the fixed-point one, while every u <= 46 (a sum <= 64
-// and its smallest term 2^-46 span 53 bits): a register of 47 or more needs a
-// hash with 46 leading zero bits after the register index.
+// (u <= 64: a normal number), widened to double and added in two pairs of lanes
+// (exact under the same condition as UnionPass's).
 void ClearUnionPass4(uint8_t* regs, uint32_t m, uint32_t keep, uint32_t* zeros, double* sum) {
   const __m128i kept = _mm_set1_epi32(static_cast<int>(keep));
   const __m128i low = _mm_set1_epi32(0xFF);
