@@ -30,6 +30,11 @@ int EmitBenchResults(bool json, const std::string& json_out, const nlohmann::jso
   return 0;
 }
 
+void AddJsonFlags(CLI::App* cmd, bool* json, std::string* json_out) {
+  cmd->add_flag("--json", *json, "Print one JSON object instead of the table");
+  cmd->add_option("--json-out", *json_out, "Also write the JSON object to this file");
+}
+
 namespace {
 
 struct BenchFlags {
@@ -121,8 +126,7 @@ void RegisterBench(CLI::App& app, Runner* run) {
       ->delimiter(',')
       ->allow_extra_args(false)
       ->check(CLI::IsMember({"bloom", "cuckoo", "hll", "count-min", "top-k", "kll"}));
-  sk->add_flag("--json", f->json, "Print one JSON object instead of the table");
-  sk->add_option("--json-out", f->json_out, "Also write the JSON object to this file");
+  AddJsonFlags(sk, &f->json, &f->json_out);
   sk->callback([=] { *run = [=] { return RunSketchBenchCommand(*f); }; });
 
   CLI::App* dt = bench->add_subcommand(
@@ -141,8 +145,7 @@ void RegisterBench(CLI::App& app, Runner* run) {
       ->delimiter(',')
       ->allow_extra_args(false)
       ->check(CLI::IsMember({"series", "cardinality", "drift", "novelty", "heavy_hitters"}));
-  dt->add_flag("--json", f->json, "Print one JSON object instead of the table");
-  dt->add_option("--json-out", f->json_out, "Also write the JSON object to this file");
+  AddJsonFlags(dt, &f->json, &f->json_out);
   dt->callback([=] { *run = [=] { return RunDetectBenchCommand(*f); }; });
 
   CLI::App* nx = bench->add_subcommand(
@@ -169,8 +172,7 @@ void RegisterBench(CLI::App& app, Runner* run) {
       ->capture_default_str()
       ->check(CLI::Range(1.0, 3600.0));
   nx->add_option("--seed", f->nexmark.seed, "Generator seed")->capture_default_str();
-  nx->add_flag("--json", f->json, "Print one JSON object instead of the table");
-  nx->add_option("--json-out", f->json_out, "Also write the JSON object to this file");
+  AddJsonFlags(nx, &f->json, &f->json_out);
   nx->callback([=] { *run = [=] { return RunNexmarkBenchCommand(*f); }; });
 
   CLI::App* ed = bench->add_subcommand(
@@ -205,8 +207,7 @@ void RegisterBench(CLI::App& app, Runner* run) {
   ed->add_flag("!--no-speed", f->edges.speed, "Accuracy only: skip the throughput runs");
   ed->add_flag("!--no-baselines", f->edges.baselines, "Skip the MIDAS-R / MIDAS-F reference runs");
   ed->add_option("--write", f->edges.write_path, "Also write the stream as CSV: src,dst,time,label (time in ms)");
-  ed->add_flag("--json", f->json, "Print one JSON object instead of the table");
-  ed->add_option("--json-out", f->json_out, "Also write the JSON object to this file");
+  AddJsonFlags(ed, &f->json, &f->json_out);
   ed->callback([=] { *run = [=] { return RunEdgeBenchCommand(*f); }; });
 
   AddVectorBench(bench, "vector", run);  // the same as `cairn vector bench`

@@ -346,8 +346,7 @@ void AddInferBench(CLI::App* parent, Runner* run) {
       ->capture_default_str()
       ->check(CLI::Range(uint64_t{1}, uint64_t{1} << 20));
   in->add_flag("--no-bandwidth", f->no_bandwidth, "Skip the bandwidth measurement (no bound)");
-  in->add_flag("--json", f->json, "Print one JSON object instead of the table");
-  in->add_option("--json-out", f->json_out, "Also write the JSON object to this file");
+  AddJsonFlags(in, &f->json, &f->json_out);
   in->callback([=] { *run = [=] { return RunInferBench(*f); }; });
 }
 

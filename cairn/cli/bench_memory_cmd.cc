@@ -552,8 +552,7 @@ void AddMemoryBench(CLI::App* parent, Runner* run) {
               "Open the store that an earlier run kept in --dir and only measure recall over it (--queries queries)");
   c->add_option("--sync", f->sync, "SQLite synchronous mode: full (power loss) or normal (process crashes)")
       ->capture_default_str();
-  c->add_flag("--json", f->json, "Print one JSON object instead of the table");
-  c->add_option("--json-out", f->json_out, "Also write the JSON object to this file");
+  AddJsonFlags(c, &f->json, &f->json_out);
   c->callback([=] { *run = [=] { return RunMemoryBench(*f); }; });
 }
 

@@ -559,8 +559,7 @@ void AddServeBench(CLI::App* parent, Runner* run) {
       ->capture_default_str()
       ->check(CLI::Range(0.1, 86400.0));
   s->add_flag("--server-log", f->server_log, "With --model: copy the server's output to stderr");
-  s->add_flag("--json", f->json, "Print one JSON object instead of the table");
-  s->add_option("--json-out", f->json_out, "Also write the JSON object to this file");
+  AddJsonFlags(s, &f->json, &f->json_out);
   s->callback([=] { *run = [=] { return RunServeBench(*f); }; });
 }
 

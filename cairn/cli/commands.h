@@ -44,5 +44,8 @@ void AddMemoryBench(CLI::App* parent, Runner* run);
 // Prints `table` (or `j` when `json`) and writes `j` to `json_out` when it is set; the exit
 // code of a bench command (bench_cmd.cc).
 int EmitBenchResults(bool json, const std::string& json_out, const nlohmann::json& j, const std::string& table);
+// The --json and --json-out flags of every command that prints a table or its JSON object
+// (EmitBenchResults), with the same words everywhere (bench_cmd.cc).
+void AddJsonFlags(CLI::App* cmd, bool* json, std::string* json_out);
 
 }  // namespace cairn::cli

@@ -319,8 +319,7 @@ void RegisterMemory(CLI::App& app, Runner* run) {
       ->capture_default_str();
   l->add_option("--feedback-terms", lf->recall.feedback_terms, "Pseudo-relevance feedback terms (0 = off)")
       ->capture_default_str();
-  l->add_flag("--json", lf->json, "Print one JSON object instead of the table");
-  l->add_option("--json-out", lf->json_out, "Also write the JSON object to this file");
+  AddJsonFlags(l, &lf->json, &lf->json_out);
   l->callback([=] { *run = [=] { return RunLocomo(*lf); }; });
 }
 

@@ -500,8 +500,7 @@ void AddVectorBench(CLI::App* parent, const std::string& name, Runner* run) {
   b->add_flag("--wall-clock", [f](int64_t) { f->o.cpu_clock = false; },
               "Single-thread QPS over wall time instead of the searching thread's CPU time");
   b->add_flag("--quiet", f->quiet, "No progress on stderr");
-  b->add_flag("--json", f->json, "Print one JSON object instead of the table");
-  b->add_option("--json-out", f->json_out, "Also write the JSON object to this file");
+  AddJsonFlags(b, &f->json, &f->json_out);
   b->callback([=] {
     f->n_given = b->count("--n") > 0;
     *run = [=] { return RunVectorBenchCommand(*f); };
