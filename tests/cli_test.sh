@@ -596,6 +596,13 @@ check bench_infer_table 0 "$CAIRN" bench infer -m "$T/lm.gguf" --threads 1,2 --p
 expect bench_infer_header '^ *threads +pp t/s +tg t/s +read GB/s +bound t/s +tg/bound$'
 expect bench_infer_two_rows '^ +2 +[0-9.]+ +[0-9.]+ +[0-9.]+ +'
 expect bench_infer_rss '^peak resident memory: .*, .* before loading the model \(limit: file .* \+ KV cache .* \+ 10% = .*\): (within|OVER)$'
+# The bandwidth buffer (256 MiB here) is measured between the rows but never counted in
+# the peak, which for this tiny model stays far below it.
+check bench_infer_bw_json 0 "$CAIRN" bench infer -m "$T/lm.gguf" --threads 1,2 --pp 8 --tg 2 --repeats 1 --bw-mib 256 --json
+expect bench_infer_bw_when '"bandwidth_measured": "after (each thread count|all runs)"'
+awk '/"peak_rss_bytes"/ { gsub(/[,]/, ""); peak = $2 + 0 } END { exit (peak > 0 && peak < 200 * 1048576) ? 0 : 1 }' "$OUT" \
+  && echo "ok   bench_infer_peak_without_buffer" \
+  || { echo "FAIL bench infer: the peak includes the bandwidth buffer"; sed 's/^/     /' "$OUT"; fail=1; }
 check bench_infer_json 0 "$CAIRN" bench infer -m "$T/lm.gguf" --threads 1 --pp 8 --tg 2 --repeats 2 --no-bandwidth --json
 expect bench_infer_json_fields '"tg_samples": \['
 awk '/"pp_tokens_per_s"|"tg_tokens_per_s"/ { gsub(/[,]/, ""); if ($2 + 0 <= 0) bad = 1; n++ }
