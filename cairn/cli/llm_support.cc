@@ -18,6 +18,7 @@ absl::StatusOr<LoadedModel> LoadModelAndTokenizer(const std::string& path) {
   if (!vocab.ok()) return vocab.status();
   absl::StatusOr<infer::Tokenizer> tokenizer = infer::Tokenizer::Create(*std::move(vocab));
   if (!tokenizer.ok()) return tokenizer.status();
+  (*model)->file().ReleaseMetadataPages();  // the tokenizer has its own copies
   return LoadedModel{*std::move(model), *std::move(tokenizer)};
 }
 

@@ -342,6 +342,17 @@ GgufFile::~GgufFile() {
   if (fd_ >= 0) ::close(fd_);
 }
 
+void GgufFile::ReleaseMetadataPages() const {
+  if (map_ == nullptr) return;
+  constexpr uint64_t kHuge = uint64_t{2} << 20;
+  const long page = ::sysconf(_SC_PAGESIZE);
+  if (page <= 0) return;
+  // The mapping starts page-aligned; its end is rounded down so no partial page is named.
+  const uint64_t end = std::min<uint64_t>((data_offset_ + kHuge - 1) / kHuge * kHuge,
+                                          size_ / static_cast<uint64_t>(page) * static_cast<uint64_t>(page));
+  if (end > 0) ::madvise(map_, static_cast<size_t>(end), MADV_DONTNEED);  // advice: failure is harmless
+}
+
 void GgufFile::Read(const uint8_t* ptr, size_t n, uint8_t* dst) const {
   auto off = static_cast<uint64_t>(ptr - base_);
   if (fd_ >= 0) {

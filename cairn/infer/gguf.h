@@ -146,6 +146,14 @@ class GgufFile {
   // from the mapping (packed weights) do not come back into this process's memory; from
   // memory otherwise. The range must lie inside the file (a precondition).
   void Read(const uint8_t* ptr, size_t n, uint8_t* dst) const;
+  // Drops this process's resident pages of the header and metadata (everything before the
+  // tensor data, widened to the next 2 MiB boundary within the file as the page cache may
+  // hold it in large pages) from a mapped file; whatever is read from them later (a key
+  // lookup, a tensor's name) is read back from the file. For once the model and its
+  // tokenizer are built: the tokenizer keeps its own copies, and a large vocabulary's
+  // strings are most of those pages (about 2 MiB for Qwen2.5's 151,936 tokens and merges).
+  // Nothing happens for FromBuffer.
+  void ReleaseMetadataPages() const;
 
   // ---- metadata ----
   const std::vector<GgufKeyValue>& metadata() const { return kvs_; }  // file order

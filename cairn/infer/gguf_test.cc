@@ -2,6 +2,8 @@
 
 #include <unistd.h>
 
+#include <cstdint>
+#include <cstdio>
 #include <cstring>
 #include <cstdlib>
 #include <filesystem>
@@ -413,6 +415,51 @@ TEST(GgufTest, ReadCopiesTheFileBytes) {
       f->Read(f->bytes() + off, n, got.data());
       EXPECT_EQ(std::string(got.begin(), got.end()), bytes.substr(off, n)) << off;
     }
+  }
+}
+
+// Resident KiB of the mapping that holds `p` (/proc/self/smaps), or -1 when not found.
+long ResidentKiB(const void* p) {
+  std::ifstream in("/proc/self/smaps");
+  std::string line;
+  bool inside = false;
+  const auto a = reinterpret_cast<uintptr_t>(p);
+  while (std::getline(in, line)) {
+    unsigned long lo = 0, hi = 0;
+    if (std::sscanf(line.c_str(), "%lx-%lx ", &lo, &hi) == 2) {  // a mapping's first line
+      inside = a >= lo && a < hi;
+      continue;
+    }
+    if (inside && line.rfind("Rss:", 0) == 0) return std::strtol(line.c_str() + 4, nullptr, 10);
+  }
+  return -1;
+}
+
+// Dropping the metadata's pages leaves every value readable (read back from the file), and
+// the mapping no longer holds them; a file in memory is untouched.
+TEST(GgufTest, ReleaseMetadataPagesKeepsTheValues) {
+  const std::string path = Fixture("ggml-vocab-llama-spm.gguf");
+  std::unique_ptr<GgufFile> mapped = *GgufFile::Open(path);
+  std::ifstream in(path, std::ios::binary);
+  const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::unique_ptr<GgufFile> memory = *GgufFile::FromBuffer(bytes);
+  for (const GgufFile* f : {mapped.get(), memory.get()}) {
+    auto copy_tokens = [f] {
+      std::vector<std::string> out;
+      absl::StatusOr<std::vector<std::string_view>> tokens = f->GetStringArray("tokenizer.ggml.tokens");
+      if (tokens.ok()) out.assign(tokens->begin(), tokens->end());
+      return out;
+    };
+    const std::vector<std::string> before = copy_tokens();
+    ASSERT_EQ(before.size(), 32000u);
+    const long resident = ResidentKiB(f->bytes());
+    f->ReleaseMetadataPages();
+    if (f == mapped.get()) {
+      ASSERT_GT(resident, 64) << "the tokens were just read through the mapping";
+      EXPECT_LE(ResidentKiB(f->bytes()), 4) << "only a last partial page may stay";
+    }
+    EXPECT_EQ(copy_tokens(), before);
+    EXPECT_EQ(*f->GetU32("tokenizer.ggml.bos_token_id"), 1u);
   }
 }
 

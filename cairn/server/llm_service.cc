@@ -92,6 +92,7 @@ absl::StatusOr<std::unique_ptr<LlmService>> LlmService::Create(std::vector<LlmMo
       return absl::Status(tokenizer.status().code(),
                           fmt::format("model '{}': {}", o.name, std::string(tokenizer.status().message())));
     served->tokenizer = *std::move(tokenizer);
+    served->model->file().ReleaseMetadataPages();  // the tokenizer has its own copies
     const int threads =
         o.threads > 0 ? o.threads : static_cast<int>(std::clamp(std::thread::hardware_concurrency(), 1u, 8u));
 

@@ -18,6 +18,7 @@ absl::StatusOr<std::unique_ptr<ModelEmbedder>> ModelEmbedder::Load(const std::st
   if (!vocab.ok()) return vocab.status();
   absl::StatusOr<infer::Tokenizer> tokenizer = infer::Tokenizer::Create(*std::move(vocab));
   if (!tokenizer.ok()) return tokenizer.status();
+  (*model)->file().ReleaseMetadataPages();  // the tokenizer has its own copies
   ModelEmbedderOptions o = options;
   if (o.name.empty() && (*model)->config().name.empty()) {
     o.name = "model:" + std::filesystem::path(path).filename().string();
