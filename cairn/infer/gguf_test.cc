@@ -401,15 +401,26 @@ std::string Fixture(const std::string& name) {
   return (std::filesystem::path(CAIRN_INFER_TESTDATA_DIR) / "tokenizers" / name).string();
 }
 
+// One vocabulary fixture opened both ways: mapped (Open) and from its bytes in memory.
+struct BothWays {
+  std::string bytes;
+  std::unique_ptr<GgufFile> mapped, memory;
+};
+BothWays OpenBothWays(const std::string& path) {
+  BothWays b;
+  b.mapped = *GgufFile::Open(path);
+  std::ifstream in(path, std::ios::binary);
+  b.bytes.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  b.memory = *GgufFile::FromBuffer(b.bytes);
+  return b;
+}
+
 // Read copies the same bytes as the mapping holds, from a mapped file (pread) and from
 // a file in memory.
 TEST(GgufTest, ReadCopiesTheFileBytes) {
-  const std::string path = Fixture("ggml-vocab-llama-spm.gguf");
-  std::unique_ptr<GgufFile> mapped = *GgufFile::Open(path);
-  std::ifstream in(path, std::ios::binary);
-  const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  std::unique_ptr<GgufFile> memory = *GgufFile::FromBuffer(bytes);
-  for (const GgufFile* f : {mapped.get(), memory.get()}) {
+  const BothWays both = OpenBothWays(Fixture("ggml-vocab-llama-spm.gguf"));
+  const std::string& bytes = both.bytes;
+  for (const GgufFile* f : {both.mapped.get(), both.memory.get()}) {
     for (const auto& [off, n] : {std::pair<size_t, size_t>{0, 16}, {1000, 4096}, {bytes.size() - 7, 7}}) {
       std::vector<uint8_t> got(n);
       f->Read(f->bytes() + off, n, got.data());
@@ -438,12 +449,8 @@ long ResidentKiB(const void* p) {
 // Dropping the metadata's pages leaves every value readable (read back from the file), and
 // the mapping no longer holds them; a file in memory is untouched.
 TEST(GgufTest, ReleaseMetadataPagesKeepsTheValues) {
-  const std::string path = Fixture("ggml-vocab-llama-spm.gguf");
-  std::unique_ptr<GgufFile> mapped = *GgufFile::Open(path);
-  std::ifstream in(path, std::ios::binary);
-  const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  std::unique_ptr<GgufFile> memory = *GgufFile::FromBuffer(bytes);
-  for (const GgufFile* f : {mapped.get(), memory.get()}) {
+  const BothWays both = OpenBothWays(Fixture("ggml-vocab-llama-spm.gguf"));
+  for (const GgufFile* f : {both.mapped.get(), both.memory.get()}) {
     auto copy_tokens = [f] {
       std::vector<std::string> out;
       absl::StatusOr<std::vector<std::string_view>> tokens = f->GetStringArray("tokenizer.ggml.tokens");
@@ -454,7 +461,7 @@ TEST(GgufTest, ReleaseMetadataPagesKeepsTheValues) {
     ASSERT_EQ(before.size(), 32000u);
     const long resident = ResidentKiB(f->bytes());
     f->ReleaseMetadataPages();
-    if (f == mapped.get()) {
+    if (f == both.mapped.get()) {
       ASSERT_GT(resident, 64) << "the tokens were just read through the mapping";
       EXPECT_LE(ResidentKiB(f->bytes()), 4) << "only a last partial page may stay";
     }
