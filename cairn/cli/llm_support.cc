@@ -7,20 +7,7 @@
 
 #include <fmt/format.h>
 
-#include "cairn/infer/vocab.h"
-
 namespace cairn::cli {
-
-absl::StatusOr<LoadedModel> LoadModelAndTokenizer(const std::string& path) {
-  absl::StatusOr<std::unique_ptr<infer::Model>> model = infer::Model::Load(path);
-  if (!model.ok()) return model.status();
-  absl::StatusOr<infer::Vocab> vocab = infer::LoadVocab((*model)->file());
-  if (!vocab.ok()) return vocab.status();
-  absl::StatusOr<infer::Tokenizer> tokenizer = infer::Tokenizer::Create(*std::move(vocab));
-  if (!tokenizer.ok()) return tokenizer.status();
-  (*model)->file().ReleaseMetadataPages();  // the tokenizer has its own copies
-  return LoadedModel{*std::move(model), *std::move(tokenizer)};
-}
 
 int DefaultThreads() {
   const unsigned hw = std::thread::hardware_concurrency();

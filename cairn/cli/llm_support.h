@@ -18,12 +18,8 @@
 
 namespace cairn::cli {
 
-struct LoadedModel {
-  std::unique_ptr<infer::Model> model;
-  infer::Tokenizer tokenizer;
-};
-// Model::Load and the vocabulary of the same file.
-absl::StatusOr<LoadedModel> LoadModelAndTokenizer(const std::string& path);
+using infer::LoadedModel;
+using infer::LoadModelAndTokenizer;
 
 // The default thread count: the hardware's, at most 8 (decode is bound by memory
 // bandwidth long before that on edge CPUs).

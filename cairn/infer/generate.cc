@@ -20,6 +20,17 @@ double MsSince(Clock::time_point t0) {
 
 }  // namespace
 
+absl::StatusOr<LoadedModel> LoadModelAndTokenizer(const std::string& path) {
+  absl::StatusOr<std::unique_ptr<Model>> model = Model::Load(path);
+  if (!model.ok()) return model.status();
+  absl::StatusOr<Vocab> vocab = LoadVocab((*model)->file());
+  if (!vocab.ok()) return vocab.status();
+  absl::StatusOr<Tokenizer> tokenizer = Tokenizer::Create(*std::move(vocab));
+  if (!tokenizer.ok()) return tokenizer.status();
+  (*model)->file().ReleaseMetadataPages();
+  return LoadedModel{*std::move(model), *std::move(tokenizer)};
+}
+
 std::string_view FinishReasonName(FinishReason reason) {
   switch (reason) {
     case FinishReason::kStop:

@@ -38,6 +38,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <span>
 #include <string>
 #include <string_view>
@@ -92,6 +93,16 @@ struct GenerateResult {
   GenerateUsage usage;
   GenerateTimings timings;
 };
+
+// A model and the tokenizer of the same file, as every command and service that runs one
+// loads them: Model::Load, then the vocabulary; once the tokenizer (which keeps its own
+// copies of the strings) is built, the file's metadata pages are released
+// (GgufFile::ReleaseMetadataPages).
+struct LoadedModel {
+  std::unique_ptr<Model> model;
+  Tokenizer tokenizer;
+};
+absl::StatusOr<LoadedModel> LoadModelAndTokenizer(const std::string& path);
 
 // Errors (before anything is evaluated): an empty prompt, a model without logits
 // (an encoder), invalid sampler parameters, a token id outside the vocabulary, a

@@ -10,7 +10,7 @@
 
 #include "cairn/infer/chat_template.h"
 #include "cairn/infer/constraint.h"
-#include "cairn/infer/vocab.h"
+#include "cairn/infer/generate.h"
 #include "cairn/server/json_body.h"
 #include "cairn/server/model_embedder.h"
 #include "cairn/server/openai_api.h"
@@ -78,21 +78,12 @@ absl::StatusOr<std::unique_ptr<LlmService>> LlmService::Create(std::vector<LlmMo
     if (o.timeout_s <= 0)
       return absl::InvalidArgumentError(fmt::format("model '{}': timeout must be > 0 s", o.name));
     auto served = std::make_unique<Served>();
-    absl::StatusOr<std::unique_ptr<infer::Model>> model = infer::Model::Load(o.path);
-    if (!model.ok())
-      return absl::Status(model.status().code(),
-                          fmt::format("model '{}': {}", o.name, std::string(model.status().message())));
-    served->model = std::shared_ptr<const infer::Model>(std::move(*model));
-    absl::StatusOr<infer::Vocab> vocab = infer::LoadVocab(served->model->file());
-    if (!vocab.ok())
-      return absl::Status(vocab.status().code(),
-                          fmt::format("model '{}': {}", o.name, std::string(vocab.status().message())));
-    absl::StatusOr<infer::Tokenizer> tokenizer = infer::Tokenizer::Create(*std::move(vocab));
-    if (!tokenizer.ok())
-      return absl::Status(tokenizer.status().code(),
-                          fmt::format("model '{}': {}", o.name, std::string(tokenizer.status().message())));
-    served->tokenizer = *std::move(tokenizer);
-    served->model->file().ReleaseMetadataPages();  // the tokenizer has its own copies
+    absl::StatusOr<infer::LoadedModel> loaded = infer::LoadModelAndTokenizer(o.path);
+    if (!loaded.ok())
+      return absl::Status(loaded.status().code(),
+                          fmt::format("model '{}': {}", o.name, std::string(loaded.status().message())));
+    served->model = std::shared_ptr<const infer::Model>(std::move(loaded->model));
+    served->tokenizer = std::move(loaded->tokenizer);
     const int threads =
         o.threads > 0 ? o.threads : static_cast<int>(std::clamp(std::thread::hardware_concurrency(), 1u, 8u));
 

@@ -6,24 +6,20 @@
 
 #include <fmt/format.h>
 
+#include "cairn/infer/generate.h"
 #include "cairn/infer/vocab.h"
 
 namespace cairn::server {
 
 absl::StatusOr<std::unique_ptr<ModelEmbedder>> ModelEmbedder::Load(const std::string& path,
                                                                    const ModelEmbedderOptions& options) {
-  absl::StatusOr<std::unique_ptr<infer::Model>> model = infer::Model::Load(path);
-  if (!model.ok()) return model.status();
-  absl::StatusOr<infer::Vocab> vocab = infer::LoadVocab((*model)->file());
-  if (!vocab.ok()) return vocab.status();
-  absl::StatusOr<infer::Tokenizer> tokenizer = infer::Tokenizer::Create(*std::move(vocab));
-  if (!tokenizer.ok()) return tokenizer.status();
-  (*model)->file().ReleaseMetadataPages();  // the tokenizer has its own copies
+  absl::StatusOr<infer::LoadedModel> loaded = infer::LoadModelAndTokenizer(path);
+  if (!loaded.ok()) return loaded.status();
   ModelEmbedderOptions o = options;
-  if (o.name.empty() && (*model)->config().name.empty()) {
+  if (o.name.empty() && loaded->model->config().name.empty()) {
     o.name = "model:" + std::filesystem::path(path).filename().string();
   }
-  return Create(std::shared_ptr<const infer::Model>(std::move(*model)), *std::move(tokenizer), o);
+  return Create(std::shared_ptr<const infer::Model>(std::move(loaded->model)), std::move(loaded->tokenizer), o);
 }
 
 absl::StatusOr<std::unique_ptr<ModelEmbedder>> ModelEmbedder::Create(std::shared_ptr<const infer::Model> model,
