@@ -30,13 +30,16 @@ CAIRN_T inline __m512i DotPairs(__m512i acc, __m512i p, __m512i q) {
 #endif
 }
 
-CAIRN_T inline float Hsum(__m512 v) {
-  // A fixed tree (not _mm512_reduce_add_ps, whose order is the compiler's choice).
-  const __m256 a = _mm256_add_ps(_mm512_castps512_ps256(v), _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)));
-  __m128 s = _mm_add_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
+// Sums of all lanes as a fixed tree (not _mm512_reduce_add_ps, whose order is the
+// compiler's choice).
+CAIRN_T inline float Hsum4(__m128 s) {
   s = _mm_add_ps(s, _mm_movehl_ps(s, s));
   s = _mm_add_ss(s, _mm_movehdup_ps(s));
   return _mm_cvtss_f32(s);
+}
+CAIRN_T inline float Hsum(__m512 v) {
+  const __m256 a = _mm256_add_ps(_mm512_castps512_ps256(v), _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)));
+  return Hsum4(_mm_add_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1)));
 }
 
 // Two floats (a in lanes 0-7, b in lanes 8-15).
@@ -48,12 +51,6 @@ CAIRN_T inline __m512 Pair(float a, float b) {
 CAIRN_T inline __m512i PairLanes(int32_t a, int32_t b) {
   return _mm512_inserti32x8(_mm512_castsi256_si512(_mm256_setr_epi32(a, 0, 0, 0, 0, 0, 0, 0)),
                             _mm256_setr_epi32(b, 0, 0, 0, 0, 0, 0, 0), 1);
-}
-
-CAIRN_T inline float Hsum4(__m128 s) {
-  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  s = _mm_add_ss(s, _mm_movehdup_ps(s));
-  return _mm_cvtss_f32(s);
 }
 
 CAIRN_T inline float HalfF(const uint8_t* p) { return _cvtsh_ss(LoadU16(p)); }
