@@ -123,11 +123,19 @@ class Cursor {
   }
 
   absl::Status ReadString(std::string_view* out, std::string_view what) {
+    return ReadStringNamed(out, [what] { return std::string(what); });
+  }
+
+  // The same, naming the value only when there is an error (`what()` makes the name).
+  template <typename What>
+  absl::Status ReadStringNamed(std::string_view* out, const What& what) {
     const uint64_t at = pos_;
+    if (remaining() < sizeof(uint64_t)) return Need(sizeof(uint64_t), what());
     uint64_t len = 0;
-    if (absl::Status s = Read(&len, what); !s.ok()) return s;
+    std::memcpy(&len, base_ + pos_, sizeof(len));
+    pos_ += sizeof(len);
     if (len > remaining()) {
-      return Error(at, fmt::format("{} has length {} but only {} bytes remain in the file", what, len, remaining()));
+      return Error(at, fmt::format("{} has length {} but only {} bytes remain in the file", what(), len, remaining()));
     }
     *out = std::string_view(reinterpret_cast<const char*>(base_ + pos_), len);
     pos_ += len;
@@ -180,9 +188,12 @@ absl::Status ReadArray(Cursor& c, const std::string& key, int depth, GgufArray* 
     return c.Skip(arr->size * elem, "array data");
   }
   if (arr->type == GgufType::kString) {
-    arr->strings.resize(arr->size);
+    // Checked here, element by element; kept as the position of the first (GgufArray::Strings).
+    arr->raw = c.here();
     for (uint64_t i = 0; i < arr->size; ++i) {
-      if (absl::Status s = c.ReadString(&arr->strings[i], fmt::format("array '{}' element {}", key, i)); !s.ok()) {
+      std::string_view sv;
+      if (absl::Status s = c.ReadStringNamed(&sv, [&] { return fmt::format("array '{}' element {}", key, i); });
+          !s.ok()) {
         return s;
       }
     }
@@ -614,6 +625,20 @@ absl::StatusOr<bool> GgufFile::GetBool(std::string_view key) const {
   return std::get<bool>(v->storage());
 }
 
+std::vector<std::string_view> GgufArray::Strings() const {
+  std::vector<std::string_view> out;
+  if (type != GgufType::kString) return out;
+  out.reserve(size);
+  const uint8_t* p = raw;
+  for (uint64_t i = 0; i < size; ++i) {  // lengths and bounds were checked when the file was read
+    uint64_t len = 0;
+    std::memcpy(&len, p, sizeof(len));
+    out.emplace_back(reinterpret_cast<const char*>(p + sizeof(len)), len);
+    p += sizeof(len) + len;
+  }
+  return out;
+}
+
 absl::StatusOr<std::vector<std::string_view>> GgufFile::GetStringArray(std::string_view key) const {
   absl::StatusOr<const GgufArray*> a = ArrayOf(Find(key), key);
   if (!a.ok()) return a.status();
@@ -621,7 +646,7 @@ absl::StatusOr<std::vector<std::string_view>> GgufFile::GetStringArray(std::stri
     return absl::InvalidArgumentError(fmt::format("gguf: metadata key '{}' is an array of {}, expected string", key,
                                                   GgufTypeName((*a)->type)));
   }
-  return (*a)->strings;
+  return (*a)->Strings();
 }
 
 absl::StatusOr<std::vector<float>> GgufFile::GetF32Array(std::string_view key) const {

@@ -59,15 +59,19 @@ const char* GgufTypeName(GgufType type);  // "u8", ..., "array"
 
 class GgufValue;
 
-// An array value. Numeric and bool elements stay in the file (`raw`, little-endian,
-// possibly unaligned): read them with At<T>() or the GgufFile getters. String elements
-// are views into the file; nested arrays are parsed.
+// An array value. Elements stay in the file (`raw`, little-endian, possibly unaligned):
+// numeric and bool ones are read with At<T>() or the GgufFile getters, strings with
+// Strings() (views into the file, listed on each call: nothing per element is kept, which
+// for a 150 K-token vocabulary and its merges would be ~5 MB held for the life of the
+// file). Nested arrays are parsed.
 struct GgufArray {
   GgufType type = GgufType::kU8;  // element type
   uint64_t size = 0;
-  const uint8_t* raw = nullptr;            // numeric and bool elements
-  std::vector<std::string_view> strings;   // type == kString
+  const uint8_t* raw = nullptr;            // the first element (numeric, bool or string)
   std::vector<GgufValue> arrays;           // type == kArray
+
+  // The elements of a string array (empty for other types).
+  std::vector<std::string_view> Strings() const;
 
   // Element i of a numeric or bool array, as T (T must have the element's width).
   template <typename T>

@@ -195,7 +195,7 @@ TEST(GgufTest, NestedArraysAndCopiedValues) {
   ASSERT_EQ(v->array().type, GgufType::kArray);
   ASSERT_EQ(v->array().arrays.size(), 2u);
   EXPECT_EQ(v->array().arrays[0].array().At<int32_t>(1), 2);
-  EXPECT_EQ(v->array().arrays[1].array().strings[0], "x");
+  EXPECT_EQ(v->array().arrays[1].array().Strings()[0], "x");
   // The writer copies it back byte for byte.
   GgufWriter w;
   w.SetValue("nested", *v);

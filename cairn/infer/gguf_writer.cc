@@ -137,7 +137,7 @@ void GgufWriter::PutValue(const GgufValue& v) {
           Put<uint32_t>(meta_, static_cast<uint32_t>(x.type));
           Put<uint64_t>(meta_, x.size);
           if (x.type == GgufType::kString) {
-            for (std::string_view s : x.strings) PutString(meta_, s);
+            for (std::string_view s : x.Strings()) PutString(meta_, s);
           } else if (x.type == GgufType::kArray) {
             for (const GgufValue& inner : x.arrays) PutValue(inner);
           } else {
