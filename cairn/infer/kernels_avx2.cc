@@ -130,13 +130,13 @@ struct Q4_0Kernel {
     for (int r = 0; r < R; ++r)
       for (int t = 0; t < T; ++t) acc[r][t] = _mm256_setzero_ps();
     const uint8_t* rows[R];
-    for (int r = 0; r < R; ++r) rows[r] = RowPtr(g, r0 + r);
+    for (int r = 0; r < R; ++r) rows[r] = RowPtr(g, r0 + r * g.rs);
     for (int64_t b = 0; b < a.nb; ++b) {
       __m256i w[R];
       float dw[R];
       for (int r = 0; r < R; ++r) {
         const uint8_t* blk = rows[r] + 18 * b;
-        if ((b & 7) == 0) PrefetchNextTile<R, T, 18 * 8>(blk, g.row_bytes);
+        if ((b & 7) == 0) PrefetchNextTile<R, T, 18 * 8>(blk, g);
         const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 2));
         w[r] = _mm256_and_si256(_mm256_inserti128_si256(_mm256_castsi128_si256(v), _mm_srli_epi16(v, 4), 1), mask);
         dw[r] = Half(blk);
@@ -153,7 +153,7 @@ struct Q4_0Kernel {
       }
     }
     for (int r = 0; r < R; ++r)
-      for (int t = 0; t < T; ++t) g.y[(t0 + t) * g.ldy + r0 + r] = Hsum(acc[r][t]);
+      for (int t = 0; t < T; ++t) g.y[(t0 + t) * g.ldy + r0 + r * g.rs] = Hsum(acc[r][t]);
   }
 };
 
@@ -168,13 +168,13 @@ struct Q8_0Kernel {
     for (int r = 0; r < R; ++r)
       for (int t = 0; t < T; ++t) acc[r][t] = _mm256_setzero_ps();
     const uint8_t* rows[R];
-    for (int r = 0; r < R; ++r) rows[r] = RowPtr(g, r0 + r);
+    for (int r = 0; r < R; ++r) rows[r] = RowPtr(g, r0 + r * g.rs);
     for (int64_t b = 0; b < a.nb; ++b) {
       __m256i w[R], wabs[R];
       float dw[R];
       for (int r = 0; r < R; ++r) {
         const uint8_t* blk = rows[r] + 34 * b;
-        if ((b & 3) == 0) PrefetchNextTile<R, T, 34 * 4>(blk, g.row_bytes);
+        if ((b & 3) == 0) PrefetchNextTile<R, T, 34 * 4>(blk, g);
         w[r] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 2));
         wabs[r] = _mm256_sign_epi8(w[r], w[r]);
         dw[r] = Half(blk);
@@ -190,7 +190,7 @@ struct Q8_0Kernel {
       }
     }
     for (int r = 0; r < R; ++r)
-      for (int t = 0; t < T; ++t) g.y[(t0 + t) * g.ldy + r0 + r] = Hsum(acc[r][t]);
+      for (int t = 0; t < T; ++t) g.y[(t0 + t) * g.ldy + r0 + r * g.rs] = Hsum(acc[r][t]);
   }
 };
 
@@ -214,8 +214,8 @@ struct Q4_KKernel {
                                    _mm_loadu_si128(reinterpret_cast<const __m128i*>(bs + 8)));
       }
       for (int r = 0; r < R; ++r) {
-        const uint8_t* blk = RowPtr(g, r0 + r) + 144 * b;
-        PrefetchNextTile<R, T, 144>(blk, g.row_bytes);
+        const uint8_t* blk = RowPtr(g, r0 + r * g.rs) + 144 * b;
+        PrefetchNextTile<R, T, 144>(blk, g);
         const uint8_t* q = blk + 16;
         uint64_t scales, mins;
         UnpackQ4KScales(blk + 4, &scales, &mins);
@@ -245,7 +245,7 @@ struct Q4_KKernel {
       }
     }
     for (int r = 0; r < R; ++r)
-      for (int t = 0; t < T; ++t) g.y[(t0 + t) * g.ldy + r0 + r] = Hsum(acc[r][t]);
+      for (int t = 0; t < T; ++t) g.y[(t0 + t) * g.ldy + r0 + r * g.rs] = Hsum(acc[r][t]);
   }
 };
 
@@ -262,8 +262,8 @@ struct Q6_KKernel {
       for (int t = 0; t < T; ++t) acc[r][t] = _mm256_setzero_ps();
     for (int64_t b = 0; b < a.nb; ++b) {
       for (int r = 0; r < R; ++r) {
-        const auto* blk = RowPtr(g, r0 + r) + 210 * b;
-        PrefetchNextTile<R, T, 210>(blk, g.row_bytes);
+        const auto* blk = RowPtr(g, r0 + r * g.rs) + 210 * b;
+        PrefetchNextTile<R, T, 210>(blk, g);
         const uint8_t* ql = blk;
         const uint8_t* qh = blk + 128;
         const __m128i sc8 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 192));
@@ -314,7 +314,7 @@ struct Q6_KKernel {
       }
     }
     for (int r = 0; r < R; ++r)
-      for (int t = 0; t < T; ++t) g.y[(t0 + t) * g.ldy + r0 + r] = Hsum(acc[r][t]);
+      for (int t = 0; t < T; ++t) g.y[(t0 + t) * g.ldy + r0 + r * g.rs] = Hsum(acc[r][t]);
   }
 };
 
@@ -355,13 +355,13 @@ struct FloatKernel {
     for (int r = 0; r < R; ++r)
       for (int t = 0; t < T; ++t) acc[r][t] = _mm256_setzero_ps();
     const uint8_t* rows[R];
-    for (int r = 0; r < R; ++r) rows[r] = RowPtr(g, r0 + r);
+    for (int r = 0; r < R; ++r) rows[r] = RowPtr(g, r0 + r * g.rs);
     const float* xs = g.acts->x;
     int64_t i = 0;
     for (; i + 8 <= g.cols; i += 8) {
       __m256 w[R];
       if ((i & 31) == 0) {
-        for (int r = 0; r < R; ++r) PrefetchNextTile<R, T, 32 * L::kBytes>(rows[r] + L::kBytes * i, g.row_bytes);
+        for (int r = 0; r < R; ++r) PrefetchNextTile<R, T, 32 * L::kBytes>(rows[r] + L::kBytes * i, g);
       }
       for (int r = 0; r < R; ++r) w[r] = L::Load8(rows[r], i);
       for (int t = 0; t < T; ++t) {
@@ -373,7 +373,7 @@ struct FloatKernel {
       for (int t = 0; t < T; ++t) {
         float s = Hsum(acc[r][t]);
         for (int64_t k = i; k < g.cols; ++k) s += L::Load1(rows[r], k) * xs[(t0 + t) * g.acts->ldx + k];
-        g.y[(t0 + t) * g.ldy + r0 + r] = s;
+        g.y[(t0 + t) * g.ldy + r0 + r * g.rs] = s;
       }
     }
   }

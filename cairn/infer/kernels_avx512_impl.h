@@ -129,7 +129,7 @@ struct BlockPairKernel {
     for (int r = 0; r < R; ++r)
       for (int t = 0; t < T; ++t) acc[r][t] = _mm512_setzero_ps();
     const uint8_t* rows[R];
-    for (int r = 0; r < R; ++r) rows[r] = RowPtr(g, r0 + r);
+    for (int r = 0; r < R; ++r) rows[r] = RowPtr(g, r0 + r * g.rs);
     __m512i w[R], ws[R];
     for (int r = 0; r < R; ++r) ws[r] = _mm512_setzero_si512();
     int64_t b = 0;
@@ -138,7 +138,7 @@ struct BlockPairKernel {
       __m256 dw[R];
       for (int r = 0; r < R; ++r) {
         dw[r] = GroupScales(rows[r] + kBlockBytes * b);
-        PrefetchNextTile<R, T, kBlockBytes * kGroup>(rows[r] + kBlockBytes * b, g.row_bytes);
+        PrefetchNextTile<R, T, kBlockBytes * kGroup>(rows[r] + kBlockBytes * b, g);
       }
       __m256 sc[R][T];
       __m256i corr[T];
@@ -185,7 +185,7 @@ struct BlockPairKernel {
       }
     }
     for (int r = 0; r < R; ++r)
-      for (int t = 0; t < T; ++t) g.y[(t0 + t) * g.ldy + r0 + r] = Hsum(acc[r][t]);
+      for (int t = 0; t < T; ++t) g.y[(t0 + t) * g.ldy + r0 + r * g.rs] = Hsum(acc[r][t]);
   }
 };
 
@@ -209,8 +209,8 @@ struct Q4_KKernel {
                                    _mm_loadu_si128(reinterpret_cast<const __m128i*>(bs + 8)));
       }
       for (int r = 0; r < R; ++r) {
-        const uint8_t* blk = RowPtr(g, r0 + r) + 144 * b;
-        PrefetchNextTile<R, T, 144>(blk, g.row_bytes);
+        const uint8_t* blk = RowPtr(g, r0 + r * g.rs) + 144 * b;
+        PrefetchNextTile<R, T, 144>(blk, g);
         uint64_t scales, mins;
         UnpackQ4KScales(blk + 4, &scales, &mins);
         // Sub-blocks 2j and 2j+1: int16 scale lanes 0-15 and 16-31.
@@ -243,7 +243,7 @@ struct Q4_KKernel {
       }
     }
     for (int r = 0; r < R; ++r)
-      for (int t = 0; t < T; ++t) g.y[(t0 + t) * g.ldy + r0 + r] = Hsum(acc[r][t]);
+      for (int t = 0; t < T; ++t) g.y[(t0 + t) * g.ldy + r0 + r * g.rs] = Hsum(acc[r][t]);
   }
 };
 
@@ -271,8 +271,8 @@ CAIRN_T void DecodeQ4_KTile(const GemmArgs& g, int64_t r0, const int8_t* xr, con
     const __m128 da4 = _mm_set1_ps(a.d[tb0 + b]);
     const int8_t* x = xr + b * kQK_K;
     for (int r = 0; r < R; ++r) {
-      const uint8_t* blk = RowPtr(g, r0 + r) + 144 * b;
-      PrefetchNextTile<R, 1, 144>(blk, g.row_bytes);
+      const uint8_t* blk = RowPtr(g, r0 + r * g.rs) + 144 * b;
+      PrefetchNextTile<R, 1, 144>(blk, g);
       uint64_t scales, mins;
       UnpackQ4KScales(blk + 4, &scales, &mins);
       const __m512i sc16 = _mm512_castsi128_si512(_mm_cvtepu8_epi16(_mm_cvtsi64_si128(static_cast<int64_t>(scales))));
@@ -297,7 +297,7 @@ CAIRN_T void DecodeQ4_KTile(const GemmArgs& g, int64_t r0, const int8_t* xr, con
       accm[r] = _mm_fmadd_ps(_mm_cvtepi32_ps(msum), _mm_shuffle_ps(dd, dd, 0x55), accm[r]);
     }
   }
-  for (int r = 0; r < R; ++r) g.y[g.t0 * g.ldy + r0 + r] = Hsum(acc[r]) - Hsum4(accm[r]);
+  for (int r = 0; r < R; ++r) g.y[g.t0 * g.ldy + r0 + r * g.rs] = Hsum(acc[r]) - Hsum4(accm[r]);
 }
 
 CAIRN_T void DecodeQ4_K(const GemmArgs& g) {
@@ -322,7 +322,15 @@ CAIRN_T void DecodeQ4_K(const GemmArgs& g) {
                                              _mm256_set1_epi16(static_cast<int16_t>(4 * k + 2 + h)), 1);
     }
   }
+  // Four streams, as RowTiles does for one token.
   int64_t r = g.r0;
+  const int64_t s = (g.r1 - g.r0) / 4;
+  if (s > 1) {
+    GemmArgs gs = g;
+    gs.rs = s;
+    for (int64_t i = 0; i < s; ++i) DecodeQ4_KTile<4>(gs, g.r0 + i, xr, sc_idx);
+    r = g.r0 + 4 * s;
+  }
   for (; r + 4 <= g.r1; r += 4) DecodeQ4_KTile<4>(g, r, xr, sc_idx);
   for (; r < g.r1; ++r) DecodeQ4_KTile<1>(g, r, xr, sc_idx);
 }
@@ -344,8 +352,8 @@ struct Q6_KKernel {
       for (int t = 0; t < T; ++t) acc[r][t] = _mm512_setzero_ps();
     for (int64_t b = 0; b < a.nb; ++b) {
       for (int r = 0; r < R; ++r) {
-        const uint8_t* blk = RowPtr(g, r0 + r) + 210 * b;
-        PrefetchNextTile<R, T, 210>(blk, g.row_bytes);
+        const uint8_t* blk = RowPtr(g, r0 + r * g.rs) + 210 * b;
+        PrefetchNextTile<R, T, 210>(blk, g);
         const __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 192)));
         // 64 values (4 groups of 16) per register: int16 lanes 8k..8k+7 take group 4m + k.
         __m512i sc[4];
@@ -380,7 +388,7 @@ struct Q6_KKernel {
       }
     }
     for (int r = 0; r < R; ++r)
-      for (int t = 0; t < T; ++t) g.y[(t0 + t) * g.ldy + r0 + r] = Hsum(acc[r][t]);
+      for (int t = 0; t < T; ++t) g.y[(t0 + t) * g.ldy + r0 + r * g.rs] = Hsum(acc[r][t]);
   }
 };
 
@@ -414,14 +422,14 @@ struct FloatKernel {
     for (int r = 0; r < R; ++r)
       for (int t = 0; t < T; ++t) acc[r][t] = _mm512_setzero_ps();
     const uint8_t* rows[R];
-    for (int r = 0; r < R; ++r) rows[r] = RowPtr(g, r0 + r);
+    for (int r = 0; r < R; ++r) rows[r] = RowPtr(g, r0 + r * g.rs);
     const float* xs = g.acts->x;
     // Masked loads cover the tail (and never fault on the masked-off part).
     for (int64_t i = 0; i < g.cols; i += 16) {
       const __mmask16 m = g.cols - i >= 16 ? __mmask16{0xFFFF} : static_cast<__mmask16>((1u << (g.cols - i)) - 1);
       __m512 w[R];
       if ((i & 31) == 0) {
-        for (int r = 0; r < R; ++r) PrefetchNextTile<R, T, 32 * L::kBytes>(rows[r] + L::kBytes * i, g.row_bytes);
+        for (int r = 0; r < R; ++r) PrefetchNextTile<R, T, 32 * L::kBytes>(rows[r] + L::kBytes * i, g);
       }
       for (int r = 0; r < R; ++r) w[r] = L::Load(rows[r], i, m);
       for (int t = 0; t < T; ++t) {
@@ -430,7 +438,7 @@ struct FloatKernel {
       }
     }
     for (int r = 0; r < R; ++r)
-      for (int t = 0; t < T; ++t) g.y[(t0 + t) * g.ldy + r0 + r] = Hsum(acc[r][t]);
+      for (int t = 0; t < T; ++t) g.y[(t0 + t) * g.ldy + r0 + r * g.rs] = Hsum(acc[r][t]);
   }
 };
 

@@ -298,7 +298,7 @@ CAIRN_T void TileBlocks(const uint8_t* pk, const TileActs& ta, int64_t tile, flo
 // product of TileBlocks<8>. The same arithmetic per output, in the same order.
 template <int T, bool kQ8>
 CAIRN_T void TileBlocks2(const uint8_t* pk0, const uint8_t* pk1, const TileActs& ta, int64_t tile, int lane0,
-                         float* y, int64_t ldy) {
+                         float* y0, float* y1, int64_t ldy) {
   const int64_t nb = ta.nb;
   const auto* half0 = reinterpret_cast<const __m256i*>(pk0 + nb * kValBytes<kQ8>);
   const auto* half1 = reinterpret_cast<const __m256i*>(pk1 + nb * kValBytes<kQ8>);
@@ -313,6 +313,13 @@ CAIRN_T void TileBlocks2(const uint8_t* pk0, const uint8_t* pk1, const TileActs&
     for (int t = 0; t < T; ++t) sum0[t] = sum1[t] = _mm512_set1_epi32(xo[t]);
     const uint8_t* v0 = pk0 + b * kValBytes<kQ8>;
     const uint8_t* v1 = pk1 + b * kValBytes<kQ8>;
+    if constexpr (T == 1) {  // as in TileBlocks, for both panels
+      for (size_t l = 0; l < kValBytes<kQ8>; l += 64) {
+        __builtin_prefetch(v0 + 8 * kValBytes<kQ8> + l, 0, 3);
+        __builtin_prefetch(v1 + 8 * kValBytes<kQ8> + l, 0, 3);
+      }
+      if (b % 2 == 0) __builtin_prefetch(half0 + b + 8, 0, 3), __builtin_prefetch(half1 + b + 8, 0, 3);
+    }
     if constexpr (kQ8) {
       for (int k = 0; k < 8; ++k) {
         const __m512i w0 = _mm512_load_si512(v0 + 64 * k), w1 = _mm512_load_si512(v1 + 64 * k);
@@ -345,8 +352,8 @@ CAIRN_T void TileBlocks2(const uint8_t* pk0, const uint8_t* pk1, const TileActs&
     }
   }
   for (int t = 0; t < T; ++t) {
-    _mm512_storeu_ps(y + t * ldy, acc0[t]);
-    _mm512_storeu_ps(y + t * ldy + kRows, acc1[t]);
+    _mm512_storeu_ps(y0 + t * ldy, acc0[t]);
+    _mm512_storeu_ps(y1 + t * ldy, acc1[t]);
   }
 }
 
@@ -435,8 +442,20 @@ void RunBlockPanels(const GemmArgs& g, bool packed) {
                         : static_cast<uint8_t*>(panel_scratch.Get(static_cast<size_t>(nb) * (kValBytes<kQ8> + 32)));
   const TileActs ta = RegroupActs<kQ8>(*g.acts, g.t0, g.t1);
   int64_t r = g.r0;
+  using PairFn = void (*)(const uint8_t*, const uint8_t*, const TileActs&, int64_t, int, float*, float*, int64_t);
+  if (packed && g.t1 - g.t0 == 1) {
+    // One token: panels i and i + half of the range together, so the matrix is read as two
+    // sequential runs at once (see RowTiles); the same arithmetic per output.
+    const int64_t half = (g.r1 - g.r0) / kRows / 2;
+    for (int64_t i = 0; i < half; ++i) {
+      const int64_t ra = g.r0 + i * kRows, rb = ra + half * kRows;
+      TileBlocks2<1, kQ8>(g.w + static_cast<size_t>(ra / kRows) * g.row_bytes,
+                          g.w + static_cast<size_t>(rb / kRows) * g.row_bytes, ta, 0, 0, g.y + ra + g.t0 * g.ldy,
+                          g.y + rb + g.t0 * g.ldy, g.ldy);
+    }
+    r = g.r0 + 2 * half * kRows;
+  }
   if (packed && g.t1 - g.t0 >= 4) {  // batches: pairs of panels, tokens 4 at a time
-    using PairFn = void (*)(const uint8_t*, const uint8_t*, const TileActs&, int64_t, int, float*, int64_t);
     static constexpr PairFn kPairs[5] = {nullptr, TileBlocks2<1, kQ8>, TileBlocks2<2, kQ8>, TileBlocks2<3, kQ8>,
                                          TileBlocks2<4, kQ8>};
     for (; r + 2 * kRows <= g.r1; r += 2 * kRows) {
@@ -445,7 +464,8 @@ void RunBlockPanels(const GemmArgs& g, bool packed) {
       for (int64_t t = g.t0; t < g.t1; t += 4) {
         const int64_t n = g.t1 - t < 4 ? g.t1 - t : 4;
         const int64_t rel = t - g.t0;
-        kPairs[n](pk0, pk1, ta, rel / kMaxTokens, static_cast<int>(rel % kMaxTokens), g.y + r + t * g.ldy, g.ldy);
+        kPairs[n](pk0, pk1, ta, rel / kMaxTokens, static_cast<int>(rel % kMaxTokens), g.y + r + t * g.ldy,
+                  g.y + r + kRows + t * g.ldy, g.ldy);
       }
     }
   }

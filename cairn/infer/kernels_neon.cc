@@ -35,7 +35,7 @@ inline const uint8_t* RowPtr(const GemmArgs& g, int64_t r) { return g.w + static
 template <int R, int T>
 inline void StoreTile(const GemmArgs& g, int64_t r0, int64_t t0, float32x4_t (&acc)[R][T]) {
   for (int r = 0; r < R; ++r)
-    for (int t = 0; t < T; ++t) g.y[(t0 + t) * g.ldy + r0 + r] = vaddvq_f32(acc[r][t]);
+    for (int t = 0; t < T; ++t) g.y[(t0 + t) * g.ldy + r0 + r * g.rs] = vaddvq_f32(acc[r][t]);
 }
 
 // ---- Q4_0 and Q8_0 ----
@@ -51,13 +51,13 @@ struct BlockKernel {
     for (int r = 0; r < R; ++r)
       for (int t = 0; t < T; ++t) acc[r][t] = vdupq_n_f32(0);
     const uint8_t* rows[R];
-    for (int r = 0; r < R; ++r) rows[r] = RowPtr(g, r0 + r);
+    for (int r = 0; r < R; ++r) rows[r] = RowPtr(g, r0 + r * g.rs);
     for (int64_t b = 0; b < a.nb; ++b) {
       int8x16_t w0[R], w1[R];
       float dw[R];
       for (int r = 0; r < R; ++r) {
         const uint8_t* blk = rows[r] + kBlockBytes * b;
-        if ((b & 3) == 0) PrefetchNextTile<R, T, kBlockBytes * 4>(blk, g.row_bytes);
+        if ((b & 3) == 0) PrefetchNextTile<R, T, kBlockBytes * 4>(blk, g);
         if constexpr (kQ8) {
           w0[r] = vld1q_s8(reinterpret_cast<const int8_t*>(blk + 2));
           w1[r] = vld1q_s8(reinterpret_cast<const int8_t*>(blk + 18));
@@ -94,8 +94,8 @@ struct Q4_KKernel {
       for (int t = 0; t < T; ++t) acc[r][t] = vdupq_n_f32(0);
     for (int64_t b = 0; b < a.nb; ++b) {
       for (int r = 0; r < R; ++r) {
-        const uint8_t* blk = RowPtr(g, r0 + r) + 144 * b;
-        PrefetchNextTile<R, T, 144>(blk, g.row_bytes);
+        const uint8_t* blk = RowPtr(g, r0 + r * g.rs) + 144 * b;
+        PrefetchNextTile<R, T, 144>(blk, g);
         const uint8_t* q = blk + 16;
         uint64_t scales, mins;
         UnpackQ4KScales(blk + 4, &scales, &mins);
@@ -142,8 +142,8 @@ struct Q6_KKernel {
     const int8x16_t off = vdupq_n_s8(32);
     for (int64_t b = 0; b < a.nb; ++b) {
       for (int r = 0; r < R; ++r) {
-        const uint8_t* blk = RowPtr(g, r0 + r) + 210 * b;
-        PrefetchNextTile<R, T, 210>(blk, g.row_bytes);
+        const uint8_t* blk = RowPtr(g, r0 + r * g.rs) + 210 * b;
+        PrefetchNextTile<R, T, 210>(blk, g);
         const auto* sc = reinterpret_cast<const int8_t*>(blk + 192);
         const float d = Half(blk + 208);
         for (int t = 0; t < T; ++t) {
@@ -208,7 +208,7 @@ struct FloatKernel {
     for (int r = 0; r < R; ++r)
       for (int t = 0; t < T; ++t) acc[r][t] = vdupq_n_f32(0);
     const uint8_t* rows[R];
-    for (int r = 0; r < R; ++r) rows[r] = RowPtr(g, r0 + r);
+    for (int r = 0; r < R; ++r) rows[r] = RowPtr(g, r0 + r * g.rs);
     const float* xs = g.acts->x;
     int64_t i = 0;
     for (; i + 4 <= g.cols; i += 4) {
@@ -223,7 +223,7 @@ struct FloatKernel {
       for (int t = 0; t < T; ++t) {
         float s = vaddvq_f32(acc[r][t]);
         for (int64_t k = i; k < g.cols; ++k) s += L::Load1(rows[r], k) * xs[(t0 + t) * g.acts->ldx + k];
-        g.y[(t0 + t) * g.ldy + r0 + r] = s;
+        g.y[(t0 + t) * g.ldy + r0 + r * g.rs] = s;
       }
     }
   }
