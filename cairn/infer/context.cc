@@ -21,7 +21,9 @@ struct Context::Scratch {
   // feed-forward's: q, k, v, attn and tmp (the attention output before it joins the
   // residual) overlap gate and up. The feed-forward's output goes to the half its down
   // projection does not read (`ffn_out`: up for a decoder, whose SwiGLU lands in gate; the
-  // unused gate half for an encoder). About 1.5 MB less for a Qwen2.5-0.5B micro-batch.
+  // unused gate half for an encoder). A decoder's gate and up hold kMatMulTokenBlock
+  // tokens (its feed-forward runs in groups of that many). For a Qwen2.5-0.5B micro-batch
+  // of 128 tokens: 2.5 MB instead of 7.4 MB.
   std::vector<float> work;
   float* q = nullptr;
   float* k = nullptr;
@@ -185,7 +187,10 @@ void Context::Layers(std::span<const BatchToken> batch) {
   s.x.resize(n * c.n_embd);
   s.xn.resize(n * c.n_embd);
   {
-    const size_t nq = n * c.n_embd_q(), nkv = n * c.n_embd_kv(), ne = n * c.n_embd, nff = n * c.n_ff;
+    // A decoder's feed-forward runs kMatMulTokenBlock tokens at a time (DecoderLayer); an
+    // encoder's takes the whole batch.
+    const size_t ffn_tokens = c.is_encoder() ? n : std::min<size_t>(n, kMatMulTokenBlock);
+    const size_t nq = n * c.n_embd_q(), nkv = n * c.n_embd_kv(), ne = n * c.n_embd, nff = ffn_tokens * c.n_ff;
     s.work.resize(std::max(2 * nff, 2 * nq + 2 * nkv + ne));
     float* w = s.work.data();
     s.q = w;
@@ -320,13 +325,21 @@ void Context::DecoderLayer(int il, std::span<const BatchToken> batch) {
       RmsNorm(x, l.ffn_norm, c.norm_eps, e, s.xn.data() + t * e);
     }
   });
-  const MatMulOut gate_up[] = {{&l.gate, s.gate}, {&l.up, s.up}};
-  MatMulShared(gate_up, s.xn.data(), m, pool_);
-  ForTokens(m, 8 * ff, [&](int64_t b, int64_t end) {
-    SiluMul(s.gate + b * ff, s.up + b * ff, (end - b) * ff, s.gate + b * ff);
-  });
-  MatMul(l.down, s.gate, m, s.ffn_out, pool_);
-  ForTokens(m, e, [&](int64_t b, int64_t end) { AddTo(s.x.data() + b * e, s.ffn_out + b * e, (end - b) * e); });
+  // The feed-forward kMatMulTokenBlock tokens at a time: its buffers (the largest of a
+  // micro-batch, 2 * n_ff floats a token) are then sized for that many tokens, and the
+  // products read the weights as often as in one call.
+  for (int64_t c0 = 0; c0 < m; c0 += kMatMulTokenBlock) {
+    const int64_t cn = std::min<int64_t>(kMatMulTokenBlock, m - c0);
+    const MatMulOut gate_up[] = {{&l.gate, s.gate}, {&l.up, s.up}};
+    MatMulShared(gate_up, s.xn.data() + c0 * e, cn, pool_);
+    ForTokens(cn, 8 * ff, [&](int64_t b, int64_t end) {
+      SiluMul(s.gate + b * ff, s.up + b * ff, (end - b) * ff, s.gate + b * ff);
+    });
+    MatMul(l.down, s.gate, cn, s.ffn_out, pool_);
+    ForTokens(cn, e, [&](int64_t b, int64_t end) {
+      AddTo(s.x.data() + (c0 + b) * e, s.ffn_out + b * e, (end - b) * e);
+    });
+  }
 }
 
 void Context::EncoderLayer(int il, std::span<const BatchToken> batch) {

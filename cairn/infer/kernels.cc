@@ -120,9 +120,8 @@ thread_local Scratch tile_scratch;
 
 inline size_t Align64(size_t n) { return (n + 63) & ~size_t{63}; }
 
-// Tokens per pass over the weights: their quantized activations (about cols bytes each)
-// stay in L2 while the rows stream past.
-constexpr int64_t kTokenBlock = 64;
+// Tokens per pass over the weights (kernels.h).
+constexpr int64_t kTokenBlock = kMatMulTokenBlock;
 
 }  // namespace
 

@@ -110,6 +110,11 @@ absl::Status CheckWeightView(const WeightView& w);
 // OK (the model validates its tensors when it loads); violating it aborts.
 void MatMul(const WeightView& w, const float* x, int64_t n_tokens, float* y, ThreadPool* pool);
 
+// A product of many tokens passes over the weights once per this many tokens (their
+// quantized activations stay in L2 while the rows stream past): calling MatMul on
+// consecutive groups of this size reads the weights as often as one call on them all.
+inline constexpr int64_t kMatMulTokenBlock = 64;
+
 // MatMul with strides: token t's input at x + t * ldx (ldx >= cols) and its outputs at
 // y + t * ldy (ldy >= rows), e.g. to write Q, K and V side by side in one buffer. Other
 // elements of y are left alone. Same results as MatMul.
