@@ -191,7 +191,10 @@ void Context::Layers(std::span<const BatchToken> batch) {
     // encoder's takes the whole batch.
     const size_t ffn_tokens = c.is_encoder() ? n : std::min<size_t>(n, kMatMulTokenBlock);
     const size_t nq = n * c.n_embd_q(), nkv = n * c.n_embd_kv(), ne = n * c.n_embd, nff = ffn_tokens * c.n_ff;
-    s.work.resize(std::max(2 * nff, 2 * nq + 2 * nkv + ne));
+    // The feed-forward's output (n_embd floats a token) fits in a half of n_ff floats a
+    // token unless n_ff < n_embd; then it gets room of its own after them.
+    const bool narrow = c.n_ff < c.n_embd;
+    s.work.resize(std::max(2 * nff + (narrow ? ffn_tokens * c.n_embd : 0), 2 * nq + 2 * nkv + ne));
     float* w = s.work.data();
     s.q = w;
     s.k = s.q + nq;
@@ -200,7 +203,7 @@ void Context::Layers(std::span<const BatchToken> batch) {
     s.tmp = s.attn + nq;
     s.gate = w;
     s.up = w + nff;
-    s.ffn_out = c.is_encoder() ? s.gate : s.up;
+    s.ffn_out = narrow ? w + 2 * nff : c.is_encoder() ? s.gate : s.up;
   }
 
   if (cache_ != nullptr) {

@@ -383,6 +383,27 @@ INSTANTIATE_TEST_SUITE_P(
       return std::string(ArchName(std::get<0>(p.param))) + "_" + std::get<1>(p.param);
     });
 
+// A feed-forward narrower than the model (n_ff < n_embd): its output, n_embd floats a
+// token, does not fit where the working buffers put it for ordinary shapes.
+TEST(ModelTest, NarrowFeedForwardAgreesWithReference) {
+  for (Arch arch : {Arch::kLlama, Arch::kBert}) {
+    SynthOptions o = Tiny(arch, "f32");
+    o.shape.n_embd = 512;
+    o.shape.n_ff = 256;
+    Files files = Synthesize(o);
+    Reference ref(*files.reference);
+    std::unique_ptr<Model> model = *Model::FromFile(std::move(files.engine));
+    const std::vector<int32_t> prompt = RandomTokens(kPrompt, model->n_vocab(), 9);
+    std::unique_ptr<Context> ctx = *Context::Create(*model, ContextOptions{});
+    std::vector<BatchToken> batch;
+    for (int i = 0; i < kPrompt; ++i) batch.push_back({prompt[i], 0, i, true});
+    const bool encoder = arch == Arch::kBert;
+    const std::vector<std::vector<float>> want = encoder ? ref.Hidden(prompt) : ref.Logits(prompt);
+    ASSERT_TRUE(ctx->Forward(batch, encoder ? OutputKind::kHidden : OutputKind::kLogits).ok());
+    for (int i = 0; i < kPrompt; ++i) EXPECT_LT(RelError(ctx->Output(i), want[i]), 1e-3) << ArchName(arch) << " " << i;
+  }
+}
+
 TEST(ModelTest, GreedyDecodingOfF32ModelsMatchesReference) {
   constexpr int kNew = 16;
   for (Arch arch : {Arch::kLlama, Arch::kQwen2}) {
