@@ -322,17 +322,9 @@ CAIRN_T void DecodeQ4_K(const GemmArgs& g) {
                                              _mm256_set1_epi16(static_cast<int16_t>(4 * k + 2 + h)), 1);
     }
   }
-  // Four streams, as RowTiles does for one token.
-  int64_t r = g.r0;
-  const int64_t s = (g.r1 - g.r0) / 4;
-  if (s > 1) {
-    GemmArgs gs = g;
-    gs.rs = s;
-    for (int64_t i = 0; i < s; ++i) DecodeQ4_KTile<4>(gs, g.r0 + i, xr, sc_idx);
-    r = g.r0 + 4 * s;
-  }
-  for (; r + 4 <= g.r1; r += 4) DecodeQ4_KTile<4>(g, r, xr, sc_idx);
-  for (; r < g.r1; ++r) DecodeQ4_KTile<1>(g, r, xr, sc_idx);
+  OneTokenTiles<4>(
+      g, [&](const GemmArgs& a, int64_t r) { DecodeQ4_KTile<4>(a, r, xr, sc_idx); },
+      [&](const GemmArgs& a, int64_t r) { DecodeQ4_KTile<1>(a, r, xr, sc_idx); });
 }
 
 // ---- Q6_K ----

@@ -445,7 +445,7 @@ void RunBlockPanels(const GemmArgs& g, bool packed) {
   using PairFn = void (*)(const uint8_t*, const uint8_t*, const TileActs&, int64_t, int, float*, float*, int64_t);
   if (packed && g.t1 - g.t0 == 1) {
     // One token: panels i and i + half of the range together, so the matrix is read as two
-    // sequential runs at once (see RowTiles); the same arithmetic per output.
+    // sequential runs at once (see OneTokenTiles); the same arithmetic per output.
     const int64_t half = (g.r1 - g.r0) / kRows / 2;
     for (int64_t i = 0; i < half; ++i) {
       const int64_t ra = g.r0 + i * kRows, rb = ra + half * kRows;

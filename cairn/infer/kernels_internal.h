@@ -56,7 +56,7 @@ struct GemmArgs {
   int64_t r0, r1, t0, t1;
   float* y;
   int64_t ldy;
-  // Rows of a tile: r, r + rs, r + 2 rs, ... (RowTiles sets it for one-token tiles).
+  // Rows of a tile: r, r + rs, r + 2 rs, ... (OneTokenTiles sets it).
   int64_t rs = 1;
 };
 
@@ -185,7 +185,7 @@ inline void UnpackQ4KScales(const uint8_t* packed, uint64_t* scales, uint64_t* m
 // the plain read bandwidth). So a one-token tile of R rows, as it consumes `bytes` bytes
 // at p in one of its rows, fetches the same bytes of the row the next tile takes in its
 // place: R rows on when the tile's rows are adjacent, the next row when they are g.rs
-// apart (RowTiles). Prefetches never fault, so running past the matrix is harmless.
+// apart (OneTokenTiles). Prefetches never fault, so running past the matrix is harmless.
 template <int R, int T, int kBytes>
 inline void PrefetchNextTile(const uint8_t* p, const GemmArgs& g) {
   if constexpr (T == 1 && R > 1) {
@@ -195,26 +195,38 @@ inline void PrefetchNextTile(const uint8_t* p, const GemmArgs& g) {
   }
 }
 
+// One token (decode): calls tile(args, r) for tiles of R rows and one(args, r) for the
+// leftover rows. A tile's rows come from R parts of the range, r, r + S, ..., r + (R-1) S
+// with S = rows / R (args.rs = S), so the matrix is read as R sequential streams at once
+// rather than one: one core draws more bandwidth from several streams (measured on a Q4_K
+// matrix larger than the cache, one thread: 1.3x; the machine's read bandwidth with eight
+// streams is ~1.7x that with one). Each output is still computed by the same operations
+// in the same order.
+template <int R, class Tile, class One>
+inline void OneTokenTiles(const GemmArgs& g, const Tile& tile, const One& one) {
+  int64_t r = g.r0;
+  const int64_t s = (g.r1 - g.r0) / R;
+  if (s > 1) {
+    GemmArgs gs = g;
+    gs.rs = s;
+    for (int64_t i = 0; i < s; ++i) tile(gs, g.r0 + i);
+    r = g.r0 + R * s;
+  }
+  for (; r + R <= g.r1; r += R) tile(g, r);
+  for (; r < g.r1; ++r) one(g, r);
+}
+
 // Tiles of R rows x T tokens over rows [g.r0, g.r1) for tokens [t, t + T); leftover rows
-// one at a time.
-// One token (decode): the R rows of a tile come from R parts of the range, rows
-// r, r + S, ..., r + (R - 1) S with S = (rows) / R, so the matrix is read as R
-// sequential streams at once rather than one: one core draws more bandwidth from several
-// streams (measured on a Q4_K matrix larger than the cache, one thread: 1.3x; the
-// machine's read bandwidth with eight streams is ~1.7x that with one). Each output is
-// still computed by the same operations in the same order.
+// one at a time (one token: OneTokenTiles).
 template <class K, int R, int T>
 inline void RowTiles(const GemmArgs& g, int64_t t) {
-  int64_t r = g.r0;
   if constexpr (T == 1 && R > 1) {
-    const int64_t s = (g.r1 - g.r0) / R;
-    if (s > 1) {
-      GemmArgs gs = g;
-      gs.rs = s;
-      for (int64_t i = 0; i < s; ++i) K::template Tile<R, T>(gs, g.r0 + i, t);
-      r = g.r0 + R * s;
-    }
+    OneTokenTiles<R>(
+        g, [t](const GemmArgs& a, int64_t r) { K::template Tile<R, 1>(a, r, t); },
+        [t](const GemmArgs& a, int64_t r) { K::template Tile<1, 1>(a, r, t); });
+    return;
   }
+  int64_t r = g.r0;
   for (; r + R <= g.r1; r += R) K::template Tile<R, T>(g, r, t);
   for (; r < g.r1; ++r) K::template Tile<1, T>(g, r, t);
 }
