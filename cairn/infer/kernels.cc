@@ -120,8 +120,6 @@ thread_local Scratch tile_scratch;
 
 inline size_t Align64(size_t n) { return (n + 63) & ~size_t{63}; }
 
-// Tokens per pass over the weights (kernels.h).
-constexpr int64_t kTokenBlock = kMatMulTokenBlock;
 
 }  // namespace
 
@@ -249,8 +247,8 @@ void RunRows(const IsaKernels& k, const WeightView& w, const Acts& acts, int64_t
   std::unique_ptr<Scratch> own_tiles;
   Scratch* tiles = tile ? (matmul_depth == 0 ? &tile_scratch : (own_tiles = std::make_unique<Scratch>()).get())
                         : nullptr;
-  for (int64_t t0 = 0; t0 < n_tokens; t0 += kTokenBlock) {
-    const int64_t t1 = std::min(n_tokens, t0 + kTokenBlock);
+  for (int64_t t0 = 0; t0 < n_tokens; t0 += kMatMulTokenBlock) {
+    const int64_t t1 = std::min(n_tokens, t0 + kMatMulTokenBlock);
     Acts block = acts;
     if (tile) {
       auto* dst = static_cast<uint8_t*>(tiles->Get(k.tile_acts(acts, w.type, t0, t1, nullptr)));
