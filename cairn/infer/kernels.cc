@@ -120,7 +120,6 @@ thread_local Scratch tile_scratch;
 
 inline size_t Align64(size_t n) { return (n + 63) & ~size_t{63}; }
 
-
 }  // namespace
 
 namespace {
