@@ -49,10 +49,14 @@ constexpr const char* kSchema[] = {
     " valid_from INTEGER NOT NULL, valid_to INTEGER, recorded_at INTEGER NOT NULL, superseded_at INTEGER,"
     " superseded_by INTEGER NOT NULL DEFAULT 0, retracted INTEGER NOT NULL DEFAULT 0, confidence REAL NOT NULL,"
     " hlc INTEGER NOT NULL)",
-    // With the object: a statement is checked against the current fact with the same value
-    // in one seek (facts_sp without it read every earlier value of a subject's predicate,
-    // thousands for a busy "likes"); its prefix serves the (ns, subject, predicate) reads.
-    "CREATE INDEX facts_spo ON facts(ns, subject, predicate, object_key)",
+    // With the object and valid_to: a statement is checked against the current fact with the
+    // same value in one seek (facts_sp without them read every earlier value of a subject's
+    // predicate, thousands for a busy "likes", and facts_spo every closed version with that
+    // value); its prefix serves the (ns, subject, predicate) reads.
+    "CREATE INDEX facts_spov ON facts(ns, subject, predicate, object_key, valid_to)",
+    // A single-valued fact's versions in timeline order (LinkVersion finds a new version's
+    // neighbours in two seeks instead of reading the whole history).
+    "CREATE INDEX facts_timeline ON facts(ns, subject, predicate, valid_from, hlc, author)",
     // With valid_to: recall reads an entity's current facts in id order, and a busy place or
     // employer is the object of thousands of closed facts that an index on the entity alone
     // made it read one by one before finding 50 current ones.
@@ -99,15 +103,19 @@ absl::Status CheckOrCreateSchema(Conn& db) {
     return absl::FailedPreconditionError(fmt::format(
         "memory store '{}' has schema version {}; this build reads version {}", db.path(), version, kSchemaVersion));
   // Indexes recall's graph signal reads (an entity's current facts, its strongest relations)
-  // and the write path's facts_spo (which replaces facts_sp); stores made before they were
-  // added get them here. relations_dst is gone: relations_dst_weight starts with dst and
+  // and the write path's facts_spov (which replaces facts_sp and facts_spo) and
+  // facts_timeline; stores made before they were added get them here. relations_dst is gone: relations_dst_weight starts with dst and
   // serves the same reads, and every relation written paid for both.
   for (const char* sql : {"CREATE INDEX IF NOT EXISTS facts_subject_valid ON facts(subject, valid_to)",
                           "DROP INDEX IF EXISTS facts_subject",
                           "CREATE INDEX IF NOT EXISTS facts_object_valid ON facts(object_entity, valid_to)",
                           "DROP INDEX IF EXISTS facts_object",
-                          "CREATE INDEX IF NOT EXISTS facts_spo ON facts(ns, subject, predicate, object_key)",
+                          "CREATE INDEX IF NOT EXISTS facts_spov ON facts(ns, subject, predicate, object_key,"
+                          " valid_to)",
                           "DROP INDEX IF EXISTS facts_sp",
+                          "DROP INDEX IF EXISTS facts_spo",
+                          "CREATE INDEX IF NOT EXISTS facts_timeline ON facts(ns, subject, predicate, valid_from, hlc,"
+                          " author)",
                           "CREATE INDEX IF NOT EXISTS relations_src_weight ON relations(src, weight DESC, dst,"
                           " predicate)",
                           "CREATE INDEX IF NOT EXISTS relations_dst_weight ON relations(dst, weight DESC)",
@@ -560,7 +568,10 @@ absl::Status MemoryStore::Impl::ApplyFact(const FactWrite& w, RememberResult& re
                               .Run());
     fact_id = static_cast<uint64_t>(wdb->LastInsertId());
     if (w.object_id != 0) AddRelation(w.ns, w.subject_id, w.object_id, w.predicate);
-    if (IsSingleValued(w.predicate)) CAIRN_RETURN_IF_ERROR(Retimeline(w.ns, w.subject_id, w.predicate, now, result));
+    if (IsSingleValued(w.predicate)) {
+      CAIRN_RETURN_IF_ERROR(
+          LinkVersion(w.ns, w.subject_id, w.predicate, fact_id, w.valid_from_ms, w.hlc, w.author, now, result));
+    }
   }
   if (w.episode_id) {
     CAIRN_ASSIGN_OR_RETURN(Stmt src, wdb->Prepare("INSERT OR IGNORE INTO fact_sources(fact, episode) VALUES (?, ?)"));
@@ -575,9 +586,17 @@ absl::Status MemoryStore::Impl::ApplyFact(const FactWrite& w, RememberResult& re
   return absl::OkStatus();
 }
 
-// Orders the (non-retracted) versions of a single-valued fact by (valid_from, hlc,
-// author, id) and ends each one's validity where the next begins. Deterministic in the
-// set of versions, whatever order they arrived in.
+// A single-valued fact's versions, retracted ones included, are ordered by (valid_from, hlc,
+// author, id); each version that is not retracted holds until the next one begins (its
+// valid_to and superseded_by name it), and the last one holds until further notice. A
+// retracted version keeps the end its negation gave it, and the version before it still
+// ends where it began: taking back "works at Globex" does not make the employer before it
+// current again. The result depends only on the set of versions, not on the order they
+// arrived in.
+//
+// Retimeline relinks a whole timeline (after Forget deleted versions from it); LinkVersion
+// links one new version between its two neighbours, which is the same when the timeline
+// was linked before (every write keeps it so), in two index seeks however long the history.
 absl::Status MemoryStore::Impl::Retimeline(const std::string& ns, uint64_t subject_id, const std::string& predicate,
                                            int64_t now, RememberResult& result) {
   struct V {
@@ -587,17 +606,18 @@ absl::Status MemoryStore::Impl::Retimeline(const std::string& ns, uint64_t subje
     uint64_t hlc;
     std::string author;
     uint64_t superseded_by;
+    bool retracted;
   };
   std::vector<V> vs;
   {
-    CAIRN_ASSIGN_OR_RETURN(Stmt s, wdb->Prepare("SELECT id, valid_from, valid_to, hlc, author, superseded_by FROM facts"
-                                                " WHERE ns = ? AND subject = ? AND predicate = ? AND retracted = 0"));
+    CAIRN_ASSIGN_OR_RETURN(Stmt s, wdb->Prepare("SELECT id, valid_from, valid_to, hlc, author, superseded_by, retracted"
+                                                " FROM facts WHERE ns = ? AND subject = ? AND predicate = ?"));
     s.BindAll(ns, subject_id, predicate);
     while (true) {
       CAIRN_ASSIGN_OR_RETURN(bool row, s.Step());
       if (!row) break;
       V v{static_cast<uint64_t>(s.Int(0)), s.Int(1), std::nullopt, static_cast<uint64_t>(s.Int(3)), s.Text(4),
-          static_cast<uint64_t>(s.Int(5))};
+          static_cast<uint64_t>(s.Int(5)), s.Int(6) != 0};
       if (!s.IsNull(2)) v.to = s.Int(2);
       vs.push_back(std::move(v));
     }
@@ -606,20 +626,63 @@ absl::Status MemoryStore::Impl::Retimeline(const std::string& ns, uint64_t subje
     return std::tie(a.from, a.hlc, a.author, a.id) < std::tie(b.from, b.hlc, b.author, b.id);
   });
   for (size_t i = 0; i < vs.size(); ++i) {
+    if (vs[i].retracted) continue;
     std::optional<int64_t> to;
     uint64_t by = 0;
     if (i + 1 < vs.size()) to = vs[i + 1].from, by = vs[i + 1].id;
-    if (to == vs[i].to && by == vs[i].superseded_by) continue;
-    CAIRN_ASSIGN_OR_RETURN(Stmt u, wdb->Prepare("UPDATE facts SET valid_to = ?, superseded_at = ?, superseded_by = ?"
-                                                " WHERE id = ?"));
-    if (to) {
-      u.Bind(1, *to).Bind(2, now);
-      if (!vs[i].to) result.closed_fact_ids.push_back(vs[i].id);
-    } else {
-      u.BindNull(1).BindNull(2);
-    }
-    CAIRN_RETURN_IF_ERROR(u.Bind(3, by).Bind(4, vs[i].id).Run());
+    CAIRN_RETURN_IF_ERROR(SetVersionEnd(vs[i].id, vs[i].to, vs[i].superseded_by, to, by, now, result));
   }
+  return absl::OkStatus();
+}
+
+absl::Status MemoryStore::Impl::SetVersionEnd(uint64_t id, std::optional<int64_t> old_to, uint64_t old_by,
+                                              std::optional<int64_t> to, uint64_t by, int64_t now,
+                                              RememberResult& result) {
+  if (to == old_to && by == old_by) return absl::OkStatus();
+  CAIRN_ASSIGN_OR_RETURN(Stmt u, wdb->Prepare("UPDATE facts SET valid_to = ?, superseded_at = ?, superseded_by = ?"
+                                              " WHERE id = ?"));
+  if (to) {
+    u.Bind(1, *to).Bind(2, now);
+    if (!old_to) result.closed_fact_ids.push_back(id);
+  } else {
+    u.BindNull(1).BindNull(2);
+  }
+  return u.Bind(3, by).Bind(4, id).Run();
+}
+
+absl::Status MemoryStore::Impl::LinkVersion(const std::string& ns, uint64_t subject_id, const std::string& predicate,
+                                            uint64_t id, int64_t from, uint64_t stamp, const std::string& author,
+                                            int64_t now, RememberResult& result) {
+  // The neighbours in (valid_from, hlc, author, id) order, read from facts_timeline (both
+  // read before anything is written).
+  struct Neighbour {
+    uint64_t id = 0;
+    int64_t from = 0;
+    std::optional<int64_t> to;
+    uint64_t by = 0;
+    bool retracted = false;
+  };
+  std::optional<Neighbour> prev, next;
+  for (int side = 0; side < 2; ++side) {
+    CAIRN_ASSIGN_OR_RETURN(
+        Stmt q, wdb->Prepare(side == 0 ? "SELECT id, valid_from, valid_to, superseded_by, retracted FROM facts"
+                                         " WHERE ns = ?1 AND subject = ?2 AND predicate = ?3 AND (valid_from, hlc,"
+                                         " author, id) < (?4, ?5, ?6, ?7) ORDER BY valid_from DESC, hlc DESC,"
+                                         " author DESC, id DESC LIMIT 1"
+                                       : "SELECT id, valid_from, valid_to, superseded_by, retracted FROM facts"
+                                         " WHERE ns = ?1 AND subject = ?2 AND predicate = ?3 AND (valid_from, hlc,"
+                                         " author, id) > (?4, ?5, ?6, ?7) ORDER BY valid_from, hlc, author, id"
+                                         " LIMIT 1"));
+    q.BindAll(ns, subject_id, predicate, from, stamp, author, id);
+    CAIRN_ASSIGN_OR_RETURN(bool row, q.Step());
+    if (!row) continue;
+    Neighbour n{static_cast<uint64_t>(q.Int(0)), q.Int(1), std::nullopt, static_cast<uint64_t>(q.Int(3)),
+                q.Int(4) != 0};
+    if (!q.IsNull(2)) n.to = q.Int(2);
+    (side == 0 ? prev : next) = n;
+  }
+  if (prev && !prev->retracted) CAIRN_RETURN_IF_ERROR(SetVersionEnd(prev->id, prev->to, prev->by, from, id, now, result));
+  if (next) CAIRN_RETURN_IF_ERROR(SetVersionEnd(id, std::nullopt, 0, next->from, next->id, now, result));
   return absl::OkStatus();
 }
 

@@ -8,6 +8,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <string>
 #include <thread>
@@ -122,8 +123,15 @@ struct MemoryStore::Impl {
     uint64_t episode_id = 0;  // 0: stated directly
   };
   absl::Status ApplyFact(const FactWrite& w, RememberResult& result, std::vector<vector::Point>& points);
+  // A single-valued fact's timeline (memory.cc): relinks it whole, or links one new version.
   absl::Status Retimeline(const std::string& ns, uint64_t subject_id, const std::string& predicate, int64_t now,
                           RememberResult& result);
+  absl::Status LinkVersion(const std::string& ns, uint64_t subject_id, const std::string& predicate, uint64_t id,
+                           int64_t from, uint64_t hlc, const std::string& author, int64_t now, RememberResult& result);
+  // Sets a version's end (valid_to, superseded_by; superseded_at = now when it ends) if it
+  // changed, reporting a version that was current and is not any more in `result`.
+  absl::Status SetVersionEnd(uint64_t id, std::optional<int64_t> old_to, uint64_t old_by, std::optional<int64_t> to,
+                             uint64_t by, int64_t now, RememberResult& result);
   // Write-path points carry their text and no vector; UpsertVectors embeds them (on the
   // vector writer thread) and drops those with nothing to embed.
   absl::StatusOr<vector::Point> FactPoint(uint64_t fact_id);
