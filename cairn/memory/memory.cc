@@ -42,8 +42,9 @@ constexpr const char* kSchema[] = {
     "CREATE INDEX mentions_entity ON mentions(entity, episode)",
     "CREATE TABLE relations(ns TEXT NOT NULL, src INTEGER NOT NULL, dst INTEGER NOT NULL, predicate TEXT NOT NULL,"
     " weight REAL NOT NULL, PRIMARY KEY(src, dst, predicate))",
-    "CREATE INDEX relations_src_weight ON relations(src, weight DESC, dst, predicate)",
-    "CREATE INDEX relations_dst_weight ON relations(dst, weight DESC)",
+    // No index holds the weight: each weight change would move its entries (the strongest
+    // relations are read from memory, relation_graph.h).
+    "CREATE INDEX relations_dst ON relations(dst)",
     "CREATE TABLE facts(id INTEGER PRIMARY KEY, ns TEXT NOT NULL, author TEXT NOT NULL, subject INTEGER NOT NULL,"
     " predicate TEXT NOT NULL, object TEXT NOT NULL, object_key TEXT NOT NULL, object_entity INTEGER NOT NULL,"
     " valid_from INTEGER NOT NULL, valid_to INTEGER, recorded_at INTEGER NOT NULL, superseded_at INTEGER,"
@@ -102,10 +103,10 @@ absl::Status CheckOrCreateSchema(Conn& db) {
   if (version != std::to_string(kSchemaVersion))
     return absl::FailedPreconditionError(fmt::format(
         "memory store '{}' has schema version {}; this build reads version {}", db.path(), version, kSchemaVersion));
-  // Indexes recall's graph signal reads (an entity's current facts, its strongest relations)
-  // and the write path's facts_spov (which replaces facts_sp and facts_spo) and
-  // facts_timeline; stores made before they were added get them here. relations_dst is gone: relations_dst_weight starts with dst and
-  // serves the same reads, and every relation written paid for both.
+  // Indexes recall's graph signal reads (an entity's current facts) and the write path's
+  // facts_spov (which replaces facts_sp and facts_spo) and facts_timeline; stores made
+  // before they were added get them here. The relations' weight indexes go (the strongest
+  // relations are read from memory now); relations_dst serves Relations().
   for (const char* sql : {"CREATE INDEX IF NOT EXISTS facts_subject_valid ON facts(subject, valid_to)",
                           "DROP INDEX IF EXISTS facts_subject",
                           "CREATE INDEX IF NOT EXISTS facts_object_valid ON facts(object_entity, valid_to)",
@@ -116,10 +117,9 @@ absl::Status CheckOrCreateSchema(Conn& db) {
                           "DROP INDEX IF EXISTS facts_spo",
                           "CREATE INDEX IF NOT EXISTS facts_timeline ON facts(ns, subject, predicate, valid_from, hlc,"
                           " author)",
-                          "CREATE INDEX IF NOT EXISTS relations_src_weight ON relations(src, weight DESC, dst,"
-                          " predicate)",
-                          "CREATE INDEX IF NOT EXISTS relations_dst_weight ON relations(dst, weight DESC)",
-                          "DROP INDEX IF EXISTS relations_dst"})
+                          "CREATE INDEX IF NOT EXISTS relations_dst ON relations(dst)",
+                          "DROP INDEX IF EXISTS relations_src_weight",
+                          "DROP INDEX IF EXISTS relations_dst_weight"})
     CAIRN_RETURN_IF_ERROR(db.Exec(sql));
   return absl::OkStatus();
 }
@@ -217,6 +217,7 @@ absl::StatusOr<std::unique_ptr<MemoryStore>> MemoryStore::Open(const std::string
   }
   {
     std::lock_guard<std::mutex> l(im.write_mu);
+    CAIRN_RETURN_IF_ERROR(im.LoadGraph());
     CAIRN_RETURN_IF_ERROR(im.SyncVectors());
   }
   im.StartVectorWriter();
@@ -340,6 +341,18 @@ void MemoryStore::Impl::AddRelation(const std::string& ns, uint64_t src, uint64_
   pending.relation_order[it->second].weight += 1;
 }
 
+absl::Status MemoryStore::Impl::LoadGraph() {
+  std::unique_lock<std::shared_mutex> g(graph_mu);
+  graph.Clear();
+  CAIRN_ASSIGN_OR_RETURN(Stmt s, wdb->Prepare("SELECT rowid, src, dst, predicate, weight FROM relations"));
+  while (true) {
+    CAIRN_ASSIGN_OR_RETURN(bool row, s.Step());
+    if (!row) break;
+    graph.Put(s.Int(0), static_cast<uint64_t>(s.Int(1)), static_cast<uint64_t>(s.Int(2)), s.Text(3), s.Real(4));
+  }
+  return absl::OkStatus();
+}
+
 absl::Status MemoryStore::Impl::FlushPending() {
   for (const auto& [eid, n] : pending.mentions) {
     CAIRN_ASSIGN_OR_RETURN(Stmt c, wdb->Prepare("UPDATE entities SET mentions = mentions + ? WHERE id = ?"));
@@ -348,8 +361,13 @@ absl::Status MemoryStore::Impl::FlushPending() {
   for (const Pending::RelationAdd& a : pending.relation_order) {
     CAIRN_ASSIGN_OR_RETURN(Stmt r, wdb->Prepare("INSERT INTO relations(ns, src, dst, predicate, weight) VALUES"
                                                 " (?, ?, ?, ?, ?) ON CONFLICT(src, dst, predicate)"
-                                                " DO UPDATE SET weight = weight + excluded.weight"));
-    CAIRN_RETURN_IF_ERROR(r.BindAll(a.ns, a.src, a.dst, a.predicate, a.weight).Run());
+                                                " DO UPDATE SET weight = weight + excluded.weight"
+                                                " RETURNING rowid, weight"));
+    r.BindAll(a.ns, a.src, a.dst, a.predicate, a.weight);
+    CAIRN_ASSIGN_OR_RETURN(bool row, r.Step());
+    if (!row) return absl::InternalError("memory: a relation upsert returned no row");
+    relation_writes.push_back({r.Int(0), a.src, a.dst, a.predicate, r.Real(1)});
+    CAIRN_RETURN_IF_ERROR(r.Run());  // to the end, so the statement completes
   }
   pending.Clear();
   return absl::OkStatus();

@@ -322,6 +322,45 @@ TEST(MemoryStore, NamespacesEnforceReadAndWriteRules) {
   EXPECT_TRUE(absl::IsInvalidArgument((*m)->Remember(Ep("ok", "a", kT0, "")).status()));
 }
 
+// The graph signal reaches entities through their relations (held in memory), the same after
+// the store is reopened as before.
+TEST(MemoryStore, GraphNeighboursAreFoundBeforeAndAfterReopening) {
+  TempDir dir;
+  RecallQuery q;
+  q.agent = "a";
+  q.namespaces = {"n"};
+  q.k = 5;
+  q.facts = false;
+  q.text = "Alma Okafor";
+  q.vector_weight = q.bm25_weight = q.recency_weight = q.importance_weight = 0;
+  q.graph_weight = 1;
+  std::vector<uint64_t> before;
+  uint64_t bruno_only = 0;
+  {
+    auto m = MemoryStore::Open(dir.path(), Options());
+    ASSERT_TRUE(m.ok());
+    std::vector<Episode> eps = {
+        Ep("n", "a", kT0 + 1 * kDay, "Alma Okafor met Bruno Novak at the harbour."),
+        Ep("n", "a", kT0 + 2 * kDay, "Bruno Novak fixed the old boat engine."),
+        Ep("n", "a", kT0 + 3 * kDay, "Carmen Moreau baked bread."),
+    };
+    auto rs = (*m)->RememberBatch(eps);
+    ASSERT_TRUE(rs.ok()) << rs.status();
+    bruno_only = (*rs)[1].episode_id;
+    auto r = (*m)->Recall(q);
+    ASSERT_TRUE(r.ok()) << r.status();
+    for (const Recalled& x : *r) before.push_back(x.id);
+  }
+  EXPECT_NE(std::find(before.begin(), before.end(), bruno_only), before.end());
+  auto m = MemoryStore::Open(dir.path(), Options());
+  ASSERT_TRUE(m.ok());
+  auto r = (*m)->Recall(q);
+  ASSERT_TRUE(r.ok()) << r.status();
+  std::vector<uint64_t> after;
+  for (const Recalled& x : *r) after.push_back(x.id);
+  EXPECT_EQ(after, before);
+}
+
 TEST(MemoryStore, RecallFusesSignalsAndExplainsWhy) {
   TempDir dir;
   auto m = MemoryStore::Open(dir.path(), Options());

@@ -27,6 +27,7 @@
 #include <functional>
 #include <limits>
 #include <set>
+#include <shared_mutex>
 #include <unordered_map>
 
 #include <fmt/format.h>
@@ -453,20 +454,14 @@ absl::StatusOr<std::vector<Recalled>> MemoryStore::Recall(const RecallQuery& q) 
       std::vector<uint64_t> next;
       const double w = std::pow(0.5, hop);
       for (uint64_t src : frontier) {
-        // The strongest relations of src, either side; among equal weights those where it is
-        // the source first (by dst, predicate), then the others in the order they were made.
-        // Each side is read best-first from its index (relations_src_weight, relations_dst_weight).
-        CAIRN_ASSIGN_OR_RETURN(
-            Stmt r, db.Prepare("SELECT o, weight FROM (SELECT * FROM (SELECT dst AS o, weight, 0 AS side, dst AS k1,"
-                               " predicate AS k2, 0 AS k3 FROM relations WHERE src = ?1 ORDER BY weight DESC, dst,"
-                               " predicate LIMIT ?2) UNION ALL SELECT * FROM (SELECT src, weight, 1, 0, '', rowid FROM"
-                               " relations WHERE dst = ?1 ORDER BY weight DESC, rowid LIMIT ?2)) ORDER BY weight DESC,"
-                               " side, k1, k2, k3 LIMIT ?2"));
-        r.BindAll(src, hop == 1 ? 8 : 4);
-        while (true) {
-          CAIRN_ASSIGN_OR_RETURN(bool row, r.Step());
-          if (!row) break;
-          uint64_t dst = static_cast<uint64_t>(r.Int(0));
+        // The strongest relations of src, either side (relation_graph.h has the order).
+        std::vector<std::pair<uint64_t, double>> strongest;
+        {
+          std::shared_lock<std::shared_mutex> g(im.graph_mu);
+          strongest = im.graph.Strongest(src, hop == 1 ? 8 : 4);
+        }
+        for (const auto& neighbour : strongest) {
+          const uint64_t dst = neighbour.first;
           if (ents.count(dst)) continue;
           ents.emplace(dst, std::make_pair(w, std::string()));
           next.push_back(dst);

@@ -10,12 +10,14 @@
 #include <mutex>
 #include <optional>
 #include <set>
+#include <shared_mutex>
 #include <string>
 #include <thread>
 #include <tuple>
 #include <unordered_map>
 #include <vector>
 
+#include "cairn/memory/internal/relation_graph.h"
 #include "cairn/memory/internal/sqlite.h"
 #include "cairn/memory/memory.h"
 #include "cairn/vector/collection.h"
@@ -80,20 +82,41 @@ struct MemoryStore::Impl {
     }
   };
   Pending pending;
+  // The relations FlushPending wrote, as the table now holds them; applied to `graph` once
+  // their transaction has committed (WriteTx). Guarded by write_mu.
+  struct RelationWrite {
+    int64_t rowid;
+    uint64_t src, dst;
+    std::string predicate;
+    double weight;
+  };
+  std::vector<RelationWrite> relation_writes;
+  // The relations table in memory, for recall's strongest-neighbour reads (loaded at open;
+  // see relation_graph.h). Written with write_mu and graph_mu (exclusive) held, read with
+  // graph_mu shared.
+  mutable std::shared_mutex graph_mu;
+  internal::RelationGraph graph;
+  absl::Status LoadGraph();
   // (author, namespace) pairs found writable in the current transaction (nothing else can
   // change the rules while it holds the write lock). Guarded by write_mu.
   std::set<std::pair<std::string, std::string>> writable;
 
   // Runs `body` in a write transaction (write_mu held), flushing the pending counters
-  // before the commit.
+  // before the commit and applying the relations written to `graph` after it.
   template <typename F>
   absl::Status WriteTx(F&& body) {
     pending.Clear();
     writable.clear();
+    relation_writes.clear();
     absl::Status s = internal::InTransaction(*wdb, [&]() -> absl::Status {
       if (absl::Status b = body(); !b.ok()) return b;
       return FlushPending();
     });
+    if (s.ok() && !relation_writes.empty()) {
+      std::unique_lock<std::shared_mutex> g(graph_mu);
+      for (const RelationWrite& r : relation_writes) graph.Put(r.rowid, r.src, r.dst, r.predicate, r.weight);
+    }
+    relation_writes.clear();
     pending.Clear();
     writable.clear();
     return s;
