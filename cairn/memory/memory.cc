@@ -217,7 +217,7 @@ absl::StatusOr<std::unique_ptr<MemoryStore>> MemoryStore::Open(const std::string
   }
   {
     std::lock_guard<std::mutex> l(im.write_mu);
-    CAIRN_RETURN_IF_ERROR(im.LoadGraph());
+    CAIRN_RETURN_IF_ERROR(im.CatchUpWithOtherWriters());  // loads the graph
     CAIRN_RETURN_IF_ERROR(im.SyncVectors());
   }
   im.StartVectorWriter();
@@ -353,12 +353,45 @@ absl::Status MemoryStore::Impl::LoadGraph() {
   return absl::OkStatus();
 }
 
+absl::Status MemoryStore::Impl::CatchUpWithOtherWriters() {
+  CAIRN_ASSIGN_OR_RETURN(Stmt v, wdb->Prepare("PRAGMA data_version"));
+  CAIRN_ASSIGN_OR_RETURN(bool row, v.Step());
+  const int64_t version = row ? v.Int(0) : 0;
+  if (version == seen_data_version) return absl::OkStatus();
+  entity_cache.clear();
+  CAIRN_RETURN_IF_ERROR(LoadGraph());
+  seen_data_version = version;
+  return absl::OkStatus();
+}
+
 absl::Status MemoryStore::Impl::FlushPending() {
   for (const auto& [eid, n] : pending.mentions) {
     CAIRN_ASSIGN_OR_RETURN(Stmt c, wdb->Prepare("UPDATE entities SET mentions = mentions + ? WHERE id = ?"));
     CAIRN_RETURN_IF_ERROR(c.BindAll(n, eid).Run());
   }
   for (const Pending::RelationAdd& a : pending.relation_order) {
+    // A relation the graph holds is updated by rowid: one seek, and no index entry moves.
+    // (The graph changes only under write_mu, which is held here.)
+    if (std::optional<std::pair<int64_t, double>> cur = graph.Find(a.src, a.dst, a.predicate)) {
+      const double weight = cur->second + a.weight;
+      CAIRN_ASSIGN_OR_RETURN(Stmt u, wdb->Prepare("UPDATE relations SET weight = ?1 WHERE rowid = ?2 AND src = ?3"
+                                                  " AND dst = ?4"));
+      CAIRN_RETURN_IF_ERROR(u.BindAll(weight, cur->first, a.src, a.dst).Run());
+      if (wdb->Changes() == 1) {
+        relation_writes.push_back({cur->first, a.src, a.dst, a.predicate, weight});
+        continue;
+      }
+    }
+    {
+      CAIRN_ASSIGN_OR_RETURN(Stmt ins, wdb->Prepare("INSERT OR IGNORE INTO relations(ns, src, dst, predicate, weight)"
+                                                    " VALUES (?, ?, ?, ?, ?)"));
+      CAIRN_RETURN_IF_ERROR(ins.BindAll(a.ns, a.src, a.dst, a.predicate, a.weight).Run());
+      if (wdb->Changes() == 1) {
+        relation_writes.push_back({wdb->LastInsertId(), a.src, a.dst, a.predicate, a.weight});
+        continue;
+      }
+    }
+    // Not in the graph but in the table (written by another process): add to it there.
     CAIRN_ASSIGN_OR_RETURN(Stmt r, wdb->Prepare("INSERT INTO relations(ns, src, dst, predicate, weight) VALUES"
                                                 " (?, ?, ?, ?, ?) ON CONFLICT(src, dst, predicate)"
                                                 " DO UPDATE SET weight = weight + excluded.weight"

@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <map>
 #include <random>
 #include <set>
 #include <thread>
@@ -359,6 +360,34 @@ TEST(MemoryStore, GraphNeighboursAreFoundBeforeAndAfterReopening) {
   std::vector<uint64_t> after;
   for (const Recalled& x : *r) after.push_back(x.id);
   EXPECT_EQ(after, before);
+}
+
+// Two stores open on one directory stand for two processes writing it: each sees what the
+// other wrote before its own next write, so relation weights add up and an entity the other
+// made is not made again.
+TEST(MemoryStore, AnotherWriterOnTheSameStoreIsNotOverwritten) {
+  TempDir dir;
+  auto a = MemoryStore::Open(dir.path(), Options());
+  ASSERT_TRUE(a.ok()) << a.status();
+  auto b = MemoryStore::Open(dir.path(), Options());
+  ASSERT_TRUE(b.ok()) << b.status();
+  ASSERT_TRUE((*a)->Remember(Ep("n", "a", kT0, "Alma Okafor met Bruno Novak.")).ok());
+  ASSERT_TRUE((*b)->Remember(Ep("n", "a", kT0 + 1, "Alma Okafor and Bruno Novak met Carmen Moreau.")).ok());
+  ASSERT_TRUE((*a)->Remember(Ep("n", "a", kT0 + 2, "Alma Okafor called Bruno Novak about Carmen Moreau.")).ok());
+  auto ents = (*a)->Entities("a", "n");
+  ASSERT_TRUE(ents.ok()) << ents.status();
+  std::map<std::string, uint64_t> ids;
+  for (const Entity& e : *ents) {
+    EXPECT_FALSE(ids.count(e.name)) << e.name << " made twice";
+    ids[e.name] = e.id;
+  }
+  ASSERT_TRUE(ids.count("Alma Okafor") && ids.count("Bruno Novak") && ids.count("Carmen Moreau"));
+  auto rels = (*a)->Relations("a", ids["Alma Okafor"]);
+  ASSERT_TRUE(rels.ok()) << rels.status();
+  std::map<uint64_t, double> weight;
+  for (const Relation& r : *rels) weight[r.src == ids["Alma Okafor"] ? r.dst : r.src] += r.weight;
+  EXPECT_EQ(weight[ids["Bruno Novak"]], 3);
+  EXPECT_EQ(weight[ids["Carmen Moreau"]], 2);
 }
 
 TEST(MemoryStore, RecallFusesSignalsAndExplainsWhy) {

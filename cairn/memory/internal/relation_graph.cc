@@ -35,6 +35,16 @@ void RelationGraph::Put(int64_t rowid, uint64_t src, uint64_t dst, std::string_v
   by_entity_[dst].push_back(i * 2 + 1);
 }
 
+std::optional<std::pair<int64_t, double>> RelationGraph::Find(uint64_t src, uint64_t dst,
+                                                              std::string_view predicate) const {
+  auto p = predicate_ids_.find(std::string(predicate));
+  if (p == predicate_ids_.end()) return std::nullopt;
+  auto it = by_key_.find(std::make_tuple(src, dst, p->second));
+  if (it == by_key_.end()) return std::nullopt;
+  const Rel& r = rels_[it->second];
+  return std::make_pair(r.rowid, r.weight);
+}
+
 std::vector<std::pair<uint64_t, double>> RelationGraph::Strongest(uint64_t entity, size_t k) const {
   std::vector<std::pair<uint64_t, double>> out;
   auto it = by_entity_.find(entity);

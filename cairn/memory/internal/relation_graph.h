@@ -11,6 +11,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <tuple>
@@ -25,6 +26,9 @@ class RelationGraph {
   // Sets the relation (src, dst, predicate) with table rowid `rowid` to `weight`, adding it
   // when new.
   void Put(int64_t rowid, uint64_t src, uint64_t dst, std::string_view predicate, double weight);
+
+  // The relation's (rowid, weight), when it is in the graph.
+  std::optional<std::pair<int64_t, double>> Find(uint64_t src, uint64_t dst, std::string_view predicate) const;
 
   // The `k` strongest relations of `entity`, either side, as (the other entity, weight):
   // by weight, highest first; among equal weights those where `entity` is the source first,

@@ -97,6 +97,12 @@ struct MemoryStore::Impl {
   mutable std::shared_mutex graph_mu;
   internal::RelationGraph graph;
   absl::Status LoadGraph();
+  // Another process may write the store too (SQLite's lock serializes them). At the start of
+  // each write transaction, when the database changed since this process last looked
+  // (PRAGMA data_version), the entity cache and the graph are read again, so neither misses
+  // what the other process wrote. Guarded by write_mu.
+  int64_t seen_data_version = -1;  // none yet: Open loads
+  absl::Status CatchUpWithOtherWriters();
   // (author, namespace) pairs found writable in the current transaction (nothing else can
   // change the rules while it holds the write lock). Guarded by write_mu.
   std::set<std::pair<std::string, std::string>> writable;
@@ -109,6 +115,7 @@ struct MemoryStore::Impl {
     writable.clear();
     relation_writes.clear();
     absl::Status s = internal::InTransaction(*wdb, [&]() -> absl::Status {
+      if (absl::Status c = CatchUpWithOtherWriters(); !c.ok()) return c;
       if (absl::Status b = body(); !b.ok()) return b;
       return FlushPending();
     });
