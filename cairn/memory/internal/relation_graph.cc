@@ -4,13 +4,6 @@
 
 namespace cairn::memory::internal {
 
-size_t RelationGraph::KeyHash::operator()(const std::tuple<uint64_t, uint64_t, uint32_t>& k) const {
-  uint64_t h = std::get<0>(k) * 0x9E3779B97F4A7C15ull;
-  h ^= (std::get<1>(k) + 0x632BE59BD9B4E019ull) * 0xC2B2AE3D27D4EB4Full;
-  h ^= (static_cast<uint64_t>(std::get<2>(k)) + 1) * 0x165667B19E3779F9ull;
-  return static_cast<size_t>(h ^ (h >> 29));
-}
-
 uint32_t RelationGraph::PredicateId(std::string_view predicate) {
   auto it = predicate_ids_.find(std::string(predicate));
   if (it != predicate_ids_.end()) return it->second;

@@ -19,6 +19,8 @@
 #include <utility>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
+
 namespace cairn::memory::internal {
 
 class RelationGraph {
@@ -48,15 +50,12 @@ class RelationGraph {
     double weight;
     uint32_t predicate;  // index into predicates_
   };
-  struct KeyHash {
-    size_t operator()(const std::tuple<uint64_t, uint64_t, uint32_t>& k) const;
-  };
   uint32_t PredicateId(std::string_view predicate);
 
   std::vector<Rel> rels_;
-  std::unordered_map<std::tuple<uint64_t, uint64_t, uint32_t>, uint32_t, KeyHash> by_key_;
+  absl::flat_hash_map<std::tuple<uint64_t, uint64_t, uint32_t>, uint32_t> by_key_;
   // Per entity: (index into rels_) * 2 + side (0: the entity is the source, 1: the destination).
-  std::unordered_map<uint64_t, std::vector<uint32_t>> by_entity_;
+  absl::flat_hash_map<uint64_t, std::vector<uint32_t>> by_entity_;
   std::vector<std::string> predicates_;
   std::unordered_map<std::string, uint32_t> predicate_ids_;
 };
