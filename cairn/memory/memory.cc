@@ -45,6 +45,9 @@ constexpr const char* kSchema[] = {
     // No index holds the weight: each weight change would move its entries (the strongest
     // relations are read from memory, relation_graph.h).
     "CREATE INDEX relations_dst ON relations(dst)",
+    // A relation's weight is the last one logged here for its rowid, else its row's
+    // (FlushPending appends, FoldRelationLog folds; see MemoryOptions::relation_log_fold_rows).
+    "CREATE TABLE relation_log(rel INTEGER NOT NULL, weight REAL NOT NULL)",
     "CREATE TABLE facts(id INTEGER PRIMARY KEY, ns TEXT NOT NULL, author TEXT NOT NULL, subject INTEGER NOT NULL,"
     " predicate TEXT NOT NULL, object TEXT NOT NULL, object_key TEXT NOT NULL, object_entity INTEGER NOT NULL,"
     " valid_from INTEGER NOT NULL, valid_to INTEGER, recorded_at INTEGER NOT NULL, superseded_at INTEGER,"
@@ -100,6 +103,15 @@ absl::Status CheckOrCreateSchema(Conn& db) {
   CAIRN_ASSIGN_OR_RETURN(std::string format, get("format"));
   CAIRN_ASSIGN_OR_RETURN(std::string version, get("schema_version"));
   if (format != kFormat) return foreign(fmt::format("format '{}'", format));
+  if (version == "2") {
+    // Version 3 adds relation_log; nothing else about the tables changed.
+    CAIRN_RETURN_IF_ERROR(InTransaction(db, [&]() -> absl::Status {
+      CAIRN_RETURN_IF_ERROR(db.Exec("CREATE TABLE relation_log(rel INTEGER NOT NULL, weight REAL NOT NULL)"));
+      CAIRN_ASSIGN_OR_RETURN(Stmt up, db.Prepare("UPDATE meta SET value = ? WHERE key = 'schema_version'"));
+      return up.BindAll(std::to_string(kSchemaVersion)).Run();
+    }));
+    version = std::to_string(kSchemaVersion);
+  }
   if (version != std::to_string(kSchemaVersion))
     return absl::FailedPreconditionError(fmt::format(
         "memory store '{}' has schema version {}; this build reads version {}", db.path(), version, kSchemaVersion));
@@ -350,6 +362,37 @@ absl::Status MemoryStore::Impl::LoadGraph() {
     if (!row) break;
     graph.Put(s.Int(0), static_cast<uint64_t>(s.Int(1)), static_cast<uint64_t>(s.Int(2)), s.Text(3), s.Real(4));
   }
+  relation_log_rows = 0;
+  CAIRN_ASSIGN_OR_RETURN(Stmt log, wdb->Prepare("SELECT rel, weight FROM relation_log ORDER BY rowid"));
+  while (true) {
+    CAIRN_ASSIGN_OR_RETURN(bool row, log.Step());
+    if (!row) break;
+    graph.SetWeight(log.Int(0), log.Real(1));  // a relation it names is always in relations
+    ++relation_log_rows;
+  }
+  return absl::OkStatus();
+}
+
+absl::Status MemoryStore::Impl::FoldRelationLog() {
+  // The graph holds every logged weight (LoadGraph applied the log; later writes applied
+  // theirs after commit), so each logged relation gets its graph weight, once.
+  std::vector<int64_t> rels;
+  {
+    CAIRN_ASSIGN_OR_RETURN(Stmt s, wdb->Prepare("SELECT DISTINCT rel FROM relation_log ORDER BY rel"));
+    while (true) {
+      CAIRN_ASSIGN_OR_RETURN(bool row, s.Step());
+      if (!row) break;
+      rels.push_back(s.Int(0));
+    }
+  }
+  for (int64_t rel : rels) {
+    std::optional<double> w = graph.Weight(rel);
+    if (!w) return absl::InternalError(fmt::format("memory: relation_log names relation {}, which is unknown", rel));
+    CAIRN_ASSIGN_OR_RETURN(Stmt u, wdb->Prepare("UPDATE relations SET weight = ?1 WHERE rowid = ?2"));
+    CAIRN_RETURN_IF_ERROR(u.BindAll(*w, rel).Run());
+  }
+  CAIRN_RETURN_IF_ERROR(wdb->Exec("DELETE FROM relation_log"));
+  relation_log_rows = 0;  // if this transaction rolls back, the next fold comes later: harmless
   return absl::OkStatus();
 }
 
@@ -370,17 +413,16 @@ absl::Status MemoryStore::Impl::FlushPending() {
     CAIRN_RETURN_IF_ERROR(c.BindAll(n, eid).Run());
   }
   for (const Pending::RelationAdd& a : pending.relation_order) {
-    // A relation the graph holds is updated by rowid: one seek, and no index entry moves.
-    // (The graph changes only under write_mu, which is held here.)
+    // A relation the graph holds gets its new weight appended to relation_log: a row at the
+    // end of one table instead of a page anywhere in relations. (The graph changes only
+    // under write_mu, which is held here, and is current: CatchUpWithOtherWriters.)
     if (std::optional<std::pair<int64_t, double>> cur = graph.Find(a.src, a.dst, a.predicate)) {
       const double weight = cur->second + a.weight;
-      CAIRN_ASSIGN_OR_RETURN(Stmt u, wdb->Prepare("UPDATE relations SET weight = ?1 WHERE rowid = ?2 AND src = ?3"
-                                                  " AND dst = ?4"));
-      CAIRN_RETURN_IF_ERROR(u.BindAll(weight, cur->first, a.src, a.dst).Run());
-      if (wdb->Changes() == 1) {
-        relation_writes.push_back({cur->first, a.src, a.dst, a.predicate, weight});
-        continue;
-      }
+      CAIRN_ASSIGN_OR_RETURN(Stmt u, wdb->Prepare("INSERT INTO relation_log(rel, weight) VALUES (?, ?)"));
+      CAIRN_RETURN_IF_ERROR(u.BindAll(cur->first, weight).Run());
+      ++relation_log_rows;
+      relation_writes.push_back({cur->first, a.src, a.dst, a.predicate, weight});
+      continue;
     }
     {
       CAIRN_ASSIGN_OR_RETURN(Stmt ins, wdb->Prepare("INSERT OR IGNORE INTO relations(ns, src, dst, predicate, weight)"
@@ -391,16 +433,9 @@ absl::Status MemoryStore::Impl::FlushPending() {
         continue;
       }
     }
-    // Not in the graph but in the table (written by another process): add to it there.
-    CAIRN_ASSIGN_OR_RETURN(Stmt r, wdb->Prepare("INSERT INTO relations(ns, src, dst, predicate, weight) VALUES"
-                                                " (?, ?, ?, ?, ?) ON CONFLICT(src, dst, predicate)"
-                                                " DO UPDATE SET weight = weight + excluded.weight"
-                                                " RETURNING rowid, weight"));
-    r.BindAll(a.ns, a.src, a.dst, a.predicate, a.weight);
-    CAIRN_ASSIGN_OR_RETURN(bool row, r.Step());
-    if (!row) return absl::InternalError("memory: a relation upsert returned no row");
-    relation_writes.push_back({r.Int(0), a.src, a.dst, a.predicate, r.Real(1)});
-    CAIRN_RETURN_IF_ERROR(r.Run());  // to the end, so the statement completes
+    // In the table but not in the graph, which CatchUpWithOtherWriters made current.
+    return absl::InternalError(fmt::format("memory: relation ({}, {}, {}) is stored but not in the relation graph",
+                                           a.src, a.dst, a.predicate));
   }
   pending.Clear();
   return absl::OkStatus();

@@ -239,6 +239,10 @@ struct MemoryOptions {
   // which would put a checkpoint inside most large batches). A longer WAL is replayed
   // after a crash, and readers copy the pages still in it.
   uint64_t wal_checkpoint_bytes = 64ull << 20;
+  // A relation's new weight is appended to a log table (one sequential row) rather than
+  // written into its row (a page anywhere in the table); once the log holds this many
+  // rows, the next write folds it into the relations table in one pass and empties it.
+  uint64_t relation_log_fold_rows = 65536;
   double entity_similarity = 0.92;      // cosine of name embeddings to merge entities
   // HNSW graph of the vector collection, used only when a store is created (an existing
   // store keeps the settings it was made with). Inserting is most of remember's cost and

@@ -185,15 +185,23 @@ absl::StatusOr<std::vector<Relation>> MemoryStore::Relations(const std::string& 
   }
   CAIRN_RETURN_IF_ERROR(impl_->CheckAccess(db, agent, ns, false));
   std::vector<Relation> out;
-  CAIRN_ASSIGN_OR_RETURN(Stmt s, db.Prepare("SELECT src, dst, predicate, weight FROM relations WHERE src = ?1"
-                                            " UNION ALL SELECT src, dst, predicate, weight FROM relations WHERE dst = ?1"
-                                            " ORDER BY 4 DESC, 1, 2"));
+  // The weight is the graph's: the row's, or the last one relation_log holds for it.
+  CAIRN_ASSIGN_OR_RETURN(Stmt s, db.Prepare("SELECT src, dst, predicate, weight, rowid FROM relations WHERE src = ?1"
+                                            " UNION ALL SELECT src, dst, predicate, weight, rowid FROM relations"
+                                            " WHERE dst = ?1"));
   s.Bind(1, entity_id);
-  while (true) {
-    CAIRN_ASSIGN_OR_RETURN(bool row, s.Step());
-    if (!row) break;
-    out.push_back({static_cast<uint64_t>(s.Int(0)), static_cast<uint64_t>(s.Int(1)), s.Text(2), s.Real(3)});
+  {
+    std::shared_lock<std::shared_mutex> g(impl_->graph_mu);
+    while (true) {
+      CAIRN_ASSIGN_OR_RETURN(bool row, s.Step());
+      if (!row) break;
+      const double weight = impl_->graph.Weight(s.Int(4)).value_or(s.Real(3));
+      out.push_back({static_cast<uint64_t>(s.Int(0)), static_cast<uint64_t>(s.Int(1)), s.Text(2), weight});
+    }
   }
+  std::stable_sort(out.begin(), out.end(), [](const Relation& a, const Relation& b) {
+    return std::tie(b.weight, a.src, a.dst) < std::tie(a.weight, b.src, b.dst);
+  });
   return out;
 }
 

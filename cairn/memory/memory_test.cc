@@ -11,7 +11,9 @@
 #include <map>
 #include <random>
 #include <set>
+#include <span>
 #include <thread>
+#include <tuple>
 
 #include <fmt/format.h>
 #include <gtest/gtest.h>
@@ -388,6 +390,81 @@ TEST(MemoryStore, AnotherWriterOnTheSameStoreIsNotOverwritten) {
   for (const Relation& r : *rels) weight[r.src == ids["Alma Okafor"] ? r.dst : r.src] += r.weight;
   EXPECT_EQ(weight[ids["Bruno Novak"]], 3);
   EXPECT_EQ(weight[ids["Carmen Moreau"]], 2);
+}
+
+// Relation weights go to relation_log and are folded into relations every few rows; the
+// weights read back are the same whatever the fold size, before and after reopening, and a
+// store made with schema version 2 (no relation_log) is upgraded on open.
+TEST(MemoryStore, RelationWeightsAreTheSameWhateverTheFoldSize) {
+  auto weights = [](MemoryStore& m) {
+    std::map<std::tuple<uint64_t, uint64_t, std::string>, double> out;
+    auto ents = m.Entities("a", "n");
+    EXPECT_TRUE(ents.ok()) << ents.status();
+    for (const Entity& e : *ents) {
+      auto rels = m.Relations("a", e.id);
+      EXPECT_TRUE(rels.ok()) << rels.status();
+      for (const Relation& r : *rels) out[{r.src, r.dst, r.predicate}] = r.weight;
+    }
+    return out;
+  };
+  auto log_rows = [](const std::string& path) {
+    auto c = internal::Conn::Open(path + "/memory.db", false, false);
+    EXPECT_TRUE(c.ok());
+    auto s = (*c)->Prepare("SELECT count(*) FROM relation_log");
+    EXPECT_TRUE(s.ok());
+    EXPECT_TRUE(s->Step().ok());
+    return s->Int(0);
+  };
+  const char* people[] = {"Alma Okafor", "Bruno Novak", "Carmen Moreau", "Dmitri Petrov", "Elena Varga"};
+  std::mt19937_64 rng(11);
+  std::vector<Episode> eps;
+  for (int i = 0; i < 60; ++i) {
+    eps.push_back(Ep("n", "a", kT0 + i * 1000,
+                     fmt::format("{} met {} and {}.", people[rng() % 5], people[rng() % 5], people[rng() % 5])));
+  }
+  TempDir small_dir, big_dir;
+  MemoryOptions small = Options();
+  small.relation_log_fold_rows = 3;
+  std::map<std::tuple<uint64_t, uint64_t, std::string>, double> want, got;
+  {
+    auto big = MemoryStore::Open(big_dir.path(), Options());
+    auto few = MemoryStore::Open(small_dir.path(), small);
+    ASSERT_TRUE(big.ok() && few.ok());
+    for (size_t i = 0; i < eps.size(); i += 4) {
+      std::span<const Episode> part(eps.data() + i, std::min<size_t>(4, eps.size() - i));
+      ASSERT_TRUE((*big)->RememberBatch(part).ok());
+      ASSERT_TRUE((*few)->RememberBatch(part).ok());
+    }
+    want = weights(**big);
+    got = weights(**few);
+  }
+  ASSERT_FALSE(want.empty());
+  EXPECT_EQ(got, want);
+  EXPECT_GT(log_rows(big_dir.path()), 20);  // nothing folded at the default size
+  EXPECT_LE(log_rows(small_dir.path()), 20);  // folded along the way
+  {
+    auto few = MemoryStore::Open(small_dir.path(), small);
+    ASSERT_TRUE(few.ok());
+    EXPECT_EQ(weights(**few), want);
+  }
+  // Back to schema version 2 with the log folded in: the store opens, gains relation_log
+  // and reads the same weights.
+  {
+    auto big = MemoryStore::Open(big_dir.path(), small);  // its first write folds
+    ASSERT_TRUE(big.ok());
+    ASSERT_TRUE((*big)->Remember(Ep("n", "a", kT0 + 100000, "Nobody was there.")).ok());
+  }
+  EXPECT_EQ(log_rows(big_dir.path()), 0);
+  {
+    auto c = internal::Conn::Open(big_dir.path() + "/memory.db", false, false);
+    ASSERT_TRUE(c.ok());
+    ASSERT_TRUE((*c)->Exec("DROP TABLE relation_log").ok());
+    ASSERT_TRUE((*c)->Exec("UPDATE meta SET value = '2' WHERE key = 'schema_version'").ok());
+  }
+  auto big = MemoryStore::Open(big_dir.path(), Options());
+  ASSERT_TRUE(big.ok()) << big.status();
+  EXPECT_EQ(weights(**big), want);
+  EXPECT_EQ(log_rows(big_dir.path()), 0);
 }
 
 TEST(MemoryStore, RecallFusesSignalsAndExplainsWhy) {

@@ -19,13 +19,31 @@ void RelationGraph::Put(int64_t rowid, uint64_t src, uint64_t dst, std::string_v
   if (!inserted) {
     Rel& r = rels_[it->second];
     r.weight = weight;
-    r.rowid = rowid;
+    if (r.rowid != rowid) {
+      by_rowid_.erase(r.rowid);
+      by_rowid_[rowid] = it->second;
+      r.rowid = rowid;
+    }
     return;
   }
   const uint32_t i = static_cast<uint32_t>(rels_.size());
   rels_.push_back({src, dst, rowid, weight, p});
+  by_rowid_[rowid] = i;
   by_entity_[src].push_back(i * 2);
   by_entity_[dst].push_back(i * 2 + 1);
+}
+
+bool RelationGraph::SetWeight(int64_t rowid, double weight) {
+  auto it = by_rowid_.find(rowid);
+  if (it == by_rowid_.end()) return false;
+  rels_[it->second].weight = weight;
+  return true;
+}
+
+std::optional<double> RelationGraph::Weight(int64_t rowid) const {
+  auto it = by_rowid_.find(rowid);
+  if (it == by_rowid_.end()) return std::nullopt;
+  return rels_[it->second].weight;
 }
 
 std::optional<std::pair<int64_t, double>> RelationGraph::Find(uint64_t src, uint64_t dst,
@@ -71,6 +89,7 @@ void RelationGraph::Clear() {
   rels_.clear();
   by_key_.clear();
   by_entity_.clear();
+  by_rowid_.clear();
   predicates_.clear();
   predicate_ids_.clear();
 }

@@ -29,6 +29,11 @@ class RelationGraph {
   // when new.
   void Put(int64_t rowid, uint64_t src, uint64_t dst, std::string_view predicate, double weight);
 
+  // Sets the weight of the relation with table rowid `rowid`; false when there is none.
+  bool SetWeight(int64_t rowid, double weight);
+  // The weight of the relation with table rowid `rowid`, when there is one.
+  std::optional<double> Weight(int64_t rowid) const;
+
   // The relation's (rowid, weight), when it is in the graph.
   std::optional<std::pair<int64_t, double>> Find(uint64_t src, uint64_t dst, std::string_view predicate) const;
 
@@ -56,6 +61,7 @@ class RelationGraph {
   absl::flat_hash_map<std::tuple<uint64_t, uint64_t, uint32_t>, uint32_t> by_key_;
   // Per entity: (index into rels_) * 2 + side (0: the entity is the source, 1: the destination).
   absl::flat_hash_map<uint64_t, std::vector<uint32_t>> by_entity_;
+  absl::flat_hash_map<int64_t, uint32_t> by_rowid_;
   std::vector<std::string> predicates_;
   std::unordered_map<std::string, uint32_t> predicate_ids_;
 };

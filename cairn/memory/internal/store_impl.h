@@ -25,7 +25,7 @@
 
 namespace cairn::memory {
 
-inline constexpr int kSchemaVersion = 2;
+inline constexpr int kSchemaVersion = 3;  // 3: relation_log
 inline constexpr char kFormat[] = "cairn-memory";
 // Vector point ids: episodes use their id, facts set the top bit.
 inline constexpr uint64_t kFactBit = 1ull << 63;
@@ -102,6 +102,10 @@ struct MemoryStore::Impl {
   // (PRAGMA data_version), the entity cache and the graph are read again, so neither misses
   // what the other process wrote. Guarded by write_mu.
   int64_t seen_data_version = -1;  // none yet: Open loads
+  // Rows in relation_log (set by LoadGraph, counted up by FlushPending); FoldRelationLog
+  // writes the logged weights into relations once it reaches the fold size.
+  uint64_t relation_log_rows = 0;
+  absl::Status FoldRelationLog();
   absl::Status CatchUpWithOtherWriters();
   // (author, namespace) pairs found writable in the current transaction (nothing else can
   // change the rules while it holds the write lock). Guarded by write_mu.
@@ -116,6 +120,9 @@ struct MemoryStore::Impl {
     relation_writes.clear();
     absl::Status s = internal::InTransaction(*wdb, [&]() -> absl::Status {
       if (absl::Status c = CatchUpWithOtherWriters(); !c.ok()) return c;
+      if (relation_log_rows >= options.relation_log_fold_rows) {
+        if (absl::Status f = FoldRelationLog(); !f.ok()) return f;
+      }
       if (absl::Status b = body(); !b.ok()) return b;
       return FlushPending();
     });
