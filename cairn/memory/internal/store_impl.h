@@ -1,5 +1,7 @@
 // MemoryStore's private state, shared by the files that implement it (memory.cc: open,
-// namespaces, write path; recall.cc: read path; consolidate.cc: consolidation).
+// namespaces, write path; memory_relations.cc: the write side's counters, relation graph
+// and relation_log; memory_vectors.cc: the vector index; memory_read.cc: lookups;
+// recall.cc: read path; consolidate.cc: consolidation).
 #pragma once
 
 #include <condition_variable>
