@@ -619,6 +619,34 @@ TEST(MemoryStore, ForgetRemovesTheEpisodeAndItsOnlyFacts) {
   EXPECT_TRUE(rec->empty());
 }
 
+// Forgetting the episode behind a version in the middle of a timeline relinks the versions
+// around it; a retracted version stays where it was.
+TEST(MemoryStore, ForgetRelinksTheTimeline) {
+  TempDir dir;
+  ManualClock clock((kT0 + 100 * kDay) * 1000000);
+  auto m = MemoryStore::Open(dir.path(), Options(&clock));
+  ASSERT_TRUE(m.ok());
+  ASSERT_TRUE((*m)->Remember(Ep("n", "a", kT0, "Zed works at Initech.")).ok());
+  auto mid = (*m)->Remember(Ep("n", "a", kT0 + 10 * kDay, "Zed works at Globex."));
+  ASSERT_TRUE(mid.ok());
+  ASSERT_TRUE((*m)->Remember(Ep("n", "a", kT0 + 20 * kDay, "Zed works at Acme.")).ok());
+  ASSERT_TRUE((*m)->Remember(Ep("n", "a", kT0 + 30 * kDay, "Zed no longer works at Acme.")).ok());
+  ASSERT_TRUE((*m)->Remember(Ep("n", "a", kT0 + 40 * kDay, "Zed works at Hooli.")).ok());
+  ASSERT_TRUE((*m)->Forget("a", mid->episode_id).ok());
+  auto at = [&](int64_t day) {
+    std::vector<Fact> f = CurrentFacts(**m, "n", "Zed", "works_at", kT0 + day * kDay);
+    return f.size() == 1 ? f[0].object : fmt::format("{} facts", f.size());
+  };
+  EXPECT_EQ(at(5), "Initech");
+  EXPECT_EQ(at(15), "Initech");  // Globex is gone: Initech holds until Acme
+  EXPECT_EQ(at(25), "Acme");
+  EXPECT_EQ(at(35), "0 facts");  // Acme was taken back
+  EXPECT_EQ(at(45), "Hooli");
+  std::vector<Fact> initech = CurrentFacts(**m, "n", "Zed", "works_at", kT0);
+  ASSERT_EQ(initech.size(), 1u);
+  EXPECT_EQ(initech[0].valid_to_ms, kT0 + 20 * kDay);
+}
+
 TEST(MemoryStore, ReopenKeepsEverythingAndRejectsForeignFiles) {
   TempDir dir;
   uint64_t id = 0;
