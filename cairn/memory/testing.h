@@ -1,0 +1,51 @@
+// Helpers shared by cairn/memory's tests: small stores, episodes and fact queries.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "cairn/base/clock.h"
+#include "cairn/memory/memory.h"
+
+namespace cairn::memory::testing {
+
+inline constexpr int64_t kDay = 86400000;
+inline constexpr int64_t kT0 = 1'700'000'000'000;  // a fixed epoch (ms) for world times
+
+inline MemoryOptions Options(const Clock* clock = nullptr) {
+  MemoryOptions o;
+  o.dim = 64;
+  o.sync_full = false;
+  o.clock = clock;
+  return o;
+}
+
+inline Episode Ep(const std::string& ns, const std::string& author, int64_t t, const std::string& content,
+                  const std::string& speaker = "") {
+  Episode e;
+  e.ns = ns;
+  e.author = author;
+  e.time_ms = t;
+  e.content = content;
+  e.speaker = speaker;
+  return e;
+}
+
+inline std::vector<Fact> CurrentFacts(MemoryStore& m, const std::string& ns, const std::string& subject,
+                                      const std::string& predicate, std::optional<int64_t> as_of = std::nullopt) {
+  FactQuery q;
+  q.agent = "a";
+  q.ns = ns;
+  q.subject = subject;
+  q.predicate = predicate;
+  q.as_of_ms = as_of;
+  auto r = m.Facts(q);
+  EXPECT_TRUE(r.ok()) << r.status();
+  return r.ok() ? *r : std::vector<Fact>{};
+}
+
+}  // namespace cairn::memory::testing
