@@ -39,7 +39,8 @@ constexpr const char* kSchema[] = {
     // rowid it is written to the table and to the key's index both).
     "CREATE TABLE mentions(episode INTEGER NOT NULL, entity INTEGER NOT NULL, PRIMARY KEY(episode, entity))"
     " WITHOUT ROWID",
-    "CREATE INDEX mentions_entity ON mentions(entity, episode)",
+    // No index by entity: recall reads an entity's newest mentions from memory
+    // (mention_index.h), and each batch would write a page of that index per entity it names.
     "CREATE TABLE relations(ns TEXT NOT NULL, src INTEGER NOT NULL, dst INTEGER NOT NULL, predicate TEXT NOT NULL,"
     " weight REAL NOT NULL, PRIMARY KEY(src, dst, predicate))",
     // No index holds the weight: each weight change would move its entries (the strongest
@@ -103,10 +104,13 @@ absl::Status CheckOrCreateSchema(Conn& db) {
   CAIRN_ASSIGN_OR_RETURN(std::string format, get("format"));
   CAIRN_ASSIGN_OR_RETURN(std::string version, get("schema_version"));
   if (format != kFormat) return foreign(fmt::format("format '{}'", format));
-  if (version == "2") {
-    // Version 3 adds relation_log; nothing else about the tables changed.
+  if (version == "2" || version == "3") {
+    // Version 3 adds relation_log; version 4 drops the mentions_entity index (mention_index.h).
+    // Nothing else about the tables changed.
     CAIRN_RETURN_IF_ERROR(InTransaction(db, [&]() -> absl::Status {
-      CAIRN_RETURN_IF_ERROR(db.Exec("CREATE TABLE relation_log(rel INTEGER NOT NULL, weight REAL NOT NULL)"));
+      if (version == "2")
+        CAIRN_RETURN_IF_ERROR(db.Exec("CREATE TABLE relation_log(rel INTEGER NOT NULL, weight REAL NOT NULL)"));
+      CAIRN_RETURN_IF_ERROR(db.Exec("DROP INDEX IF EXISTS mentions_entity"));
       CAIRN_ASSIGN_OR_RETURN(Stmt up, db.Prepare("UPDATE meta SET value = ? WHERE key = 'schema_version'"));
       return up.BindAll(std::to_string(kSchemaVersion)).Run();
     }));
@@ -473,6 +477,7 @@ absl::StatusOr<uint64_t> MemoryStore::Impl::RememberOne(const Episode& in, Remem
   for (uint64_t eid : mentioned) {
     CAIRN_ASSIGN_OR_RETURN(Stmt m, wdb->Prepare("INSERT OR IGNORE INTO mentions(episode, entity) VALUES (?, ?)"));
     CAIRN_RETURN_IF_ERROR(m.BindAll(id, eid).Run());
+    mention_writes.emplace_back(eid, id);
     ++pending.mentions[eid];
   }
   static const std::string kMentionedWith = "mentioned_with";

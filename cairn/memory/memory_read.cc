@@ -224,6 +224,7 @@ absl::Status MemoryStore::Forget(const std::string& agent, uint64_t episode_id) 
   Impl& im = *impl_;
   Conn& db = *im.wdb;
   std::vector<uint64_t> dead_facts;
+  im.mention_deletes.clear();
   absl::Status s = InTransaction(db, [&]() -> absl::Status {
     CAIRN_ASSIGN_OR_RETURN(Episode e, im.LoadEpisode(db, episode_id));
     CAIRN_RETURN_IF_ERROR(im.CheckAccess(db, agent, e.ns, true));
@@ -245,6 +246,15 @@ absl::Status MemoryStore::Forget(const std::string& agent, uint64_t episode_id) 
       CAIRN_ASSIGN_OR_RETURN(Stmt d, db.Prepare("DELETE FROM facts WHERE id = ?"));
       CAIRN_RETURN_IF_ERROR(d.Bind(1, f).Run());
     }
+    {
+      CAIRN_ASSIGN_OR_RETURN(Stmt q, db.Prepare("SELECT entity FROM mentions WHERE episode = ?"));
+      q.Bind(1, episode_id);
+      while (true) {
+        CAIRN_ASSIGN_OR_RETURN(bool row, q.Step());
+        if (!row) break;
+        im.mention_deletes.emplace_back(static_cast<uint64_t>(q.Int(0)), episode_id);
+      }
+    }
     for (const char* sql : {"DELETE FROM fact_sources WHERE episode = ?", "DELETE FROM mentions WHERE episode = ?",
                             "DELETE FROM episodes_fts WHERE rowid = ?", "DELETE FROM episodes WHERE id = ?"}) {
       CAIRN_ASSIGN_OR_RETURN(Stmt d, db.Prepare(sql));
@@ -255,6 +265,8 @@ absl::Status MemoryStore::Forget(const std::string& agent, uint64_t episode_id) 
       CAIRN_RETURN_IF_ERROR(im.Retimeline(ns, subject, predicate, im.NowMs(), ignored));
     return absl::OkStatus();
   });
+  if (s.ok()) im.ApplyCommitted();
+  im.mention_deletes.clear();
   if (!s.ok()) return s;
   std::vector<uint64_t> ids{episode_id};
   for (uint64_t f : dead_facts) ids.push_back(f | kFactBit);

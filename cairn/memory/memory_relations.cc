@@ -1,6 +1,7 @@
 // MemoryStore's entity graph on the write side: the counters a transaction sums in memory
 // (mention counts, relation weights) and writes at its end (FlushPending), the in-memory
-// relation graph that recall reads (LoadGraph; relation_graph.h), the relation_log that
+// relation graph and mention index that recall reads (LoadGraph; relation_graph.h,
+// mention_index.h), the relation_log that
 // takes the weight bumps and its fold into the relations table, and catching up with
 // another process that wrote the store.
 #include <optional>
@@ -33,6 +34,16 @@ absl::Status MemoryStore::Impl::LoadGraph() {
     if (!row) break;
     graph.Put(s.Int(0), static_cast<uint64_t>(s.Int(1)), static_cast<uint64_t>(s.Int(2)), s.Text(3), s.Real(4));
   }
+  mention_index.Clear();
+  {
+    // In key order (episode, entity): each entity's episodes arrive ascending and append.
+    CAIRN_ASSIGN_OR_RETURN(Stmt m, wdb->Prepare("SELECT episode, entity FROM mentions"));
+    while (true) {
+      CAIRN_ASSIGN_OR_RETURN(bool row, m.Step());
+      if (!row) break;
+      mention_index.Add(static_cast<uint64_t>(m.Int(1)), static_cast<uint64_t>(m.Int(0)));
+    }
+  }
   relation_log_rows = 0;
   CAIRN_ASSIGN_OR_RETURN(Stmt log, wdb->Prepare("SELECT rel, weight FROM relation_log ORDER BY rowid"));
   while (true) {
@@ -42,6 +53,14 @@ absl::Status MemoryStore::Impl::LoadGraph() {
     ++relation_log_rows;
   }
   return absl::OkStatus();
+}
+
+void MemoryStore::Impl::ApplyCommitted() {
+  if (relation_writes.empty() && mention_writes.empty() && mention_deletes.empty()) return;
+  std::unique_lock<std::shared_mutex> g(graph_mu);
+  for (const RelationWrite& r : relation_writes) graph.Put(r.rowid, r.src, r.dst, r.predicate, r.weight);
+  for (const auto& [entity, episode] : mention_deletes) mention_index.Remove(entity, episode);
+  for (const auto& [entity, episode] : mention_writes) mention_index.Add(entity, episode);
 }
 
 absl::Status MemoryStore::Impl::FoldRelationLog() {

@@ -146,6 +146,63 @@ TEST(MemoryStore, GraphNeighboursAreFoundBeforeAndAfterReopening) {
   EXPECT_EQ(after, before);
 }
 
+// Recall's graph signal reads an entity's newest 1,000 mentions. Forgetting the newest of
+// 1,001 episodes that name one entity lets the oldest in: the forgotten episode leaves the
+// mention index with its row. Opening a store of schema version 3 drops its mentions_entity
+// index and reads the mentions from the table.
+TEST(MemoryStore, ForgetRemovesTheEpisodesMentions) {
+  TempDir dir;
+  RecallQuery q;
+  q.agent = "a";
+  q.namespaces = {"n"};
+  q.k = 3;
+  q.facts = false;
+  q.text = "Zorblax Quintana";
+  q.vector_weight = q.bm25_weight = q.recency_weight = q.importance_weight = 0;
+  q.graph_weight = 1;
+  auto ids = [&](MemoryStore& m) {
+    auto r = m.Recall(q);
+    EXPECT_TRUE(r.ok()) << r.status();
+    std::vector<uint64_t> out;
+    if (r.ok())
+      for (const Recalled& x : *r) out.push_back(x.id);
+    return out;
+  };
+  uint64_t first = 0, last = 0;
+  {
+    auto m = MemoryStore::Open(dir.path(), Options());
+    ASSERT_TRUE(m.ok()) << m.status();
+    std::vector<Episode> eps;
+    for (int i = 0; i < 1001; ++i)
+      eps.push_back(Ep("n", "a", kT0 + i * 1000, fmt::format("Zorblax Quintana counted crate {}.", i)));
+    auto rs = (*m)->RememberBatch(eps);
+    ASSERT_TRUE(rs.ok()) << rs.status();
+    first = rs->front().episode_id;
+    last = rs->back().episode_id;
+    // Equal scores rank by id: the oldest of the newest 1,000 come first.
+    EXPECT_EQ(ids(**m), (std::vector<uint64_t>{first + 1, first + 2, first + 3}));
+    ASSERT_TRUE((*m)->Forget("a", last).ok());
+    EXPECT_EQ(ids(**m), (std::vector<uint64_t>{first, first + 1, first + 2}));
+  }
+  {
+    auto c = internal::Conn::Open(dir.path() + "/memory.db", false, false);
+    ASSERT_TRUE(c.ok());
+    ASSERT_TRUE((*c)->Exec("CREATE INDEX mentions_entity ON mentions(entity, episode)").ok());
+    ASSERT_TRUE((*c)->Exec("UPDATE meta SET value = '3' WHERE key = 'schema_version'").ok());
+  }
+  auto m = MemoryStore::Open(dir.path(), Options());
+  ASSERT_TRUE(m.ok()) << m.status();
+  EXPECT_EQ(ids(**m), (std::vector<uint64_t>{first, first + 1, first + 2}));
+  auto c = internal::Conn::Open(dir.path() + "/memory.db", false, false);
+  ASSERT_TRUE(c.ok());
+  auto s = (*c)->Prepare("SELECT (SELECT count(*) FROM sqlite_master WHERE name = 'mentions_entity'),"
+                         " (SELECT value FROM meta WHERE key = 'schema_version')");
+  ASSERT_TRUE(s.ok());
+  ASSERT_TRUE(*s->Step());
+  EXPECT_EQ(s->Int(0), 0);
+  EXPECT_EQ(s->Text(1), "4");
+}
+
 // Two stores open on one directory stand for two processes writing it: each sees what the
 // other wrote before its own next write, so relation weights add up and an entity the other
 // made is not made again.

@@ -84,7 +84,7 @@ std::string ContentWords(const std::string& text) {
 // Graph: the newest mentions read per entity named in the query, and per neighbour 1 and 2
 // hops away (busy entities are mentioned in a large share of a big store; the neighbours'
 // newest mentions are what they add).
-constexpr int64_t kHop0Mentions = 1000, kHop1Mentions = 250, kHop2Mentions = 50;
+constexpr size_t kHop0Mentions = 1000, kHop1Mentions = 250, kHop2Mentions = 50;
 
 std::string LowerAscii(std::string s) {
   for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
@@ -487,6 +487,7 @@ absl::StatusOr<std::vector<Recalled>> MemoryStore::Recall(const RecallQuery& q) 
       std::unordered_map<uint64_t, std::set<std::string>> more_names;  // past 64 distinct names
       std::unordered_map<uint64_t, Hit> score;
       score.reserve(4096);
+      std::vector<uint64_t> mentioned;
       for (const auto& entry : ents) {
         // Not a structured binding: the lambda below captures it (clang 14 cannot capture one).
         const uint64_t eid = entry.first;
@@ -515,14 +516,15 @@ absl::StatusOr<std::vector<Recalled>> MemoryStore::Recall(const RecallQuery& q) 
           }
         };
         if (q.episodes) {
-          CAIRN_ASSIGN_OR_RETURN(Stmt m, db.Prepare("SELECT episode FROM mentions WHERE entity = ? ORDER BY episode"
-                                                    " DESC LIMIT ?"));
-          m.BindAll(eid, wn.first >= 1 ? kHop0Mentions : wn.first >= 0.5 ? kHop1Mentions : kHop2Mentions);
-          while (true) {
-            CAIRN_ASSIGN_OR_RETURN(bool row, m.Step());
-            if (!row) break;
-            credit(static_cast<uint64_t>(m.Int(0)));
+          // From memory (mention_index.h); an episode committed after this read began is
+          // dropped with the candidates the snapshot does not hold, below.
+          mentioned.clear();
+          {
+            std::shared_lock<std::shared_mutex> g(im.graph_mu);
+            im.mention_index.Newest(eid, wn.first >= 1 ? kHop0Mentions : wn.first >= 0.5 ? kHop1Mentions : kHop2Mentions,
+                                    &mentioned);
           }
+          for (uint64_t id : mentioned) credit(id);
         }
         if (q.facts && wn.first >= 0.5) {
           // The 50 oldest facts about the entity, each side read in id order from its index

@@ -19,6 +19,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "cairn/memory/internal/mention_index.h"
 #include "cairn/memory/internal/relation_graph.h"
 #include "cairn/memory/internal/sqlite.h"
 #include "cairn/memory/memory.h"
@@ -27,7 +28,7 @@
 
 namespace cairn::memory {
 
-inline constexpr int kSchemaVersion = 3;  // 3: relation_log
+inline constexpr int kSchemaVersion = 4;  // 3: relation_log; 4: no mentions_entity index
 inline constexpr char kFormat[] = "cairn-memory";
 // Vector point ids: episodes use their id, facts set the top bit.
 inline constexpr uint64_t kFactBit = 1ull << 63;
@@ -93,12 +94,18 @@ struct MemoryStore::Impl {
     double weight;
   };
   std::vector<RelationWrite> relation_writes;
-  // The relations table in memory, for recall's strongest-neighbour reads (loaded at open;
-  // see relation_graph.h). Written with write_mu and graph_mu (exclusive) held, read with
-  // graph_mu shared.
+  // The (entity, episode) mentions the transaction inserted and deleted; applied to
+  // `mention_index` once it has committed. Guarded by write_mu.
+  std::vector<std::pair<uint64_t, uint64_t>> mention_writes, mention_deletes;
+  // The relations table in memory, for recall's strongest-neighbour reads (see
+  // relation_graph.h), and the mentions table by entity, for its newest-mentions reads (see
+  // mention_index.h); both loaded at open. Written with write_mu and graph_mu (exclusive)
+  // held, read with graph_mu shared.
   mutable std::shared_mutex graph_mu;
   internal::RelationGraph graph;
-  absl::Status LoadGraph();
+  internal::MentionIndex mention_index;
+  absl::Status LoadGraph();  // the graph and the mention index
+  void ApplyCommitted();     // relation_writes and the mention changes, after a commit
   // Another process may write the store too (SQLite's lock serializes them). At the start of
   // each write transaction, when the database changed since this process last looked
   // (PRAGMA data_version), the entity cache and the graph are read again, so neither misses
@@ -114,12 +121,15 @@ struct MemoryStore::Impl {
   std::set<std::pair<std::string, std::string>> writable;
 
   // Runs `body` in a write transaction (write_mu held), flushing the pending counters
-  // before the commit and applying the relations written to `graph` after it.
+  // before the commit and applying the relations and mentions written to `graph` and
+  // `mention_index` after it.
   template <typename F>
   absl::Status WriteTx(F&& body) {
     pending.Clear();
     writable.clear();
     relation_writes.clear();
+    mention_writes.clear();
+    mention_deletes.clear();
     absl::Status s = internal::InTransaction(*wdb, [&]() -> absl::Status {
       if (absl::Status c = CatchUpWithOtherWriters(); !c.ok()) return c;
       if (relation_log_rows >= options.relation_log_fold_rows) {
@@ -128,11 +138,10 @@ struct MemoryStore::Impl {
       if (absl::Status b = body(); !b.ok()) return b;
       return FlushPending();
     });
-    if (s.ok() && !relation_writes.empty()) {
-      std::unique_lock<std::shared_mutex> g(graph_mu);
-      for (const RelationWrite& r : relation_writes) graph.Put(r.rowid, r.src, r.dst, r.predicate, r.weight);
-    }
+    if (s.ok()) ApplyCommitted();
     relation_writes.clear();
+    mention_writes.clear();
+    mention_deletes.clear();
     pending.Clear();
     writable.clear();
     return s;
