@@ -1,10 +1,13 @@
 #include "cairn/vector/embedder.h"
 
+#include <algorithm>
 #include <cmath>
+#include <string>
+#include <utility>
+#include <vector>
 
 #include <fmt/format.h>
 
-#include "absl/container/flat_hash_map.h"
 #include "cairn/base/hash.h"
 
 namespace cairn::vector {
@@ -27,19 +30,45 @@ bool IsWordByte(unsigned char c) {
   return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c >= 0x80;
 }
 
-std::vector<std::string> Words(std::string_view text) {
-  std::vector<std::string> words;
-  std::string cur;
+// Per-thread buffers, so embedding a text allocates nothing once they have grown.
+struct Scratch {
+  std::string lower;                                  // the text's words, lower-cased, each as "<word>"
+  std::vector<std::pair<size_t, size_t>> words;       // (offset of '<', length with the marks)
+  std::string pair;                                   // "word next"
+  // Distinct features in the order first added, and an open-addressing table of indexes
+  // into them (kEmpty: a free slot), its size a power of two at least twice the features.
+  struct Feature {
+    uint64_t hash;
+    float weight;  // of the family that added it last
+    uint32_t tf;
+  };
+  std::vector<Feature> feats;
+  std::vector<uint32_t> table;
+  static constexpr uint32_t kEmpty = ~uint32_t{0};
+};
+
+// Splits `text` into lower-cased words, each stored as "<word>" in sc.lower.
+void Words(std::string_view text, Scratch& sc) {
+  sc.lower.clear();
+  sc.words.clear();
+  size_t start = std::string::npos;
   for (unsigned char c : text) {
     if (IsWordByte(c)) {
-      cur.push_back(c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : static_cast<char>(c));
-    } else if (!cur.empty()) {
-      words.push_back(std::move(cur));
-      cur.clear();
+      if (start == std::string::npos) {
+        start = sc.lower.size();
+        sc.lower.push_back('<');
+      }
+      sc.lower.push_back(c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : static_cast<char>(c));
+    } else if (start != std::string::npos) {
+      sc.lower.push_back('>');
+      sc.words.emplace_back(start, sc.lower.size() - start);
+      start = std::string::npos;
     }
   }
-  if (!cur.empty()) words.push_back(std::move(cur));
-  return words;
+  if (start != std::string::npos) {
+    sc.lower.push_back('>');
+    sc.words.emplace_back(start, sc.lower.size() - start);
+  }
 }
 
 }  // namespace
@@ -56,41 +85,63 @@ absl::Status HashingEmbedder::Embed(std::string_view text, std::span<float> out)
     return absl::InvalidArgumentError(
         fmt::format("embedding output has {} values; the embedder has dimension {}", out.size(), dim_));
   }
-  std::vector<std::string> words = Words(text);
-  if (words.empty()) {
+  thread_local Scratch sc;
+  Words(text, sc);
+  if (sc.words.empty()) {
     return absl::InvalidArgumentError("text has no letters or digits to embed");
   }
-  // Feature hash -> (weight of its family, term frequency).
-  absl::flat_hash_map<uint64_t, std::pair<float, int>> tf;
+  const std::string_view all(sc.lower);
+  auto word = [&](size_t i) { return all.substr(sc.words[i].first + 1, sc.words[i].second - 2); };
+  // Each word adds at most 1 + 1 + 3 * (its length + 2) features.
+  size_t bound = 0;
+  for (const auto& [at, len] : sc.words) bound += 2 + 3 * len;
+  size_t slots = 64;
+  while (slots < 2 * bound) slots *= 2;
+  sc.table.assign(slots, Scratch::kEmpty);
+  sc.feats.clear();
+  const size_t mask = slots - 1;
   auto add = [&](uint64_t h, float w) {
-    auto& e = tf[h];
-    e.first = w;
-    e.second++;
-  };
-  for (size_t i = 0; i < words.size(); ++i) {
-    const std::string& w = words[i];
-    add(Hash64(w, kWordSeed), kWordWeight);
-    if (i + 1 < words.size()) add(Hash64(w + ' ' + words[i + 1], kBigramSeed), kBigramWeight);
-    const std::string marked = "<" + w + ">";
-    for (size_t n = 3; n <= 5; ++n) {
-      for (size_t s = 0; s + n <= marked.size(); ++s) {
-        add(Hash64(std::string_view(marked).substr(s, n), kCharSeed + n), kCharWeight);
+    for (size_t i = static_cast<size_t>(h ^ (h >> 29)) & mask;; i = (i + 1) & mask) {
+      const uint32_t f = sc.table[i];
+      if (f == Scratch::kEmpty) {
+        sc.table[i] = static_cast<uint32_t>(sc.feats.size());
+        sc.feats.push_back({h, w, 1});
+        return;
+      }
+      if (sc.feats[f].hash == h) {
+        sc.feats[f].weight = w;
+        ++sc.feats[f].tf;
+        return;
       }
     }
+  };
+  for (size_t i = 0; i < sc.words.size(); ++i) {
+    const std::string_view w = word(i);
+    add(Hash64(w, kWordSeed), kWordWeight);
+    if (i + 1 < sc.words.size()) {
+      sc.pair.assign(w);
+      sc.pair.push_back(' ');
+      sc.pair.append(word(i + 1));
+      add(Hash64(sc.pair, kBigramSeed), kBigramWeight);
+    }
+    const std::string_view marked = all.substr(sc.words[i].first, sc.words[i].second);
+    for (size_t n = 3; n <= 5; ++n) {
+      for (size_t s = 0; s + n <= marked.size(); ++s) add(Hash64(marked.substr(s, n), kCharSeed + n), kCharWeight);
+    }
   }
+  // Each distinct feature once, in the order the text first names it.
   std::fill(out.begin(), out.end(), 0.0f);
-  for (const auto& [h, e] : tf) {
-    const float weight = e.first * (1.0f + std::log(static_cast<float>(e.second)));
-    const size_t bucket = static_cast<size_t>(h % dim_);
-    const float sign = (h >> 63) ? -1.0f : 1.0f;
-    out[bucket] += sign * weight;
+  for (const Scratch::Feature& f : sc.feats) {
+    const float weight = f.tf == 1 ? f.weight : f.weight * (1.0f + std::log(static_cast<float>(f.tf)));
+    const float sign = (f.hash >> 63) ? -1.0f : 1.0f;
+    out[static_cast<size_t>(f.hash % dim_)] += sign * weight;
   }
   double norm = 0;
   for (float v : out) norm += static_cast<double>(v) * v;
   if (norm == 0) {
     // Every feature cancelled out (possible only for tiny dims): fall back to a fixed
     // bucket so the vector stays usable for cosine.
-    out[Hash64(words[0], kWordSeed) % dim_] = 1.0f;
+    out[Hash64(word(0), kWordSeed) % dim_] = 1.0f;
     return absl::OkStatus();
   }
   const float inv = static_cast<float>(1.0 / std::sqrt(norm));
