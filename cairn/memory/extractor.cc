@@ -2,9 +2,10 @@
 
 #include <algorithm>
 #include <cctype>
-#include <set>
 #include <string>
 #include <vector>
+
+#include "absl/container/flat_hash_set.h"
 
 namespace cairn::memory {
 namespace {
@@ -109,8 +110,8 @@ std::vector<Token> Tokenize(std::string_view text) {
   return out;
 }
 
-const std::set<std::string, std::less<>>& CommonWords() {
-  static const auto* words = new std::set<std::string, std::less<>>{
+const absl::flat_hash_set<std::string>& CommonWords() {
+  static const auto* words = new absl::flat_hash_set<std::string>{
       "the", "a", "an", "i", "we", "you", "he", "she", "it", "they", "this", "that", "these", "those", "my", "our",
       "your", "his", "her", "their", "hey", "hi", "hello", "yes", "yeah", "no", "oh", "wow", "thanks", "thank",
       "sure", "well", "so", "and", "but", "or", "if", "when", "what", "why", "how", "where", "who", "which", "just",
@@ -123,16 +124,16 @@ const std::set<std::string, std::less<>>& CommonWords() {
   return *words;
 }
 
-const std::set<std::string, std::less<>>& OrgSuffixes() {
-  static const auto* words = new std::set<std::string, std::less<>>{
+const absl::flat_hash_set<std::string>& OrgSuffixes() {
+  static const auto* words = new absl::flat_hash_set<std::string>{
       "inc", "corp", "corporation", "ltd", "llc", "gmbh", "company", "co", "university", "college", "school",
       "institute", "bank", "group", "labs", "hospital", "foundation", "agency", "ministry", "club", "center",
       "centre"};
   return *words;
 }
 
-const std::set<std::string, std::less<>>& Months() {
-  static const auto* words = new std::set<std::string, std::less<>>{
+const absl::flat_hash_set<std::string>& Months() {
+  static const auto* words = new absl::flat_hash_set<std::string>{
       "january", "february", "march", "april", "may", "june", "july", "august", "september", "october",
       "november", "december"};
   return *words;
@@ -162,7 +163,7 @@ class Collector {
   std::vector<ExtractedEntity> Take() { return std::move(out_); }
 
  private:
-  std::set<std::string, std::less<>> seen_;
+  absl::flat_hash_set<std::string> seen_;
   std::vector<ExtractedEntity> out_;
 };
 
@@ -193,7 +194,7 @@ bool IsAuxiliary(std::string_view w) {
          w == "just" || w == "currently" || w == "actually";
 }
 bool EndsObject(const Token& t) {
-  static const std::set<std::string, std::less<>> stops = {
+  static const absl::flat_hash_set<std::string> stops = {
       ",", "and", "but", "because", "since", "so", "when", "while", "where", "which", "who", "that", "with",
       "after", "before", "until", "though", "although", "if", "or", "as", "to", "for", "now", "too", "lately",
       "anymore", "since", "last", "this", "these", "yesterday", "today"};
