@@ -111,14 +111,7 @@ TEST(MemoryStore, NamespacesEnforceReadAndWriteRules) {
 // the store is reopened as before.
 TEST(MemoryStore, GraphNeighboursAreFoundBeforeAndAfterReopening) {
   TempDir dir;
-  RecallQuery q;
-  q.agent = "a";
-  q.namespaces = {"n"};
-  q.k = 5;
-  q.facts = false;
-  q.text = "Alma Okafor";
-  q.vector_weight = q.bm25_weight = q.recency_weight = q.importance_weight = 0;
-  q.graph_weight = 1;
+  const RecallQuery q = testing::GraphOnlyQuery("Alma Okafor", 5);
   std::vector<uint64_t> before;
   uint64_t bruno_only = 0;
   {
@@ -152,14 +145,7 @@ TEST(MemoryStore, GraphNeighboursAreFoundBeforeAndAfterReopening) {
 // index and reads the mentions from the table.
 TEST(MemoryStore, ForgetRemovesTheEpisodesMentions) {
   TempDir dir;
-  RecallQuery q;
-  q.agent = "a";
-  q.namespaces = {"n"};
-  q.k = 3;
-  q.facts = false;
-  q.text = "Zorblax Quintana";
-  q.vector_weight = q.bm25_weight = q.recency_weight = q.importance_weight = 0;
-  q.graph_weight = 1;
+  const RecallQuery q = testing::GraphOnlyQuery("Zorblax Quintana", 3);
   auto ids = [&](MemoryStore& m) {
     auto r = m.Recall(q);
     EXPECT_TRUE(r.ok()) << r.status();

@@ -35,6 +35,19 @@ inline Episode Ep(const std::string& ns, const std::string& author, int64_t t, c
   return e;
 }
 
+// A recall of episodes by the graph signal alone (agent "a", namespace "n").
+inline RecallQuery GraphOnlyQuery(const std::string& text, size_t k) {
+  RecallQuery q;
+  q.agent = "a";
+  q.namespaces = {"n"};
+  q.k = k;
+  q.facts = false;
+  q.text = text;
+  q.vector_weight = q.bm25_weight = q.recency_weight = q.importance_weight = 0;
+  q.graph_weight = 1;
+  return q;
+}
+
 inline std::vector<Fact> CurrentFacts(MemoryStore& m, const std::string& ns, const std::string& subject,
                                       const std::string& predicate, std::optional<int64_t> as_of = std::nullopt) {
   FactQuery q;
