@@ -146,14 +146,7 @@ TEST(MemoryStore, GraphNeighboursAreFoundBeforeAndAfterReopening) {
 TEST(MemoryStore, ForgetRemovesTheEpisodesMentions) {
   TempDir dir;
   const RecallQuery q = testing::GraphOnlyQuery("Zorblax Quintana", 3);
-  auto ids = [&](MemoryStore& m) {
-    auto r = m.Recall(q);
-    EXPECT_TRUE(r.ok()) << r.status();
-    std::vector<uint64_t> out;
-    if (r.ok())
-      for (const Recalled& x : *r) out.push_back(x.id);
-    return out;
-  };
+  auto ids = [&](MemoryStore& m) { return testing::Ids(m.Recall(q)); };
   uint64_t first = 0, last = 0;
   {
     auto m = MemoryStore::Open(dir.path(), Options());

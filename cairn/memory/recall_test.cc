@@ -10,6 +10,7 @@
 #include "cairn/base/temp_dir.h"
 #include "cairn/memory/internal/bm25.h"
 #include "cairn/memory/memory.h"
+#include "cairn/memory/testing.h"
 
 namespace cairn::memory {
 namespace {
@@ -41,13 +42,7 @@ RecallQuery TextOnly(const std::string& text, size_t k) {
   return q;
 }
 
-std::vector<uint64_t> Ids(const absl::StatusOr<std::vector<Recalled>>& r) {
-  EXPECT_TRUE(r.ok()) << r.status();
-  std::vector<uint64_t> out;
-  if (r.ok())
-    for (const Recalled& x : *r) out.push_back(x.id);
-  return out;
-}
+using testing::Ids;
 
 bool Has(const std::vector<uint64_t>& ids, uint64_t id) { return std::find(ids.begin(), ids.end(), id) != ids.end(); }
 

@@ -48,6 +48,15 @@ inline RecallQuery GraphOnlyQuery(const std::string& text, size_t k) {
   return q;
 }
 
+// The ids of what a recall returned, in order (none when it failed, which is reported).
+inline std::vector<uint64_t> Ids(const absl::StatusOr<std::vector<Recalled>>& r) {
+  EXPECT_TRUE(r.ok()) << r.status();
+  std::vector<uint64_t> out;
+  if (r.ok())
+    for (const Recalled& x : *r) out.push_back(x.id);
+  return out;
+}
+
 inline std::vector<Fact> CurrentFacts(MemoryStore& m, const std::string& ns, const std::string& subject,
                                       const std::string& predicate, std::optional<int64_t> as_of = std::nullopt) {
   FactQuery q;
