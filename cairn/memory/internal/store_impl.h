@@ -108,7 +108,7 @@ struct MemoryStore::Impl {
   void ApplyCommitted();     // relation_writes and the mention changes, after a commit
   // Another process may write the store too (SQLite's lock serializes them). At the start of
   // each write transaction, when the database changed since this process last looked
-  // (PRAGMA data_version), the entity cache and the graph are read again, so neither misses
+  // (PRAGMA data_version), the entity cache, the graph and the mention index are read again, so none misses
   // what the other process wrote. Guarded by write_mu.
   int64_t seen_data_version = -1;  // none yet: Open loads
   // Rows in relation_log (set by LoadGraph, counted up by FlushPending); FoldRelationLog
