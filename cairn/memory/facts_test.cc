@@ -254,14 +254,9 @@ TEST(MemoryStore, OpenReplacesTheOlderFactIndex) {
   }
   EXPECT_TRUE(indexes().count("facts_spov"));
   EXPECT_TRUE(indexes().count("facts_timeline"));
-  {
-    auto c = internal::Conn::Open(dir.path() + "/memory.db", false, false);
-    ASSERT_TRUE(c.ok());
-    ASSERT_TRUE((*c)->Exec("DROP INDEX facts_spov").ok());
-    ASSERT_TRUE((*c)->Exec("DROP INDEX facts_timeline").ok());
-    ASSERT_TRUE((*c)->Exec("CREATE INDEX facts_sp ON facts(ns, subject, predicate)").ok());
-    ASSERT_TRUE((*c)->Exec("CREATE INDEX facts_spo ON facts(ns, subject, predicate, object_key)").ok());
-  }
+  ASSERT_TRUE(testing::ExecOnStore(dir.path(), {"DROP INDEX facts_spov", "DROP INDEX facts_timeline",
+                                                 "CREATE INDEX facts_sp ON facts(ns, subject, predicate)",
+                                                 "CREATE INDEX facts_spo ON facts(ns, subject, predicate, object_key)"}));
   {
     auto m = MemoryStore::Open(dir.path(), Options());
     ASSERT_TRUE(m.ok()) << m.status();

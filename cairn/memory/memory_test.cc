@@ -163,12 +163,8 @@ TEST(MemoryStore, ForgetRemovesTheEpisodesMentions) {
     ASSERT_TRUE((*m)->Forget("a", last).ok());
     EXPECT_EQ(ids(**m), (std::vector<uint64_t>{first, first + 1, first + 2}));
   }
-  {
-    auto c = internal::Conn::Open(dir.path() + "/memory.db", false, false);
-    ASSERT_TRUE(c.ok());
-    ASSERT_TRUE((*c)->Exec("CREATE INDEX mentions_entity ON mentions(entity, episode)").ok());
-    ASSERT_TRUE((*c)->Exec("UPDATE meta SET value = '3' WHERE key = 'schema_version'").ok());
-  }
+  ASSERT_TRUE(testing::ExecOnStore(dir.path(), {"CREATE INDEX mentions_entity ON mentions(entity, episode)",
+                                                 "UPDATE meta SET value = '3' WHERE key = 'schema_version'"}));
   auto m = MemoryStore::Open(dir.path(), Options());
   ASSERT_TRUE(m.ok()) << m.status();
   EXPECT_EQ(ids(**m), (std::vector<uint64_t>{first, first + 1, first + 2}));
@@ -273,12 +269,8 @@ TEST(MemoryStore, RelationWeightsAreTheSameWhateverTheFoldSize) {
     ASSERT_TRUE((*big)->Remember(Ep("n", "a", kT0 + 100000, "Nobody was there.")).ok());
   }
   EXPECT_EQ(log_rows(big_dir.path()), 0);
-  {
-    auto c = internal::Conn::Open(big_dir.path() + "/memory.db", false, false);
-    ASSERT_TRUE(c.ok());
-    ASSERT_TRUE((*c)->Exec("DROP TABLE relation_log").ok());
-    ASSERT_TRUE((*c)->Exec("UPDATE meta SET value = '2' WHERE key = 'schema_version'").ok());
-  }
+  ASSERT_TRUE(testing::ExecOnStore(big_dir.path(), {"DROP TABLE relation_log",
+                                                     "UPDATE meta SET value = '2' WHERE key = 'schema_version'"}));
   auto big = MemoryStore::Open(big_dir.path(), Options());
   ASSERT_TRUE(big.ok()) << big.status();
   EXPECT_EQ(weights(**big), want);

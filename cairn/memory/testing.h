@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <initializer_list>
 #include <optional>
 #include <string>
 #include <vector>
@@ -9,6 +10,7 @@
 #include <gtest/gtest.h>
 
 #include "cairn/base/clock.h"
+#include "cairn/memory/internal/sqlite.h"
 #include "cairn/memory/memory.h"
 
 namespace cairn::memory::testing {
@@ -33,6 +35,20 @@ inline Episode Ep(const std::string& ns, const std::string& author, int64_t t, c
   e.content = content;
   e.speaker = speaker;
   return e;
+}
+
+// Runs each statement on the database of the store in `dir` (closed), as a store made by an
+// older build would have it; false (with the failure reported) when one fails.
+inline bool ExecOnStore(const std::string& dir, std::initializer_list<const char*> sqls) {
+  auto c = internal::Conn::Open(dir + "/memory.db", false, false);
+  EXPECT_TRUE(c.ok()) << c.status();
+  if (!c.ok()) return false;
+  for (const char* sql : sqls) {
+    absl::Status s = (*c)->Exec(sql);
+    EXPECT_TRUE(s.ok()) << sql << ": " << s;
+    if (!s.ok()) return false;
+  }
+  return true;
 }
 
 // A recall of episodes by the graph signal alone (agent "a", namespace "n").
